@@ -1,0 +1,5 @@
+import sys
+
+from cbm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ``cbm`` command: argument parsing only; every subcommand calls the library's public API.
+
+Each subcommand lives in its own module ``cbm.cli.<name>`` exposing ``add_parser(subparsers)``,
+which registers the parser and sets ``func`` (called with the parsed namespace, returns an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from cbm import __version__
+
+SUBCOMMANDS = ("embed", "concepts", "train", "eval", "explain", "edit", "app", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cbm",
+        description="cbmkit: concept bottleneck models you can read, explain and edit.",
+    )
+    parser.add_argument("--version", action="version", version=f"cbmkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"cbm.cli.{name.replace('-', '_')}_cmd").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from cbm.exceptions import CBMError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CBMError, FileNotFoundError, KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"cbm {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cbm {args.command}: interrupted; saved data is left as it was.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

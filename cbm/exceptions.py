@@ -1,0 +1,55 @@
+"""Exceptions raised by cbmkit. Each message names the thing, the bad value and what to do."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CBMError(Exception):
+    """Base class for cbmkit errors."""
+
+
+class ModelDirError(CBMError, ValueError):
+    """A model directory is missing, incomplete or incompatible."""
+
+
+class EncoderMismatchError(CBMError, ValueError):
+    """Embeddings or concept vectors come from a different encoder than expected."""
+
+
+class CacheError(CBMError, ValueError):
+    """An embedding cache file is corrupt or inconsistent."""
+
+
+class DataError(CBMError, ValueError):
+    """A dataset, manifest or image cannot be used."""
+
+
+class EditError(CBMError, ValueError):
+    """A model edit is not valid."""
+
+
+class NotFittedError(CBMError, AttributeError):
+    """An estimator was used before ``fit``."""
+
+
+def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` entries of ``choices`` that look most like ``name``."""
+    choices = list(choices)
+    hits = difflib.get_close_matches(name, choices, n=n, cutoff=0.4)
+    if not hits:
+        low = name.lower()
+        hits = [c for c in choices if low in c.lower() or c.lower() in low][:n]
+    return hits
+
+
+def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
+    """Build "Unknown concept 'x'. Did you mean ...? Available: ..." messages."""
+    choices = list(choices)
+    hint = closest(name, choices)
+    msg = f"Unknown {kind} {name!r}."
+    if hint:
+        msg += " Did you mean " + ", ".join(repr(h) for h in hint) + "?"
+    shown = ", ".join(repr(c) for c in choices[:12]) + (" ..." if len(choices) > 12 else "")
+    return msg + f" Available {kind}s ({len(choices)}): {shown}"

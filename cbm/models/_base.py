@@ -1,0 +1,240 @@
+"""BaseConceptModel: what every bottleneck method shares.
+
+Every method is a concept layer (method-specific: projections, grounding predictors, a learned
+bottleneck ...) followed by a linear head on concept activations::
+
+    activations A = transform(X)                      # (N, M), named by concept_names_
+    logits        = A @ coef_.T + intercept_ + residual_logits(X)   # (N, K)
+
+Explanations, interventions and global edits work on that linear head alone, so they are the
+same for every method. Subclasses implement the hooks marked "subclass hook".
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from cbm.bank import ConceptBank
+from cbm.exceptions import EditError, NotFittedError
+
+
+def as_tensor(X: Any, device: str | torch.device = "cpu") -> torch.Tensor:
+    """float32 tensor on ``device`` from a numpy array, tensor or memmap."""
+    if isinstance(X, torch.Tensor):
+        return X.detach().to(device=device, dtype=torch.float32)
+    return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """"auto" -> CUDA when present, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class BaseConceptModel(ClassifierMixin, BaseEstimator):
+    """Base class of all concept bottleneck estimators (scikit-learn conventions).
+
+    Fitted attributes shared by every method
+    ----------------------------------------
+    classes_ : ndarray of shape (K,)
+    concepts_ : ConceptBank
+        The concepts the head currently reads (after edits), M of them.
+    coef_ : ndarray of shape (K, M)
+        Class-concept weights.
+    intercept_ : ndarray of shape (K,)
+    n_features_in_ : int
+        Embedding dimension d.
+    """
+
+    method: ClassVar[str] = "base"
+    #: True when the method can score a new concept given as a vector (text embedding / CAV).
+    supports_vector_concepts: ClassVar[bool] = False
+    #: True when predictions also use a residual path on the raw embedding (PCBM-h).
+    hybrid: ClassVar[bool] = False
+
+    # -- subclass hooks ---------------------------------------------------------------------
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:
+        """Subclass hook: learn the concept layer and set ``base_concepts_``, ``coef_``, ``intercept_``.
+
+        ``X`` is (N, d) float32 on ``self.device_``; ``y`` is (N,) int64 class indices.
+        """
+        raise NotImplementedError
+
+    def _activations(self, X: torch.Tensor) -> torch.Tensor:
+        """Subclass hook: activations of ``base_concepts_`` for ``X``, shape (N, M_base)."""
+        raise NotImplementedError
+
+    def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
+        """Subclass hook: activations of extra concepts given as vectors (edits that add a concept)."""
+        raise EditError(
+            f"{type(self).__name__} cannot score a concept given as a vector: its concept layer is learned. "
+            "Retrain with the concept in the bank instead."
+        )
+
+    def _residual(self, X: torch.Tensor) -> torch.Tensor | None:
+        """Subclass hook for hybrid models: residual logits (N, K) from the raw embedding."""
+        return None
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        """Subclass hook: learned tensors (besides the head) needed to predict, for saving."""
+        return {}
+
+    def _load_extra_state(self, tensors: dict[str, np.ndarray]) -> None:
+        """Subclass hook: restore what :meth:`_extra_state` returned."""
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> BaseConceptModel:
+        """Fit on embeddings ``X`` (N, d) and labels ``y`` (N,). Returns self."""
+        X_np = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float32)
+        y_np = np.asarray(y)
+        if X_np.ndim != 2 or len(X_np) == 0:
+            raise ValueError(f"{type(self).__name__}.fit expects X of shape (n_samples, dim); got {X_np.shape}.")
+        if len(y_np) != len(X_np):
+            raise ValueError(f"X has {len(X_np)} samples but y has {len(y_np)} labels.")
+        if not np.isfinite(X_np).all():
+            raise ValueError("X contains NaN or infinite values; check the embedding cache.")
+        self.classes_, y_idx = np.unique(y_np, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes; got {list(self.classes_)}.")
+        self.n_features_in_ = X_np.shape[1]
+        self.device_ = resolve_device(getattr(self, "device", "auto"))
+        seed = getattr(self, "random_state", 0)
+        torch.manual_seed(0 if seed is None else int(seed))
+        np.random.seed(0 if seed is None else int(seed))
+        self._fit(as_tensor(X_np, self.device_), torch.as_tensor(y_idx, device=self.device_), **fit_params)
+        self.coef_ = np.asarray(self.coef_, dtype=np.float32)
+        self.intercept_ = np.asarray(self.intercept_, dtype=np.float32)
+        self.keep_ = np.arange(len(self.base_concepts_))
+        self.concepts_ = self.base_concepts_
+        self._added_vectors = np.zeros((0, self.n_features_in_), np.float32)
+        self._added_intercepts = np.zeros(0, np.float32)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(X, y) first.")
+
+    # -- prediction -------------------------------------------------------------------------
+    @property
+    def concept_names_(self) -> list[str]:
+        self._check_fitted()
+        return list(self.concepts_.names)
+
+    @property
+    def class_names_(self) -> list[str]:
+        self._check_fitted()
+        return [str(c) for c in self.classes_]
+
+    def _device(self) -> torch.device:
+        return getattr(self, "device_", torch.device("cpu"))
+
+    @torch.no_grad()
+    def transform(self, X: Any) -> np.ndarray:
+        """Concept activations (N, M) of the current concepts, in ``concept_names_`` order."""
+        self._check_fitted()
+        Xt = self._check_X(X)
+        parts = [self._activations(Xt)[:, torch.as_tensor(self.keep_, device=Xt.device)]]
+        if len(self._added_vectors):
+            parts.append(self._score_vectors(
+                Xt, as_tensor(self._added_vectors, Xt.device), as_tensor(self._added_intercepts, Xt.device)
+            ))
+        return torch.cat(parts, dim=1).float().cpu().numpy()
+
+    def _check_X(self, X: Any) -> torch.Tensor:
+        Xt = as_tensor(X, self._device())
+        if Xt.ndim != 2 or Xt.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"{type(self).__name__} was fitted on {self.n_features_in_}-d embeddings; got shape "
+                f"{tuple(Xt.shape)}. Use embeddings from the same encoder."
+            )
+        return Xt
+
+    @torch.no_grad()
+    def residual_logits(self, X: Any) -> np.ndarray:
+        """Residual logits (N, K) of hybrid models; zeros for pure concept models."""
+        self._check_fitted()
+        Xt = self._check_X(X)
+        r = self._residual(Xt)
+        return np.zeros((len(Xt), len(self.classes_)), np.float32) if r is None else r.float().cpu().numpy()
+
+    def logits_from_activations(self, A: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        """Class scores from concept activations (and residual): the head alone, no encoder pass."""
+        self._check_fitted()
+        out = np.asarray(A, np.float32) @ self.coef_.T + self.intercept_
+        return out if residual is None else out + residual
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (logits) (N, K)."""
+        res = self.residual_logits(X) if self.hybrid else None
+        return self.logits_from_activations(self.transform(X), res)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return _softmax(self.decision_function(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(1)]
+
+    # -- structure changes used by global edits ----------------------------------------------
+    def remove_concept(self, j: int) -> None:
+        """Drop concept ``j`` (a column of ``coef_``) from the model entirely."""
+        self._check_fitted()
+        m_base = len(self.keep_)
+        if j < m_base:
+            self.keep_ = np.delete(self.keep_, j)
+        else:
+            self._added_vectors = np.delete(self._added_vectors, j - m_base, axis=0)
+            self._added_intercepts = np.delete(self._added_intercepts, j - m_base)
+        self.coef_ = np.delete(self.coef_, j, axis=1)
+        self.concepts_ = self.concepts_.subset([i for i in range(len(self.concepts_)) if i != j])
+
+    def add_concept(self, bank: ConceptBank, weights: np.ndarray) -> None:
+        """Append concepts given as vectors (a 1+-concept bank) with class weights (K, m)."""
+        self._check_fitted()
+        if bank.vectors is None:
+            raise EditError("The concept to add has no vector; embed its text or fit a CAV first.")
+        self._score_vectors(as_tensor(np.zeros((1, self.n_features_in_)), self._device()),
+                            as_tensor(bank.vectors, self._device()),
+                            as_tensor(np.zeros(len(bank)), self._device()))  # raises if unsupported
+        weights = np.asarray(weights, np.float32).reshape(len(self.classes_), len(bank))
+        self._added_vectors = np.concatenate([self._added_vectors, bank.vectors.astype(np.float32)])
+        inter = bank.intercepts if bank.intercepts is not None else np.zeros(len(bank), np.float32)
+        self._added_intercepts = np.concatenate([self._added_intercepts, inter.astype(np.float32)])
+        self.coef_ = np.concatenate([self.coef_, weights], axis=1)
+        self.concepts_ = self.concepts_.merge(bank.with_vectors(None) if self.concepts_.vectors is None else bank)
+
+    # -- persistence ------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, np.ndarray]:
+        """Everything learned, as named float arrays (saved as safetensors)."""
+        self._check_fitted()
+        out = {
+            "coef": self.coef_, "intercept": self.intercept_,
+            "keep": self.keep_.astype(np.int64),
+            "added_vectors": self._added_vectors, "added_intercepts": self._added_intercepts,
+        }
+        out.update({f"extra.{k}": np.asarray(v) for k, v in self._extra_state().items()})
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, np.ndarray], classes: list, base_concepts: ConceptBank,
+                           concepts: ConceptBank, n_features_in: int) -> None:
+        """Restore a fitted model from :meth:`state_tensors` (used by ``cbm.io.load_model``)."""
+        self.classes_ = np.asarray(classes)
+        self.n_features_in_ = int(n_features_in)
+        self.device_ = resolve_device(getattr(self, "device", "auto"))
+        self.base_concepts_, self.concepts_ = base_concepts, concepts
+        self.coef_ = tensors["coef"].astype(np.float32)
+        self.intercept_ = tensors["intercept"].astype(np.float32)
+        self.keep_ = tensors["keep"].astype(np.int64)
+        self._added_vectors = tensors["added_vectors"].astype(np.float32)
+        self._added_intercepts = tensors["added_intercepts"].astype(np.float32)
+        self._load_extra_state({k[6:]: v for k, v in tensors.items() if k.startswith("extra.")})
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

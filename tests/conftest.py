@@ -1,0 +1,36 @@
+"""Test-wide settings.
+
+The suite runs offline by construction: hub downloads are disabled before any model library is
+imported, so a test that would fetch weights fails at once instead of hanging on the network.
+Torch uses one thread per process to keep timings stable on the 2-core CI machine.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The read-only ../shared/data folder (real published concept sets); skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared concept sets not found at {SHARED_DATA} (they sit beside the repository)")
+    return SHARED_DATA
