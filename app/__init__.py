@@ -1,1 +1,75 @@
-"""(filled in by its issue)."""
+"""The cbmkit Streamlit app: read, explain and edit a concept bottleneck model in a browser.
+
+Start it with ``cbm app [MODEL_DIR]``. The app is an entry script (``streamlit_app.py``) plus one
+short file per page (``pages/``); pages call only the public API of :mod:`cbm`.
+
+The model directory reaches the app through the ``CBM_MODEL_DIR`` environment variable or the
+script arguments (``streamlit run streamlit_app.py -- MODEL_DIR``); without either, the app opens
+the demo model written by ``cbm demo``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cbm.exceptions import ModelDirError
+
+__all__ = ["ENTRY", "default_demo_model_dir", "resolve_model_dir", "streamlit_command"]
+
+#: The script ``streamlit run`` starts.
+ENTRY = Path(__file__).resolve().parent / "streamlit_app.py"
+
+#: Environment variable that carries the model directory into the app.
+MODEL_DIR_ENV = "CBM_MODEL_DIR"
+
+
+def default_demo_model_dir() -> Path:
+    """Where ``cbm demo`` writes its model: ``$CBM_HOME/demo/model`` (default ``~/.cache/cbmkit``)."""
+    try:  # the demo pipeline owns the location
+        from cbm.demo.pipeline import default_demo_dir
+
+        return Path(default_demo_dir()) / "model"
+    except ImportError:
+        pass
+    home = os.environ.get("CBM_HOME") or Path.home() / ".cache" / "cbmkit"
+    return Path(home) / "demo" / "model"
+
+
+def resolve_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
+    """The model directory to open: ``model_dir``, else ``$CBM_MODEL_DIR``, else the demo model.
+
+    Raises
+    ------
+    ModelDirError
+        When no directory was given and the demo model has not been created yet.
+    """
+    if model_dir:
+        return Path(model_dir).expanduser()
+    if os.environ.get(MODEL_DIR_ENV):
+        return Path(os.environ[MODEL_DIR_ENV]).expanduser()
+    demo = default_demo_model_dir()
+    if not (demo / "model.json").is_file():
+        raise ModelDirError(
+            f"No model directory given and the demo model is missing at {str(demo)!r}. "
+            "Run `cbm demo` first, or pass one: `cbm app MODEL_DIR`."
+        )
+    return demo
+
+
+def streamlit_command(model_dir: str | os.PathLike, port: int | None = None,
+                      headless: bool = True, extra: Sequence[str] = ()) -> list[str]:
+    """The ``streamlit run`` command line that serves the app for ``model_dir``.
+
+    ``extra`` holds further Streamlit options (``["--server.address", "127.0.0.1"]``).
+    """
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ENTRY),
+           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+           "--theme.primaryColor", "#0072B2"]
+    if headless:
+        cmd += ["--server.headless", "true"]
+    if port is not None:
+        cmd += ["--server.port", str(int(port))]
+    return cmd + list(extra) + ["--", str(model_dir)]

@@ -1,1 +1,62 @@
-"""(filled in by its issue)."""
+"""cbm.concepts: where concepts come from, and how to keep the good ones.
+
+Every generator returns a :class:`ConceptBank` with provenance per concept and, where the method
+gives one, a class-concept prior.
+
+Generators
+    generate_llm_concepts       LLM descriptions per class (LaBo, Label-free CBM)
+    generate_textbook_concepts  questions grounded in a local corpus, yes/no/unknown prior (KnoBo)
+    fit_cavs, cavs_from_folders concept activation vectors from example sets (PCBM, FastCAV)
+    text_concepts, embed_bank   text-tower concept vectors of a multimodal encoder
+    load_concepts, save_concepts, load_knobo_answers   import/export
+Filtering and selection
+    filter_concepts             Label-free CBM filters with a removal log
+    select_concepts             LaBo's submodular selection (greedy_select underneath)
+Client
+    LLMClient                   OpenAI-compatible client: cache, retries, concurrency, cost
+
+Submodules load on first use, so ``import cbm.concepts`` does not import openai or bm25s.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from cbm.bank import ConceptBank, Provenance
+
+_EXPORTS = {
+    "LLMClient": "_llm_client",
+    "LLMError": "_llm_client",
+    "generate_llm_concepts": "llm",
+    "parse_concept_list": "llm",
+    "list_prompts": "llm",
+    "load_prompt": "llm",
+    "generate_textbook_concepts": "textbook",
+    "answer_prior": "textbook",
+    "load_corpus": "textbook",
+    "load_knobo_answers": "textbook",
+    "BM25Retriever": "textbook",
+    "DenseRetriever": "textbook",
+    "fit_cav": "cav",
+    "fit_cavs": "cav",
+    "cavs_from_folders": "cav",
+    "text_concepts": "text",
+    "embed_bank": "text",
+    "load_concepts": "files",
+    "save_concepts": "files",
+    "read_lines": "files",
+    "filter_concepts": "filters",
+    "select_concepts": "select",
+    "greedy_select": "select",
+    "discriminability": "select",
+}
+
+SOURCES = ("llm", "textbook", "cav", "text", "file")
+
+__all__ = ["ConceptBank", "Provenance", "SOURCES", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'cbm.concepts' has no attribute {name!r}")

@@ -1,1 +1,1 @@
-"""(filled in by its issue)."""
+"""One file per app page; each defines ``render()`` and runs it when Streamlit executes the file."""

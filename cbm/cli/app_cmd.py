@@ -1,15 +1,33 @@
-"""`cbm app`: not available yet."""
+"""`cbm app [MODEL_DIR] [--port N]`: serve the Streamlit app for a model directory."""
 
 from __future__ import annotations
 
-import sys
+import os
+import subprocess
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("app", help="(app: not available yet)")
+    p = sub.add_parser(
+        "app", help="open a model in the browser app (explore, explain, edit)",
+        description="Serve the cbmkit Streamlit app. Without MODEL_DIR it opens the demo model "
+                    "(create it with `cbm demo`).",
+    )
+    p.add_argument("model_dir", nargs="?", default=None, metavar="MODEL_DIR",
+                   help="model directory written by `cbm train` or `cbm demo` (default: the demo model)")
+    p.add_argument("--port", type=int, default=None, help="port to serve on (default: Streamlit's 8501)")
+    p.add_argument("--browser", action="store_true", help="also open a browser window")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    print("cbm app is not available in this version yet.", file=sys.stderr)
-    return 1
+    from cbm.app import MODEL_DIR_ENV, resolve_model_dir, streamlit_command
+    from cbm.io import read_pointer
+
+    model_dir = resolve_model_dir(args.model_dir).resolve()
+    read_pointer(model_dir)  # a missing or foreign directory fails here, with its fix, in one line
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535; got {args.port}.")
+    env = dict(os.environ, **{MODEL_DIR_ENV: str(model_dir)})
+    cmd = streamlit_command(model_dir, port=args.port, headless=not args.browser)
+    print(f"cbm app: serving {model_dir} (Ctrl+C to stop)")
+    return subprocess.call(cmd, env=env)

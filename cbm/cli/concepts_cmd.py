@@ -1,15 +1,194 @@
-"""`cbm concepts`: not available yet."""
+"""`cbm concepts generate|filter|select|show`: make, clean, pick and read concept banks.
+
+Argument parsing only; the work is done by :mod:`cbm.concepts`. Banks are folders written by
+``ConceptBank.save`` (``bank.json`` + ``bank.safetensors``).
+"""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+import numpy as np
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("concepts", help="(concepts: not available yet)")
-    p.set_defaults(func=_run)
+    p = sub.add_parser("concepts", help="generate, filter, select and show concept banks")
+    cs = p.add_subparsers(dest="concepts_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    g = cs.add_parser("generate", help="make a concept bank (llm, textbook, cav, text, file)")
+    g.add_argument("--source", required=True, choices=("llm", "textbook", "cav", "text", "file"))
+    g.add_argument("--out", required=True, type=Path, help="output bank folder")
+    g.add_argument("--classes", help="class names: a .txt file (one per line) or comma list")
+    g.add_argument("--input", type=Path, help="file: concept file; text: concept list; "
+                   "textbook: corpus folder; cav: embeddings .npz or image folder root")
+    g.add_argument("--model", help="LLM model name (llm, textbook)")
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint (default CBM_LLM_BASE_URL)")
+    g.add_argument("--family", default="labo", help="llm prompt family: labo, lfcbm, or "
+                   "comma-separated template names/paths")
+    g.add_argument("--cache-dir", type=Path, help="LLM response cache folder")
+    g.add_argument("--concurrency", type=int, default=4)
+    g.add_argument("--top-k", type=int, default=5, help="textbook: passages per class")
+    g.add_argument("--encoder", help="encoder name for text/cav/dense retrieval (cbm.encoders)")
+    g.add_argument("--method", default="svm", choices=("svm", "linear_svm", "mean_diff"))
+    g.add_argument("--template", default="{}", help="text: prompt around each concept")
+    g.set_defaults(func=_generate)
+
+    f = cs.add_parser("filter", help="Label-free CBM filters with a removal log")
+    f.add_argument("bank", type=Path)
+    f.add_argument("--out", required=True, type=Path)
+    f.add_argument("--classes", help="class names (default: the bank's)")
+    f.add_argument("--encoder", help="text encoder for similarity steps (cbm.encoders name)")
+    f.add_argument("--images", type=Path, help=".npy image embeddings for the never-fires step")
+    f.add_argument("--max-length", type=int, default=30)
+    f.add_argument("--class-similarity", type=float, default=0.85)
+    f.add_argument("--duplicate-similarity", type=float, default=0.9)
+    f.add_argument("--activation-cutoff", type=float, default=0.25)
+    f.set_defaults(func=_filter)
+
+    s = cs.add_parser("select", help="LaBo submodular selection per class")
+    s.add_argument("bank", type=Path)
+    s.add_argument("--out", required=True, type=Path)
+    budget = s.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--per-class", type=int)
+    budget.add_argument("--total", type=int)
+    s.add_argument("--embeddings", type=Path, help=".npz with X (N,d) and y (N,) for scores")
+    s.add_argument("--score", default="kl", choices=("kl", "negentropy"))
+    s.add_argument("--coverage", default="features", choices=("features", "cosine"))
+    s.add_argument("--weights", type=float, nargs=2, default=(1e7, 1.0),
+                   metavar=("DISCRIMINABILITY", "COVERAGE"))
+    s.set_defaults(func=_select)
+
+    sh = cs.add_parser("show", help="print a bank as a table with provenance")
+    sh.add_argument("bank", type=Path)
+    sh.add_argument("--limit", type=int, default=50)
+    sh.set_defaults(func=_show)
 
 
-def _run(args) -> int:
-    print("cbm concepts is not available in this version yet.", file=sys.stderr)
-    return 1
+def _classes(arg: str | None) -> list[str] | None:
+    if not arg:
+        return None
+    from cbm.concepts import read_lines
+
+    return read_lines(arg) if Path(arg).suffix == ".txt" else [c.strip() for c in arg.split(",")]
+
+
+def _encoder(name: str | None):
+    if not name:
+        return None
+    from cbm.encoders import create_encoder
+
+    return create_encoder(name)
+
+
+def _need(args, *names: str) -> None:
+    missing = [n for n in names if not getattr(args, n.replace("-", "_"))]
+    if missing:
+        raise ValueError(f"--source {args.source} needs " + ", ".join(f"--{m}" for m in missing))
+
+
+def _generate(args) -> int:
+    import cbm.concepts as C
+
+    if args.source in ("llm", "textbook"):
+        _need(args, "model", "classes")
+        client = C.LLMClient(args.model, base_url=args.base_url, concurrency=args.concurrency,
+                             **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+        if args.source == "llm":
+            fam = args.family if args.family in ("labo", "lfcbm") else args.family.split(",")
+            bank = C.generate_llm_concepts(_classes(args.classes), client, family=fam)
+        else:
+            _need(args, "input")
+            enc = _encoder(args.encoder)
+            bank = C.generate_textbook_concepts(_classes(args.classes), args.input, client,
+                                                retriever="dense" if enc else "bm25",
+                                                encoder=enc, top_k=args.top_k)
+        print(f"LLM usage: {client.usage.as_dict()}")
+    elif args.source == "file":
+        _need(args, "input")
+        bank = C.load_concepts(args.input)
+    elif args.source == "text":
+        _need(args, "input", "encoder")
+        bank = C.text_concepts(C.read_lines(args.input), _encoder(args.encoder), template=args.template)
+    else:
+        _need(args, "input")
+        if args.input.suffix == ".npz":
+            data = np.load(args.input)
+            neg_keys = [k for k in data.files if k.startswith("neg")]
+            if not neg_keys:
+                raise ValueError(f"{str(args.input)!r} needs a 'negative' array beside one array per "
+                                 "concept (pos embeddings).")
+            pos = {k: data[k] for k in data.files if not k.startswith("neg")}
+            bank = C.fit_cavs(pos, data[neg_keys[0]], method=args.method)
+        else:
+            _need(args, "encoder")
+            bank = C.cavs_from_folders(args.input, _encoder(args.encoder), method=args.method)
+    bank.save(args.out)
+    print(f"Saved {len(bank)} concepts ({args.source}) to {args.out}")
+    return 0
+
+
+def _filter(args) -> int:
+    from cbm.bank import ConceptBank
+    from cbm.concepts import filter_concepts
+
+    bank = ConceptBank.load(args.bank)
+    images = np.load(args.images) if args.images else None
+    out, log = filter_concepts(
+        bank, _classes(args.classes), _encoder(args.encoder), images,
+        max_length=args.max_length, class_similarity=args.class_similarity,
+        duplicate_similarity=args.duplicate_similarity, activation_cutoff=args.activation_cutoff)
+    out.save(args.out)
+    steps: dict[str, int] = {}
+    for e in log:
+        steps[e["step"]] = steps.get(e["step"], 0) + 1
+    print(f"Kept {len(out)} of {len(bank)} concepts; removed by step: {steps or 'none'}")
+    return 0
+
+
+def _select(args) -> int:
+    from cbm.bank import ConceptBank
+    from cbm.concepts import select_concepts
+
+    bank = ConceptBank.load(args.bank)
+    X = y = None
+    if args.embeddings:
+        data = np.load(args.embeddings)
+        X, y = data["X"], data["y"]
+    out, info = select_concepts(bank, X, y, n_per_class=args.per_class, n_total=args.total,
+                                score=args.score, coverage=args.coverage,
+                                discriminability_weight=args.weights[0],
+                                coverage_weight=args.weights[1])
+    out.save(args.out)
+    print(f"Selected {len(out)} of {len(bank)} concepts over {len(info['per_class'])} classes")
+    return 0
+
+
+def _show(args) -> int:
+    from cbm.bank import ConceptBank
+
+    bank = ConceptBank.load(args.bank)
+    print(repr(bank))
+    rows = []
+    for j in range(min(len(bank), args.limit)):
+        p = bank.provenance[j]
+        d = p.detail
+        where = (", ".join(d.get("classes", [])) or d.get("path") or d.get("template")
+                 or (f"val_acc={d['val_acc']:.2f}" if "val_acc" in d else ""))
+        if p.source == "textbook" and d.get("citations"):
+            where += f" [{d['citations'][0]['passage_id']}]"
+        classes = "" if bank.prior is None else ",".join(
+            f"{bank.classes[k]}:{bank.prior[k, j]:+.0f}" for k in np.flatnonzero(bank.prior[:, j]))
+        rows.append((bank.names[j], p.source, p.model or "", str(where), classes))
+    head = ("concept", "source", "model", "from", "prior")
+    widths = [min(40, max(len(h), *(len(r[i]) for r in rows))) if rows else len(h)
+              for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}.{w}}}" for w in widths)
+    print(fmt.format(*head))
+    for r in rows:
+        print(fmt.format(*r))
+    if len(bank) > args.limit:
+        print(f"... {len(bank) - args.limit} more (use --limit)", file=sys.stderr)
+    return 0
+

@@ -1,15 +1,127 @@
-"""`cbm edit`: not available yet."""
+"""`cbm edit`: global edits of a model, previewed on evaluation data, with history and versions.
+
+    cbm edit runs/birds prune --class cardinal --concept "water background" --eval-on test,shifted
+    cbm edit runs/birds suggest                        # concepts that look spurious
+    cbm edit runs/birds history | undo | redo | discard
+    cbm edit runs/birds save --note "prune water"      # writes a new version
+    cbm edit runs/birds diff 1 2                       # weight changes between versions
+
+Edits are recorded at once in MODEL_DIR/history.json and stay pending until `save`.
+Evaluation data defaults to MODEL_DIR/data.npz (the .npz format of `cbm train`).
+"""
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
+
+WEIGHT_EDITS = ("prune", "set-weight", "scale", "remove", "prior")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("edit", help="(edit: not available yet)")
+    p = sub.add_parser("edit", help="edit a model (prune, re-weight, remove concepts) with undo and versions",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("model", metavar="MODEL_DIR", help="model directory")
+    acts = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def edit_parser(name: str, help: str, cls: bool = True):
+        q = acts.add_parser(name, help=help)
+        if cls:
+            q.add_argument("--class", dest="cls", help="class name (default: every class)")
+        if name != "prior":
+            q.add_argument("--concept", required=True, help="concept name")
+        q.add_argument("--eval-on", help="comma-separated splits to preview on (default: all but train)")
+        q.add_argument("--data", metavar="NPZ", help="evaluation .npz (default: MODEL_DIR/data.npz)")
+        q.add_argument("--why", default="", help="reason, stored in the edit log")
+        q.add_argument("--dry-run", action="store_true", help="only preview; change nothing")
+        return q
+
+    edit_parser("prune", "zero a class-concept weight").add_argument(
+        "--normalize", action="store_true", help="keep the class row's L1 norm (PCBM)")
+    edit_parser("set-weight", "set a class-concept weight").add_argument("--value", type=float, required=True)
+    edit_parser("scale", "scale a class-concept weight").add_argument("--factor", type=float, required=True)
+    edit_parser("remove", "remove a concept entirely", cls=False)
+    edit_parser("prior", "shrink weights that contradict the concept bank's prior", cls=False).add_argument(
+        "--strength", type=float, default=1.0, help="1 zeroes them (default), 0.5 halves them")
+    q = acts.add_parser("suggest", help="rank concepts that look spurious across domains")
+    q.add_argument("--eval-on", help="comma-separated splits (default: all)")
+    q.add_argument("--data", metavar="NPZ")
+    q.add_argument("--top", type=int, default=10)
+    acts.add_parser("history", help="list logged edits")
+    acts.add_parser("undo", help="undo the last unsaved edit")
+    acts.add_parser("redo", help="redo the last undone edit")
+    acts.add_parser("discard", help="drop all unsaved edits")
+    acts.add_parser("save", help="save the edited model as a new version").add_argument("--note", default="")
+    q = acts.add_parser("diff", help="weight changes between two versions (V2 default: current edits)")
+    q.add_argument("v1", type=int)
+    q.add_argument("v2", type=int, nargs="?")
     p.set_defaults(func=_run)
 
 
+def _edit(args):
+    from cbm.edits import ApplyPrior, Prune, PruneNormalize, RemoveConcept, ScaleWeight, SetWeight
+
+    if args.action == "prune":
+        if args.normalize and args.cls is None:
+            raise ValueError("prune --normalize needs --class (it rescales that class's weights).")
+        return PruneNormalize(args.cls, args.concept) if args.normalize else Prune(args.cls, args.concept)
+    return {"set-weight": lambda: SetWeight(args.cls, args.concept, args.value),
+            "scale": lambda: ScaleWeight(args.cls, args.concept, args.factor),
+            "remove": lambda: RemoveConcept(args.concept),
+            "prior": lambda: ApplyPrior(args.strength)}[args.action]()
+
+
+def _evalsets(model, args, default_all: bool = False):
+    from cbm.edit_eval import load_evalsets, npz_splits
+
+    data = Path(args.data) if args.data else Path(args.model) / "data.npz"
+    if not args.data and not data.is_file():
+        return None
+    splits = args.eval_on.split(",") if args.eval_on else [
+        s for s in npz_splits(data) if default_all or s != "train"]
+    return load_evalsets(model, data, [s.strip() for s in splits if s.strip()])
+
+
 def _run(args) -> int:
-    print("cbm edit is not available in this version yet.", file=sys.stderr)
-    return 1
+    from cbm.history import EditSession
+
+    session = EditSession(args.model)
+    for w in session.warnings:
+        print(f"warning: {w}")
+    act = args.action
+    if act in WEIGHT_EDITS:
+        edit = _edit(args)
+        sets = _evalsets(session.model, args)
+        if sets:
+            print(session.preview(edit, sets).report())
+        else:
+            print(f"(no evaluation data: {Path(args.model) / 'data.npz'} is missing; pass --data to preview)")
+        if args.dry_run:
+            print("dry run: nothing changed")
+            return 0
+        entry = session.apply(edit, why=args.why)
+        print(f"applied as unsaved edit #{entry['seq']} ({len(entry['changes'])} weight(s) changed); "
+              f"`cbm edit {args.model} save` writes a new version, `undo` reverts it")
+    elif act == "suggest":
+        from cbm.edit_eval import suggest_edits
+
+        sets = _evalsets(session.model, args, default_all=True)
+        if not sets:
+            raise FileNotFoundError(f"suggest needs evaluation data: pass --data (no {Path(args.model) / 'data.npz'}).")
+        df = suggest_edits(session.model, sets, top=args.top)
+        if df.empty:
+            print("no suspicious concepts found (needs data from two or more domains, or a concept prior)")
+        for r in df.itertuples():
+            print(f"{r.score:8.3f}  {r._1} / {r.concept}: {r.reason}")
+    elif act == "history":
+        df = session.history()
+        print(df.drop(columns=["when"]).to_string(index=False) if len(df) else "no edits logged")
+    elif act in ("undo", "redo"):
+        entry = getattr(session, act)()
+        print(f"{act}: edit #{entry['seq']} {entry['edit']['kind']} ({len(entry['changes'])} weight(s))")
+    elif act == "discard":
+        print(f"discarded {session.discard()} unsaved edit(s)")
+    elif act == "save":
+        print(f"saved version {session.save(args.note)} in {args.model}")
+    elif act == "diff":
+        print(session.diff(args.v1, args.v2).report())
+    return 0

@@ -1,15 +1,33 @@
-"""`cbm eval`: not available yet."""
+"""`cbm eval MODEL_DIR --data PATH`: evaluate a saved model on every split of a dataset.
+
+    cbm eval runs/labo --data splits.npz
+    cbm eval runs/labo --data splits.npz --version 2 --json metrics.json
+"""
 
 from __future__ import annotations
 
-import sys
+from cbm._io import atomic_write_json
+from cbm.cli.train_cmd import evaluate, format_table, load_data
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="(eval: not available yet)")
+    p = sub.add_parser("eval", help="evaluate a saved model directory on a dataset",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--data", required=True, metavar="PATH", help="splits .npz, EmbeddingStore folder or 'synthetic'")
+    p.add_argument("--version", type=int, default=None, help="model version (default: current)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --data synthetic)")
+    p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    print("cbm eval is not available in this version yet.", file=sys.stderr)
-    return 1
+    from cbm.io import load_model
+
+    model = load_model(args.model_dir, args.version)
+    splits, _ = load_data(args.data, args.seed)
+    metrics = evaluate(model, splits)
+    print(format_table(metrics))
+    if args.json:
+        atomic_write_json(args.json, metrics)
+    return 0

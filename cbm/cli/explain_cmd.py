@@ -1,15 +1,54 @@
-"""`cbm explain`: not available yet."""
+"""`cbm explain`: why the model predicts what it does for one image or one evaluation sample.
+
+    cbm explain runs/birds --sample test-0007               # an id (or row) of MODEL/data.npz
+    cbm explain runs/birds --sample 12 --data splits.npz --split shifted
+    cbm explain runs/birds --image photo.jpg                 # embeds with the model's encoder
+
+The model is read with its unsaved edits applied (see `cbm edit`).
+"""
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("explain", help="(explain: not available yet)")
+    p = sub.add_parser("explain", help="explain one prediction: concept contributions, margin, what-ifs",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("model", metavar="MODEL_DIR", help="model directory")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", metavar="PATH", help="an image file (needs the encoder recorded with the model)")
+    src.add_argument("--sample", metavar="ID", help="a sample id (ids_<split>) or row number in --data")
+    p.add_argument("--data", metavar="NPZ", help="evaluation .npz (default: MODEL_DIR/data.npz)")
+    p.add_argument("--split", help="split to look in (default: test, shifted, val, train)")
+    p.add_argument("--class", dest="cls", help="explain this class instead of the predicted one")
+    p.add_argument("--top", type=int, default=5, help="concepts listed for and against (default 5)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    print("cbm explain is not available in this version yet.", file=sys.stderr)
-    return 1
+    from cbm.edit_eval import read_sample
+    from cbm.explain import counterfactual_table, embed_image, explain, softmax
+    from cbm.history import EditSession
+
+    model = EditSession(args.model).model
+    label = None
+    if args.image:
+        x, where = embed_image(model, args.image), args.image
+    else:
+        data = Path(args.data) if args.data else Path(args.model) / "data.npz"
+        split, row, x, label = read_sample(data, args.sample, args.split)
+        x, where = x[None], f"sample {args.sample!r} ({split} row {row})"
+    e = explain(model, x, target=args.cls, top=args.top)
+    p = softmax(e.logits)[0]
+    pred = e.class_names[int(e.pred[0])]
+    print(f"{where}: predicted {pred!r} ({p.max():.0%})" + ("" if label is None else f", true class {str(label)!r}"))
+    print(e.summary(0))
+    flips = counterfactual_table(model, e.activations[0], None if e.residual is None else e.residual[0])
+    flips = flips[flips["flips"]]
+    if len(flips):
+        print("switching off one concept changes the prediction: " + ", ".join(
+            f"{r.concept} -> {r.new_prediction}" for r in flips.head(args.top).itertuples()))
+    else:
+        print("no single concept, switched off, changes the prediction")
+    return 0

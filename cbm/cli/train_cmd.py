@@ -1,15 +1,200 @@
-"""`cbm train`: not available yet."""
+"""`cbm train`: fit a concept bottleneck model on cached embeddings and save a model directory.
+
+    cbm train --method labo --concepts BANK_DIR --data splits.npz --out runs/labo
+    cbm train --method sparse-cbm --objective gumbel --data synthetic --out runs/demo
+    cbm train --method knobo --concepts BANK_DIR --data splits.npz --param lam=0.5 --out runs/knobo
+
+``--data`` is a ``.npz`` with ``X_train, y_train`` (and optional ``X_val, y_val, X_test, y_test,
+X_shifted, y_shifted, domains_*, concepts_*, class_embeddings``), an EmbeddingStore entry folder
+(``cbm embed`` output, split 60/20/20 stratified by ``--seed``), or ``synthetic`` for a :func:`cbm.make_concept_world` demo
+(its concept bank is used when ``--concepts`` is not given).
+"""
 
 from __future__ import annotations
 
-import sys
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbm.exceptions import DataError
+
+SPLITS = ("train", "val", "test", "shifted")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="(train: not available yet)")
+    from cbm.models import list_methods
+
+    p = sub.add_parser("train", help="train a concept bottleneck model and save a model directory",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", required=True, choices=list_methods(), help="the CBM method")
+    p.add_argument("--concepts", metavar="BANK_DIR", help="concept bank folder (ConceptBank.save)")
+    p.add_argument("--data", metavar="PATH", help="splits .npz, EmbeddingStore folder, or 'synthetic'")
+    p.add_argument("--world", action="store_true", help="same as --data synthetic")
+    p.add_argument("--objective", choices=["gumbel", "contrastive", "l1", "cos3"],
+                   help="Sparse-CBM bottleneck objective")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    p.add_argument("--param", action="append", default=[], metavar="K=V",
+                   help="estimator parameter (JSON value), repeatable: --param lr=0.01")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: the method's)")
+    p.add_argument("--note", default="", help="note stored with the saved version")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``["lr=0.01", "objective=l1"]`` -> ``{"lr": 0.01, "objective": "l1"}`` (JSON values, else text)."""
+    out = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param expects KEY=VALUE; got {item!r}.")
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = val
+    return out
+
+
+def load_data(spec: str, seed: int = 0) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """Splits ``{name: {"X", "y", "domains"?, "concepts"?}}`` and extras (bank, class_embeddings)."""
+    if spec == "synthetic":
+        from cbm.data import make_concept_world
+
+        world = make_concept_world(random_state=seed)
+        splits = {n: {"X": s.X, "y": s.y, "domains": s.domains, "concepts": s.concepts}
+                  for n, s in world.splits.items()}
+        return splits, {"bank": world.bank, "class_embeddings": world.class_embeddings,
+                        "fingerprint": world.encoder_fingerprint}
+    path = Path(spec)
+    if path.is_dir():
+        return _load_store(path, seed)
+    if not path.is_file():
+        raise FileNotFoundError(f"--data {spec!r} does not exist; give a .npz of splits, an "
+                                "EmbeddingStore folder, or 'synthetic'.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"--data {spec!r} is not a readable .npz file ({e}).") from None
+    splits = {}
+    for name in SPLITS:
+        if f"X_{name}" in arrays:
+            if f"y_{name}" not in arrays:
+                raise DataError(f"{spec!r} has X_{name} but no y_{name}; save labels for every split.")
+            splits[name] = {k: arrays[f"{k}_{name}"] for k in ("X", "y", "domains", "concepts")
+                            if f"{k}_{name}" in arrays}
+    if "train" not in splits:
+        raise DataError(f"{spec!r} has no X_train/y_train arrays (found: {sorted(arrays)[:8]}).")
+    return splits, {"class_embeddings": arrays.get("class_embeddings")}
+
+
+def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
+    """An EmbeddingStore entry folder (``manifest.json``): labelled rows split 60/20/20, stratified."""
+    from cbm.data.splits import make_splits
+    from cbm.store import EmbeddingCache
+
+    cache = EmbeddingCache(path, verify="size")
+    X, y = cache.as_array(np.float32), cache.labels
+    if y is None:
+        raise DataError(f"Embedding cache {str(path)!r} has no labels; embed a labelled dataset.")
+    domains = None if cache.domains is None else np.asarray(cache.domains)
+    parts = make_splits(len(y), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=seed, stratify=y)
+    splits = {name: {"X": X[idx], "y": y[idx], **({} if domains is None else {"domains": domains[idx]})}
+              for name, idx in parts.items()}
+    return splits, {"fingerprint": cache.manifest.get("encoder"),
+                    "splits": parts.record()}
+
+
+def evaluate(model, splits: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Metrics per split: ``cbm.metrics.report`` when available, else accuracy per split."""
+    try:
+        from cbm.metrics import report
+    except ImportError:
+        report = None
+    if report is not None:
+        try:
+            return report(model, splits)
+        except TypeError:
+            pass
+    return {name: {"accuracy": float(np.mean(model.predict(s["X"]) == s["y"])), "n": int(len(s["y"]))}
+            for name, s in splits.items()}
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """A small text table of accuracy per split (uses ``cbm.metrics.format_report`` if present)."""
+    try:
+        from cbm.metrics import format_report
+
+        return format_report(metrics)
+    except (ImportError, TypeError, KeyError, AttributeError):
+        pass
+    rows = [(n, m) for n, m in metrics.items() if isinstance(m, dict) and "accuracy" in m]
+    lines = [f"{'split':<10} {'n':>6} {'accuracy':>9}"]
+    lines += [f"{n:<10} {m.get('n', ''):>6} {m['accuracy']:>9.4f}" for n, m in rows]
+    return "\n".join(lines)
+
+
+def build_model(args, extras: dict[str, Any]):
+    """The estimator for ``--method`` with the bank, objective and ``--param`` values."""
+    from cbm.bank import ConceptBank
+    from cbm.models import create_model, get_model_class
+
+    params = parse_params(args.param)
+    names = get_model_class(args.method)().get_params()
+    if "concepts" in names:
+        if args.concepts:
+            params["concepts"] = ConceptBank.load(args.concepts)
+        elif extras.get("bank") is not None:
+            params["concepts"] = extras["bank"]
+        else:
+            raise ValueError(f"--method {args.method} needs --concepts BANK_DIR (a saved concept bank).")
+    if args.objective:
+        if "objective" not in names:
+            raise ValueError(f"--objective applies to sparse-cbm only, not {args.method!r}.")
+        params["objective"] = args.objective
+    for key, val in (("random_state", args.seed), ("device", args.device),
+                     ("verbose", not args.quiet)):
+        if key in names and val is not None and key not in params:
+            params[key] = val
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise ValueError(f"Unknown parameter(s) {unknown} for {args.method}; it accepts {sorted(names)}.")
+    return create_model(args.method, **params)
+
+
+def fit_params(model, splits: dict, extras: dict) -> dict[str, Any]:
+    """Fit-time extras the method takes: validation split, concept labels, class embeddings."""
+    import inspect
+
+    accepted = inspect.signature(model._fit).parameters
+    out = {}
+    if "X_val" in accepted and "val" in splits:
+        out.update(X_val=splits["val"]["X"], y_val=splits["val"]["y"])
+    if "concept_labels" in accepted and "concepts" in splits["train"]:
+        out["concept_labels"] = splits["train"]["concepts"]
+    if "class_embeddings" in accepted and extras.get("class_embeddings") is not None \
+            and getattr(model, "class_embeddings", None) is None:
+        out["class_embeddings"] = extras["class_embeddings"]
+    return out
+
+
 def _run(args) -> int:
-    print("cbm train is not available in this version yet.", file=sys.stderr)
-    return 1
+    from cbm.io import save_model
+
+    spec = "synthetic" if args.world else args.data
+    if not spec:
+        raise ValueError("cbm train needs --data PATH (or --world for the synthetic demo).")
+    splits, extras = load_data(spec, args.seed)
+    model = build_model(args, extras)
+    train = splits["train"]
+    model.fit(train["X"], train["y"], **fit_params(model, splits, extras))
+    metrics = evaluate(model, splits)
+    fingerprints = {"data": str(spec), "encoder": extras.get("fingerprint"), "splits": extras.get("splits")}
+    version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method}",
+                         metrics=metrics, fingerprints=fingerprints)
+    print(format_table(metrics))
+    print(f"saved {args.method} with {len(model.concept_names_)} concepts to {args.out} (version {version})")
+    return 0

@@ -1,1 +1,79 @@
-"""(filled in by its issue)."""
+"""Image and text encoders behind one small factory.
+
+    enc = create_encoder("mobilenet_v2", image_size=96)              # offline ImageNet backbone
+    enc = create_encoder("openclip:ViT-B-32", pretrained="laion2b_s34b_b79k")   # image + text
+    enc = create_encoder("openclip:cbm-tiny-clip")                   # tiny random CLIP (tests)
+    enc = create_encoder("minilm")                                   # text only, 384-d
+    X = enc.encode_images(images)      # (N, d) float32     T = enc.encode_text(texts)  # (n, d)
+    enc.fingerprint                    # keys caches and concept banks
+
+``pretrained=None`` means the encoder's default weights available offline: the bundled ImageNet
+weights for ``mobilenet_v2``, the bundled model for ``minilm`` and random init for open_clip
+(which has no bundled weights). ``"random"`` asks for random init; a path loads a checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from cbm.encoders._base import Encoder, EncoderLoadError, NoTextTowerError, resolve_device
+from cbm.exceptions import unknown_name_message
+
+__all__ = [
+    "create_encoder", "list_encoders",
+    "Encoder", "EncoderLoadError", "NoTextTowerError", "resolve_device",
+    "MobileNetV2Encoder", "OpenCLIPEncoder", "MiniLMEncoder",
+]
+
+_ENCODERS = {
+    "mobilenet_v2": ("cbm.encoders.mobilenet", "MobileNetV2Encoder"),
+    "minilm": ("cbm.encoders.minilm", "MiniLMEncoder"),
+    "openclip": ("cbm.encoders.openclip", "OpenCLIPEncoder"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Encoder classes load lazily (open_clip and sentence-transformers are slow to import)."""
+    for module, cls in _ENCODERS.values():
+        if cls == name:
+            return getattr(importlib.import_module(module), cls)
+    raise AttributeError(f"module 'cbm.encoders' has no attribute {name!r}")
+
+
+def list_encoders(include_openclip: bool = True) -> list[str]:
+    """Names ``create_encoder`` accepts; open_clip architectures appear as ``openclip:<arch>``."""
+    names = ["mobilenet_v2", "minilm"]
+    if include_openclip:
+        from cbm.encoders.openclip import list_architectures
+
+        names += [f"openclip:{a}" for a in list_architectures()]
+    return names
+
+
+def create_encoder(name: str, pretrained: str | Path | None = None, **kwargs: Any) -> Encoder:
+    """Build an encoder by name.
+
+    Parameters
+    ----------
+    name : str
+        "mobilenet_v2", "minilm", "openclip:<arch>" (or a bare open_clip architecture name).
+    pretrained : str or path, optional
+        Weights tag, local checkpoint path, "random", or None for the default (see module doc).
+    **kwargs
+        Encoder options: ``device`` ("auto"), ``image_size``, and open_clip overrides.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"Encoder name must be a string; got {type(name).__name__}.")
+    if name.startswith("openclip:"):
+        kwargs["model_name"] = name.split(":", 1)[1]
+        name = "openclip"
+    elif name not in _ENCODERS:
+        from cbm.encoders.openclip import list_architectures
+
+        if name not in list_architectures():
+            raise ValueError(unknown_name_message("encoder", name, list_encoders()))
+        kwargs["model_name"], name = name, "openclip"
+    module, cls = _ENCODERS[name]
+    return getattr(importlib.import_module(module), cls)(pretrained=pretrained, **kwargs)

@@ -1,4 +1,5 @@
-"""Baselines that show what interpretability costs: a linear probe on raw embeddings."""
+"""Baselines that show what interpretability costs: a linear probe on raw embeddings and a dense
+concept head (what sparsity costs)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 
 from cbm.bank import ConceptBank, Provenance
 from cbm.models._base import BaseConceptModel
+from cbm.models.pcbm import PCBM
 
 
 class LinearProbe(BaseConceptModel):
@@ -38,3 +40,44 @@ class LinearProbe(BaseConceptModel):
 
     def _activations(self, X: torch.Tensor) -> torch.Tensor:
         return X
+
+
+class DenseConceptHead(PCBM):
+    """A dense, L2-only multinomial head on PCBM's concept projections.
+
+    The control for sparse heads: the same concept activations as :class:`~cbm.models.pcbm.PCBM`
+    (same ``projection``), but ``CE + lam / 2 |W|_2^2`` with no L1 term, so every concept gets a
+    weight for every class. Comparing it with PCBM shows what sparsity costs in accuracy.
+
+    Parameters
+    ----------
+    concepts : ConceptBank
+    lam : float, default=1e-4
+        L2 strength.
+    projection : {"code", "paper"}, default="code"
+    max_iter, tol, random_state, device, verbose : as PCBM
+    """
+
+    method = "dense-head"
+    _parameter_constraints: dict = {
+        k: v for k, v in PCBM._parameter_constraints.items()
+        if k not in ("alpha", "penalty_scale", "n_lambdas")
+    }
+
+    def __init__(self, concepts: ConceptBank | None = None, lam: float = 1e-4, projection: str = "code",
+                 max_iter: int = 2000, tol: float = 1e-5, random_state: int = 0, device: str = "auto",
+                 verbose: bool = False):
+        self.concepts = concepts
+        self.lam = lam
+        self.projection = projection
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    n_lambdas = 1  # read by the shared head solver: no path without an L1 term
+
+    def penalties(self, n_concepts: int, n_classes: int) -> tuple[float, float]:
+        """``(0, lam)``: L2 only."""
+        return 0.0, float(self.lam)

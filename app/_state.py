@@ -1,0 +1,300 @@
+"""What every page shares: the model directory, cached loads and the session-state keys.
+
+Expensive things are cached (``st.cache_resource`` for the model and its edit session,
+``st.cache_data`` for evaluation data and predictions), so switching pages and applying an edit
+only redo the linear head. Cached predictions are keyed by a fingerprint of the head
+(:func:`model_token`): an edit changes the token, nothing stale is ever shown.
+
+Edits live in the model directory's history (:class:`cbm.history.EditSession`), never only in
+``st.session_state``, so a rerun or a reload of the page keeps them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from cbm.exceptions import CBMError, ModelDirError
+
+# -- session-state keys (widget keys double as stable CSS hooks: .st-key-<key>) -----------------
+SPLIT = "split"
+EXPLORE_CLASS = "explore_class"
+EXPLORE_PRED = "explore_pred"
+EXPLORE_CORRECT = "explore_correct"
+EXPLORE_DOMAIN = "explore_domain"
+EXPLORE_SAMPLE = "explore_sample"
+EXPLORE_OFF = "explore_off"
+MODEL_CLASSES = "model_classes"
+MODEL_FILTER = "model_filter"
+MODEL_SORT = "model_sort"
+MODEL_TOPN = "model_topn"
+CONCEPT_QUERY = "concept_query"
+CONCEPT_PICK = "concept_pick"
+EDIT_KIND = "edit_kind"
+EDIT_CLASS = "edit_class"
+EDIT_CONCEPT = "edit_concept"
+EDIT_WEIGHT = "edit_weight"
+EDIT_TEXT = "edit_text"
+EDIT_APPLY = "edit_apply"
+EDIT_UNDO = "edit_undo"
+EDIT_REDO = "edit_redo"
+EDIT_SAVE = "edit_save"
+EDIT_NOTE = "edit_note"
+EDIT_FLASH = "edit_flash"
+UPLOAD_FILE = "upload_file"
+
+#: The splits shown first when present: in-domain test data, then the shifted domain.
+SPLIT_ORDER = ("test", "shifted", "val", "train")
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One evaluation split of ``MODEL_DIR/data.npz``."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    domains: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    images: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+# -- model directory ---------------------------------------------------------------------------
+def model_dir() -> Path:
+    """The model directory from the script arguments, ``$CBM_MODEL_DIR`` or the demo default."""
+    from cbm.app import ENTRY, resolve_model_dir
+
+    ours = bool(sys.argv) and Path(sys.argv[0]).resolve() == ENTRY  # `streamlit run ENTRY -- DIR`
+    args = [a for a in sys.argv[1:] if not a.startswith("-")] if ours else []
+    return resolve_model_dir(args[0] if args else None).resolve()
+
+
+def require_model_dir() -> Path:
+    """:func:`model_dir`, validated; on a problem, show what is wrong and how to fix it, and stop."""
+    from cbm.io import read_pointer
+
+    try:
+        path = model_dir()
+        read_pointer(path)
+    except CBMError as e:
+        st.error(f"**Cannot open the model.** {e}")
+        st.info("Start the app with a model directory: `cbm app MODEL_DIR`, or run `cbm demo` "
+                "first to create the demo model.")
+        st.stop()
+    return path
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def edit_session(path: str):
+    """The model directory's edit session (pending edits persisted on disk), shared by pages."""
+    from cbm.history import EditSession
+
+    return EditSession(path)
+
+
+def current_model(path: Path):
+    """The model with the pending edits applied; stops the page with a message on a problem."""
+    try:
+        return edit_session(str(path)).model
+    except (CBMError, ValueError, KeyError, FileNotFoundError) as e:
+        st.error(f"**The model in {str(path)!r} cannot be loaded.** {e}")
+        st.info("Retrain it with `cbm train`, or open another version or directory.")
+        st.stop()
+
+
+def config(path: Path) -> dict[str, Any]:
+    """The current version's ``config.json``."""
+    from cbm.io import load_config
+
+    return load_config(path)
+
+
+def metrics(path: Path) -> dict[str, Any]:
+    """The current version's saved ``metrics.json`` ({} when absent)."""
+    from cbm.io import load_metrics
+
+    return load_metrics(path)
+
+
+# -- encoders --------------------------------------------------------------------------------
+def encoder_spec(path: Path) -> tuple | None:
+    """The encoder recorded in the model config (``fingerprints["encoder"]``) as a hashable spec."""
+    enc = (config(path).get("fingerprints") or {}).get("encoder")
+    if isinstance(enc, str):
+        enc = {"name": enc}
+    if not isinstance(enc, dict) or not isinstance(enc.get("name"), str):
+        return None
+    return tuple(sorted((k, enc[k]) for k in ("name", "pretrained", "image_size") if enc.get(k) is not None))
+
+
+@st.cache_resource(show_spinner="Loading the encoder...")
+def _encoder(spec: tuple):
+    from cbm.encoders import create_encoder
+
+    kwargs = dict(spec)
+    return create_encoder(kwargs.pop("name"), **kwargs)
+
+
+def model_encoder(path: Path):
+    """The encoder the model was trained with, loaded once (ModelDirError when none is recorded)."""
+    spec = encoder_spec(path)
+    if spec is None:
+        raise ModelDirError(f"The config of {str(path)!r} does not record its encoder "
+                            "(fingerprints.encoder); retrain with `cbm train`, which records it.")
+    return _encoder(spec)
+
+
+# -- evaluation data ---------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Reading evaluation data...", max_entries=4)
+def _load_splits(file: str, mtime: float) -> dict[str, SplitData]:
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ModelDirError(f"{file!r} cannot be read ({e}); recreate it with `cbm train`.") from None
+    names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
+    names.sort(key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
+    classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
+    out = {}
+    for s in names:
+        y = arrays[f"y_{s}"]
+        y = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
+        out[s] = SplitData(s, arrays[f"X_{s}"].astype(np.float32), y,
+                           *(arrays.get(f"{p}_{s}") for p in ("domains", "ids", "images")))
+    return out
+
+
+def eval_data(path: Path) -> dict[str, SplitData]:
+    """The splits in ``MODEL_DIR/data.npz`` in display order (read once); {} when absent."""
+    file = Path(path) / "data.npz"
+    if not file.is_file():
+        return {}
+    return _load_splits(str(file), file.stat().st_mtime)
+
+
+def require_eval_data(path: Path) -> dict[str, SplitData]:
+    """:func:`eval_data`, or a message saying how to add data, then stop."""
+    try:
+        data = eval_data(path)
+    except ModelDirError as e:
+        st.error(str(e))
+        st.stop()
+    if not data:
+        st.info(f"No evaluation data in {str(path)!r}: `data.npz` is missing. `cbm train` and "
+                "`cbm demo` write it next to the model; until then only the Model, Concepts "
+                "and Upload pages work.")
+        st.stop()
+    return data
+
+
+# -- predictions (cached by head fingerprint) --------------------------------------------------
+def model_token(model) -> str:
+    """Fingerprint of everything an edit can change (weights, intercepts, concepts) and the version."""
+    from cbm.edit_eval import head_token
+
+    return f"{head_token(model)}-v{getattr(model, 'version_', '')}"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Activations, class probabilities and predicted class names of one split."""
+
+    activations: np.ndarray  # (N, M)
+    residual: np.ndarray | None  # (N, K) for hybrid models
+    proba: np.ndarray  # (N, K)
+    pred: np.ndarray  # (N,) class names
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.proba.max(1)
+
+
+def predict_embeddings(model, X: np.ndarray) -> Predictions:
+    """Activations, probabilities and predictions of ``model`` for embeddings ``X`` (N, d)."""
+    from cbm.explain import softmax
+
+    A = model.transform(X)
+    res = model.residual_logits(X) if model.hybrid else None
+    p = softmax(model.logits_from_activations(A, res))
+    return Predictions(A, res, p, np.asarray(model.class_names_)[p.argmax(1)])
+
+
+@st.cache_resource(show_spinner="Scoring concepts...", max_entries=64)
+def _predict(_model, token: str, path: str, split: str) -> Predictions:
+    return predict_embeddings(_model, eval_data(Path(path))[split].X)
+
+
+def predictions(model, path: Path, split: str) -> Predictions:
+    """Cached :class:`Predictions` of ``model`` on ``split`` (recomputed after any edit)."""
+    return _predict(model, model_token(model), str(path), split)
+
+
+def evalsets(model, path: Path) -> dict:
+    """Every split as a :class:`cbm.edit_eval.EvalSet` built from the cached activations."""
+    from cbm.edit_eval import EvalSet, encode_labels
+
+    out = {}
+    for s, d in eval_data(path).items():
+        p = predictions(model, path, s)
+        out[s] = EvalSet(s, p.activations, encode_labels(model, d.y), model.concept_names_, p.residual,
+                         None if d.domains is None else d.domains.astype(str), d.ids, d.X)
+    return out
+
+
+def accuracy_table(model, path: Path) -> dict[str, float]:
+    """Accuracy per split (fraction correct), for the metric tiles."""
+    return {s: float((predictions(model, path, s).pred == d.y).mean())
+            for s, d in eval_data(path).items() if len(d)}
+
+
+def split_picker(data: dict[str, SplitData], key: str = SPLIT) -> str:
+    """A split selector shared by pages (it keeps its value across pages)."""
+    names = list(data)
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
+    return st.sidebar.selectbox("Data split", names, key=key,
+                                help="in-domain test data, or the shifted domain where spurious "
+                                     "cues no longer hold")
+
+
+def provenance_line(prov) -> str:
+    """One short line saying where a concept came from, for hovers and tables."""
+    d = prov.detail or {}
+    if prov.source == "llm":
+        return f"LLM ({prov.model or 'unknown model'})" + (f", asked about {d['class']}" if d.get("class") else "")
+    if prov.source == "textbook":
+        cites = d.get("citations") or []
+        docs = sorted({str(c.get("doc", "?")) for c in cites})
+        return f"textbook: {', '.join(docs[:2]) or 'passages'} ({len(cites)} passages)"
+    if prov.source == "cav":
+        acc = d.get("accuracy")
+        return "CAV from example images" + (f", accuracy {acc:.0%}" if isinstance(acc, float) else "")
+    if prov.source == "text":
+        return "typed text" + (f" ({prov.model})" if prov.model else "")
+    return {"manual": "written by hand", "file": "imported from a file"}.get(prov.source, prov.source) + (
+        f": {d['note']}" if isinstance(d.get("note"), str) else "")
+
+
+# -- explanations (thin wrappers over cbm.explain on cached activations) ------------------------
+def explain_sample(model, preds: Predictions, i: int, k: int) -> tuple[np.ndarray, float | None]:
+    """Per-concept contributions (M,) to class ``k``'s score for sample ``i``, and the residual part."""
+    from cbm import explain
+
+    res = None if preds.residual is None else preds.residual[i]
+    return explain.contributions(model, preds.activations[i], residual=res, target=k)
+
+
+def counterfactual(model, preds: Predictions, i: int, off: list[str]) -> np.ndarray:
+    """Class probabilities (K,) of sample ``i`` with the concepts ``off`` switched off."""
+    from cbm import explain
+
+    res = None if preds.residual is None else preds.residual[i]
+    return explain.counterfactual(model, preds.activations[i], off, residual=res)

@@ -1,0 +1,103 @@
+"""Explore page: browse images by class, prediction, correctness and domain; see why each was predicted."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from cbm.app import _charts, _images, _state
+
+ALL = "(all)"
+GALLERY = 12
+
+
+def filters(d: _state.SplitData, p: _state.Predictions, classes: list[str]) -> np.ndarray:
+    """Filter widgets; returns the indices of the samples that pass."""
+    c1, c2, c3, c4 = st.columns(4)
+    true = c1.selectbox("True class", [ALL, *classes], key=_state.EXPLORE_CLASS)
+    pred = c2.selectbox("Predicted class", [ALL, *classes], key=_state.EXPLORE_PRED)
+    right = c3.selectbox("Prediction is", [ALL, "correct", "wrong"], key=_state.EXPLORE_CORRECT)
+    domains = [ALL, *sorted(set(d.domains.astype(str)))] if d.domains is not None else [ALL]
+    dom = c4.selectbox("Domain", domains, key=_state.EXPLORE_DOMAIN)
+    ok = np.ones(len(d), bool)
+    if true != ALL:
+        ok &= d.y == true
+    if pred != ALL:
+        ok &= p.pred == pred
+    if right != ALL:
+        ok &= (p.pred == d.y) == (right == "correct")
+    if dom != ALL:
+        ok &= d.domains.astype(str) == dom
+    return np.flatnonzero(ok)
+
+
+def label(d: _state.SplitData, p: _state.Predictions, i: int) -> str:
+    name = str(d.ids[i]) if d.ids is not None else f"#{i}"
+    mark = "right" if p.pred[i] == d.y[i] else "WRONG"
+    return f"{name}: {d.y[i]} -> {p.pred[i]} ({p.confidence[i]:.0%}, {mark})"
+
+
+def gallery(d: _state.SplitData, p: _state.Predictions, idx: np.ndarray) -> None:
+    """Thumbnails of the first matches, each with an Open button."""
+    cols = st.columns(6)
+    for pos, i in enumerate(idx[:GALLERY]):
+        with cols[pos % 6]:
+            if d.images is not None:
+                st.image(_images.thumbnail(d.images[i], 96))
+            st.caption(f"{d.y[i]} -> **{p.pred[i]}**")
+            if st.button("Open", key=f"explore_open_{pos}"):
+                st.session_state[_state.EXPLORE_SAMPLE] = int(i)
+
+
+def detail(model, d: _state.SplitData, p: _state.Predictions, i: int) -> None:
+    """One sample: image, prediction, what pushed toward and against it, and a counterfactual."""
+    classes = model.class_names_
+    k = classes.index(p.pred[i])
+    left, right = st.columns([1, 2])
+    with left:
+        if d.images is not None:
+            st.image(_images.thumbnail(d.images[i], 240), caption=f"true class: {d.y[i]}")
+        verdict = "correct" if p.pred[i] == d.y[i] else f"wrong (true class: {d.y[i]})"
+        st.markdown(f"### Predicted: {p.pred[i]}\n{p.confidence[i]:.0%} sure, {verdict}")
+        st.plotly_chart(_charts.probability_bars(classes, p.proba[i], p.pred[i]))
+    with right:
+        contrib, residual = _state.explain_sample(model, p, i, k)
+        top = np.argsort(-np.abs(contrib))[:10]
+        st.plotly_chart(_charts.contribution_bars(
+            [model.concept_names_[j] for j in top], contrib[top], residual=residual,
+            title=f"Why {p.pred[i]}: concepts pushing toward (blue) and against (orange)",
+        ))
+        st.caption("Each bar is the concept's score in this image times its weight for the class: "
+                   "how much it adds to (or takes from) the class's score.")
+        off = st.multiselect("What if these concepts were switched off?", model.concept_names_,
+                             key=_state.EXPLORE_OFF, placeholder="pick concepts")
+        if off:
+            q = _state.counterfactual(model, p, i, off)
+            new = classes[int(np.argmax(q))]
+            change = "unchanged" if new == p.pred[i] else f"changes from {p.pred[i]}"
+            st.markdown(f"**New prediction: {new}** ({q.max():.0%} sure), {change}.")
+
+
+def render() -> None:
+    st.title("Explore")
+    path = _state.require_model_dir()
+    model = _state.current_model(path)
+    data = _state.require_eval_data(path)
+    split = _state.split_picker(data)
+    d, p = data[split], _state.predictions(model, path, split)
+    idx = filters(d, p, model.class_names_)
+    st.caption(f"{len(idx)} of {len(d)} images match.")
+    if not len(idx):
+        st.info("No image matches these filters; widen them.")
+        st.stop()
+    gallery(d, p, idx)
+    current = st.session_state.get(_state.EXPLORE_SAMPLE)
+    if current not in idx:
+        current = int(idx[0])
+    st.session_state[_state.EXPLORE_SAMPLE] = current
+    st.selectbox("Sample", [int(i) for i in idx], key=_state.EXPLORE_SAMPLE,
+                 format_func=lambda i: label(d, p, i))
+    detail(model, d, p, int(st.session_state[_state.EXPLORE_SAMPLE]))
+
+
+if __name__ == "__main__":
+    render()

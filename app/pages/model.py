@@ -1,0 +1,84 @@
+"""Model page: what the model predicts, from which concepts, how well, and its class x concept weights."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import streamlit as st
+from cbm.app import _charts, _state
+
+
+def summary(model, cfg: dict) -> None:
+    """Classes, backbone, concept sources and method in plain words."""
+    enc = (cfg.get("fingerprints") or {}).get("encoder")
+    backbone = enc.get("name", str(enc)) if isinstance(enc, dict) else (enc or "not recorded")
+    sources = Counter(p.source for p in model.concepts_.provenance)
+    c1, c2, c3 = st.columns(3)
+    c1.markdown(f"**Method**  \n`{cfg.get('method', model.method)}`, version {cfg.get('version')}")
+    c2.markdown(f"**Image backbone**  \n`{backbone}`")
+    c3.markdown("**Concepts from**  \n" + ", ".join(f"{k} ({v})" for k, v in sources.most_common()))
+    st.markdown(f"**Predicts {len(model.classes_)} classes:** " + ", ".join(model.class_names_))
+    if model.hybrid:
+        st.caption("Hybrid model: part of each score comes from a residual on the raw image features, "
+                   "which no concept explains.")
+
+
+def quality(model, path) -> None:
+    """Accuracy per split and per class, and how sparse the head is."""
+    data = _state.eval_data(path)
+    coef = model.coef_
+    nz = int((np.abs(coef) > 1e-8).sum())
+    per_class = (np.abs(coef) > 1e-8).sum(1)
+    cols = st.columns(len(data) + 2)
+    for col, (s, acc) in zip(cols, _state.accuracy_table(model, path).items(), strict=False):
+        col.metric(f"Accuracy ({s})", f"{acc:.1%}", help="fraction of images classified correctly")
+    cols[-2].metric("Non-zero weights", f"{nz} / {coef.size}")
+    cols[-1].metric("Concepts per class", f"{per_class.mean():.1f}",
+                    help="average number of concepts with a non-zero weight for a class")
+    if data:
+        split = _state.split_picker(data)
+        d, p = data[split], _state.predictions(model, path, split)
+        acc = {c: float((p.pred[d.y == c] == c).mean()) for c in model.class_names_ if (d.y == c).any()}
+        st.plotly_chart(_charts.accuracy_bars(acc, title=f"Accuracy per class ({split})"),
+                        width="stretch")
+
+
+def heatmap(model) -> None:
+    """The class x concept weight heatmap with class/concept filters and a sort order."""
+    st.subheader("Which concepts each class uses")
+    st.caption("Blue: the concept raises the class's score; orange: it lowers it. Hover for the "
+               "exact weight and where the concept came from.")
+    classes, names = model.class_names_, model.concept_names_
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
+    keep_cls = c1.multiselect("Classes", classes, default=classes, key=_state.MODEL_CLASSES)
+    query = c2.text_input("Filter concepts", key=_state.MODEL_FILTER, placeholder="e.g. sleeve")
+    order = c3.selectbox("Sort concepts by", ["largest weight", "name", "position"], key=_state.MODEL_SORT)
+    top = c4.number_input("Show", 1, max(1, len(names)), min(40, len(names)), key=_state.MODEL_TOPN)
+    rows = [classes.index(c) for c in keep_cls]
+    cols = [j for j, n in enumerate(names) if query.lower() in n.lower()]
+    if not rows or not cols:
+        st.info("No class or concept matches the filters.")
+        return
+    W = model.coef_[np.ix_(rows, cols)]
+    if order == "largest weight":
+        cols = [cols[j] for j in np.argsort(-np.abs(W).max(0), kind="stable")]
+    elif order == "name":
+        cols = sorted(cols, key=lambda j: names[j].lower())
+    cols = cols[: int(top)]
+    prov = [_state.provenance_line(model.concepts_.provenance[j]) for j in cols]
+    fig = _charts.weight_heatmap(model.coef_[np.ix_(rows, cols)], keep_cls, [names[j] for j in cols], prov)
+    st.plotly_chart(fig)
+
+
+def render() -> None:
+    st.title("Model")
+    path = _state.require_model_dir()
+    model = _state.current_model(path)
+    summary(model, _state.config(path))
+    quality(model, path)
+    heatmap(model)
+
+
+if __name__ == "__main__":
+    render()

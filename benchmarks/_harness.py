@@ -1,0 +1,123 @@
+"""Shared helpers for benchmark scripts: timing, peak memory, machine info and JSON results.
+
+Every ``benchmarks/bench_*.py`` script measures providers side by side in one run and writes one
+JSON file into ``benchmarks/results/``. Use::
+
+    from _harness import timeit, peak_rss_mb, run_isolated, write_result
+
+    t = timeit(lambda: f(x), repeat=5, warmup=1)          # median seconds
+    write_result("kernels_cpu", {"concept_scores": {...}})  # adds machine, versions, date
+
+Scripts import it as a sibling module (``sys.path`` holds the script's folder when run directly).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _sync() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+    except ImportError:  # pragma: no cover - torch is a hard dependency of cbmkit
+        pass
+
+
+def timeit(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs.
+
+    CUDA work is synchronised before and after each run, so GPU timings are honest too.
+    """
+    for _ in range(warmup):
+        fn()
+    _sync()
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        fn()
+        _sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (``resource.getrusage``)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+
+
+def run_isolated(code: str, timeout: float = 1800.0, env: dict[str, str] | None = None) -> dict:
+    """Run Python ``code`` in a fresh interpreter and return the JSON it prints on its last line.
+
+    Use it to measure peak memory of one provider without the others' allocations: end ``code``
+    with ``print(json.dumps({..., "peak_rss_mb": peak_rss_mb()}))``. The benchmarks folder is on
+    ``sys.path`` inside, so ``from _harness import peak_rss_mb`` works.
+    """
+    prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        capture_output=True, text=True, timeout=timeout, env=full_env,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"isolated benchmark run failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU/GPU description and library versions, stored with every result."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["cuda_device"] = torch.cuda.get_device_name(0)
+            info["cuda"] = torch.version.cuda
+    except ImportError:  # pragma: no cover
+        pass
+    for mod in ("numpy", "triton", "sklearn"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional packages; absence is information
+            info[mod] = None
+    return info
+
+
+def write_result(name: str, payload: dict[str, Any], quick: bool | None = None) -> Path:
+    """Write ``payload`` plus machine info, versions and date to ``benchmarks/results/<name>.json``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "name": name,
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        **({"quick": quick} if quick is not None else {}),
+        "results": payload,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,275 @@
+"""Image datasets: a folder with one sub-folder per class, a CSV/JSONL manifest, or in-memory arrays.
+
+Every loader returns an :class:`ImageDataset`: ``ds[i]`` is an RGB PIL image (grayscale, palette
+and RGBA are converted; RGBA is composited on white), ``ds.labels`` class indices into
+``ds.classes``, optional ``ds.domains`` / ``ds.splits``, ``ds.ids`` and a stable
+``ds.fingerprint`` (hash of paths + sizes + mtimes, or of the pixel arrays) used to key caches::
+
+    ds = image_folder("photos/")                 # photos/<class>/<image>.jpg
+    ds = read_manifest("data.csv")               # columns: path, label[, split][, domain|site][, id]
+    ds = load_digits_images()                    # scikit-learn digits, 8x8, for small tests
+
+An image that cannot be read raises :class:`cbm.exceptions.DataError` naming the file; the
+embedding store skips such images and reports them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cbm.exceptions import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def to_rgb(image: Any) -> Image.Image:
+    """A PIL image or uint8 array (H, W), (H, W, 1|3|4) as an RGB PIL image; others pass through."""
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.dtype != np.uint8:
+            raise DataError(f"Image arrays must be uint8 (0-255); got dtype {arr.dtype}. Convert with "
+                            "(x * 255).clip(0, 255).astype(np.uint8) first.")
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        image = Image.fromarray(arr)
+    if not isinstance(image, Image.Image):
+        return image
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "F"):
+        arr = np.asarray(image, dtype=np.float32)
+        span = float(arr.max() - arr.min()) or 1.0
+        image = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
+    return image.convert("RGB")
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image as RGB, or raise DataError naming the file and the fix."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_rgb(im)
+    except FileNotFoundError:
+        raise DataError(f"Image {str(path)!r} not found; fix the path or remove the entry.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"Cannot read image {str(path)!r} ({e}); it is not a valid image or it is "
+                        "truncated. Replace or delete the file.") from None
+
+
+class ImageDataset(Sequence):
+    """Images from files (``paths``) or a uint8 array (``images``), with optional labels.
+
+    Parameters
+    ----------
+    paths : list of path, optional
+        Image files; exactly one of ``paths`` / ``images``.
+    labels : array-like of int, optional
+        Class index per image (into ``classes``).
+    images : ndarray of shape (N, H, W) or (N, H, W, C), uint8, optional
+    classes : list of str, optional
+    domains, splits, ids : list of str, optional
+        Per-image domain/site, split name and identifier (default: relative path or index).
+    root : path, optional
+        Folder that ``ids`` are relative to.
+    name : str
+        Short description used in messages.
+    ignored : list of path
+        Files that were found but are not images (reported, never used).
+    """
+
+    def __init__(self, paths: Sequence[str | Path] | None = None, labels: Sequence[int] | None = None,
+                 *, images: np.ndarray | None = None, classes: Sequence[str] | None = None,
+                 domains: Sequence[str] | None = None, splits: Sequence[str] | None = None,
+                 ids: Sequence[str] | None = None, root: str | Path | None = None,
+                 name: str = "images", ignored: Sequence[str | Path] = ()) -> None:
+        if (paths is None) == (images is None):
+            raise ValueError("ImageDataset needs exactly one of paths= or images=.")
+        self.paths = None if paths is None else [Path(p) for p in paths]
+        self.images = None if images is None else np.asarray(images)
+        n = len(self.paths) if self.paths is not None else len(self.images)
+        self.root = Path(root) if root is not None else None
+        self.name = name
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.classes = list(classes) if classes is not None else (
+            [str(c) for c in range(int(self.labels.max()) + 1)] if self.labels is not None and n else [])
+        self.domains = None if domains is None else [str(d) for d in domains]
+        self.splits = None if splits is None else [str(s) for s in splits]
+        self.ignored = [Path(p) for p in ignored]
+        if ids is None:
+            ids = [self._rel(p) for p in self.paths] if self.paths is not None else [str(i) for i in range(n)]
+        self.ids = [str(i) for i in ids]
+        for what, seq in (("labels", self.labels), ("domains", self.domains), ("splits", self.splits),
+                          ("ids", self.ids)):
+            if seq is not None and len(seq) != n:
+                raise ValueError(f"{what} has {len(seq)} entries but the dataset has {n} images.")
+
+    def _rel(self, p: Path) -> str:
+        try:
+            return p.relative_to(self.root).as_posix() if self.root else str(p)
+        except ValueError:
+            return str(p)
+
+    def __len__(self) -> int:
+        return len(self.paths) if self.paths is not None else len(self.images)
+
+    def __getitem__(self, i: int) -> Image.Image:  # type: ignore[override]
+        if self.paths is not None:
+            return open_image(self.paths[i])
+        return to_rgb(self.images[i])
+
+    def source(self, i: int) -> str:
+        """File path (or ``name[i]``) of image ``i``, for messages."""
+        return str(self.paths[i]) if self.paths is not None else f"{self.name}[{i}]"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Stable hash of the image sources (paths+sizes+mtimes, or pixels) and the labels."""
+        h = hashlib.sha256()
+        if self.paths is not None:
+            for p, rid in zip(self.paths, self.ids, strict=True):
+                try:
+                    st = p.stat()
+                    h.update(f"{rid}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                except OSError:
+                    h.update(f"{rid}\0missing\n".encode())
+        else:
+            h.update(f"{self.images.shape}{self.images.dtype}".encode())
+            h.update(np.ascontiguousarray(self.images).tobytes())
+        if self.labels is not None:
+            h.update(self.labels.tobytes())
+            h.update("\0".join(self.classes).encode())
+        return f"{self.name}:{len(self)}:{h.hexdigest()[:24]}"
+
+    def subset(self, indices: Sequence[int]) -> ImageDataset:
+        """A new dataset with the rows ``indices`` (its fingerprint differs)."""
+        idx = np.asarray(indices, dtype=np.int64)
+
+        def pick(seq: Sequence[Any] | None) -> list[Any] | None:
+            return None if seq is None else [seq[i] for i in idx]
+
+        return ImageDataset(
+            pick(self.paths), None if self.labels is None else self.labels[idx],
+            images=None if self.images is None else self.images[idx], classes=self.classes,
+            domains=pick(self.domains), splits=pick(self.splits), ids=pick(self.ids), root=self.root,
+            name=self.name)
+
+    def __repr__(self) -> str:
+        kind = "files" if self.paths is not None else f"array {tuple(self.images.shape)}"
+        return f"ImageDataset({self.name!r}, n={len(self)}, classes={len(self.classes)}, {kind})"
+
+
+def image_folder(root: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> ImageDataset:
+    """Dataset from ``root/<class>/<image>`` (sub-folders searched recursively).
+
+    A flat folder of images (no class sub-folders) gives an unlabeled dataset. Files that are not
+    images by extension are listed in ``ds.ignored`` and reported with a warning.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Image folder {str(root)!r} not found or not a folder; expected "
+                                "<folder>/<class name>/<image files>.")
+    exts = {e.lower() for e in extensions}
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    paths, labels, ignored = [], [], []
+    groups = [(i, d, sorted(d.rglob("*"))) for i, d in enumerate(class_dirs)] or [(-1, root, sorted(root.iterdir()))]
+    for label, _, files in groups:
+        for f in files:
+            if not f.is_file() or f.name.startswith("."):
+                continue
+            if f.suffix.lower() in exts:
+                paths.append(f)
+                labels.append(label)
+            else:
+                ignored.append(f)
+    if not paths:
+        raise DataError(f"No images found in {str(root)!r} (looked for {', '.join(sorted(exts))} inside "
+                        f"class sub-folders); {len(ignored)} other file(s) were ignored. Put images in "
+                        "<folder>/<class name>/.")
+    if ignored:
+        warnings.warn(f"{len(ignored)} non-image file(s) in {str(root)!r} ignored, e.g. "
+                      f"{str(ignored[0])!r}.", stacklevel=2)
+    labeled = bool(class_dirs)
+    return ImageDataset(paths, labels if labeled else None, classes=[d.name for d in class_dirs] if labeled else None,
+                        root=root, name=root.name, ignored=ignored)
+
+
+def _manifest_rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"Manifest {str(path)!r} line {lineno} is not valid JSON ({e.msg}); "
+                                "each line must be an object like {\"path\": ..., \"label\": ...}.") from None
+            if not isinstance(row, dict):
+                raise DataError(f"Manifest {str(path)!r} line {lineno} is not a JSON object.")
+            rows.append(row)
+        return rows
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_manifest(path: str | Path, root: str | Path | None = None) -> ImageDataset:
+    """Dataset from a CSV or JSONL manifest with columns ``path``, ``label`` and optionally
+    ``split``, ``domain`` (or ``site``) and ``id``. Relative paths are resolved against ``root``
+    (default: the manifest's folder).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"Manifest {str(path)!r} not found; pass a .csv or .jsonl file.")
+    rows = _manifest_rows(path)
+    if not rows:
+        raise DataError(f"Manifest {str(path)!r} has no rows; add one row per image (path, label).")
+    if "path" not in rows[0]:
+        raise DataError(f"Manifest {str(path)!r} has no 'path' column (columns: {sorted(rows[0])}); "
+                        "expected path, label[, split][, domain][, id].")
+    base = Path(root) if root is not None else path.parent
+    paths = [Path(r["path"]) if Path(r["path"]).is_absolute() else base / r["path"] for r in rows]
+    labels = classes = None
+    if any(r.get("label") not in (None, "") for r in rows):
+        names = [str(r.get("label", "")) for r in rows]
+        if "" in names:
+            line = names.index("")
+            raise DataError(f"Manifest {str(path)!r} row {line + 1} ({rows[line]['path']!r}) has no label; "
+                            "give every row a label or none.")
+        numeric = all(c.lstrip("-").isdigit() for c in names)
+        classes = sorted(set(names), key=(lambda c: (int(c), c)) if numeric else None)
+        index = {c: i for i, c in enumerate(classes)}
+        labels = [index[c] for c in names]
+
+    def col(*keys: str) -> list[str] | None:  # an optional column (first of its aliases), or None
+        if not any(r.get(k) not in (None, "") for r in rows for k in keys):
+            return None
+        return [str(next((r[k] for k in keys if r.get(k) not in (None, "")), "")) for r in rows]
+
+    return ImageDataset(paths, labels, classes=classes, domains=col("domain", "site"), splits=col("split"),
+                        ids=col("id") or [str(r["path"]) for r in rows], root=base, name=path.stem)
+
+
+def load_digits_images(n: int | None = None) -> ImageDataset:
+    """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes) as a small array dataset."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.clip(d.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
+    labels = d.target.astype(np.int64)
+    if n is not None:
+        images, labels = images[:n], labels[:n]
+    return ImageDataset(images=images, labels=labels, classes=[str(c) for c in range(10)], name="digits")

@@ -1,0 +1,344 @@
+"""Evaluate edits before committing them, on activations cached once per split.
+
+:class:`EvalSet` holds one split's concept activations (``model.transform`` run once), residual
+logits, labels, domains and ids. :func:`preview` applies an edit's :class:`~cbm.edits.Plan` to the
+cached logits only (a rank-1 update for one weight), so re-evaluating an edit on 10,000 samples
+takes about a millisecond and never touches the encoder. :func:`suggest_edits` ranks concepts that
+look spurious: their evidence for a class holds in one domain and not in another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cbm.edits import Edit, Plan
+from cbm.exceptions import DataError, EditError, unknown_name_message
+
+
+def head_token(model: Any) -> str:
+    """Fingerprint of the linear head (weights, intercepts, concept names)."""
+    h = hashlib.sha1()
+    for a in (model.coef_, model.intercept_):
+        h.update(np.ascontiguousarray(a, np.float32).tobytes())
+    h.update("\x1f".join(model.concept_names_).encode())
+    return h.hexdigest()
+
+
+def encode_labels(model: Any, y: Any, class_names: Iterable[str] | None = None) -> np.ndarray:
+    """Labels (names, original class values, or indices into ``class_names``) -> class indices."""
+    y = np.asarray(y)
+    names = model.class_names_
+    if y.dtype.kind in "iu" and class_names is not None:
+        y = np.asarray(list(class_names))[y]
+    elif y.dtype.kind in "iu" and np.asarray(model.classes_).dtype.kind in "iu":
+        y = y.astype(str)
+    bad = sorted(set(y.astype(str).tolist()) - set(names))
+    if bad:
+        raise DataError(unknown_name_message("class", bad[0], names) + " (in the evaluation labels)")
+    lookup = {n: i for i, n in enumerate(names)}
+    return np.array([lookup[v] for v in y.astype(str).tolist()], dtype=np.int64)
+
+
+@dataclass
+class EvalSet:
+    """One evaluation split, cached as concept activations (no encoder pass to re-evaluate edits).
+
+    Attributes
+    ----------
+    activations : ndarray (N, M), named by ``concept_names``
+    y : ndarray (N,) of class indices
+    residual : ndarray (N, K) or None (hybrid models)
+    domains, ids : ndarray (N,) or None
+    X : ndarray (N, d) or None
+        Embeddings, kept only to score concepts added by :class:`~cbm.edits.AddConcept`.
+    """
+
+    name: str
+    activations: np.ndarray
+    y: np.ndarray
+    concept_names: list[str]
+    residual: np.ndarray | None = None
+    domains: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    X: np.ndarray | None = None
+    _extra: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _logits: tuple[str, np.ndarray] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @classmethod
+    def from_model(cls, model: Any, X: Any, y: Any, name: str = "data", domains: Any = None,
+                   ids: Any = None, class_names: Iterable[str] | None = None, keep_X: bool = True) -> EvalSet:
+        """Run ``model.transform`` once on embeddings ``X`` and cache what edits need."""
+        X = np.asarray(X, np.float32)
+        return cls(name, model.transform(X), encode_labels(model, y, class_names), model.concept_names_,
+                   model.residual_logits(X) if model.hybrid else None,
+                   None if domains is None else np.asarray(domains).astype(str),
+                   None if ids is None else np.asarray(ids), X if keep_X else None)
+
+    def sync(self, model: Any) -> EvalSet:
+        """Bring the cached columns in line with the model's current concepts (in place); returns self.
+
+        Columns of removed concepts are dropped; those of added concepts come from the cache
+        filled by :func:`preview`, else are scored from ``X``.
+        """
+        names = model.concept_names_
+        if names == self.concept_names:
+            return self
+        have = {n: i for i, n in enumerate(self.concept_names)}
+        m_base = len(getattr(model, "keep_", names))
+        cols = []
+        for j, n in enumerate(names):
+            if n in have:
+                cols.append(self.activations[:, have[n]])
+                continue
+            if j < m_base:
+                raise EditError(f"Split {self.name!r} has no activations for concept {n!r}; rebuild it with "
+                                "EvalSet.from_model(model, X, y).")
+            vec = model._added_vectors[j - m_base : j - m_base + 1]
+            cols.append(self._score(model, n, vec, model._added_intercepts[j - m_base : j - m_base + 1])[:, 0])
+        self.activations = np.stack(cols, 1).astype(np.float32)
+        self.concept_names = list(names)
+        self._logits = None
+        return self
+
+    def logits(self, model: Any) -> np.ndarray:
+        """Class scores under the model's current head (cached per head)."""
+        self.sync(model)
+        token = head_token(model)
+        if self._logits is None or self._logits[0] != token:
+            self._logits = (token, model.logits_from_activations(self.activations, self.residual))
+        return self._logits[1]
+
+    def _score(self, model: Any, name: str, vectors: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
+        """Activations (N, 1) of a concept given as a vector, scored once per vector and cached."""
+        key = hashlib.sha1(np.ascontiguousarray(vectors, np.float32).tobytes()
+                           + np.ascontiguousarray(intercepts, np.float32).tobytes()).hexdigest()
+        if key not in self._extra:
+            if self.X is None:
+                raise EditError(f"Scoring the new concept {name!r} on split {self.name!r} needs its embeddings; "
+                                "build the split with EvalSet.from_model(..., keep_X=True).")
+            from cbm.models._base import as_tensor
+
+            dev = model._device()
+            out = model._score_vectors(as_tensor(self.X, dev), as_tensor(vectors, dev), as_tensor(intercepts, dev))
+            self._extra[key] = out.float().cpu().numpy()
+        return self._extra[key]
+
+    def added_column(self, model: Any, plan: Plan) -> np.ndarray:
+        """Activations (N, m) of the concepts a plan adds."""
+        bank, _ = plan.add
+        inter = bank.intercepts if bank.intercepts is not None else np.zeros(len(bank), np.float32)
+        return self._score(model, bank.names[0], bank.vectors, inter)
+
+
+def updated_logits(model: Any, plan: Plan, es: EvalSet, logits: np.ndarray) -> np.ndarray:
+    """Logits after ``plan`` from logits before it: only the changed weight block is multiplied."""
+    out = logits.copy()
+    if len(plan.rows) and len(plan.cols):
+        delta = plan.new - plan.old(model)
+        if len(plan.rows) == 1 and len(plan.cols) == 1:  # one weight: rank-1 update of one column
+            out[:, plan.rows[0]] += es.activations[:, plan.cols[0]] * delta[0, 0]
+        else:
+            out[:, plan.rows] += es.activations[:, plan.cols] @ delta.T
+    if plan.add is not None:
+        out += es.added_column(model, plan) @ plan.add[1].T
+    return out
+
+
+@dataclass
+class EditEffect:
+    """What an edit does, measured before it is committed.
+
+    Attributes
+    ----------
+    changes : DataFrame
+        The weights that change: class, concept, old, new.
+    accuracy : DataFrame
+        One row per split and group ("all", "class=<name>", "domain=<name>"): n, before, after, delta.
+    changed : dict of split -> DataFrame
+        Samples whose prediction changes: index, id, true, before, after.
+    """
+
+    edit: Edit
+    changes: pd.DataFrame
+    accuracy: pd.DataFrame
+    changed: dict[str, pd.DataFrame]
+
+    def delta(self, split: str, group: str = "all") -> float:
+        """Accuracy change (fraction) on ``split`` (optionally one group)."""
+        row = self.accuracy[(self.accuracy["split"] == split) & (self.accuracy["group"] == group)]
+        if row.empty:
+            raise KeyError(unknown_name_message("split", split, self.accuracy["split"].unique()))
+        return float(row["delta"].iloc[0])
+
+    def report(self) -> str:
+        """Readable summary: the edit, accuracy per split before -> after, samples that change."""
+        lines = [f"edit: {self.edit.describe()} ({len(self.changes)} weight(s) change)"]
+        for r in self.accuracy[self.accuracy["group"] == "all"].itertuples():
+            lines.append(f"  {r.split}: accuracy {r.before:.1%} -> {r.after:.1%} ({100 * r.delta:+.1f} points, "
+                         f"n={r.n}); {len(self.changed[r.split])} prediction(s) change")
+        return "\n".join(lines)
+
+
+def _as_evalsets(evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> list[EvalSet]:
+    if isinstance(evalsets, EvalSet):
+        return [evalsets]
+    return list(evalsets.values()) if isinstance(evalsets, Mapping) else list(evalsets)
+
+
+def _groups(es: EvalSet, names: list[str]) -> list[tuple[str, np.ndarray]]:
+    out = [("all", np.ones(len(es), bool))]
+    out += [(f"class={names[k]}", es.y == k) for k in np.unique(es.y)]
+    if es.domains is not None and len(np.unique(es.domains)) > 1:
+        out += [(f"domain={d}", es.domains == d) for d in np.unique(es.domains)]
+    return out
+
+
+def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> EditEffect:
+    """Accuracy before and after ``edit`` on each split, and the samples whose prediction changes.
+
+    Nothing is committed; the model is not modified.
+    """
+    plan = edit.plan(model)
+    names = model.class_names_
+    rows, changed = [], {}
+    for es in _as_evalsets(evalsets):
+        before = es.logits(model)
+        after = updated_logits(model, plan, es, before)
+        p0, p1 = before.argmax(1), after.argmax(1)
+        ok0, ok1 = p0 == es.y, p1 == es.y
+        for group, mask in _groups(es, names):
+            n = int(mask.sum())
+            b, a = float(ok0[mask].mean()) if n else np.nan, float(ok1[mask].mean()) if n else np.nan
+            rows.append((es.name, group, n, b, a, a - b))
+        idx = np.flatnonzero(p0 != p1)
+        changed[es.name] = pd.DataFrame({
+            "index": idx, "id": es.ids[idx] if es.ids is not None else idx,
+            "true": [names[k] for k in es.y[idx]], "before": [names[k] for k in p0[idx]],
+            "after": [names[k] for k in p1[idx]],
+        })
+    acc = pd.DataFrame(rows, columns=["split", "group", "n", "before", "after", "delta"])
+    return EditEffect(edit, pd.DataFrame(plan.changes, columns=["class", "concept", "old", "new"]), acc, changed)
+
+
+def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet],
+                  top: int = 10) -> pd.DataFrame:
+    """Rank class-concept weights that look spurious, most suspicious first.
+
+    For each domain ``d`` (from ``domains``, else the split name), the evidence of concept ``j``
+    for class ``k`` is ``W[k, j] * (mean A[y == k, j] - mean A[y != k, j])``: how much it separates
+    the class from the others through its weight. A concept whose evidence is large in one domain
+    and small or negative in another carries class evidence in one site only. Weights that
+    contradict the concept bank's prior are listed too. Columns: ``class, concept, weight, score,
+    reason, edit`` (a :class:`~cbm.edits.Prune` to preview).
+    """
+    from cbm.edits import Prune
+
+    sets = [es.sync(model) for es in _as_evalsets(evalsets)]
+    W = np.asarray(model.coef_, np.float64)
+    cls, con = model.class_names_, model.concept_names_
+    A = np.concatenate([es.activations for es in sets]).astype(np.float64)
+    y = np.concatenate([es.y for es in sets])
+    dom = np.concatenate([es.domains if es.domains is not None else np.full(len(es), es.name) for es in sets])
+    rows = []
+    doms = [str(d) for d in np.unique(dom)]
+    if len(doms) > 1:
+        ev = {}
+        for d in doms:
+            m = dom == d
+            E = np.full(W.shape, np.nan)
+            for k in range(W.shape[0]):
+                pos, neg = m & (y == k), m & (y != k)
+                if pos.any() and neg.any():
+                    E[k] = W[k] * (A[pos].mean(0) - A[neg].mean(0))
+            ev[d] = E
+        stack = np.stack([ev[d] for d in doms])  # (D, K, M)
+        hi, lo = np.nanargmax(np.nan_to_num(stack, nan=-np.inf), 0), np.nanargmin(np.nan_to_num(stack, nan=np.inf), 0)
+        gap = np.take_along_axis(stack, hi[None], 0)[0] - np.take_along_axis(stack, lo[None], 0)[0]
+        for k, j in zip(*np.unravel_index(np.argsort(-np.nan_to_num(gap, nan=-1), axis=None), gap.shape), strict=True):
+            if not np.isfinite(gap[k, j]) or gap[k, j] <= 0 or W[k, j] == 0 or len(rows) >= top:
+                break
+            e_hi, e_lo = stack[hi[k, j], k, j], stack[lo[k, j], k, j]
+            rows.append((cls[k], con[j], W[k, j], gap[k, j],
+                         f"its weight x activation separates {cls[k]!r} from the other classes by {e_hi:+.3f} in "
+                         f"domain {doms[hi[k, j]]!r} but {e_lo:+.3f} in {doms[lo[k, j]]!r}"))
+    prior = getattr(model.concepts_, "prior", None)
+    if prior is not None and model.concepts_.classes and all(c in model.concepts_.classes for c in cls):
+        P = prior[[model.concepts_.classes.index(c) for c in cls]]
+        bad = np.argwhere(P * np.sign(W) < 0)
+        for k, j in sorted(bad.tolist(), key=lambda kj: -abs(W[kj[0], kj[1]]))[:top]:
+            said = "describes" if P[k, j] > 0 else "does not describe"
+            rows.append((cls[k], con[j], W[k, j], abs(W[k, j]),
+                         f"weight {W[k, j]:+.3f} for {cls[k]!r}, but the concept prior says it {said} {cls[k]!r}"))
+    df = pd.DataFrame(rows, columns=["class", "concept", "weight", "score", "reason"])
+    df["edit"] = [Prune(c, j) for c, j in zip(df["class"], df["concept"], strict=True)]
+    return df.drop_duplicates(["class", "concept"]).reset_index(drop=True)
+
+
+# -- evaluation data files (the .npz written by `cbm train` / ConceptWorld.save_npz / `cbm demo`) -----
+def npz_splits(path: str | Path) -> list[str]:
+    """Split names in an evaluation ``.npz`` (those with both ``X_<split>`` and ``y_<split>``)."""
+    with np.load(_npz(path), allow_pickle=False) as z:
+        return [k[2:] for k in z.files if k.startswith("X_") and f"y_{k[2:]}" in z.files]
+
+
+def _npz(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Evaluation data {str(path)!r} not found; pass the .npz written by `cbm train` "
+                        "(arrays X_<split>, y_<split>, optional domains_<split>, ids_<split>).")
+    return path
+
+
+def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = None,
+                  keep_X: bool = True) -> dict[str, EvalSet]:
+    """Read splits from an evaluation ``.npz`` and cache their activations (one transform each)."""
+    with np.load(_npz(path), allow_pickle=False) as z:
+        have = [k[2:] for k in z.files if k.startswith("X_") and f"y_{k[2:]}" in z.files]
+        names = z["class_names"].astype(str) if "class_names" in z.files else None
+        out = {}
+        for s in (have if splits is None else list(splits)):
+            if s not in have:
+                raise DataError(unknown_name_message("split", s, have) + f" (in {str(path)!r})")
+            dom, ids = (z[f"{p}_{s}"] if f"{p}_{s}" in z.files else None for p in ("domains", "ids"))
+            out[s] = EvalSet.from_model(model, z[f"X_{s}"], z[f"y_{s}"], s, dom, ids, names, keep_X)
+    return out
+
+
+def read_sample(path: str | Path, sample: str, split: str | None = None) -> tuple[str, int, np.ndarray, Any]:
+    """One sample of an evaluation ``.npz`` by id (``ids_<split>``) or row number.
+
+    Returns ``(split, row, x (d,), label)``; ``split=None`` searches test, shifted, val, train.
+    """
+    with np.load(_npz(path), allow_pickle=False) as z:
+        have = [k[2:] for k in z.files if k.startswith("X_")]
+        order = [split] if split else [s for s in ("test", "shifted", "val", "train") if s in have] + \
+            [s for s in have if s not in ("test", "shifted", "val", "train")]
+        for s in order:
+            if s not in have:
+                raise DataError(unknown_name_message("split", s, have) + f" (in {str(path)!r})")
+            ids = z[f"ids_{s}"].astype(str) if f"ids_{s}" in z.files else None
+            hit = np.flatnonzero(ids == str(sample)) if ids is not None else []
+            if not len(hit) and str(sample).isdigit() and int(sample) < len(z[f"X_{s}"]):
+                hit = [int(sample)]
+            if len(hit):
+                i = int(hit[0])
+                y = z[f"y_{s}"][i] if f"y_{s}" in z.files else None
+                if y is not None and "class_names" in z.files and np.asarray(y).dtype.kind in "iu":
+                    y = z["class_names"].astype(str)[int(y)]
+                return s, i, z[f"X_{s}"][i].astype(np.float32), y
+    raise DataError(f"No sample {sample!r} in {str(path)!r} (splits searched: {order}); give an id from "
+                    "ids_<split> or a row number.")
+
+
+__all__ = ["EditEffect", "EvalSet", "encode_labels", "head_token", "load_evalsets", "npz_splits", "preview",
+           "read_sample", "suggest_edits", "updated_logits"]

@@ -1,0 +1,379 @@
+"""Global edits of a concept model's linear head, previewed on cached activations before commit.
+
+An edit is a small dataclass (:class:`Prune`, :class:`PruneNormalize`, :class:`SetWeight`,
+:class:`ScaleWeight`, :class:`RemoveConcept`, :class:`AddConcept`, :class:`ApplyPrior`).
+``edit.plan(model)`` resolves names and validates without touching the model; ``edit.apply(model)``
+commits and returns an :class:`EditRecord` holding the old and new values and a snapshot of the
+head, so ``record.undo(model)`` restores the exact previous weights. A failed commit restores the
+snapshot before re-raising.
+
+:func:`preview` evaluates an edit on :class:`EvalSet` caches (activations computed once with
+``model.transform``): it only updates the cached logits by the changed block of weights,
+``logits[:, rows] += A[:, cols] @ (new - old).T`` (a rank-1 update for a single weight), so no
+encoder pass and no re-transform is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cbm.bank import ConceptBank, Provenance
+from cbm.exceptions import EditError
+from cbm.explain import class_index, concept_index
+
+_HEAD = ("coef_", "intercept_", "keep_", "_added_vectors", "_added_intercepts", "concepts_")
+
+
+@dataclass
+class Plan:
+    """What an edit will change, resolved against one model state (nothing mutated yet).
+
+    ``new`` is the (len(rows), len(cols)) block of ``coef_`` after the edit; ``remove`` drops a
+    concept column after that block is written (its block is zeros, so the logit update is exact);
+    ``add`` appends concepts (a bank) with class weights (K, m).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    new: np.ndarray
+    remove: int | None = None
+    add: tuple[ConceptBank, np.ndarray] | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def old(self, model: Any) -> np.ndarray:
+        return np.asarray(model.coef_)[np.ix_(self.rows, self.cols)]
+
+
+@dataclass
+class EditRecord:
+    """A committed edit: the edit, the weight changes (class, concept, old, new) and an exact undo."""
+
+    edit: Edit
+    changes: list[dict[str, Any]]
+    before: dict[str, Any] = field(repr=False)
+
+    def undo(self, model: Any) -> None:
+        """Restore the head exactly as it was before the edit."""
+        _restore(model, self.before)
+
+
+def _snapshot(model: Any) -> dict[str, Any]:
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k in _HEAD if (v := getattr(model, k, None)) is not None}
+
+
+def _restore(model: Any, snap: dict[str, Any]) -> None:
+    for k, v in snap.items():
+        setattr(model, k, v.copy() if isinstance(v, np.ndarray) else v)
+
+
+def _finite(value: float, what: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise EditError(f"{what} must be a number; got {value!r}.") from None
+    if not np.isfinite(v):
+        raise EditError(f"{what} must be a finite number; got {value!r}.")
+    return v
+
+
+class Edit:
+    """Base class of global edits. Subclasses implement :meth:`plan`."""
+
+    kind: ClassVar[str] = "edit"
+    _registry: ClassVar[dict[str, type[Edit]]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        Edit._registry[cls.kind] = cls
+
+    def plan(self, model: Any) -> Plan:
+        raise NotImplementedError
+
+    def apply(self, model: Any) -> EditRecord:
+        """Commit the edit to ``model``; returns the record (old/new values, exact undo)."""
+        plan = self.plan(model)
+        before = _snapshot(model)
+        try:
+            commit(model, plan)
+        except BaseException:
+            _restore(model, before)
+            raise
+        return EditRecord(self, plan.changes, before)
+
+    def describe(self) -> str:
+        parts = [f"{k}={v!r}" for k, v in self.to_dict().items() if k != "kind" and not isinstance(v, list)]
+        return f"{self.kind}(" + ", ".join(parts) + ")"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``Edit.from_dict`` inverts it exactly)."""
+        out = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+        return out
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Edit:
+        kind = d.get("kind")
+        if kind not in Edit._registry:
+            raise EditError(f"Unknown edit kind {kind!r} in the edit log; known: {sorted(Edit._registry)}.")
+        return Edit._registry[kind](**{k: v for k, v in d.items() if k != "kind"})
+
+
+def commit(model: Any, plan: Plan) -> None:
+    """Write a :class:`Plan` into the model (use ``Edit.apply``, which also records an undo)."""
+    coef = np.array(model.coef_, dtype=np.float32, copy=True)
+    coef[np.ix_(plan.rows, plan.cols)] = plan.new
+    model.coef_ = coef
+    if plan.remove is not None:
+        model.remove_concept(plan.remove)
+    if plan.add is not None:
+        model.add_concept(*plan.add)
+
+
+def _changes(model: Any, rows: np.ndarray, cols: np.ndarray, new: np.ndarray) -> list[dict[str, Any]]:
+    old = np.asarray(model.coef_)[np.ix_(rows, cols)]
+    cn, kn = model.class_names_, model.concept_names_
+    return [{"class": cn[rows[a]], "concept": kn[cols[b]], "old": float(old[a, b]), "new": float(new[a, b])}
+            for a, b in zip(*np.nonzero(old != new), strict=True)]
+
+
+def _check_classes_keep_concepts(model: Any, rows: np.ndarray, cols: np.ndarray, new: np.ndarray,
+                                 drop: int | None = None) -> None:
+    W = np.array(model.coef_, copy=True)
+    had = (W != 0).any(1)
+    W[np.ix_(rows, cols)] = new
+    if drop is not None:
+        W = np.delete(W, drop, axis=1)
+    empty = [model.class_names_[k] for k in np.flatnonzero(had & ~(W != 0).any(1))]
+    if empty:
+        raise EditError(
+            f"This edit would leave class(es) {empty} with no concept (all weights zero), so they could "
+            "never be predicted from concepts. Give the class another concept first (SetWeight/AddConcept)."
+        )
+
+
+def _weight_plan(model: Any, cls: int | str | None, concept: int | str, fn) -> Plan:
+    """Plan for edits of one column (one class, or every class when ``cls`` is None)."""
+    j = concept_index(model, concept)
+    rows = np.arange(len(model.class_names_)) if cls is None else np.array([class_index(model, cls)])
+    cols = np.array([j])
+    new = fn(np.asarray(model.coef_)[np.ix_(rows, cols)].astype(np.float32))
+    _check_classes_keep_concepts(model, rows, cols, new)
+    return Plan(rows, cols, new, changes=_changes(model, rows, cols, new))
+
+
+@dataclass
+class Prune(Edit):
+    """Zero the weight of ``concept`` for class ``cls`` (every class when ``cls`` is None)."""
+
+    cls: int | str | None
+    concept: int | str
+    kind: ClassVar[str] = "prune"
+
+    def plan(self, model: Any) -> Plan:
+        return _weight_plan(model, self.cls, self.concept, np.zeros_like)
+
+
+@dataclass
+class PruneNormalize(Edit):
+    """Zero ``W[cls, concept]`` and rescale the class row to keep its L1 norm (PCBM's model editing)."""
+
+    cls: int | str
+    concept: int | str
+    kind: ClassVar[str] = "prune-normalize"
+
+    def plan(self, model: Any) -> Plan:
+        k, j = class_index(model, self.cls), concept_index(model, self.concept)
+        row = np.asarray(model.coef_[k], np.float32).copy()
+        norm = np.abs(row).sum()
+        row[j] = 0.0
+        rest = np.abs(row).sum()
+        if rest > 0:
+            row *= np.float32(norm / rest)
+        rows, cols = np.array([k]), np.arange(len(row))
+        _check_classes_keep_concepts(model, rows, cols, row[None])
+        return Plan(rows, cols, row[None], changes=_changes(model, rows, cols, row[None]))
+
+
+@dataclass
+class SetWeight(Edit):
+    """Set ``W[cls, concept] = value`` (every class when ``cls`` is None)."""
+
+    cls: int | str | None
+    concept: int | str
+    value: float
+    kind: ClassVar[str] = "set-weight"
+
+    def plan(self, model: Any) -> Plan:
+        v = _finite(self.value, "The new weight")
+        return _weight_plan(model, self.cls, self.concept, lambda w: np.full_like(w, v))
+
+
+@dataclass
+class ScaleWeight(Edit):
+    """Multiply ``W[cls, concept]`` by ``factor`` (every class when ``cls`` is None)."""
+
+    cls: int | str | None
+    concept: int | str
+    factor: float
+    kind: ClassVar[str] = "scale-weight"
+
+    def plan(self, model: Any) -> Plan:
+        f = _finite(self.factor, "The scale factor")
+        return _weight_plan(model, self.cls, self.concept, lambda w: w * np.float32(f))
+
+
+@dataclass
+class RemoveConcept(Edit):
+    """Remove ``concept`` from the model entirely (its column and its activation)."""
+
+    concept: int | str
+    kind: ClassVar[str] = "remove-concept"
+
+    def plan(self, model: Any) -> Plan:
+        j = concept_index(model, self.concept)
+        if len(model.concept_names_) == 1:
+            raise EditError(f"Cannot remove {model.concept_names_[0]!r}: it is the model's only concept.")
+        rows, cols = np.arange(len(model.class_names_)), np.array([j])
+        new = np.zeros((len(rows), 1), np.float32)
+        _check_classes_keep_concepts(model, rows, cols, new, drop=j)
+        return Plan(rows, cols, new, remove=j, changes=_changes(model, rows, cols, new))
+
+
+@dataclass
+class AddConcept(Edit):
+    """Add a concept given as a vector (text embedding or CAV) with class weights.
+
+    ``weights`` maps class name -> weight (missing classes get 0) or lists one weight per class.
+    Build it with :meth:`from_text` (a multimodal encoder's text tower) or :meth:`from_vector` (a CAV).
+    """
+
+    name: str
+    vector: list[float]
+    weights: dict[str, float] | list[float]
+    intercept: float = 0.0
+    text: str | None = None
+    source: str = "text"
+    encoder_fingerprint: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "add-concept"
+
+    @classmethod
+    def from_text(cls, text: str, encoder: Any, weights: dict[str, float] | list[float],
+                  name: str | None = None, template: str = "{}") -> AddConcept:
+        """Embed ``text`` with ``encoder.encode_text`` (a CLIP-style text tower)."""
+        from cbm.concepts.text import encode_texts, encoder_fingerprint
+
+        vec = encode_texts(encoder, [template.format(text)])[0]
+        return cls(name or text, vec.tolist(), weights, 0.0, text, "text", encoder_fingerprint(encoder),
+                   {"template": template})
+
+    @classmethod
+    def from_vector(cls, name: str, vector: Any, weights: dict[str, float] | list[float],
+                    intercept: float = 0.0, source: str = "cav", **detail: Any) -> AddConcept:
+        """A concept from a direction, e.g. ``fit_cav(pos, neg)["vector"]`` and its intercept."""
+        return cls(name, np.asarray(vector, np.float32).ravel().tolist(), weights, float(intercept),
+                   None, source, None, detail)
+
+    def bank(self, default_fingerprint: str | None = None) -> ConceptBank:
+        """The concept as a one-concept bank; a vector with no fingerprint (a CAV fitted on the
+        model's own embeddings) takes ``default_fingerprint``."""
+        vec = np.asarray(self.vector, np.float32).reshape(1, -1)
+        if not np.isfinite(vec).all():
+            raise EditError(f"The vector of concept {self.name!r} has NaN or infinite values.")
+        return ConceptBank([self.name], [self.text or self.name], vectors=vec, intercepts=[self.intercept],
+                           provenance=[Provenance(self.source, dict(self.detail))],
+                           encoder_fingerprint=self.encoder_fingerprint or default_fingerprint)
+
+    def plan(self, model: Any) -> Plan:
+        if self.name in model.concept_names_:
+            raise EditError(f"The model already has a concept named {self.name!r}; pick another name.")
+        if not getattr(model, "supports_vector_concepts", False):
+            raise EditError(f"{type(model).__name__} cannot score a concept given as a vector (its "
+                            "concept layer is learned); retrain with the concept in the bank instead.")
+        fp = getattr(model, "concepts_", None) and model.concepts_.encoder_fingerprint
+        bank = self.bank(fp)
+        if bank.vectors.shape[1] != model.n_features_in_:
+            raise EditError(f"Concept {self.name!r} has a {bank.vectors.shape[1]}-d vector but the model reads "
+                            f"{model.n_features_in_}-d embeddings; embed it with the model's encoder.")
+        if fp and self.encoder_fingerprint and fp != self.encoder_fingerprint:
+            raise EditError(f"Concept {self.name!r} was embedded by {self.encoder_fingerprint!r} but the model's "
+                            f"concepts come from {fp!r}; use the same encoder.")
+        K = len(model.class_names_)
+        if isinstance(self.weights, dict):
+            w = np.zeros(K, np.float32)
+            for c, v in self.weights.items():
+                w[class_index(model, c)] = _finite(v, f"The weight of {self.name!r} for class {c!r}")
+        else:
+            w = np.asarray([_finite(v, f"The weight of {self.name!r}") for v in self.weights], np.float32)
+            if len(w) != K:
+                raise EditError(f"AddConcept {self.name!r} got {len(w)} weights; the model has {K} classes.")
+        empty = np.zeros((0, 0), np.float32)
+        changes = [{"class": c, "concept": self.name, "old": None, "new": float(v)}
+                   for c, v in zip(model.class_names_, w, strict=True) if v != 0]
+        return Plan(np.zeros(0, int), np.zeros(0, int), empty, add=(bank, w[:, None]), changes=changes)
+
+
+@dataclass
+class ApplyPrior(Edit):
+    """Shrink weights that contradict a class-concept prior (+1 describes the class, -1 does not).
+
+    ``strength`` 1 zeroes contradicting weights (positive weight where the prior says -1, negative
+    where it says +1); 0.5 halves them. ``prior`` (K, M) defaults to the model's concept bank prior.
+    """
+
+    strength: float = 1.0
+    prior: list[list[float]] | None = None
+    kind: ClassVar[str] = "apply-prior"
+
+    def plan(self, model: Any) -> Plan:
+        s = _finite(self.strength, "The prior strength")
+        if not 0.0 <= s <= 1.0:
+            raise EditError(f"The prior strength must be in [0, 1]; got {self.strength!r}.")
+        P = self._prior(model)
+        W = np.asarray(model.coef_, np.float32)
+        against = (P * np.sign(W)) < 0
+        new = np.where(against, W * np.float32(1.0 - s), W).astype(np.float32)
+        rows, cols = np.arange(W.shape[0]), np.arange(W.shape[1])
+        _check_classes_keep_concepts(model, rows, cols, new)
+        return Plan(rows, cols, new, changes=_changes(model, rows, cols, new))
+
+    def _prior(self, model: Any) -> np.ndarray:
+        K, M = np.shape(model.coef_)
+        if self.prior is not None:
+            P = np.asarray(self.prior, np.float32)
+            if P.shape != (K, M):
+                raise EditError(f"The prior must have shape (classes, concepts) = ({K}, {M}); got {P.shape}.")
+            return P
+        bank = model.concepts_
+        if bank.prior is None or bank.classes is None:
+            raise EditError("The model's concept bank has no class-concept prior; pass prior=(K, M) values.")
+        missing = [c for c in model.class_names_ if c not in bank.classes]
+        if missing and len(bank.classes) == K:
+            return bank.prior.astype(np.float32)  # classes stored as indices: same order
+        if missing:
+            raise EditError(f"The concept bank's prior does not cover classes {missing}; pass prior= explicitly.")
+        return bank.prior[[bank.classes.index(c) for c in model.class_names_]].astype(np.float32)
+
+
+EDIT_KINDS = tuple(Edit._registry)
+
+_EVAL = ("EditEffect", "EvalSet", "load_evalsets", "preview", "suggest_edits")
+
+
+def __getattr__(name: str) -> Any:
+    # evaluation helpers live in cbm.edit_eval (which imports this module); re-exported here
+    if name in _EVAL:
+        from cbm import edit_eval
+
+        return getattr(edit_eval, name)
+    raise AttributeError(f"module 'cbm.edits' has no attribute {name!r}")
+
+
+__all__ = ["EDIT_KINDS", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "Plan", "Prune", "PruneNormalize",
+           "RemoveConcept", "ScaleWeight", "SetWeight", "commit", *_EVAL]

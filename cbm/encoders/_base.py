@@ -1,0 +1,180 @@
+"""The ``Encoder`` interface every image/text encoder in cbmkit implements.
+
+An encoder turns images (PIL images, uint8 arrays, or an already preprocessed batch tensor) into
+``(N, d)`` float32 numpy embeddings, and, when it has a text tower, texts into ``(n, d)``
+embeddings in the same space. Its ``fingerprint`` names everything that changes the numbers
+(model, weights, preprocessing incl. resolution), so caches and concept banks can be keyed by it::
+
+    enc = create_encoder("mobilenet_v2", image_size=96)
+    X = enc.encode_images([pil_image, uint8_array])     # (2, 1280) float32
+    enc.fingerprint                                     # 'mobilenet_v2|weights=imagenet1k_v1:b0353104|...'
+
+Subclasses implement ``_encode_batch`` (and ``_encode_text_batch`` for text) and set ``dim``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from cbm.data.folders import to_rgb
+from cbm.exceptions import CBMError
+
+
+class EncoderLoadError(CBMError, ValueError):
+    """Weights or a checkpoint cannot be loaded into the requested encoder."""
+
+
+class NoTextTowerError(CBMError, NotImplementedError):
+    """The encoder has no text tower (or no image tower) for the requested call."""
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> CUDA when present, else CPU; anything else is passed to ``torch.device``."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (memoised per path, size and mtime within the process)."""
+    st = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def state_dict_sha256(module: torch.nn.Module) -> str:
+    """sha256 over a module's parameters and buffers; names randomly initialised weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def describe_mismatch(module: torch.nn.Module, state_dict: dict[str, Any]) -> str:
+    """Summarise why ``state_dict`` does not fit ``module`` (counts and first examples)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state_dict and hasattr(state_dict[k], "shape") and state_dict[k].shape != v.shape]
+    parts = [f"{len(xs)} {what} (e.g. {xs[0]!r})" for what, xs in
+             (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if xs]
+    return ", ".join(parts) or "keys and shapes match"
+
+
+class Encoder:
+    """Base class: batching, input conversion and the text/image capability checks.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``create_encoder(name)``).
+    dim : int
+        Embedding dimension d.
+    device : torch.device
+    supports_images, supports_text : bool
+        Which towers the encoder has.
+    """
+
+    name: ClassVar[str] = "encoder"
+    supports_images: ClassVar[bool] = True
+    supports_text: ClassVar[bool] = False
+    dim: int
+    device: torch.device
+
+    # -- subclass hooks ---------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """Stable string naming model, weights and preprocessing; equal strings = equal numbers."""
+        raise NotImplementedError
+
+    def preprocess(self, image: Any) -> torch.Tensor:
+        """One PIL image or uint8 array -> a (3, H, W) float tensor ready for the model."""
+        raise NoTextTowerError(f"Encoder {self.name!r} has no image tower; use it for texts only.")
+
+    def _encode_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Subclass hook: (B, 3, H, W) preprocessed batch on ``device`` -> (B, d) features."""
+        raise NotImplementedError
+
+    def _encode_text_batch(self, texts: list[str]) -> torch.Tensor | np.ndarray:
+        """Subclass hook: a list of texts -> (n, d) features."""
+        raise NotImplementedError
+
+    # -- public API -------------------------------------------------------------------------
+    def preprocess_batch(self, images: Sequence[Any]) -> torch.Tensor:
+        """Preprocess a sequence of PIL images / uint8 arrays into one (B, 3, H, W) tensor."""
+        return torch.stack([self.preprocess(to_rgb(im)) for im in images])
+
+    def encode_images(self, images: Any, batch_size: int = 64) -> np.ndarray:
+        """Embed images; returns (N, d) float32 (raw features, not L2-normalised).
+
+        ``images`` may be one PIL image, a sequence of PIL images or uint8 arrays (H, W) /
+        (H, W, C), a uint8 array/tensor (N, H, W[, C]), or a float tensor (N, C, H, W) that is
+        already preprocessed (C=1 is repeated to 3 channels).
+        """
+        if not self.supports_images:
+            raise NoTextTowerError(
+                f"Encoder {self.name!r} is text-only and cannot embed images; use an image "
+                "encoder such as 'mobilenet_v2' or 'openclip:<arch>'."
+            )
+        if isinstance(images, torch.Tensor) and images.is_floating_point():
+            if images.ndim != 4:
+                raise ValueError(f"A float image tensor must be (N, C, H, W); got shape {tuple(images.shape)}.")
+            batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+            batches = [b.expand(-1, 3, -1, -1) if b.shape[1] == 1 else b for b in batches]
+        else:
+            if hasattr(images, "mode") and hasattr(images, "size"):  # a single PIL image
+                images = [images]
+            elif isinstance(images, torch.Tensor):
+                images = images.numpy()
+            items = list(images)
+            batches = (self.preprocess_batch(items[i : i + batch_size])
+                       for i in range(0, len(items), batch_size))
+        out = [self._run(b) for b in batches]
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Embed texts into the encoder's space; returns (n, d) float32."""
+        if not self.supports_text:
+            raise NoTextTowerError(
+                f"Encoder {self.name!r} is image-only and cannot embed text. For concept texts use a "
+                "multimodal encoder (create_encoder('openclip:ViT-B-32', pretrained=...)) or the "
+                "text encoder create_encoder('minilm')."
+            )
+        if isinstance(texts, str):
+            raise TypeError(f"encode_text takes a list of texts, not one string ({texts[:40]!r}).")
+        texts = list(texts)
+        out = []
+        for i in range(0, len(texts), batch_size):
+            with torch.inference_mode():
+                z = self._encode_text_batch(texts[i : i + batch_size])
+            out.append(z.float().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z))
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def _run(self, x: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self._encode_batch(x.to(self.device, non_blocking=True)).float().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.fingerprint!r}, dim={self.dim}, device={str(self.device)!r})"

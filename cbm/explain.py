@@ -1,0 +1,410 @@
+"""Explanations and test-time interventions for any concept bottleneck model.
+
+Every method ends in a linear head on concept activations (:class:`~cbm.models.BaseConceptModel`),
+so a class score splits exactly into one part per concept plus the intercept (and, for hybrid
+models such as PCBM-h, a residual part that no concept explains)::
+
+    logit[n, k] = sum_j coef_[k, j] * A[n, j] + intercept_[k] + residual[n, k]
+
+All functions are pure and vectorised over samples; they take activations ``A = model.transform(X)``
+(computed once, e.g. by the app) or raw embeddings ``X``, and return numpy arrays, pandas
+DataFrames or small dataclasses that the CLI and the app print or plot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cbm.exceptions import EditError, unknown_name_message
+
+Target = int | str | Sequence[int] | np.ndarray | None
+
+
+# -- resolving names -----------------------------------------------------------------------------
+def class_index(model: Any, cls: int | str) -> int:
+    """Row of class ``cls`` (a name or an index) in ``model.coef_``; a miss names the closest classes."""
+    names = model.class_names_
+    if isinstance(cls, int | np.integer) and not isinstance(cls, bool):
+        if not 0 <= int(cls) < len(names):
+            raise EditError(f"Class index {int(cls)} is out of range; the model has {len(names)} classes.")
+        return int(cls)
+    if str(cls) not in names:
+        raise EditError(unknown_name_message("class", str(cls), names))
+    return names.index(str(cls))
+
+
+def concept_index(model: Any, concept: int | str) -> int:
+    """Column of concept ``concept`` (a name or an index); a miss names the closest concepts."""
+    names = model.concept_names_
+    if isinstance(concept, int | np.integer) and not isinstance(concept, bool):
+        if not 0 <= int(concept) < len(names):
+            raise EditError(f"Concept index {int(concept)} is out of range; the model has {len(names)} concepts.")
+        return int(concept)
+    if str(concept) not in names:
+        raise EditError(unknown_name_message("concept", str(concept), names))
+    return names.index(str(concept))
+
+
+def _inputs(model: Any, X: Any, activations: Any, residual: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Activations (N, M) and residual logits (N, K) or None, from X or from given activations."""
+    if activations is None:
+        if X is None:
+            raise ValueError("Pass X (embeddings) or activations (model.transform(X)).")
+        A = model.transform(X)
+        if residual is None and model.hybrid:
+            residual = model.residual_logits(X)
+    else:
+        A = np.asarray(activations, np.float32)
+    if A.ndim != 2 or A.shape[1] != len(model.concept_names_):
+        raise ValueError(
+            f"activations must have shape (n_samples, {len(model.concept_names_)}) to match the model's "
+            f"concepts; got {A.shape}. Recompute them with model.transform(X) after edits."
+        )
+    R = None if residual is None else np.asarray(residual, np.float32).reshape(len(A), -1)
+    return A, R
+
+
+def _targets(model: Any, target: Target, logits: np.ndarray) -> np.ndarray:
+    if target is None:
+        return logits.argmax(1)
+    if isinstance(target, int | str | np.integer):
+        return np.full(len(logits), class_index(model, target))
+    t = np.asarray(target)
+    return np.array([class_index(model, c) for c in t.tolist()], dtype=np.int64)
+
+
+# -- per-prediction explanations -----------------------------------------------------------------
+def contributions(model: Any, activations: Any, residual: Any = None, target: Target = None
+                  ) -> tuple[np.ndarray, Any]:
+    """Each concept's contribution ``coef_[k, j] * A[n, j]`` to class ``k``'s score.
+
+    Parameters
+    ----------
+    activations : array of shape (M,) or (N, M)
+        One sample or a batch.
+    residual : array of shape (K,) or (N, K), optional
+        Residual logits of hybrid models.
+    target : class name, index, or one per sample, optional
+        The class explained; default the predicted class.
+
+    Returns
+    -------
+    contrib : ndarray of shape (M,) or (N, M)
+    residual_part : float, ndarray of shape (N,), or None
+        The residual's share of the target logit (None for pure concept models).
+    """
+    single = np.ndim(activations) == 1
+    A = np.atleast_2d(np.asarray(activations, np.float32))
+    R = None if residual is None else np.asarray(residual, np.float32).reshape(len(A), -1)
+    A, R = _inputs(model, None, A, R)
+    t = _targets(model, target, model.logits_from_activations(A, R))
+    contrib = A * model.coef_[t]
+    res = None if R is None else R[np.arange(len(A)), t]
+    if single:
+        return contrib[0], None if res is None else float(res[0])
+    return contrib, res
+
+
+@dataclass
+class Explanation:
+    """Why a model predicted what it did, for a batch of N samples.
+
+    Attributes
+    ----------
+    activations : ndarray (N, M)
+    logits : ndarray (N, K)
+    residual : ndarray (N, K) or None
+        Residual logits of hybrid models (shown apart from the concepts).
+    target : ndarray (N,)
+        The class explained for each sample (the predicted class unless asked otherwise).
+    runner_up : ndarray (N,)
+        The highest-scoring other class.
+    margin : ndarray (N,)
+        ``logit[target] - logit[runner_up]``.
+    contributions : ndarray (N, M)
+        Contributions to the target class (the full (N, K, M) tensor comes from :meth:`all_classes`).
+    top_positive, top_negative : ndarray (N, top)
+        Concept indices with the largest positive / most negative contributions.
+    """
+
+    activations: np.ndarray
+    logits: np.ndarray
+    residual: np.ndarray | None
+    target: np.ndarray
+    runner_up: np.ndarray
+    margin: np.ndarray
+    contributions: np.ndarray
+    top_positive: np.ndarray
+    top_negative: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    concept_names: list[str]
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.logits)
+
+    @property
+    def pred(self) -> np.ndarray:
+        """Predicted class index per sample."""
+        return self.logits.argmax(1)
+
+    def for_class(self, k: int | str) -> np.ndarray:
+        """Contributions (N, M) to class ``k`` (index or name)."""
+        k = self.class_names.index(k) if isinstance(k, str) else int(k)
+        return self.activations * self.coef[k]
+
+    def all_classes(self) -> np.ndarray:
+        """Contributions to every class, shape (N, K, M); memory N*K*M floats, so use on small batches."""
+        return self.activations[:, None, :] * self.coef[None, :, :]
+
+    def residual_part(self) -> np.ndarray | None:
+        """The residual's share (N,) of the target logit, None for pure concept models."""
+        return None if self.residual is None else self.residual[np.arange(len(self)), self.target]
+
+    def table(self, i: int) -> pd.DataFrame:
+        """Sample ``i``: one row per concept (activation, weight, contribution), largest |contribution| first."""
+        k = int(self.target[i])
+        df = pd.DataFrame({
+            "concept": self.concept_names, "activation": self.activations[i],
+            "weight": self.coef[k], "contribution": self.contributions[i],
+        })
+        return df.reindex(df["contribution"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+    def summary(self, i: int) -> str:
+        """A few readable lines for sample ``i`` (used by ``cbm explain``)."""
+        k, r = int(self.target[i]), int(self.runner_up[i])
+        lines = [f"class {self.class_names[k]!r}: score {self.logits[i, k]:.3f}, margin {self.margin[i]:+.3f} "
+                 f"over {self.class_names[r]!r}"]
+        for label, idx in (("for", self.top_positive[i]), ("against", self.top_negative[i])):
+            parts = [f"{self.concept_names[j]} ({self.contributions[i, j]:+.3f})" for j in idx
+                     if (self.contributions[i, j] > 0) == (label == "for") and self.contributions[i, j] != 0]
+            lines.append(f"  {label}: " + (", ".join(parts) if parts else "none"))
+        lines.append(f"  intercept: {self.intercept[k]:+.3f}")
+        res = self.residual_part()
+        if res is not None:
+            lines.append(f"  residual (not explained by concepts): {res[i]:+.3f}")
+        return "\n".join(lines)
+
+
+def explain(model: Any, X: Any = None, *, activations: Any = None, residual: Any = None,
+            target: Target = None, top: int = 5) -> Explanation:
+    """Explain a batch of predictions: contributions, top concepts for and against, margin.
+
+    Pass raw embeddings ``X`` or cached ``activations`` (and ``residual`` for hybrid models);
+    ``target`` picks the class explained (default: the predicted class).
+    """
+    A, R = _inputs(model, X, activations, residual)
+    Z = model.logits_from_activations(A, R)
+    t = _targets(model, target, Z)
+    rows = np.arange(len(A))
+    other = Z.copy()
+    other[rows, t] = -np.inf
+    runner = other.argmax(1) if Z.shape[1] > 1 else t
+    C = A * model.coef_[t]
+    top = max(0, min(int(top), A.shape[1]))
+    order = np.argsort(C, axis=1, kind="stable")
+    return Explanation(
+        activations=A, logits=Z, residual=R, target=t, runner_up=runner,
+        margin=Z[rows, t] - Z[rows, runner], contributions=C,
+        top_positive=order[:, ::-1][:, :top], top_negative=order[:, :top],
+        coef=np.asarray(model.coef_), intercept=np.asarray(model.intercept_),
+        concept_names=model.concept_names_, class_names=model.class_names_,
+    )
+
+
+def explain_one(model: Any, x: Any = None, *, activations: Any = None, residual: Any = None,
+                target: int | str | None = None, top: int = 5) -> Explanation:
+    """:func:`explain` for one sample given as a 1-D embedding or activation vector."""
+    x = None if x is None else np.atleast_2d(np.asarray(x, np.float32))
+    a = None if activations is None else np.atleast_2d(np.asarray(activations, np.float32))
+    r = None if residual is None else np.atleast_2d(np.asarray(residual, np.float32))
+    return explain(model, x, activations=a, residual=r, target=target, top=top)
+
+
+# -- interventions and counterfactuals -----------------------------------------------------------
+@dataclass
+class Intervention:
+    """Predictions before and after setting or clamping concept activations."""
+
+    activations: np.ndarray
+    logits_before: np.ndarray
+    logits_after: np.ndarray
+    class_names: list[str]
+
+    @property
+    def pred_before(self) -> np.ndarray:
+        return self.logits_before.argmax(1)
+
+    @property
+    def pred_after(self) -> np.ndarray:
+        return self.logits_after.argmax(1)
+
+    @property
+    def changed(self) -> np.ndarray:
+        """Indices of samples whose predicted class changed."""
+        return np.flatnonzero(self.pred_before != self.pred_after)
+
+    @property
+    def proba_after(self) -> np.ndarray:
+        return softmax(self.logits_after)
+
+
+def intervene(model: Any, activations: Any, changes: Mapping[int | str, Any], residual: Any = None,
+              rows: Any = None) -> Intervention:
+    """Set or clamp concept activations and re-predict (test-time intervention, as in CBM/CEM).
+
+    Parameters
+    ----------
+    changes : mapping concept -> value
+        A number sets the activation (``0`` switches a concept off); a pair ``(low, high)`` clamps
+        it (``None`` for an open end).
+    rows : indices or boolean mask, optional
+        Samples to intervene on (default: all); the others keep their activations.
+    """
+    A, R = _inputs(model, None, np.atleast_2d(np.asarray(activations, np.float32)), residual)
+    new = A.copy()
+    sel = np.arange(len(A)) if rows is None else np.asarray(rows)
+    for concept, value in changes.items():
+        j = concept_index(model, concept)
+        if isinstance(value, tuple | list):
+            if len(value) != 2:
+                raise ValueError(f"Clamp bounds for {concept!r} must be (low, high); got {value!r}.")
+            lo, hi = (None if v is None else float(v) for v in value)
+            new[sel, j] = np.clip(new[sel, j], lo, hi)
+        else:
+            v = float(value)
+            if not np.isfinite(v):
+                raise ValueError(f"Activation value for {concept!r} must be finite; got {value!r}.")
+            new[sel, j] = v
+    return Intervention(new, model.logits_from_activations(A, R), model.logits_from_activations(new, R),
+                        model.class_names_)
+
+
+def counterfactual(model: Any, activations: Any, concepts: Sequence[int | str] | Mapping[int | str, float],
+                   residual: Any = None) -> np.ndarray:
+    """Class probabilities if ``concepts`` were switched off (or set to the mapped values).
+
+    Returns an array shaped like the input: (K,) for one sample (M,), (N, K) for a batch.
+    """
+    changes = dict(concepts) if isinstance(concepts, Mapping) else {c: 0.0 for c in concepts}
+    single = np.ndim(activations) == 1
+    out = intervene(model, activations, changes, residual=residual).proba_after
+    return out[0] if single else out
+
+
+def counterfactual_table(model: Any, activations: Any, residual: Any = None) -> pd.DataFrame:
+    """For one sample: what the prediction becomes when each concept alone is switched off.
+
+    Rows are sorted so that concepts whose removal flips the prediction (then lowers the margin
+    most) come first.
+    """
+    A, R = _inputs(model, None, np.atleast_2d(np.asarray(activations, np.float32))[:1], residual)
+    z = model.logits_from_activations(A, R)[0]
+    k = int(z.argmax())
+    # switching concept j off removes A[j] * coef_[:, j] from every class score: all M at once
+    Z = z[None, :] - (A[0][:, None] * model.coef_.T)  # (M, K)
+    new = Z.argmax(1)
+    names = model.class_names_
+    df = pd.DataFrame({
+        "concept": model.concept_names_, "activation": A[0],
+        "new_prediction": [names[i] for i in new], "flips": new != k,
+        "score_change": Z[:, k] - z[k],
+    })
+    return df.sort_values(["flips", "score_change"], ascending=[False, True]).reset_index(drop=True)
+
+
+# -- global view -----------------------------------------------------------------------------------
+def weight_matrix(model: Any) -> pd.DataFrame:
+    """The class-concept weight matrix ``coef_`` as a DataFrame (classes x concepts)."""
+    return pd.DataFrame(np.asarray(model.coef_), index=model.class_names_, columns=model.concept_names_)
+
+
+def top_concepts(model: Any, n: int = 5) -> pd.DataFrame:
+    """Per class, the ``n`` concepts with the largest positive and the ``n`` most negative weights.
+
+    Long format: columns ``class, sign, rank, concept, weight``; zero weights are left out.
+    """
+    W = np.asarray(model.coef_)
+    rows = []
+    for k, cls in enumerate(model.class_names_):
+        order = np.argsort(W[k], kind="stable")
+        for sign, idx in (("positive", order[::-1]), ("negative", order)):
+            picked = [j for j in idx if (W[k, j] > 0 if sign == "positive" else W[k, j] < 0)][:n]
+            rows += [(cls, sign, r + 1, model.concept_names_[j], float(W[k, j])) for r, j in enumerate(picked)]
+    return pd.DataFrame(rows, columns=["class", "sign", "rank", "concept", "weight"])
+
+
+def unused_concepts(model: Any, tol: float = 0.0) -> list[str]:
+    """Concepts whose weight is at most ``tol`` in absolute value for every class."""
+    unused = np.abs(np.asarray(model.coef_)).max(0) <= tol
+    return [n for n, u in zip(model.concept_names_, unused, strict=True) if u]
+
+
+# -- explaining a new image ------------------------------------------------------------------------
+def encoder_for(model: Any) -> Any:
+    """Rebuild the image encoder recorded in the model's fingerprints (``fingerprints_["encoder"]``).
+
+    Accepts a fingerprint string (``"openclip:ViT-B-32|weights=tag:laion2b...|..."``,
+    ``"mobilenet_v2|weights=...|size=96|..."``) or a dict ``{"name", "pretrained", ...}``; the rebuilt
+    encoder must reproduce the recorded fingerprint, so images embed exactly as in training.
+    """
+    from cbm.exceptions import CBMError, EncoderMismatchError
+
+    fp = (getattr(model, "fingerprints_", None) or {}).get("encoder")
+    if not fp:
+        raise CBMError("This model records no image encoder (fingerprints['encoder'] is empty), so a new image "
+                       "cannot be embedded. Explain a sample from the evaluation data instead (--sample ID).")
+    from cbm.encoders import create_encoder
+
+    if isinstance(fp, Mapping):
+        opts = {k: v for k, v in fp.items() if k not in ("name", "pretrained", "fingerprint")}
+        name, pretrained, expected = fp.get("name"), fp.get("pretrained"), fp.get("fingerprint")
+    else:
+        name, *parts = str(fp).split("|")
+        kv = dict(p.split("=", 1) for p in parts if "=" in p)
+        w = kv.get("weights", "")
+        pretrained = w[4:] if w.startswith("tag:") else None
+        opts = {"image_size": int(kv["size"])} if kv.get("size", "").isdigit() else {}
+        expected = str(fp)
+    try:
+        encoder = create_encoder(str(name), pretrained=pretrained, **opts)
+    except (ValueError, TypeError) as e:
+        raise CBMError(f"Cannot rebuild the model's image encoder {fp!r}: {e}") from None
+    if expected and getattr(encoder, "fingerprint", expected) != expected:
+        raise EncoderMismatchError(f"The rebuilt encoder has fingerprint {encoder.fingerprint!r}, but the model was "
+                                   f"trained on {expected!r}; pass embeddings from the original encoder instead.")
+    return encoder
+
+
+def embed_image(model: Any, image: Any) -> np.ndarray:
+    """Embed one image (a path, PIL image or uint8 array) with the model's recorded encoder: (1, d)."""
+    from pathlib import Path
+
+    if isinstance(image, str | Path):
+        from PIL import Image
+
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"Image {str(path)!r} not found.")
+        image = Image.open(path).convert("RGB")
+    return np.asarray(encoder_for(model).encode_images([image]), np.float32).reshape(1, -1)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits."""
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+__all__ = [
+    "Explanation", "Intervention", "class_index", "concept_index", "contributions", "counterfactual",
+    "counterfactual_table", "embed_image", "encoder_for", "explain", "explain_one", "intervene", "softmax", "top_concepts",
+    "unused_concepts", "weight_matrix",
+]

@@ -1,0 +1,224 @@
+"""KnoBo: knowledge-grounded concept predictors and a prior-regularised head (Yang et al., 2024).
+
+1. Grounding: one L2-regularised logistic regression per concept on L2-normalised image
+   embeddings, trained on images labelled positive/negative for the concept (class-balanced),
+   all M fitted at once in torch. Concepts whose held-out accuracy reaches ``threshold`` are
+   kept (the ``max_concepts`` best).
+2. Head: linear on the concept probabilities with ``CE + lam * mean |tanh(W) - P|``, P the
+   class-concept prior.
+
+Concept labels come from ``fit(..., concept_labels=)`` (N x M, 0/1 per image) or, without them,
+from the prior: images of classes with +1 are positives, with -1 negatives, 0 unused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import HasMethods, Interval
+
+from cbm.bank import ConceptBank
+from cbm.losses import prior_loss
+from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models.labo import class_prior, val_arrays
+
+
+class KnoBo(BaseConceptModel):
+    """Knowledge bottleneck: grounded concept predictors + prior-regularised linear head.
+
+    Parameters
+    ----------
+    concepts : ConceptBank
+        Concept names (vectors are not needed); its prior gives P and default concept labels.
+    threshold : float, default=0.6
+        Minimum held-out (balanced) accuracy of a concept predictor to keep the concept.
+    max_concepts : int or None, default=None
+        Keep at most this many concepts, best accuracy first.
+    grounding_l2 : float, default=1e-3
+        L2 strength of the concept predictors.
+    grounding_val_fraction : float, default=0.2
+        Share of images held out to measure each predictor's accuracy.
+    lam : float, default=1
+        Weight of the prior loss.
+    lr : float, default=1e-2
+    max_epochs : int, default=300
+    patience : int, default=30
+        Early stopping on validation accuracy when ``fit(..., X_val=, y_val=)`` is given.
+    random_state : int, device : str, verbose : bool
+
+    Attributes
+    ----------
+    grounding_accuracy_ : ndarray of shape (M_bank,)
+        Held-out accuracy of every concept predictor (NaN where a concept had no labels).
+    selected_ : ndarray of int
+        Bank indices of the kept concepts, the columns of ``coef_``.
+    """
+
+    method = "knobo"
+    supports_vector_concepts = True
+    _parameter_constraints: dict = {
+        "concepts": [HasMethods(["subset"])],
+        "threshold": [Interval(Real, 0, 1, closed="both")],
+        "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
+        "grounding_l2": [Interval(Real, 0, None, closed="left")],
+        "grounding_val_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "lam": [Interval(Real, 0, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, concepts: ConceptBank | None = None, threshold: float = 0.6,
+                 max_concepts: int | None = None, grounding_l2: float = 1e-3,
+                 grounding_val_fraction: float = 0.2, lam: float = 1.0, lr: float = 1e-2,
+                 max_epochs: int = 300, patience: int = 30, random_state: int = 0,
+                 device: str = "auto", verbose: bool = False):
+        self.concepts = concepts
+        self.threshold = threshold
+        self.max_concepts = max_concepts
+        self.grounding_l2 = grounding_l2
+        self.grounding_val_fraction = grounding_val_fraction
+        self.lam = lam
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # -- grounding ----------------------------------------------------------------------------
+    def _concept_labels(self, y: torch.Tensor, labels: Any, prior: np.ndarray | None) -> torch.Tensor:
+        """(N, M) float labels: 1 positive, 0 negative, -1 unused."""
+        M = len(self.concepts)
+        if labels is not None:
+            L = as_tensor(labels, self.device_)
+            if L.shape != (len(y), M):
+                raise ValueError(
+                    f"concept_labels must have shape (n_samples, n_concepts) = ({len(y)}, {M}); "
+                    f"got {tuple(L.shape)}."
+                )
+            return (L > 0).float()
+        if prior is None:
+            raise ValueError(
+                "KnoBo needs concept labels: pass fit(X, y, concept_labels=...) (N x M, 0/1), or a "
+                "ConceptBank with a class-concept prior (+1/-1) so labels can be derived."
+            )
+        P = torch.as_tensor(prior, device=self.device_)[y]
+        return torch.where(P > 0, 1.0, torch.where(P < 0, 0.0, -1.0))
+
+    def _ground(self, Xn: torch.Tensor, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,)."""
+        gen = torch.Generator(device="cpu").manual_seed(int(self.random_state or 0))
+        held = (torch.rand(len(Xn), generator=gen) < self.grounding_val_fraction).to(Xn.device)
+        used, pos = L >= 0, L > 0
+        train = used & ~held[:, None]
+        n_pos = (train & pos).sum(0).clamp(min=1)
+        n_neg = (train & ~pos).sum(0).clamp(min=1)
+        weight = torch.where(pos, 0.5 / n_pos, 0.5 / n_neg) * train  # class-balanced, per concept
+        W = torch.zeros(L.shape[1], Xn.shape[1], device=Xn.device, requires_grad=True)
+        b = torch.zeros(L.shape[1], device=Xn.device, requires_grad=True)
+        opt = torch.optim.LBFGS([W, b], lr=1, max_iter=200, line_search_fn="strong_wolfe")
+        target = pos.float()
+
+        def closure():
+            opt.zero_grad()
+            bce = F.binary_cross_entropy_with_logits(Xn @ W.T + b, target, reduction="none")
+            loss = (bce * weight).sum() + self.grounding_l2 * (W * W).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            pred = (Xn @ W.T + b) > 0
+            ev = used & held[:, None]
+            ev = torch.where(ev.sum(0, keepdim=True) > 0, ev, used)  # tiny data: score on train
+            correct = (pred == pos) & ev
+            tpr = (correct & pos).sum(0) / (ev & pos).sum(0).clamp(min=1)
+            tnr = (correct & ~pos).sum(0) / (ev & ~pos).sum(0).clamp(min=1)
+            acc = ((tpr + tnr) / 2).cpu().numpy()
+            labelled = (((used & pos).sum(0) > 0) & ((used & ~pos).sum(0) > 0)).cpu().numpy()
+        return W.detach(), b.detach(), np.where(labelled, acc, np.nan).astype(np.float32)
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, concept_labels: Any = None,
+             X_val: Any = None, y_val: Any = None) -> None:
+        self._validate_params()
+        if self.concepts is None:
+            raise ValueError("KnoBo needs concepts=ConceptBank(...) naming the concepts to ground.")
+        prior = class_prior(self.concepts, self.classes_)
+        Xn = F.normalize(X, dim=1)
+        W, b, acc = self._ground(Xn, self._concept_labels(y, concept_labels, prior))
+        self.grounding_accuracy_ = acc
+        order = [j for j in np.argsort(-np.nan_to_num(acc, nan=-1)) if acc[j] >= self.threshold]
+        if self.max_concepts is not None:
+            order = order[: self.max_concepts]
+        if not order:
+            raise ValueError(
+                f"No concept predictor reached threshold={self.threshold} (best held-out accuracy "
+                f"{np.nanmax(acc) if np.isfinite(acc).any() else 'n/a'}); lower threshold or give "
+                "better concept labels."
+            )
+        self.selected_ = np.asarray(order, np.int64)
+        self.grounding_W_ = W[self.selected_].cpu().numpy()
+        self.grounding_b_ = b[self.selected_].cpu().numpy()
+        bank = self.concepts.subset(self.selected_.tolist()).with_vectors(
+            self.grounding_W_, self.grounding_b_, encoder_fingerprint=self.concepts.encoder_fingerprint)
+        self.base_concepts_ = bank._replace(
+            metadata={**bank.metadata, "grounding_accuracy": acc[self.selected_].tolist()},
+            provenance=[replace(p, detail={**p.detail, "grounding_accuracy": float(acc[j])})
+                        for j, p in zip(self.selected_, bank.provenance, strict=True)],
+        )
+        P = None if prior is None else torch.as_tensor(prior[:, self.selected_], device=self.device_)
+        self._fit_head(self._activations(X), y, P, val_arrays(self, X_val, y_val))
+
+    def _fit_head(self, A: torch.Tensor, y: torch.Tensor, P: torch.Tensor | None, val) -> None:
+        from tqdm.auto import tqdm
+
+        K, M = len(self.classes_), A.shape[1]
+        W = torch.zeros(K, M, device=A.device, requires_grad=True)
+        b = torch.zeros(K, device=A.device, requires_grad=True)
+        opt = torch.optim.Adam([W, b], lr=self.lr)
+        Av = None if val is None else self._activations(val[0])
+        best, best_acc, wait = None, -1.0, 0
+        for _ in tqdm(range(self.max_epochs), desc="KnoBo head", disable=not self.verbose):
+            loss = F.cross_entropy(A @ W.T + b, y)
+            if P is not None and self.lam:
+                loss = loss + self.lam * prior_loss(W, P)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if Av is not None:
+                with torch.no_grad():
+                    acc = ((Av @ W.T + b).argmax(1) == val[1]).float().mean().item()
+                if acc > best_acc:
+                    best, best_acc, wait = (W.detach().clone(), b.detach().clone()), acc, 0
+                elif (wait := wait + 1) >= self.patience:
+                    break
+        W_f, b_f = best if best is not None else (W.detach(), b.detach())
+        self.coef_, self.intercept_ = W_f.cpu().numpy(), b_f.cpu().numpy()
+
+    # -- activations --------------------------------------------------------------------------
+    def _activations(self, X: torch.Tensor) -> torch.Tensor:
+        return self._score_vectors(X, as_tensor(self.grounding_W_, X.device), as_tensor(self.grounding_b_, X.device))
+
+    def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
+        """Concept probability ``sigmoid(<x / |x|, v> + b)`` (concepts given as CAVs)."""
+        return torch.sigmoid(F.normalize(X, dim=1) @ vectors.T + intercepts)
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"grounding_W": self.grounding_W_, "grounding_b": self.grounding_b_,
+                "selected": self.selected_, "grounding_accuracy": self.grounding_accuracy_}
+
+    def _load_extra_state(self, tensors: dict[str, np.ndarray]) -> None:
+        self.grounding_W_ = tensors["grounding_W"].astype(np.float32)
+        self.grounding_b_ = tensors["grounding_b"].astype(np.float32)
+        self.selected_ = tensors["selected"].astype(np.int64)
+        self.grounding_accuracy_ = tensors["grounding_accuracy"].astype(np.float32)

@@ -1,0 +1,208 @@
+"""LaBo: language-guided bottleneck with a softmax class-concept association (Yang et al., CVPR 2023).
+
+Concept scores are cosine similarities between the image embedding and the concept text
+embeddings, ``s(x) = I(x) T^T``. Each class owns a distribution over concepts,
+``W = softmax(A, dim=concepts)``, initialised from the concepts generated for that class, and
+``logits = scale * s(x) W^T``. The effective linear head is ``coef_ = scale * softmax(A)``.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import HasMethods, Interval
+
+from cbm.bank import ConceptBank
+from cbm.losses import concept_scores
+from cbm.models._base import BaseConceptModel, as_tensor
+
+
+def require_vectors(model: BaseConceptModel) -> ConceptBank:
+    """The model's ``concepts`` bank, checked to have one vector per concept of the right size."""
+    bank = model.concepts
+    name = type(model).__name__
+    if bank is None or bank.vectors is None:
+        raise ValueError(
+            f"{name} needs a ConceptBank with text-embedding vectors: pass concepts=bank where "
+            "bank.vectors holds the embedded concept texts (`cbm concepts embed`)."
+        )
+    if bank.vectors.shape[1] != model.n_features_in_:
+        raise ValueError(
+            f"{name}: the concept vectors are {bank.vectors.shape[1]}-d but X is "
+            f"{model.n_features_in_}-d; embed images and concepts with the same encoder."
+        )
+    return bank
+
+
+def class_prior(bank: ConceptBank, classes: np.ndarray) -> np.ndarray | None:
+    """The bank's class-concept prior (K, M) aligned with ``classes``, or None.
+
+    Classes are matched by name when the model's labels are names in ``bank.classes``, else by
+    position when labels are integers 0..K-1. Without a prior, the provenance ``class``/``classes``
+    of each concept gives +1 for the classes it was generated for.
+    """
+    names = [str(c) for c in classes]
+    if bank.classes is not None and bank.prior is not None:
+        if all(n in bank.classes for n in names):
+            return bank.prior[[bank.classes.index(n) for n in names]].astype(np.float32)
+        if np.issubdtype(np.asarray(classes).dtype, np.integer) and len(bank.classes) >= len(classes):
+            return bank.prior[np.asarray(classes, int)].astype(np.float32)
+    prior = np.zeros((len(names), len(bank)), np.float32)
+    for j, prov in enumerate(bank.provenance):
+        owners = prov.detail.get("classes") or [prov.detail.get("class")]
+        for c in owners:
+            if c is not None and str(c) in names:
+                prior[names.index(str(c)), j] = 1.0
+    return prior if prior.any() else None
+
+
+def val_arrays(model: BaseConceptModel, X_val: Any, y_val: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Validation arrays as tensors with labels mapped to class indices (None when not given)."""
+    if X_val is None:
+        return None
+    y_val = np.asarray(y_val)
+    unknown = sorted(set(y_val.tolist()) - set(model.classes_.tolist()))
+    if unknown:
+        raise ValueError(f"y_val has labels not seen in y: {unknown[:5]}; use the same classes.")
+    Xv = as_tensor(X_val, model.device_)
+    if Xv.ndim != 2 or Xv.shape[1] != model.n_features_in_ or len(Xv) != len(y_val):
+        raise ValueError(f"X_val must have shape (n, {model.n_features_in_}) matching y_val; got {tuple(Xv.shape)}.")
+    return Xv, torch.as_tensor(np.searchsorted(model.classes_, y_val), device=model.device_)
+
+
+class LaBo(BaseConceptModel):
+    """LaBo: a class-concept association matrix under a softmax, on cosine concept scores.
+
+    Parameters
+    ----------
+    concepts : ConceptBank
+        Concepts with text-embedding ``vectors``; its prior (or provenance class) initialises A.
+    scale : float, default=100
+        Logit scale (CLIP's temperature).
+    lr : float, default=1e-2
+    max_epochs : int, default=300
+    batch_size : int or None, default=None
+        None trains full-batch.
+    patience : int, default=30
+        Early stopping on validation accuracy (``fit(..., X_val=, y_val=)``), in epochs.
+    prior_init : bool, default=True
+        ``A[y, c] = 1`` for the concepts generated for class y, else 0 (False: all zero).
+    l1, diversity : float, default=0
+        Optional penalties on softmax(A): L1 towards sparsity, and the negative mean pairwise
+        distance between class distributions (LaBo's diversity term). Off by default.
+    random_state : int, device : str, verbose : bool
+
+    Attributes
+    ----------
+    association_ : ndarray of shape (K, M)
+        The learned association logits A.
+    """
+
+    method = "labo"
+    supports_vector_concepts = True
+    _parameter_constraints: dict = {
+        "concepts": [HasMethods(["subset"])],
+        "scale": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "prior_init": ["boolean"],
+        "l1": [Interval(Real, 0, None, closed="left")],
+        "diversity": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, concepts: ConceptBank | None = None, scale: float = 100.0, lr: float = 1e-2,
+                 max_epochs: int = 300, batch_size: int | None = None, patience: int = 30,
+                 prior_init: bool = True, l1: float = 0.0, diversity: float = 0.0,
+                 random_state: int = 0, device: str = "auto", verbose: bool = False):
+        self.concepts = concepts
+        self.scale = scale
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.prior_init = prior_init
+        self.l1 = l1
+        self.diversity = diversity
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None) -> None:
+        from tqdm.auto import tqdm
+
+        self._validate_params()
+        bank = require_vectors(self)
+        self._vectors = as_tensor(bank.vectors, self.device_)
+        K = len(self.classes_)
+        A0 = torch.zeros(K, len(bank), device=self.device_)
+        prior = class_prior(bank, self.classes_) if self.prior_init else None
+        if prior is not None:
+            A0 = torch.as_tensor(prior > 0, dtype=torch.float32, device=self.device_)
+        A = torch.nn.Parameter(A0)
+        opt = torch.optim.Adam([A], lr=self.lr)
+        S = self._activations(X)
+        val = val_arrays(self, X_val, y_val)
+        Sv = None if val is None else self._activations(val[0])
+        gen = torch.Generator(device="cpu").manual_seed(int(self.random_state or 0))
+        bs = len(X) if self.batch_size is None else self.batch_size
+        best, best_acc, wait = A.detach().clone(), -1.0, 0
+        bar = tqdm(range(self.max_epochs), desc="LaBo", disable=not self.verbose)
+        for _ in bar:
+            for idx in torch.randperm(len(X), generator=gen).split(bs):
+                idx = idx.to(self.device_)
+                W = torch.softmax(A, dim=1)
+                loss = F.cross_entropy(self.scale * S[idx] @ W.T, y[idx]) + self._penalty(W)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if Sv is not None:
+                with torch.no_grad():
+                    acc = ((Sv @ torch.softmax(A, 1).T).argmax(1) == val[1]).float().mean().item()
+                bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{acc:.3f}")
+                if acc > best_acc:
+                    best, best_acc, wait = A.detach().clone(), acc, 0
+                else:
+                    wait += 1
+                    if wait >= self.patience:
+                        break
+        A_final = best if Sv is not None else A.detach()
+        self.association_ = A_final.cpu().numpy()
+        self.coef_ = self.scale * torch.softmax(A_final, 1).cpu().numpy()
+        self.intercept_ = np.zeros(K, np.float32)
+        self.base_concepts_ = bank
+        self.best_val_accuracy_ = None if Sv is None else best_acc
+
+    def _penalty(self, W: torch.Tensor) -> torch.Tensor:
+        out = W.new_zeros(())
+        if self.l1:
+            out = out + self.l1 * W.abs().mean()
+        if self.diversity:
+            out = out - self.diversity * torch.cdist(W, W).mean()
+        return out
+
+    def _concept_matrix(self) -> torch.Tensor:
+        if getattr(self, "_vectors", None) is None or self._vectors.device != self._device():
+            self._vectors = as_tensor(self.base_concepts_.vectors, self._device())
+        return self._vectors
+
+    def _activations(self, X: torch.Tensor) -> torch.Tensor:
+        return concept_scores(X, self._concept_matrix())
+
+    def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
+        return concept_scores(X, vectors)
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"association": self.association_}
+
+    def _load_extra_state(self, tensors: dict[str, np.ndarray]) -> None:
+        self.association_ = tensors["association"]
+        self._vectors = None

@@ -1,0 +1,223 @@
+"""Label-free CBM (Oikarinen et al., ICLR 2023): a learned concept layer and a sparse final layer.
+
+Steps, and where each follows the released code (``train_cbm.py``):
+
+1. CLIP concept scores ``P = concept_scores(clip_image_embeddings, concept text embeddings)``
+   (cosines of normalised embeddings, as released).
+2. Activation cut-off (released): drop concepts whose mean top-5 CLIP score over the training
+   images is below ``clip_cutoff`` (0.25).
+3. Projection (released): ``Q = F W_c^T`` without bias, Adam (lr 1e-3) on random batches
+   maximising the mean cos^3 similarity (:func:`cbm.kernels.cos3_similarity`) between ``Q`` and ``P``,
+   keeping the weights with the best validation similarity (checked every 50 steps, stop when it
+   stops improving).
+4. Interpretability cut-off (released): drop concepts whose validation cos^3 similarity is below
+   ``interpretability_cutoff`` (0.45), and the matching rows of ``W_c``.
+5. Standardise the activations with the training mean and std (released; folded into
+   :meth:`transform`, so the head reads standardised activations).
+6. Sparse final layer (paper: GLM-SAGA): ``CE + lam (alpha |W|_1 + (1 - alpha)/2 |W|^2)`` with
+   alpha 0.99, solved along a warm-started regularisation path by
+   :func:`cbm.solvers.elastic_net_path`. The released code runs glm-saga at a single lambda
+   (``epsilon=1, k=1``) equal to ``lam / alpha``; here ``lam`` is used as given.
+
+Without ``X_val`` a ``val_fraction`` of the training set is held out for steps 3-4 (the head is then
+fitted on the rest), so the cut-offs never see the samples they are judged on.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import HasMethods, Interval
+
+from cbm import kernels
+from cbm.bank import ConceptBank
+from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models.pcbm import fit_head
+
+
+class LabelFreeCBM(BaseConceptModel):
+    """Label-free CBM: concept layer learned from CLIP concept scores, sparse final layer.
+
+    Parameters
+    ----------
+    concepts : ConceptBank
+        Concepts whose ``vectors`` are CLIP text embeddings (same space as the CLIP image embeddings).
+    clip_cutoff : float, default=0.25
+        Activation cut-off on the mean top-5 CLIP score of a concept.
+    interpretability_cutoff : float, default=0.45
+        Minimum validation cos^3 similarity for a concept to be kept.
+    proj_steps : int, default=1000
+    proj_lr : float, default=1e-3
+    proj_batch_size : int, default=50000
+    lam : float, default=7e-4
+    alpha : float in [0, 1], default=0.99
+    n_lambdas : int, default=5
+        Points on the warm-started regularisation path of the final layer.
+    max_iter : int, default=2000
+    tol : float, default=1e-5
+    val_fraction : float, default=0.1
+        Held-out share of the training set when ``X_val`` is not given.
+    random_state : int, device : str, verbose : bool
+
+    Attributes
+    ----------
+    projection_ : ndarray (M_kept, d)
+        ``W_c`` for the kept concepts.
+    mean_, std_ : ndarray (M_kept,)
+        Standardisation of the projected activations.
+    similarities_ : dict of str -> float
+        Validation cos^3 similarity of every concept that passed the activation cut-off.
+    dropped_ : dict of str -> list of str
+        Concepts dropped by each cut-off ("activation", "interpretability").
+    n_nonzero_ : int
+        Non-zero weights of the final layer.
+    path_ : list of dict
+    """
+
+    method = "lf-cbm"
+    _parameter_constraints: dict = {
+        "concepts": [HasMethods(["subset"])],
+        "clip_cutoff": [Real],
+        "interpretability_cutoff": [Interval(Real, -1, 1, closed="both")],
+        "proj_steps": [Interval(Integral, 1, None, closed="left")],
+        "proj_lr": [Interval(Real, 0, None, closed="neither")],
+        "proj_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lam": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "n_lambdas": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "val_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, concepts: ConceptBank | None = None, clip_cutoff: float = 0.25,
+                 interpretability_cutoff: float = 0.45, proj_steps: int = 1000, proj_lr: float = 1e-3,
+                 proj_batch_size: int = 50000, lam: float = 7e-4, alpha: float = 0.99,
+                 n_lambdas: int = 5, max_iter: int = 2000, tol: float = 1e-5, val_fraction: float = 0.1,
+                 random_state: int = 0, device: str = "auto", verbose: bool = False):
+        self.concepts = concepts
+        self.clip_cutoff = clip_cutoff
+        self.interpretability_cutoff = interpretability_cutoff
+        self.proj_steps = proj_steps
+        self.proj_lr = proj_lr
+        self.proj_batch_size = proj_batch_size
+        self.lam = lam
+        self.alpha = alpha
+        self.n_lambdas = n_lambdas
+        self.max_iter = max_iter
+        self.tol = tol
+        self.val_fraction = val_fraction
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, clip_image_embeddings: Any = None,
+             X_val: Any = None, y_val: Any = None, clip_image_embeddings_val: Any = None) -> None:
+        self._validate_params()
+        bank = self.concepts
+        if bank is None or bank.vectors is None:
+            raise ValueError("LabelFreeCBM needs concepts=bank with CLIP text embeddings in bank.vectors.")
+        E = X if clip_image_embeddings is None else as_tensor(clip_image_embeddings, X.device)
+        if len(E) != len(X) or E.shape[1] != bank.vectors.shape[1]:
+            raise ValueError(
+                f"clip_image_embeddings must have shape ({len(X)}, {bank.vectors.shape[1]}) (one CLIP "
+                f"image embedding per sample, in the concept vectors' space); got {tuple(E.shape)}. "
+                "Pass clip_image_embeddings= when the backbone is not the CLIP image encoder."
+            )
+        (X, y, E), (Xv, Ev) = self._split(X, y, E, X_val, y_val, clip_image_embeddings_val)
+        T = as_tensor(bank.vectors, X.device)
+        P, Pv = kernels.concept_scores(E, T), kernels.concept_scores(Ev, T)
+        top = P.topk(min(5, len(P)), dim=0).values.mean(0)
+        act = (top >= self.clip_cutoff).nonzero().flatten()
+        self.dropped_ = {"activation": [bank.names[j] for j in (top < self.clip_cutoff).nonzero().flatten()]}
+        if len(act) == 0:
+            raise ValueError(
+                f"No concept passes clip_cutoff={self.clip_cutoff}: the largest mean top-5 CLIP score is "
+                f"{float(top.max()):.3f}. Lower clip_cutoff or check that images and concepts share an encoder."
+            )
+        Wc = self._learn_projection(X, P[:, act], Xv, Pv[:, act])
+        sim = kernels.cos3_similarity(Xv @ Wc.T, Pv[:, act])
+        self.similarities_ = {bank.names[j]: float(s) for j, s in zip(act.tolist(), sim.tolist(), strict=True)}
+        ok = sim >= self.interpretability_cutoff
+        self.dropped_["interpretability"] = [bank.names[j] for j in act[~ok].tolist()]
+        if not bool(ok.any()):
+            raise ValueError(
+                f"No concept reaches interpretability_cutoff={self.interpretability_cutoff}; the best "
+                f"validation similarity is {float(sim.max()):.3f}. Lower the cut-off or add concepts."
+            )
+        keep = act[ok].tolist()
+        self.projection_ = Wc[ok].cpu().numpy()
+        Q = X @ Wc[ok].T
+        self.mean_, self.std_ = Q.mean(0).cpu().numpy(), Q.std(0).clamp_min(1e-6).cpu().numpy()
+        self.base_concepts_ = bank.subset(keep)
+        A = self._activations(X)
+        res = fit_head(A, y, self.lam * self.alpha, self.lam * (1 - self.alpha), len(self.classes_),
+                       self, desc="LF-CBM final layer")
+        self.coef_, self.intercept_ = res.coef.cpu().numpy(), res.intercept.cpu().numpy()
+        self.objective_, self.path_, self.n_nonzero_ = res.objective, res.path, res.nnz
+
+    def _split(self, X, y, E, X_val, y_val, E_val):
+        """Training and validation arrays; a seeded hold-out when no validation set is given."""
+        if X_val is not None:
+            Xv = as_tensor(X_val, X.device)
+            if Xv.ndim != 2 or Xv.shape[1] != X.shape[1]:
+                raise ValueError(f"X_val must have shape (n, {X.shape[1]}); got {tuple(Xv.shape)}.")
+            Ev = Xv if E_val is None else as_tensor(E_val, X.device)
+            if len(Ev) != len(Xv) or Ev.shape[1] != E.shape[1]:
+                raise ValueError(
+                    f"clip_image_embeddings_val must have shape ({len(Xv)}, {E.shape[1]}); got {tuple(Ev.shape)}."
+                )
+            return (X, y, E), (Xv, Ev)
+        gen = torch.Generator().manual_seed(int(self.random_state or 0))
+        perm = torch.randperm(len(X), generator=gen).to(X.device)
+        n_val = max(1, int(round(self.val_fraction * len(X))))
+        if len(X) - n_val < 2:
+            raise ValueError(f"LabelFreeCBM needs more samples to hold out a validation set; got {len(X)}.")
+        v, t = perm[:n_val], perm[n_val:]
+        return (X[t], y[t], E[t]), (X[v], E[v])
+
+    def _learn_projection(self, X, P, Xv, Pv) -> torch.Tensor:
+        """``W_c`` (M, d) maximising mean cos^3(X W_c^T, P), best validation weights kept."""
+        from tqdm.auto import tqdm
+
+        gen = torch.Generator().manual_seed(int(self.random_state or 0))
+        layer = torch.nn.Linear(X.shape[1], P.shape[1], bias=False).to(X.device)
+        with torch.no_grad():
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen).to(X.device) / X.shape[1] ** 0.5)
+        opt = torch.optim.Adam(layer.parameters(), lr=self.proj_lr)
+        best_w, best, bs = layer.weight.detach().clone(), -float("inf"), min(self.proj_batch_size, len(X))
+        bar = tqdm(range(self.proj_steps), desc="LF-CBM projection", disable=not self.verbose)
+        for step in bar:
+            idx = torch.randperm(len(X), generator=gen)[:bs].to(X.device)
+            loss = -kernels.cos3_similarity(layer(X[idx]), P[idx]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 50 == 0 or step == self.proj_steps - 1:
+                with torch.no_grad():
+                    val = float(kernels.cos3_similarity(layer(Xv), Pv).mean())
+                bar.set_postfix(val_sim=f"{val:.3f}")
+                if val > best:
+                    best, best_w = val, layer.weight.detach().clone()
+                elif step > 0:
+                    break
+        self.projection_similarity_ = best
+        return best_w
+
+    def _activations(self, X: torch.Tensor) -> torch.Tensor:
+        Wc = as_tensor(self.projection_, X.device)
+        return (X @ Wc.T - as_tensor(self.mean_, X.device)) / as_tensor(self.std_, X.device)
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"projection": self.projection_, "mean": self.mean_, "std": self.std_}
+
+    def _load_extra_state(self, tensors: dict[str, np.ndarray]) -> None:
+        self.projection_ = tensors["projection"].astype(np.float32)
+        self.mean_ = tensors["mean"].astype(np.float32)
+        self.std_ = tensors["std"].astype(np.float32)

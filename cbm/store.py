@@ -1,0 +1,393 @@
+"""EmbeddingStore: a content-addressed on-disk cache of image embeddings.
+
+An entry is keyed by the encoder fingerprint (model, weights, preprocessing incl. resolution)
+and the dataset fingerprint, so a second run over the same data is a cache hit::
+
+    store = EmbeddingStore()                            # $CBM_CACHE_DIR or ~/.cache/cbmkit
+    cache = store.get_or_compute(encoder, dataset, batch_size=64)
+    print(cache.stats.summary())                        # n, skipped, dim, images/s, cache hit
+    X = cache.as_array()                                # (N, d) float32
+    for start, block in cache.iter_blocks(65536): ...   # streamed float16 blocks, in order
+    cache.labels, cache.ids, cache.indices              # per stored row (unreadable images skipped)
+
+Layout of one entry ``<root>/embeddings/<encoder>-<key>/``: ``shard-00000.npy`` ... float16 shard
+files, each written atomically (temp file + rename) and followed by a ``shard-00000.json`` record
+(rows, bytes, sha256, skipped images); ``rows.npz`` with the row metadata; ``manifest.json``
+(written last) listing the shards in order. Interrupted runs keep finished shards and resume;
+``worker=(i, n)`` lets n processes fill disjoint shards in parallel. A corrupt or truncated
+shard raises :class:`~cbm.exceptions.CacheError` naming the file; ``force=True`` recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbm._io import atomic_path, atomic_write_json
+from cbm.exceptions import CacheError, DataError
+
+FORMAT = "cbmkit-embeddings/1"
+
+
+def default_cache_dir() -> Path:
+    """``$CBM_CACHE_DIR``, else ``~/.cache/cbmkit``."""
+    return Path(os.environ.get("CBM_CACHE_DIR") or Path.home() / ".cache" / "cbmkit").expanduser()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CacheError(f"Cache file {str(path)!r} is unreadable ({e}); delete it or re-run with "
+                         "force=True (cbm embed --force) to recompute.") from None
+
+
+@dataclass
+class EmbedStats:
+    """What one ``get_or_compute`` call did (``images_per_s`` counts images embedded in this run)."""
+
+    n_images: int
+    n_embedded: int
+    n_skipped: int
+    dim: int
+    seconds: float
+    cache_hit: bool
+    path: Path
+    n_computed: int = 0
+    resumed_shards: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        """Throughput of this call: images embedded (not loaded from cache) per second."""
+        return self.n_computed / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """A few human-readable lines for the CLI and logs."""
+        if self.cache_hit:
+            head = f"cache hit: {self.n_embedded} embeddings (dim {self.dim}) loaded in {self.seconds:.2f} s"
+        else:
+            head = (f"embedded {self.n_embedded} of {self.n_images} images (dim {self.dim}) in "
+                    f"{self.seconds:.1f} s, {self.images_per_s:.1f} images/s"
+                    + (f", {self.resumed_shards} shard(s) resumed" if self.resumed_shards else ""))
+        lines = [head]
+        if self.n_skipped:
+            lines.append(f"skipped {self.n_skipped} unreadable image(s), e.g. {self.skipped[0]['reason']}")
+        lines.append(f"cache: {self.path}")
+        return "\n".join(lines)
+
+
+class EmbeddingCache:
+    """Read side of one complete entry: shards are memory-mapped, verified on open.
+
+    Parameters
+    ----------
+    path : path
+        The entry folder (holding ``manifest.json``).
+    verify : {True, "size", False}
+        True checks each shard's size and sha256, "size" only sizes (fast), False nothing.
+    """
+
+    def __init__(self, path: str | Path, verify: bool | str = True) -> None:
+        self.path = Path(path)
+        manifest = self.path / "manifest.json"
+        if not manifest.is_file():
+            raise CacheError(f"No complete embedding cache at {str(self.path)!r} (manifest.json missing); "
+                             "compute it with EmbeddingStore.get_or_compute or `cbm embed`.")
+        self.manifest = _read_record(manifest)
+        if self.manifest.get("format") != FORMAT:
+            raise CacheError(f"{str(manifest)!r} has format {self.manifest.get('format')!r}, expected "
+                             f"{FORMAT!r}; delete the folder or re-run with force=True.")
+        self.dim = int(self.manifest["dim"])
+        self.stats: EmbedStats | None = None
+        if verify:
+            self.verify(hashes=verify is True)
+        self._shards: list[np.ndarray] | None = None
+        self._rows: dict[str, np.ndarray] | None = None
+
+    def verify(self, hashes: bool = True) -> None:
+        """Raise CacheError naming the first shard whose size (or sha256) is not as recorded."""
+        for rec in [*self.manifest["shards"], self.manifest["rows"]]:
+            f = self.path / rec["file"]
+            problem = None
+            if not f.is_file():
+                problem = "is missing"
+            elif f.stat().st_size != rec["bytes"]:
+                problem = f"has {f.stat().st_size} bytes, expected {rec['bytes']} (truncated?)"
+            elif hashes and _sha256(f) != rec["sha256"]:
+                problem = "does not match its recorded sha256 (corrupt)"
+            if problem:
+                raise CacheError(f"Embedding cache file {str(f)!r} {problem}. Delete {str(self.path)!r} "
+                                 "or re-run with force=True (cbm embed --force) to recompute.")
+
+    def __len__(self) -> int:
+        return int(self.manifest["n_rows"])
+
+    @property
+    def shards(self) -> list[np.ndarray]:
+        """The (rows, d) float16 shard arrays, memory-mapped, in order."""
+        if self._shards is None:
+            self._shards = [np.load(self.path / r["file"], mmap_mode="r") for r in self.manifest["shards"]]
+        return self._shards
+
+    def iter_blocks(self, block_size: int = 65536, dtype: Any = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start_row, block)`` with consecutive (<= block_size, d) blocks, in row order,
+        reading shard by shard (memory: one block). The protocol ``cbm.kernels.concept_search`` streams."""
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1; got {block_size}.")
+        buf: list[np.ndarray] = []
+        have = start_row = 0
+        for shard in self.shards:
+            pos = 0
+            while pos < len(shard):
+                take = min(block_size - have, len(shard) - pos)
+                buf.append(shard[pos : pos + take])
+                have, pos = have + take, pos + take
+                if have == block_size:
+                    yield start_row, self._join(buf, dtype)
+                    buf, have, start_row = [], 0, start_row + block_size
+        if have:
+            yield start_row, self._join(buf, dtype)
+
+    @staticmethod
+    def _join(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return np.asarray(out, dtype=dtype) if dtype is not None else out
+
+    def as_array(self, dtype: Any = np.float32) -> np.ndarray:
+        """All rows as one (N, d) array; ``dtype=None`` with a single shard returns the memmap."""
+        if dtype is None and len(self.shards) == 1:
+            return self.shards[0]
+        if not self.shards:
+            return np.zeros((0, self.dim), dtype=dtype or np.float16)
+        return np.concatenate([np.asarray(s, dtype=dtype) for s in self.shards])
+
+    load = as_array
+
+    def _row(self, key: str) -> np.ndarray | None:
+        if self._rows is None:
+            with np.load(self.path / self.manifest["rows"]["file"], allow_pickle=False) as z:
+                self._rows = {k: z[k] for k in z.files}
+        return self._rows.get(key)
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Dataset row index of each stored embedding (skipped images leave gaps)."""
+        return self._row("index")
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Class index per stored row, or None for unlabeled data."""
+        return self._row("label")
+
+    @property
+    def ids(self) -> list[str]:
+        return [str(s) for s in self._row("id")]
+
+    @property
+    def domains(self) -> list[str] | None:
+        d = self._row("domain")
+        return None if d is None else [str(s) for s in d]
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("skipped", []))
+
+    def __repr__(self) -> str:
+        return f"EmbeddingCache({str(self.path)!r}, n={len(self)}, dim={self.dim})"
+
+
+class EmbeddingStore:
+    """Content-addressed cache of dataset embeddings under ``root/embeddings``.
+
+    Parameters
+    ----------
+    root : path, optional
+        Cache folder (default ``$CBM_CACHE_DIR`` or ``~/.cache/cbmkit``).
+    shard_size : int
+        Dataset rows per shard: the unit of atomic writes, resumption and parallel work.
+    """
+
+    def __init__(self, root: str | Path | None = None, shard_size: int = 4096) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.shard_size = int(shard_size)
+
+    @staticmethod
+    def key(encoder_fingerprint: str, dataset_fingerprint: str, **extra: Any) -> str:
+        """Hex key of (encoder, dataset, extra preprocessing options)."""
+        blob = json.dumps([encoder_fingerprint, dataset_fingerprint, extra], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def path_for(self, encoder: Any, dataset: Any) -> Path:
+        """Folder of the entry for ``encoder`` over ``dataset``."""
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in getattr(encoder, "name", "encoder"))
+        return self.root / "embeddings" / f"{name}-{self.key(encoder.fingerprint, _dataset_fp(dataset))}"
+
+    def get_or_compute(self, encoder: Any, dataset: Any, *, batch_size: int = 64, force: bool = False,
+                       progress: bool = True, verify: bool | str = True,
+                       worker: tuple[int, int] = (0, 1)) -> EmbeddingCache | None:
+        """Embeddings of ``dataset`` by ``encoder``, from the cache or computed (and cached).
+
+        ``dataset`` needs ``len``, ``[i]`` (an image; :class:`~cbm.exceptions.DataError` marks
+        an unreadable one, which is skipped and reported) and ``fingerprint``; ``labels``,
+        ``ids``, ``domains`` are kept when present. With ``worker=(i, n)`` this call fills every
+        n-th shard and returns None unless all shards are then done.
+        """
+        t0 = time.perf_counter()
+        path = self.path_for(encoder, dataset)
+        if force and path.exists():
+            shutil.rmtree(path)
+        if (path / "manifest.json").is_file():
+            cache = EmbeddingCache(path, verify=verify)
+            cache.stats = EmbedStats(len(dataset), len(cache), len(cache.skipped), cache.dim,
+                                     time.perf_counter() - t0, True, path, skipped=cache.skipped)
+            return cache
+        n = len(dataset)
+        if n == 0:
+            raise DataError(f"Dataset {getattr(dataset, 'name', '')!r} is empty; nothing to embed.")
+        path.mkdir(parents=True, exist_ok=True)
+        info = {"format": FORMAT, "encoder": encoder.fingerprint, "dataset": _dataset_fp(dataset),
+                "n_images": n, "shard_size": self.shard_size, "dim": int(encoder.dim)}
+        if (path / "entry.json").is_file():
+            info["shard_size"] = _read_record(path / "entry.json")["shard_size"]  # resume as started
+        else:
+            atomic_write_json(path / "entry.json", info)
+        size = info["shard_size"]
+        n_shards = -(-n // size)
+        todo = [s for s in range(worker[0], n_shards, worker[1]) if not self._shard_done(path, s)]
+        resumed = len(range(worker[0], n_shards, worker[1])) - len(todo)
+        done_imgs = 0
+        bar = _progress(sum(min(n, (s + 1) * size) - s * size for s in todo), progress, encoder.name)
+        try:
+            for s in todo:
+                done_imgs += self._compute_shard(path, s, range(s * size, min(n, (s + 1) * size)),
+                                                 encoder, dataset, batch_size, bar)
+        finally:
+            bar.close()
+        if not all(self._shard_done(path, s) for s in range(n_shards)):
+            return None
+        self._finalize(path, dataset, n_shards, info)
+        cache = EmbeddingCache(path, verify=False)
+        skipped = cache.skipped
+        if skipped:
+            warnings.warn(f"Skipped {len(skipped)} of {n} images that could not be read, e.g. "
+                          f"{skipped[0]['reason']}", stacklevel=2)
+        cache.stats = EmbedStats(n, len(cache), len(skipped), cache.dim, time.perf_counter() - t0,
+                                 False, path, n_computed=done_imgs, resumed_shards=resumed, skipped=skipped)
+        return cache
+
+    @staticmethod
+    def _shard_done(path: Path, s: int) -> bool:
+        rec, npy = path / f"shard-{s:05d}.json", path / f"shard-{s:05d}.npy"
+        if not rec.is_file() or not npy.is_file():
+            return False
+        return _read_record(rec)["bytes"] == npy.stat().st_size
+
+    def _compute_shard(self, path: Path, s: int, rows: range, encoder: Any, dataset: Any,
+                       batch_size: int, bar: Any) -> int:
+        feats, kept, skipped = [], [], []
+        for b in range(rows.start, rows.stop, batch_size):
+            images, idx = [], []
+            for i in range(b, min(rows.stop, b + batch_size)):
+                try:
+                    item = dataset[i]
+                    images.append(item[0] if isinstance(item, tuple) else item)
+                    idx.append(i)
+                except DataError as e:
+                    skipped.append({"index": i, "reason": str(e).split("; ")[0]})
+            if images:
+                feats.append(np.asarray(encoder.encode_images(images, batch_size=batch_size), np.float16))
+                kept += idx
+            bar.update(min(rows.stop, b + batch_size) - b)
+        arr = np.concatenate(feats) if feats else np.zeros((0, int(encoder.dim)), np.float16)
+        npy = path / f"shard-{s:05d}.npy"
+        with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, arr)
+        atomic_write_json(path / f"shard-{s:05d}.json", {
+            "file": npy.name, "rows": len(arr), "bytes": npy.stat().st_size, "sha256": _sha256(npy),
+            "index": kept, "skipped": skipped})
+        return len(kept)
+
+    def _finalize(self, path: Path, dataset: Any, n_shards: int, info: dict[str, Any]) -> None:
+        recs = [_read_record(path / f"shard-{s:05d}.json") for s in range(n_shards)]
+        index = np.asarray([i for r in recs for i in r["index"]], dtype=np.int64)
+        if not len(index):
+            first = recs[0]["skipped"][0]["reason"] if recs[0]["skipped"] else "?"
+            shutil.rmtree(path)
+            raise DataError(f"None of the {info['n_images']} images could be read (e.g. {first}); "
+                            "check the files and formats.")
+        rows = {"index": index, "id": np.asarray([_ids(dataset, i) for i in index], dtype=str)}
+        for key, attr in (("label", "labels"), ("domain", "domains")):
+            vals = getattr(dataset, attr, None)
+            if vals is not None:
+                rows[key] = np.asarray([vals[i] for i in index], dtype=np.int64 if key == "label" else str)
+        rows_file = path / "rows.npz"
+        with atomic_path(rows_file) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **rows)
+        atomic_write_json(path / "manifest.json", {
+            **info, "n_rows": int(len(index)), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "classes": list(getattr(dataset, "classes", []) or []),
+            "shards": [{k: r[k] for k in ("file", "rows", "bytes", "sha256")} for r in recs],
+            "rows": {"file": rows_file.name, "bytes": rows_file.stat().st_size, "sha256": _sha256(rows_file)},
+            "skipped": [dict(sk, id=_ids(dataset, sk["index"])) for r in recs for sk in r["skipped"]]})
+
+
+def _dataset_fp(dataset: Any) -> str:
+    fp = getattr(dataset, "fingerprint", None)
+    if not isinstance(fp, str):
+        raise TypeError(f"{type(dataset).__name__} has no 'fingerprint' string; wrap the images in "
+                        "cbm.data.ImageDataset so the cache can be keyed by their content.")
+    return fp
+
+
+def _ids(dataset: Any, i: int) -> str:
+    ids = getattr(dataset, "ids", None)
+    return str(ids[i]) if ids is not None else str(i)
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled or total == 0, unit="img", desc=f"embed {desc}",
+                dynamic_ncols=True, leave=False)
+
+
+def embed_texts(encoder: Any, texts: Sequence[str], cache_dir: str | Path | None = None,
+                batch_size: int = 256) -> np.ndarray:
+    """Text embeddings (n, d) float32 of e.g. a concept bank, computed once and cached.
+
+    Keyed by the encoder fingerprint and a hash of the texts; stored as float32 ``.npy`` with a
+    sha256 record under ``<cache_dir>/texts/``. A damaged entry is reported and recomputed.
+    """
+    texts = [str(t) for t in texts]
+    root = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "texts"
+    key = EmbeddingStore.key(encoder.fingerprint, hashlib.sha256("\0".join(texts).encode()).hexdigest())
+    npy, rec = root / f"{key}.npy", root / f"{key}.json"
+    if rec.is_file() and npy.is_file():
+        meta = _read_record(rec)
+        if meta.get("sha256") == _sha256(npy):
+            return np.load(npy)
+        warnings.warn(f"Text embedding cache {str(npy)!r} is corrupt; recomputing it.", stacklevel=2)
+    vecs = np.asarray(encoder.encode_text(texts, batch_size=batch_size), dtype=np.float32)
+    with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, vecs)
+    atomic_write_json(rec, {"encoder": encoder.fingerprint, "n": len(texts), "sha256": _sha256(npy)})
+    return vecs

@@ -1,0 +1,95 @@
+"""A small model directory for the app tests: a synthetic concept world, a fitted model, data.npz.
+
+The template is built once per session; each test gets its own copy, because edits write into it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cbm.data import make_concept_world
+from cbm.io import load_model, save_model
+
+ENTRY = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
+
+
+def _fit_model(world):
+    """PCBM on the world's concept bank when available, else the linear-probe baseline."""
+    from cbm.models import create_model
+
+    X, y = world["train"].X, np.asarray(world.class_names)[world["train"].y]
+    try:
+        model = create_model("pcbm", concepts=world.bank)
+    except (ImportError, ModuleNotFoundError, AttributeError):
+        model = create_model("linear-probe")
+    return model.fit(X, y)
+
+
+def _images(split, spurious_index: int | None, rng: np.random.Generator) -> np.ndarray:
+    """28x28 uint8 thumbnails: a class-specific stripe pattern plus noise; a bright corner tag marks
+    the spurious concept."""
+    n = len(split)
+    img = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
+    for i, k in enumerate(split.y):
+        img[i, :, (int(k) * 5) % 28::7] += 120
+    if spurious_index is not None:
+        img[split.concepts[:, spurious_index] > 0, 1:6, 1:6] = 255
+    return img
+
+
+def build_model_dir(path: Path) -> Path:
+    """Write a fitted model and its evaluation data to ``path``."""
+    world = make_concept_world(n_classes=3, n_concepts=9, n_samples=150, dim=32,
+                               spurious=True, random_state=0)
+    model = _fit_model(world)
+    save_model(model, path, note="app test fixture",
+               fingerprints={"encoder": {"name": "synthetic", "image_size": 28}})
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for s in ("test", "shifted", "train"):
+        split = world[s]
+        arrays[f"X_{s}"] = split.X
+        arrays[f"y_{s}"] = np.asarray(world.class_names)[split.y]
+        arrays[f"domains_{s}"] = split.domains
+        arrays[f"ids_{s}"] = np.asarray([f"{s}-{i:04d}" for i in range(len(split))])
+        arrays[f"images_{s}"] = _images(split, world.spurious_index, rng)
+    np.savez(path / "data.npz", **arrays)
+    return path
+
+
+@pytest.fixture(scope="session")
+def _template_dir(tmp_path_factory) -> Path:
+    return build_model_dir(tmp_path_factory.mktemp("template") / "model")
+
+
+@pytest.fixture
+def model_dir(_template_dir, tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the fixture model directory, passed to the app via CBM_MODEL_DIR."""
+    path = tmp_path / "model"
+    shutil.copytree(_template_dir, path)
+    monkeypatch.setenv("CBM_MODEL_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def moving_prune(model_dir) -> tuple[str, str]:
+    """A (class, concept) whose pruning changes accuracy on the shifted split (most, if several)."""
+    model = load_model(model_dir)
+    with np.load(model_dir / "data.npz", allow_pickle=False) as z:
+        X, y = z["X_shifted"], z["y_shifted"]
+    A = model.transform(X)
+    base = (model.classes_[model.logits_from_activations(A).argmax(1)] == y).mean()
+    best, pick = 0.0, None
+    for k, cls in enumerate(model.class_names_):
+        for j in np.argsort(-np.abs(model.coef_[k]))[:5]:
+            W = model.coef_.copy()
+            W[k, j] = 0.0
+            acc = (model.classes_[(A @ W.T + model.intercept_).argmax(1)] == y).mean()
+            if abs(acc - base) > best:
+                best, pick = abs(acc - base), (cls, model.concept_names_[j])
+    assert pick is not None, "no single prune changes the fixture's shifted accuracy"
+    return pick

@@ -1,0 +1,65 @@
+"""`cbm app`: resolves the model directory (argument, $CBM_MODEL_DIR, the demo) and starts Streamlit."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from cbm.app import ENTRY, default_demo_model_dir, resolve_model_dir, streamlit_command
+
+from cbm.cli import main
+from cbm.exceptions import ModelDirError
+
+
+@pytest.fixture
+def no_model_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("CBM_MODEL_DIR", raising=False)
+    monkeypatch.setenv("CBM_HOME", str(tmp_path / "home"))
+
+
+def test_demo_location_follows_cbm_home(no_model_env, tmp_path):
+    assert default_demo_model_dir() == tmp_path / "home" / "demo" / "model"
+
+
+def test_missing_demo_says_run_cbm_demo(no_model_env):
+    with pytest.raises(ModelDirError, match="Run `cbm demo` first"):
+        resolve_model_dir()
+
+
+def test_cli_error_is_one_line(no_model_env, capsys):
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cbm app: error:") and "cbm demo" in err and "\n" not in err
+
+
+def test_cli_refuses_a_foreign_directory(no_model_env, tmp_path, capsys):
+    assert main(["app", str(tmp_path)]) == 2
+    assert "model.json is missing" in capsys.readouterr().err
+
+
+def test_cli_serves_the_model_headless(model_dir, monkeypatch):
+    seen = {}
+
+    def fake_call(cmd, env):
+        seen.update(cmd=cmd, env=env)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    assert main(["app", str(model_dir), "--port", "8999"]) == 0
+    cmd = seen["cmd"]
+    assert cmd[cmd.index("run") + 1] == str(ENTRY)
+    assert cmd[cmd.index("--server.port") + 1] == "8999"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
+    assert cmd[-2:] == ["--", str(model_dir.resolve())]
+    assert seen["env"]["CBM_MODEL_DIR"] == str(model_dir.resolve())
+
+
+def test_demo_is_the_default_when_it_exists(model_dir, monkeypatch, tmp_path):
+    monkeypatch.delenv("CBM_MODEL_DIR")
+    monkeypatch.setenv("CBM_HOME", str(model_dir.parent.parent))
+    demo = default_demo_model_dir()
+    demo.parent.mkdir(parents=True, exist_ok=True)
+    model_dir.rename(demo)
+    assert resolve_model_dir() == demo
+    assert streamlit_command(demo, port=None)[-1] == str(demo)

@@ -1,0 +1,161 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright against a live Streamlit server.
+
+Walks the path a user takes: open Explore, open a sample, go to Edit, prune a concept, see the
+shifted-split accuracy change, undo. Screenshots of every page go to test-artifacts/screenshots/;
+Explore and Edit are also copied to docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cbm.app import streamlit_command
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+DOCS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+WAIT_MS = 30_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"streamlit at {url} was not healthy after {timeout:.0f} s")
+
+
+@pytest.fixture
+def server(model_dir, tmp_path):
+    """A Streamlit server for ``model_dir`` on a free port; stopped by its own PID afterwards."""
+    port = _free_port()
+    cmd = streamlit_command(model_dir, port=port, extra=[
+        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"])
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    env = dict(os.environ, CBM_MODEL_DIR=str(model_dir), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def browser():
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=WAIT_MS)
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("document.querySelector('[data-testid=stMain]')?.scrollTo(0, 0)")
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.wait_for_selector(f'h1:has-text("{title}")', timeout=WAIT_MS)
+    _settle(page)
+
+
+def _choose(page, key: str, option: str) -> None:
+    page.locator(f".st-key-{key} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    _settle(page)
+
+
+def _metric(page, label: str) -> str:
+    m = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return m.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_explore_edit_undo_in_chromium(server, browser, model_dir, moving_prune):
+    cls, concept = moving_prune
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(server)
+    page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
+    _settle(page)
+    _shot(page, "model")
+
+    _nav(page, "Explore")
+    page.locator(".st-key-explore_open_0 button").click()
+    page.wait_for_selector("text=Predicted:", timeout=WAIT_MS)
+    _settle(page)
+    _shot(page, "explore")
+
+    _nav(page, "Concepts")
+    _shot(page, "concepts")
+    _nav(page, "Upload")
+    _shot(page, "upload")
+
+    _nav(page, "Edit")
+    before = _metric(page, "Accuracy (shifted)")
+    _choose(page, "edit_class", cls)
+    _choose(page, "edit_concept", concept)
+    page.locator(".st-key-edit_apply button").click()
+    page.wait_for_function(
+        "([label, old]) => [...document.querySelectorAll('[data-testid=stMetric]')]"
+        ".some(m => m.innerText.includes(label) && !m.innerText.includes(old))",
+        arg=["Accuracy (shifted)", before], timeout=WAIT_MS)
+    _settle(page)
+    after = _metric(page, "Accuracy (shifted)")
+    assert after != before
+    _shot(page, "edit")
+
+    page.locator(".st-key-edit_undo button").click()
+    page.wait_for_function(
+        "([label, old]) => [...document.querySelectorAll('[data-testid=stMetric]')]"
+        ".some(m => m.innerText.includes(label) && m.innerText.includes(old))",
+        arg=["Accuracy (shifted)", before], timeout=WAIT_MS)
+    assert _metric(page, "Accuracy (shifted)") == before
+
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for name in ("explore", "edit"):
+        shutil.copyfile(SHOTS / f"{name}.png", DOCS / f"{name}.png")

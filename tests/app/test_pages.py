@@ -1,0 +1,218 @@
+"""Each app page renders on a small model directory, and its widgets drive what is shown."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cbm.app import ENTRY, _state
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cbm.io import load_model
+
+TIMEOUT = 60
+
+
+def _open(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, at.exception
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.info, *at.error])
+
+
+class TestModelDirProblems:
+    def test_missing_directory_says_what_to_do(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("CBM_MODEL_DIR", str(tmp_path / "nope"))
+        at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT).run()
+        assert not at.exception
+        assert "does not exist" in at.error[0].value
+        assert "cbm demo" in at.info[0].value
+
+    def test_foreign_directory_is_named(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("CBM_MODEL_DIR", str(tmp_path))
+        at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT).run()
+        assert "model.json is missing" in at.error[0].value
+
+
+class TestModelPage:
+    def test_shows_method_classes_and_accuracy(self, model_dir):
+        at = _open()
+        model = load_model(model_dir)
+        text = _texts(at)
+        assert all(c in text for c in model.class_names_)
+        assert model.method in text
+        labels = [m.label for m in at.metric]
+        assert "Accuracy (shifted)" in labels and "Non-zero weights" in labels
+
+    def test_concept_filter_narrows_the_heatmap(self, model_dir):
+        at = _open()
+        at.text_input(key=_state.MODEL_FILTER).input("no such concept").run()
+        assert "No class or concept matches the filters." in [i.value for i in at.info]
+
+
+class TestExplorePage:
+    def test_filters_and_open_a_sample(self, model_dir):
+        at = _open("explore")
+        at.selectbox(key=_state.EXPLORE_CORRECT).select("wrong").run()
+        assert not at.exception
+        at.button(key="explore_open_1").click().run()
+        picked = at.session_state[_state.EXPLORE_SAMPLE]
+        data = _state.eval_data(model_dir)[at.session_state[_state.SPLIT]]
+        preds = _state.predictions(load_model(model_dir), model_dir, at.session_state[_state.SPLIT])
+        assert preds.pred[picked] != data.y[picked]
+        assert f"Predicted: {preds.pred[picked]}" in _texts(at)
+
+    def test_counterfactual_reports_new_prediction(self, model_dir):
+        at = _open("explore")
+        model = load_model(model_dir)
+        at.multiselect(key=_state.EXPLORE_OFF).set_value(model.concept_names_[:3]).run()
+        assert not at.exception
+        assert "New prediction:" in _texts(at)
+
+    def test_no_match_is_explained(self, model_dir):
+        at = _open("explore")
+        model = load_model(model_dir)
+        at.selectbox(key=_state.EXPLORE_CLASS).select(model.class_names_[0])
+        at.selectbox(key=_state.EXPLORE_PRED).select(model.class_names_[1])
+        at.selectbox(key=_state.EXPLORE_CORRECT).select("correct").run()
+        assert "No image matches these filters; widen them." in [i.value for i in at.info]
+
+
+class TestConceptsPage:
+    def test_search_and_provenance(self, model_dir):
+        at = _open("concepts")
+        name = load_model(model_dir).concept_names_[-1]
+        at.text_input(key=_state.CONCEPT_QUERY).input(name[:6]).run()
+        assert name in at.selectbox(key=_state.CONCEPT_PICK).options
+        at.selectbox(key=_state.CONCEPT_PICK).select(name).run()
+        assert not at.exception
+        assert at.subheader[0].value == name
+
+    def test_gallery_ranks_by_activation(self, model_dir):
+        from cbm.app.pages.concepts import ranked
+
+        A = np.array([[0.1, 2.0], [0.9, -1.0], [0.5, 0.0]], np.float32)
+        assert list(ranked(A, 0, 2, largest=True)) == [1, 2]
+        assert list(ranked(A, 1, 1, largest=False)) == [1]
+
+
+def _png(size=(8, 8)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class TestUploadPage:
+    def test_prompts_for_an_image(self, model_dir):
+        at = _open("upload")
+        assert "Upload an image" in at.info[0].value
+
+    def test_missing_encoder_record_is_explained(self, model_dir):
+        import json
+
+        cfg_file = next(Path(model_dir).glob("v*/config.json"))
+        cfg = json.loads(cfg_file.read_text())
+        cfg["fingerprints"] = {}
+        cfg_file.write_text(json.dumps(cfg))
+        at = _open("upload")
+        assert "does not name the image encoder" in at.info[0].value
+
+
+class _FakeEncoder:
+    """Stands in for the recorded image encoder: a fixed embedding of the model's dimension."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def encode_images(self, images):
+        return np.random.default_rng(1).standard_normal((len(images), self.dim)).astype(np.float32)
+
+
+class TestUploadPredicts:
+    @pytest.fixture(autouse=True)
+    def _fake_encoder(self, model_dir, monkeypatch):
+        import cbm.encoders
+
+        dim = load_model(model_dir).n_features_in_
+        self.calls = []
+
+        def create_encoder(name, **kwargs):
+            self.calls.append((name, kwargs))
+            return _FakeEncoder(dim)
+
+        monkeypatch.setattr(cbm.encoders, "create_encoder", create_encoder, raising=False)
+        _state.st.cache_resource.clear()
+
+    def test_image_gets_prediction_with_the_recorded_encoder(self, model_dir):
+        at = _open("upload")
+        at.file_uploader(key=_state.UPLOAD_FILE).upload("red.png", _png(), "image/png").run()
+        assert not at.exception, at.exception
+        assert "Predicted:" in _texts(at)
+        assert self.calls == [("synthetic", {"image_size": 28})]
+
+    @pytest.mark.parametrize("content, message", [
+        (b"hello, not an image", "is not an image file"),
+        (_png((64, 64))[:60], "damaged or truncated"),
+        (b"", "is empty"),
+    ])
+    def test_bad_upload_gets_one_clear_message(self, model_dir, content, message):
+        at = _open("upload")
+        at.file_uploader(key=_state.UPLOAD_FILE).upload("bad.png", content, "image/png").run()
+        assert not at.exception, at.exception
+        assert message in at.error[0].value
+        assert "Predicted:" not in _texts(at)
+
+
+def _shifted_accuracy(at: AppTest) -> str:
+    return next(m.value for m in at.metric if m.label == "Accuracy (shifted)")
+
+
+class TestEditPage:
+    def test_preview_reports_every_split(self, model_dir):
+        at = _open("edit")
+        model = load_model(model_dir)
+        k = 0
+        j = int(np.argmax(np.abs(model.coef_[k])))
+        at.selectbox(key=_state.EDIT_CLASS).select(model.class_names_[k])
+        at.selectbox(key=_state.EDIT_CONCEPT).select(model.concept_names_[j]).run()
+        assert not at.exception, at.exception
+        shown = next(df.value for df in at.dataframe if "group" in df.value.columns)
+        assert {"test", "shifted", "train"} <= set(shown["split"])
+        assert "domain=shifted" not in set(shown["group"])  # one domain per split here
+        assert any(g.startswith("class=") for g in shown["group"])
+
+    def test_apply_changes_metrics_and_undo_restores_them(self, model_dir, moving_prune):
+        from cbm.history import EditSession
+
+        at = _open("edit")
+        before = _shifted_accuracy(at)
+        at.selectbox(key=_state.EDIT_CLASS).select(moving_prune[0])
+        at.selectbox(key=_state.EDIT_CONCEPT).select(moving_prune[1]).run()
+        at.button(key=_state.EDIT_APPLY).click().run()
+        assert not at.exception, at.exception
+        assert _shifted_accuracy(at) != before
+        assert "Applied: prune(" in at.success[0].value
+        assert len(EditSession(model_dir).pending) == 1  # on disk, not only in session_state
+        at.button(key=_state.EDIT_UNDO).click().run()
+        assert _shifted_accuracy(at) == before
+        assert EditSession(model_dir).pending == []
+
+    def test_pending_edit_survives_a_new_browser_session(self, model_dir, moving_prune):
+        from cbm.edits import Prune
+        from cbm.history import EditSession
+
+        at = _open("edit")
+        before = _shifted_accuracy(at)
+        EditSession(model_dir).apply(Prune(*moving_prune))  # e.g. from `cbm edit` or another tab
+        at = _open("edit")
+        assert _shifted_accuracy(at) != before
+        assert "1 unsaved edit(s)" in _texts(at)

@@ -1,0 +1,87 @@
+"""`cbm concepts`: every source makes a bank with provenance; filter, select and show run."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cbm.bank import ConceptBank
+from cbm.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "concepts"))
+from fake_llm import serve  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[1] / "concepts" / "corpus"
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    monkeypatch.setenv("CBM_LLM_API_KEY", "sk-cli-secret")
+    with serve() as (url, fake):
+        yield url, fake
+
+
+def test_generate_llm_then_show(endpoint, tmp_path, capsys):
+    url, fake = endpoint
+    fake.responder = lambda p: json.dumps(["striped fur" if "zebra" in p else "long neck"])
+    out = tmp_path / "bank"
+    rc = main(["concepts", "generate", "--source", "llm", "--classes", "zebra,giraffe",
+               "--model", "m", "--base-url", url, "--family", "lfcbm",
+               "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+    assert rc == 0
+    bank = ConceptBank.load(out)
+    assert bank.names == ["striped fur", "long neck"] and bank.provenance[0].source == "llm"
+    np.testing.assert_array_equal(bank.prior, [[1, 0], [0, 1]])
+    assert "sk-cli-secret" not in (out / "bank.json").read_text()
+    assert main(["concepts", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "striped fur" in shown and "zebra:+1" in shown
+
+
+def test_generate_textbook(endpoint, tmp_path):
+    url, fake = endpoint
+    fake.responder = lambda p: "yes" if p.startswith("For an image") else '["Is the heart enlarged?"]'
+    out = tmp_path / "tb"
+    assert main(["concepts", "generate", "--source", "textbook", "--classes", "cardiomegaly",
+                 "--input", str(CORPUS), "--model", "m", "--base-url", url,
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    bank = ConceptBank.load(out)
+    assert bank.provenance[0].detail["citations"][0]["doc"] == "cardiomegaly.md"
+    assert bank.prior.tolist() == [[1.0]]
+
+
+def test_generate_cav_from_embeddings_then_select(tmp_path):
+    rng = np.random.default_rng(0)
+    d = 8
+    arrays = {"negative": rng.normal(size=(30, d))}
+    arrays.update({f"c{j}": rng.normal(size=(30, d)) + 4 * np.eye(d)[j] for j in range(4)})
+    np.savez(tmp_path / "emb.npz", **arrays)
+    out = tmp_path / "cav"
+    assert main(["concepts", "generate", "--source", "cav", "--input", str(tmp_path / "emb.npz"),
+                 "--method", "mean_diff", "--out", str(out)]) == 0
+    bank = ConceptBank.load(out)
+    assert bank.names == ["c0", "c1", "c2", "c3"] and "val_acc" in bank.provenance[0].detail
+    bank.with_prior(["a", "b"], [[1, 1, 0, 0], [0, 0, 1, 1]]).save(tmp_path / "p")
+    assert main(["concepts", "select", str(tmp_path / "p"), "--per-class", "1",
+                 "--out", str(tmp_path / "sel")]) == 0
+    assert len(ConceptBank.load(tmp_path / "sel")) == 2
+
+
+def test_generate_file_then_filter(shared_data, tmp_path, capsys):
+    src = shared_data / "concept-sets/sparsecbm/conceptnet_cifar10_filtered_new.txt"
+    assert main(["concepts", "generate", "--source", "file", "--input", str(src),
+                 "--out", str(tmp_path / "f")]) == 0
+    assert main(["concepts", "filter", str(tmp_path / "f"), "--classes",
+                 str(shared_data / "concept-sets/sparsecbm/cifar10_classes.txt"),
+                 "--out", str(tmp_path / "g")]) == 0
+    assert "removed by step" in capsys.readouterr().out
+    kept = ConceptBank.load(tmp_path / "g")
+    assert kept.metadata["filter_log"]["n_after"] == len(kept)
+    assert all(len(t) <= 30 for t in kept.texts)
+
+
+def test_missing_option_is_one_line_error(tmp_path, capsys):
+    assert main(["concepts", "generate", "--source", "llm", "--out", str(tmp_path / "x")]) == 2
+    assert "needs --model, --classes" in capsys.readouterr().err

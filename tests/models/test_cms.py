@@ -1,0 +1,75 @@
+"""Concept Matrix Search: training-free, written as a linear head on normalised concept profiles."""
+
+import numpy as np
+import pytest
+
+from cbm.data import make_concept_world
+from cbm.io import load_model, save_model
+from cbm.models.cms import ConceptMatrixSearch
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_concept_world(random_state=0)
+
+
+def _cos(a, b):
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return a @ b.T
+
+
+def _rownorm(M):
+    return M / (M.sum(1, keepdims=True) + 1e-8)
+
+
+def test_matches_the_concept_matrix_search_rule(world):
+    X = world["test"].X
+    m = ConceptMatrixSearch(concepts=world.bank, device="cpu").fit(world["train"].X, world["train"].y,
+                                                                     class_embeddings=world.class_embeddings)
+    V = _rownorm(_cos(X, world.bank.vectors))
+    T = _rownorm(_cos(world.class_embeddings, world.bank.vectors))
+    np.testing.assert_array_equal(m.predict(X), _cos(V, T).argmax(1))
+    assert m.score(X, world["test"].y) >= 0.7
+
+
+def test_class_concept_matrix_recovers_structure(world):
+    m = ConceptMatrixSearch(concepts=world.bank, class_embeddings=world.class_embeddings,
+                            device="cpu").fit(world["train"].X, world["train"].y)
+    for k, g in enumerate(world.class_concepts):
+        assert set(np.argsort(-m.coef_[k])[:3]) == set(np.flatnonzero(g))
+
+
+def test_max_score_variant(world):
+    X = world["test"].X
+    m = ConceptMatrixSearch(concepts=world.bank, class_embeddings=world.class_embeddings,
+                            variant="max", device="cpu").fit(world["train"].X, world["train"].y)
+    V = _rownorm(_cos(X, world.bank.vectors))
+    T = _rownorm(_cos(world.class_embeddings, world.bank.vectors))
+    np.testing.assert_array_equal(m.predict(X), T[:, V.argmax(1)].argmax(0))
+    assert (m.transform(X).sum(1) == 1).all()
+    assert m.score(X, world["test"].y) > 1 / 5 + 0.2
+
+
+def test_labels_do_not_change_the_model(world):
+    tr = world["train"]
+    a = ConceptMatrixSearch(concepts=world.bank, class_embeddings=world.class_embeddings).fit(tr.X, tr.y)
+    b = ConceptMatrixSearch(concepts=world.bank, class_embeddings=world.class_embeddings).fit(
+        tr.X[:50], np.arange(50) % 5)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+
+
+def test_save_load_round_trip(tmp_path, world):
+    tr = world["train"]
+    m = ConceptMatrixSearch(concepts=world.bank, device="cpu").fit(tr.X, tr.y, class_embeddings=world.class_embeddings)
+    save_model(m, tmp_path / "m")
+    X = world["shifted"].X
+    np.testing.assert_allclose(load_model(tmp_path / "m").decision_function(X), m.decision_function(X), rtol=1e-5)
+
+
+def test_missing_or_misshaped_class_embeddings(world):
+    tr = world["train"]
+    with pytest.raises(ValueError, match="needs class text embeddings"):
+        ConceptMatrixSearch(concepts=world.bank).fit(tr.X, tr.y)
+    with pytest.raises(ValueError, match="class_embeddings must have shape"):
+        ConceptMatrixSearch(concepts=world.bank).fit(tr.X, tr.y, class_embeddings=np.ones((2, 3)))

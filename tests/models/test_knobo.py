@@ -1,0 +1,113 @@
+"""KnoBo grounds one predictor per concept, keeps the reliable ones and fits a prior-regularised head."""
+
+import numpy as np
+import pytest
+
+from cbm.data import make_concept_world
+from cbm.io import load_model, save_model
+from cbm.models.knobo import KnoBo
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_concept_world(random_state=0)
+
+
+@pytest.fixture(scope="module")
+def from_prior(world):
+    tr, va = world["train"], world["val"]
+    return KnoBo(concepts=world.bank, device="cpu").fit(tr.X, tr.y, X_val=va.X, y_val=va.y)
+
+
+@pytest.fixture(scope="module")
+def from_labels(world):
+    tr = world["train"]
+    return KnoBo(concepts=world.bank, device="cpu").fit(tr.X, tr.y, concept_labels=tr.concepts)
+
+
+def _full_coef(model, n_concepts):
+    C = np.zeros((model.coef_.shape[0], n_concepts))
+    C[:, model.selected_] = model.coef_
+    return C
+
+
+def test_prior_labels_ground_only_described_concepts(world, from_prior):
+    described = (world.bank.prior > 0).any(0)
+    assert np.isnan(from_prior.grounding_accuracy_[~described]).all()
+    assert (from_prior.grounding_accuracy_[described] > 0.75).all()
+    assert set(from_prior.selected_) == set(np.flatnonzero(described))
+
+
+def test_recovers_class_concepts_and_is_accurate(world, from_prior):
+    C = _full_coef(from_prior, len(world.bank))
+    for k, g in enumerate(world.class_concepts):
+        assert set(np.argsort(-C[k])[:3]) == set(np.flatnonzero(g))
+    assert from_prior.score(world["test"].X, world["test"].y) >= 0.85
+
+
+def test_concept_labels_ground_the_spurious_concept_and_head_uses_it(world, from_labels):
+    j, k = world.spurious_index, world.spurious_class
+    assert j in from_labels.selected_
+    col = from_labels.coef_[:, list(from_labels.selected_).index(j)]
+    assert col.argmax() == k and col[k] > 0
+
+
+def test_fitting_leaves_the_callers_bank_untouched(world, from_prior, from_labels):
+    assert all("grounding_accuracy" not in p.detail for p in world.bank.provenance)
+
+
+def test_activations_are_probabilities_of_the_grounded_cavs(world, from_prior):
+    X = world["test"].X[:5]
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    expected = 1 / (1 + np.exp(-(Xn @ from_prior.grounding_W_.T + from_prior.grounding_b_)))
+    np.testing.assert_allclose(from_prior.transform(X), expected, rtol=1e-5)
+    bank = from_prior.base_concepts_
+    assert bank.provenance[0].detail["grounding_accuracy"] == pytest.approx(
+        from_prior.grounding_accuracy_[from_prior.selected_[0]])
+
+
+def test_threshold_and_max_concepts(world):
+    tr = world["train"]
+    m = KnoBo(concepts=world.bank, max_concepts=4, max_epochs=5, device="cpu").fit(tr.X, tr.y)
+    assert len(m.concept_names_) == 4
+    acc = m.grounding_accuracy_
+    assert acc[m.selected_].min() >= np.nanmax(np.delete(acc, m.selected_))
+    with pytest.raises(ValueError, match="No concept predictor reached threshold"):
+        KnoBo(concepts=world.bank, threshold=1.0, device="cpu").fit(tr.X, tr.y)
+
+
+def test_prior_loss_pulls_weights_towards_prior(world):
+    tr = world["train"]
+    strong = KnoBo(concepts=world.bank, lam=20.0, max_epochs=100, device="cpu").fit(tr.X, tr.y)
+    free = KnoBo(concepts=world.bank, lam=0.0, max_epochs=100, device="cpu").fit(tr.X, tr.y)
+    P = world.bank.prior[:, strong.selected_]
+
+    def gap(m):
+        return np.abs(np.tanh(m.coef_) - P).mean()
+
+    assert gap(strong) < gap(free)
+
+
+def test_add_concept_as_cav(world, from_prior):
+    m = KnoBo(concepts=world.bank, max_epochs=5, device="cpu").fit(world["train"].X, world["train"].y)
+    cav = m.base_concepts_.subset([0]).rename({m.concept_names_[0]: "copy"})
+    m.add_concept(cav, np.zeros((5, 1)))
+    A = m.transform(world["test"].X)
+    np.testing.assert_allclose(A[:, -1], A[:, 0], rtol=1e-5)
+
+
+def test_save_load_round_trip(tmp_path, world, from_labels):
+    save_model(from_labels, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    X = world["shifted"].X
+    np.testing.assert_allclose(loaded.predict_proba(X), from_labels.predict_proba(X), rtol=1e-5)
+
+
+def test_errors_are_clear(world):
+    tr = world["train"]
+    with pytest.raises(ValueError, match="concept_labels must have shape"):
+        KnoBo(concepts=world.bank).fit(tr.X, tr.y, concept_labels=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="needs concept labels"):
+        KnoBo(concepts=world.bank._replace(prior=None, classes=None)).fit(tr.X, tr.y)
+    with pytest.raises(ValueError, match="'threshold' parameter of KnoBo"):
+        KnoBo(concepts=world.bank, threshold=2).fit(tr.X, tr.y)

@@ -1,0 +1,84 @@
+"""LaBo recovers the planted class-concept structure through its softmax association matrix."""
+
+import numpy as np
+import pytest
+
+from cbm.data import make_concept_world
+from cbm.io import load_model, save_model
+from cbm.models.labo import LaBo, class_prior
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_concept_world(random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    tr, va = world["train"], world["val"]
+    return LaBo(concepts=world.bank, device="cpu").fit(tr.X, tr.y, X_val=va.X, y_val=va.y)
+
+
+def test_recovers_class_concepts_and_is_accurate(world, fitted):
+    top3 = np.argsort(-fitted.coef_, axis=1)[:, :3]
+    for k, g in enumerate(world.class_concepts):
+        assert set(top3[k]) == set(np.flatnonzero(g)), world.class_names[k]
+    assert fitted.score(world["test"].X, world["test"].y) >= 0.8
+
+
+def test_head_is_scaled_softmax_of_association(fitted):
+    A = fitted.association_
+    W = np.exp(A - A.max(1, keepdims=True))
+    W /= W.sum(1, keepdims=True)
+    np.testing.assert_allclose(fitted.coef_, 100 * W, rtol=1e-5)
+    assert (fitted.intercept_ == 0).all()
+
+
+def test_prior_initialises_association(world):
+    m = LaBo(concepts=world.bank, lr=1e-9, max_epochs=1, device="cpu").fit(world["train"].X, world["train"].y)
+    np.testing.assert_allclose(m.association_, (world.bank.prior > 0).astype(np.float32), atol=1e-6)
+
+
+def test_prior_from_provenance_when_bank_has_no_prior(world):
+    bank = world.bank._replace(prior=None, classes=None)
+    P = class_prior(bank, np.asarray(world.class_names))
+    np.testing.assert_array_equal(P > 0, world.class_concepts > 0)
+
+
+def test_spurious_concept_gets_its_class_weight(world, fitted):
+    col = fitted.coef_[:, world.spurious_index]
+    assert col.argmax() == world.spurious_class
+
+
+def test_deterministic(world):
+    kw = dict(concepts=world.bank, max_epochs=5, batch_size=64, device="cpu")
+    a = LaBo(**kw).fit(world["train"].X, world["train"].y)
+    b = LaBo(**kw).fit(world["train"].X, world["train"].y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+
+
+def test_save_load_round_trip(tmp_path, world, fitted):
+    save_model(fitted, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    X = world["shifted"].X
+    np.testing.assert_allclose(loaded.decision_function(X), fitted.decision_function(X), rtol=1e-5)
+    np.testing.assert_array_equal(loaded.association_, fitted.association_)
+
+
+def test_adds_a_concept_given_as_vector(world, fitted):
+    m = LaBo(concepts=world.bank, max_epochs=5, device="cpu").fit(world["train"].X, world["train"].y)
+    m.add_concept(world.bank.subset([0]).rename({world.bank.names[0]: "copy"}), np.ones((5, 1)))
+    A = m.transform(world["test"].X)
+    np.testing.assert_allclose(A[:, -1], A[:, 0], rtol=1e-5)
+
+
+def test_errors_are_clear(world):
+    X, y = world["train"].X, world["train"].y
+    with pytest.raises(ValueError, match="'lr' parameter of LaBo"):
+        LaBo(concepts=world.bank, lr=-1).fit(X, y)
+    with pytest.raises(ValueError, match="text-embedding vectors"):
+        LaBo(concepts=world.bank.with_vectors(None)).fit(X, y)
+    with pytest.raises(ValueError, match="same encoder"):
+        LaBo(concepts=world.bank).fit(X[:, :10], y)
+    with pytest.raises(ValueError, match="y_val has labels not seen"):
+        LaBo(concepts=world.bank).fit(X, y, X_val=X[:3], y_val=[0, 1, 99])

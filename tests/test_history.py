@@ -1,0 +1,147 @@
+"""Edit history: every edit is logged at once, survives a restart, undoes exactly, saves versions."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cbm.data import make_concept_world
+from cbm.edits import AddConcept, Prune, RemoveConcept, SetWeight
+from cbm.exceptions import EditError, ModelDirError
+from cbm.history import EditSession, diff_models
+from cbm.io import list_versions, load_model, save_model
+from cbm.models import create_model
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    world = make_concept_world(n_classes=3, n_concepts=7, n_samples=120, dim=16, random_state=1)
+    names = np.asarray(world.class_names)
+    model = create_model("labo", concepts=world.bank, max_epochs=20).fit(world["train"].X, names[world["train"].y])
+    path = tmp_path_factory.mktemp("tpl") / "model"
+    save_model(model, path, note="trained")
+    return path
+
+
+@pytest.fixture
+def model_dir(template, tmp_path):
+    import shutil
+
+    return shutil.copytree(template, tmp_path / "model")
+
+
+def head(model):
+    return model.coef_.copy(), model.intercept_.copy(), list(model.concept_names_)
+
+
+def assert_same_head(a, b):
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] == b[2]
+
+
+def test_an_edit_is_logged_at_once_and_replayed_bit_for_bit_after_a_restart(model_dir):
+    s = EditSession(model_dir)
+    s.apply(SetWeight("cardinal", "red crown", 0.123456789), why="expert says so")
+    s.apply(RemoveConcept("black face mask"))
+    log = json.loads((model_dir / "history.json").read_text())
+    assert [e["status"] for e in log["entries"]] == ["pending", "pending"]
+    assert log["entries"][0]["why"] == "expert says so" and log["entries"][0]["changes"][0]["concept"] == "red crown"
+    assert_same_head(head(EditSession(model_dir).model), head(s.model))  # a rerun sees the same edits
+    assert list_versions(model_dir) == [1]  # nothing saved yet
+
+
+def test_undo_restores_the_exact_weights_and_redo_reapplies(model_dir):
+    s = EditSession(model_dir)
+    h0 = head(s.model)
+    s.apply(Prune("blue jay", "blue crest"))
+    h1 = head(s.model)
+    s.apply(RemoveConcept("red crown"))
+    s.undo()
+    assert_same_head(head(s.model), h1)
+    s.undo()
+    assert_same_head(head(s.model), h0)
+    assert s.can_redo and not s.can_undo
+    s.redo()
+    assert_same_head(head(s.model), h1)
+    assert_same_head(head(EditSession(model_dir).model), h1)  # undo/redo state persisted too
+    s.apply(Prune("cardinal", "yellow body"))  # a new edit drops the redo stack
+    assert not s.can_redo
+    with pytest.raises(EditError, match="Nothing to redo"):
+        s.redo()
+
+
+def test_save_writes_a_new_version_that_reloads_bit_for_bit_and_keeps_the_old_one(model_dir):
+    s = EditSession(model_dir)
+    v1 = head(load_model(model_dir, 1))
+    s.apply(Prune("cardinal", "red crown"), why="spurious")
+    s.apply(AddConcept.from_vector("dots", np.linspace(-1, 1, 16), {"goldfinch": 2.0}, source="cav"))
+    version = s.save("prune + dots")
+    assert version == 2 and list_versions(model_dir) == [1, 2]
+    assert_same_head(head(load_model(model_dir, 2)), head(s.model))
+    assert_same_head(head(load_model(model_dir, 1)), v1)
+    X = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    np.testing.assert_array_equal(load_model(model_dir).decision_function(X), s.model.decision_function(X))
+    assert not s.pending and set(s.history()["version"]) == {2}
+    with pytest.raises(EditError, match="Nothing to undo"):
+        s.undo()
+    with pytest.raises(EditError, match="nothing to save"):
+        s.save()
+
+
+def test_diff_lists_weight_changes_and_concepts_added_or_removed(model_dir):
+    s = EditSession(model_dir)
+    old = s.model.coef_[s.model.class_names_.index("cardinal"), s.model.concept_names_.index("red crown")]
+    s.apply(SetWeight("cardinal", "red crown", 7.0))
+    s.apply(RemoveConcept("blue crest"))
+    s.apply(AddConcept.from_vector("dots", np.ones(16), [1.0, 0.0, 0.0]))
+    d = s.diff(1)  # against the unsaved state
+    assert d.weights[["class", "concept"]].values.tolist() == [["cardinal", "red crown"]]
+    assert d.weights["old"].iloc[0] == pytest.approx(old) and d.weights["new"].iloc[0] == 7.0
+    assert d.added == ["dots"] and d.removed == ["blue crest"]
+    s.save()
+    assert s.diff(1, 2).report() == d.report() and s.diff(2, 2).empty
+    assert diff_models(load_model(model_dir, 2), load_model(model_dir, 1)).added == ["blue crest"]
+
+
+def test_history_table_says_what_changed_why_and_when(model_dir):
+    s = EditSession(model_dir)
+    s.apply(Prune("cardinal", "red crown"), why="spurious background")
+    s.apply(Prune("goldfinch", "yellow body"))
+    s.undo()
+    h = s.history()
+    assert h[["status", "class", "concept", "new", "why"]].values.tolist() == [
+        ["pending", "cardinal", "red crown", 0.0, "spurious background"],
+        ["undone", "goldfinch", "yellow body", 0.0, ""]]
+    assert h["when"].str.match(r"\d{4}-\d\d-\d\dT").all()
+
+
+def test_two_sessions_on_one_directory_see_each_others_edits(model_dir):
+    app, cli = EditSession(model_dir), EditSession(model_dir)
+    cli.apply(Prune("cardinal", "red crown"))
+    assert_same_head(head(app.model), head(cli.model))
+    app.undo()
+    assert_same_head(head(cli.model), head(load_model(model_dir, 1)))
+
+
+def test_discard_and_revert_go_back_to_saved_weights(model_dir):
+    s = EditSession(model_dir)
+    s.apply(Prune("cardinal", "red crown"))
+    assert s.discard() == 1
+    assert_same_head(head(s.model), head(load_model(model_dir, 1)))
+    s.apply(Prune("cardinal", "red crown"))
+    s.save()
+    assert s.revert_to(1) == 3
+    assert_same_head(head(s.model), head(load_model(model_dir, 1)))
+
+
+def test_a_pending_log_for_another_version_refuses_to_switch(model_dir):
+    EditSession(model_dir).apply(Prune("cardinal", "red crown"))
+    with pytest.raises(EditError, match="save or discard"):
+        EditSession(model_dir, version=2)
+
+
+def test_a_corrupt_log_gets_a_clear_error(model_dir):
+    (model_dir / "history.json").write_text("{not json")
+    with pytest.raises(ModelDirError, match="history.json.*not valid JSON"):
+        EditSession(model_dir)

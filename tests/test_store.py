@@ -1,0 +1,182 @@
+"""EmbeddingStore: cache hits, resumption, atomicity, corruption detection and streaming reads."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cbm.data.folders import ImageDataset, image_folder, load_digits_images
+from cbm.encoders import Encoder
+from cbm.exceptions import CacheError, DataError
+from cbm.store import EmbeddingCache, EmbeddingStore, embed_texts
+
+
+class PixelEncoder(Encoder):
+    """A fast deterministic encoder: a fixed random projection of 8x8 grayscale pixels."""
+
+    name = "pixels"
+    supports_text = True
+    dim = 6
+
+    def __init__(self):
+        self.device = torch.device("cpu")
+        self.W = torch.from_numpy(np.random.default_rng(1).normal(size=(64, self.dim)).astype(np.float32))
+        self.calls = 0
+
+    fingerprint = "pixels|v1"
+
+    def preprocess(self, image):
+        return torch.from_numpy(np.asarray(image.convert("L").resize((8, 8)), np.float32) / 255)[None]
+
+    def _encode_batch(self, x):
+        self.calls += 1
+        return x[:, 0].reshape(len(x), -1) @ self.W
+
+    def _encode_text_batch(self, texts):
+        self.calls += 1
+        return torch.tensor([[len(t), t.count("a"), 0, 0, 0, 1.0] for t in texts])
+
+
+@pytest.fixture
+def digits():
+    return load_digits_images(50)
+
+
+def test_second_run_is_a_cache_hit_with_identical_rows(tmp_path, digits):
+    store, enc = EmbeddingStore(tmp_path, shard_size=16), PixelEncoder()
+    first = store.get_or_compute(enc, digits, batch_size=8, progress=False)
+    assert not first.stats.cache_hit and first.stats.n_computed == 50 and first.stats.images_per_s > 0
+    calls = enc.calls
+    second = store.get_or_compute(enc, digits, progress=False)
+    assert second.stats.cache_hit and "cache hit" in second.stats.summary()
+    assert enc.calls == calls
+    np.testing.assert_array_equal(second.as_array(), first.as_array())
+    assert len(second.shards) == 4 and len(second) == 50
+
+
+def test_stored_values_are_float16_of_the_encoder_output(tmp_path, digits):
+    enc = PixelEncoder()
+    cache = EmbeddingStore(tmp_path).get_or_compute(enc, digits, progress=False)
+    expected = enc.encode_images([digits[i] for i in range(len(digits))])
+    assert cache.as_array(dtype=None).dtype == np.float16
+    np.testing.assert_allclose(cache.as_array(), expected, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(cache.labels, digits.labels)
+    assert cache.ids == digits.ids and list(cache.indices) == list(range(50))
+
+
+def test_iter_blocks_streams_all_rows_in_order_across_shards(tmp_path, digits):
+    cache = EmbeddingStore(tmp_path, shard_size=16).get_or_compute(PixelEncoder(), digits, progress=False)
+    starts, blocks = zip(*cache.iter_blocks(block_size=20), strict=True)
+    assert starts == (0, 20, 40) and [len(b) for b in blocks] == [20, 20, 10]
+    np.testing.assert_array_equal(np.concatenate(blocks), cache.as_array(dtype=np.float16))
+
+
+def test_concept_search_streams_a_cache(tmp_path, digits):
+    from cbm.kernels import concept_search
+
+    cache = EmbeddingStore(tmp_path, shard_size=16).get_or_compute(PixelEncoder(), digits, progress=False)
+    X = cache.as_array()
+    query = torch.from_numpy(X[7])
+    scores, idx = concept_search(cache, query, topk=3, block_size=10)
+    assert int(idx[0]) == 7
+    _, idx_array = concept_search(X, query, topk=3)
+    assert idx.tolist() == idx_array.tolist()
+
+
+def test_key_changes_with_encoder_and_data(tmp_path, digits):
+    store = EmbeddingStore(tmp_path)
+    assert store.key("a", "d") != store.key("b", "d") != store.key("a", "e")
+    assert store.key("a", "d", size=96) != store.key("a", "d", size=224)
+    assert store.path_for(PixelEncoder(), digits) != store.path_for(PixelEncoder(), digits.subset(range(10)))
+
+
+def test_interrupted_run_resumes_from_finished_shards(tmp_path, digits):
+    class Crashing(PixelEncoder):
+        def _encode_batch(self, x):
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return super()._encode_batch(x)
+
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        store.get_or_compute(Crashing(), digits, batch_size=8, progress=False)
+    path = store.path_for(PixelEncoder(), digits)
+    assert not (path / "manifest.json").exists()
+    assert sorted(p.name for p in path.glob("shard-*")) == ["shard-00000.json", "shard-00000.npy"]
+    assert not list(path.glob(".*.tmp"))  # no half-written file is left behind
+    cache = store.get_or_compute(PixelEncoder(), digits, batch_size=8, progress=False)
+    assert cache.stats.resumed_shards == 1 and cache.stats.n_computed == 34 and len(cache) == 50
+
+
+def test_parallel_workers_fill_disjoint_shards(tmp_path, digits):
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    assert store.get_or_compute(PixelEncoder(), digits, worker=(0, 2), progress=False) is None
+    cache = store.get_or_compute(PixelEncoder(), digits, worker=(1, 2), progress=False)
+    assert len(cache) == 50 and cache.stats.n_computed == 50 - 32
+
+
+def test_truncated_shard_is_named_with_the_remedy(tmp_path, digits):
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    cache = store.get_or_compute(PixelEncoder(), digits, progress=False)
+    shard = cache.path / "shard-00001.npy"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(CacheError, match=r"shard-00001\.npy.*truncated.*force=True"):
+        store.get_or_compute(PixelEncoder(), digits, progress=False)
+    again = store.get_or_compute(PixelEncoder(), digits, force=True, progress=False)
+    assert len(again) == 50 and not again.stats.cache_hit
+
+
+def test_corrupt_shard_same_size_fails_the_hash_check(tmp_path, digits):
+    cache = EmbeddingStore(tmp_path).get_or_compute(PixelEncoder(), digits, progress=False)
+    shard = cache.path / "shard-00000.npy"
+    raw = bytearray(shard.read_bytes())
+    raw[-1] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(CacheError, match="sha256"):
+        EmbeddingCache(cache.path)
+    assert len(EmbeddingCache(cache.path, verify="size")) == 50
+
+
+def test_unreadable_images_are_skipped_and_reported(tmp_path):
+    for i, name in enumerate(["a.png", "b.png", "c.png"]):
+        (tmp_path / "img" / "x").mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 8), color=40 * i).save(tmp_path / "img" / "x" / name)
+    (tmp_path / "img" / "x" / "broken.jpg").write_bytes(b"not an image")
+    ds = image_folder(tmp_path / "img")
+    with pytest.warns(UserWarning, match=r"Skipped 1 of 4.*broken\.jpg"):
+        cache = EmbeddingStore(tmp_path / "c").get_or_compute(PixelEncoder(), ds, progress=False)
+    assert len(cache) == 3 and cache.stats.n_skipped == 1 and "skipped 1" in cache.stats.summary()
+    assert cache.skipped[0]["id"] == "x/broken.jpg"
+    assert "broken.jpg" not in cache.ids
+
+
+def test_all_unreadable_and_empty_datasets_are_errors(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "bad.png").write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"None of the 1 images.*bad\.png"):
+        EmbeddingStore(tmp_path / "c").get_or_compute(PixelEncoder(), image_folder(tmp_path), progress=False)
+    assert not list((tmp_path / "c" / "embeddings").iterdir())  # nothing half-made is kept
+    empty = ImageDataset(images=np.zeros((0, 8, 8), np.uint8), name="none")
+    with pytest.raises(DataError, match="'none' is empty"):
+        EmbeddingStore(tmp_path / "c").get_or_compute(PixelEncoder(), empty, progress=False)
+
+
+def test_manifest_lists_shards_with_rows_and_hashes(tmp_path, digits):
+    cache = EmbeddingStore(tmp_path, shard_size=32).get_or_compute(PixelEncoder(), digits, progress=False)
+    manifest = json.loads((cache.path / "manifest.json").read_text())
+    assert [s["rows"] for s in manifest["shards"]] == [32, 18]
+    assert all(len(s["sha256"]) == 64 for s in manifest["shards"])
+    assert manifest["encoder"] == "pixels|v1" and manifest["dataset"] == digits.fingerprint
+
+
+def test_embed_texts_is_computed_once_and_keyed_by_texts(tmp_path):
+    enc = PixelEncoder()
+    a = embed_texts(enc, ["stripes", "banana"], tmp_path)
+    calls = enc.calls
+    b = embed_texts(enc, ["stripes", "banana"], tmp_path)
+    assert enc.calls == calls
+    np.testing.assert_array_equal(a, b)
+    c = embed_texts(enc, ["stripes", "apple"], tmp_path)
+    assert enc.calls > calls and not np.array_equal(a, c)
