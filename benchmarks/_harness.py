@@ -3,9 +3,10 @@
 Every ``benchmarks/bench_*.py`` script measures providers side by side in one run and writes one
 JSON file into ``benchmarks/results/``. Use::
 
-    from _harness import timeit, peak_rss_mb, run_isolated, write_result
+    from _harness import compare, timeit, peak_rss_mb, run_isolated, write_result
 
     t = timeit(lambda: f(x), repeat=5, warmup=1)          # median seconds
+    ts = compare({"eager": f, "ours": g}, repeat=5)       # interleaved medians per provider
     write_result("kernels_cpu", {"concept_scores": {...}})  # adds machine, versions, date
 
 Scripts import it as a sibling module (``sys.path`` holds the script's folder when run directly).
@@ -56,8 +57,39 @@ def timeit(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def compare(fns: dict[str, Callable[[], Any]], repeat: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per provider, runs interleaved (a, b, c, a, b, c, ...).
+
+    On a shared machine, load changes over seconds; interleaving exposes every provider to the same
+    load, so the ratios stay meaningful even when absolute times drift.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(max(1, repeat)):
+        for name, fn in fns.items():
+            _sync()
+            t0 = time.perf_counter()
+            fn()
+            _sync()
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (``resource.getrusage``)."""
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux: ``VmHWM`` from /proc/self/status. ``resource.getrusage``'s ``ru_maxrss`` is not used
+    there because exec keeps the forked parent's peak, so a child of a big process would report
+    the parent's memory. Elsewhere: ``ru_maxrss``.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 

@@ -47,7 +47,7 @@ def _json_params(model) -> dict[str, Any]:
         try:
             json.dumps(v)
         except TypeError:
-            v = repr(v)
+            continue  # arrays and objects are learned state or fit inputs, not config
         params[k] = v
     return params
 

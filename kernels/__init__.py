@@ -13,6 +13,7 @@ gumbel_bottleneck_loss  Sparse-CBM's Gumbel-softmax loss over both dimensions (d
 cos3_similarity         Label-free CBM's per-concept cos^3 similarity (differentiable)
 elastic_net_prox        gradient step + soft-threshold + L2 shrink
 concept_search          top samples of an embedding store for a (weighted) concept query
+SparseActivationIndex   inverted index over a sparse model's activations (search without a scan)
 """
 
 from ._dispatch import use_triton
@@ -21,11 +22,13 @@ from .concept_search import concept_search
 from .cos3 import cos3_similarity
 from .elastic_net import elastic_net_prox
 from .gumbel_loss import gumbel_bottleneck_loss
+from .sparse_index import SparseActivationIndex
 
 __all__ = [
     # scoring and search
     "concept_scores",
     "concept_search",
+    "SparseActivationIndex",
     # training losses and updates
     "gumbel_bottleneck_loss",
     "cos3_similarity",

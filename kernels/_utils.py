@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
 import warnings
 
+import numpy as np
 import torch
 
 #: dtypes every Triton kernel here accepts as input (accumulation is always float32).
@@ -68,3 +70,22 @@ def check_out(out: torch.Tensor | None, shape: tuple[int, ...], like: torch.Tens
         raise ValueError(f"out is on {out.device} but the inputs are on {like.device}.")
     if not out.is_contiguous():
         raise ValueError("out must be contiguous; pass torch.empty(shape) or call .contiguous().")
+
+
+def release_rows(array, start: int, stop: int) -> None:
+    """Drop the pages of rows [start, stop) of a read-only ``np.memmap`` from this process's memory.
+
+    Streaming over a memmapped store otherwise leaves every page it touched resident (and counted
+    in RSS) until the map is closed. Read-only file pages are re-read from the page cache if touched
+    again, so this never changes data; anything but a read-only memmap is left alone.
+    """
+    mm = getattr(array, "_mmap", None)
+    if mm is None or getattr(array, "mode", None) != "r" or not hasattr(mm, "madvise"):
+        return
+    base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    first = array.ctypes.data + start * array.strides[0] - base
+    last = array.ctypes.data + stop * array.strides[0] - base
+    page = mmap.PAGESIZE
+    lo, hi = -(-first // page) * page, (last // page) * page  # whole pages inside the rows only
+    if hi > lo:
+        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)

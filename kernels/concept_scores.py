@@ -5,9 +5,11 @@ LaBo, PCBM and LF-CBM style bottlenecks, optionally reduced to the top-k concept
 
 Paths
 -----
-* Triton (CUDA, or ``TRITON_INTERPRET=1``): one fused kernel: a tiled matmul that accumulates the
-  squared row norms of both operands from the tiles it already loads, then scales, adds the bias and
-  stores once. fp16/bf16 inputs, fp32 accumulation and output.
+* Triton (CUDA, or ``TRITON_INTERPRET=1``): a row-norm pre-pass (inverse norms of images and
+  concepts, fp32; it re-reads the N x d inputs, a few % of the bytes of the N x M output), then one
+  tiled matmul whose epilogue normalises, scales, adds the bias and stores each score once. Keeping
+  the norms out of the K loop leaves the dot operands on the tensor-core path. fp16/bf16 inputs,
+  fp32 accumulation and output.
 * PyTorch (reference, fallback): concepts are normalised once (scale folded in, bias appended as an
   extra column), image rows are normalised one cache-sized block at a time and multiplied straight
   into the output, so normalisation costs almost nothing over a bare ``torch.matmul``.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from ._dispatch import HAS_TRITON, fallback, interpreting, want_triton
-from ._utils import KERNEL_DTYPES, as_float_tensor, block_for, check_2d, check_out
+from ._utils import KERNEL_DTYPES, as_float_tensor, block_for, check_2d, check_out, release_rows
 
 EPS = 1e-12  # like torch.nn.functional.normalize: zero rows score 0 instead of NaN
 
@@ -29,11 +31,28 @@ if HAS_TRITON:
     import triton.language as tl
 
     @triton.jit
+    def _inv_norm_kernel(
+        x_ptr, out_ptr, N, D, stride_n, stride_d, eps,
+        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+    ):
+        # 1 / max(|x_r|, eps) for BLOCK_R rows, accumulated in fp32.
+        rr = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+        ss = tl.zeros((BLOCK_R,), dtype=tl.float32)
+        for k0 in range(0, D, BLOCK_D):
+            kd = k0 + tl.arange(0, BLOCK_D)
+            x = tl.load(
+                x_ptr + rr[:, None] * stride_n + kd[None, :] * stride_d,
+                mask=(rr[:, None] < N) & (kd[None, :] < D), other=0.0,
+            ).to(tl.float32)
+            ss += tl.sum(x * x, axis=1)
+        tl.store(out_ptr + rr, 1.0 / tl.maximum(tl.sqrt(ss), eps), mask=rr < N)
+
+    @triton.jit
     def _concept_scores_kernel(
-        x_ptr, c_ptr, bias_ptr, out_ptr,
+        x_ptr, c_ptr, inv_x_ptr, inv_c_ptr, bias_ptr, out_ptr,
         N, M, D,
         stride_xn, stride_xd, stride_cm, stride_cd, stride_on, stride_om,
-        scale, eps,
+        scale,
         NORMALIZE: tl.constexpr, HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
     ):
@@ -47,8 +66,6 @@ if HAS_TRITON:
         rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         rd = tl.arange(0, BLOCK_D)
         acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-        ssx = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        ssc = tl.zeros((BLOCK_M,), dtype=tl.float32)
         for k0 in range(0, D, BLOCK_D):
             kd = k0 + rd
             x = tl.load(
@@ -63,14 +80,10 @@ if HAS_TRITON:
                 x = x.to(tl.float32)
                 c = c.to(tl.float32)
             acc = tl.dot(x, tl.trans(c), acc, input_precision=PRECISION)
-            if NORMALIZE:
-                xf = x.to(tl.float32)
-                cf = c.to(tl.float32)
-                ssx += tl.sum(xf * xf, axis=1)
-                ssc += tl.sum(cf * cf, axis=1)
+        # epilogue: normalise, scale, bias, one store
         if NORMALIZE:
-            inv_x = 1.0 / tl.maximum(tl.sqrt(ssx), eps)
-            inv_c = 1.0 / tl.maximum(tl.sqrt(ssc), eps)
+            inv_x = tl.load(inv_x_ptr + rn, mask=rn < N, other=0.0)
+            inv_c = tl.load(inv_c_ptr + rm, mask=rm < M, other=0.0)
             acc = acc * inv_x[:, None] * inv_c[None, :]
         acc = acc * scale
         if HAS_BIAS:
@@ -81,8 +94,20 @@ if HAS_TRITON:
         )
 
 
-def _launch(x, c, bias, out, scale: float, normalize: bool) -> torch.Tensor:
-    """Run the Triton kernel on rows ``x`` (n, d) against ``c`` (M, d) into ``out`` (n, M)."""
+def _inv_norms(x: torch.Tensor) -> torch.Tensor:
+    """Triton pre-pass: (n,) float32 inverse row norms of ``x`` (reads it once)."""
+    n, d = x.shape
+    out = torch.empty(n, dtype=torch.float32, device=x.device)
+    block_r, block_d = block_for(n, 64), block_for(d, 128)
+    _inv_norm_kernel[(triton.cdiv(n, block_r),)](
+        x, out, n, d, x.stride(0), x.stride(1), EPS, BLOCK_R=block_r, BLOCK_D=block_d, num_warps=4,
+    )
+    return out
+
+
+def _launch(x, c, inv_x, inv_c, bias, out, scale: float) -> torch.Tensor:
+    """Scores of rows ``x`` (n, d) against ``c`` (M, d) into ``out`` (n, M); ``inv_x``/``inv_c``
+    are the inverse norms (None: raw dot products)."""
     n, d = x.shape
     m = c.shape[0]
     block_n, block_m, block_d = block_for(n, 128), block_for(m, 128), block_for(d, 64)
@@ -96,12 +121,13 @@ def _launch(x, c, bias, out, scale: float, normalize: bool) -> torch.Tensor:
     else:
         precision = "tf32"  # ignored for fp16/bf16 operands
     _concept_scores_kernel[grid](
-        x, c, bias if bias is not None else out, out,
+        x, c, inv_x if inv_x is not None else out, inv_c if inv_c is not None else out,
+        bias if bias is not None else out, out,
         n, m, d,
         x.stride(0), x.stride(1), c.stride(0), c.stride(1), out.stride(0), out.stride(1),
-        float(scale), EPS,
-        NORMALIZE=normalize, HAS_BIAS=bias is not None, PRECISION=precision, UPCAST=upcast,
-        BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=block_d,
+        float(scale),
+        NORMALIZE=inv_x is not None, HAS_BIAS=bias is not None, PRECISION=precision,
+        UPCAST=upcast, BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=block_d,
         num_warps=8 if block_n * block_m >= 128 * 128 else 4, num_stages=3,
     )
     return out
@@ -129,28 +155,36 @@ def _torch_concept_matrix(concepts, scale, bias, normalize) -> torch.Tensor:
 
 
 def _row_block(d: int, m: int) -> int:
-    """Rows per block: the normalised copy (~1 MiB) and one score block stay cache/RAM friendly."""
-    return max(256, min(4096, (1 << 20) // max(4 * d, 1), (1 << 26) // max(4 * m, 1)))
+    """Rows per block: big enough for BLAS to run at full speed (>= 1024 rows), small enough that a
+    top-k score block stays <= 64 MiB. The normalised copy costs O(rows * d), noise next to the
+    O(rows * d * M) matmul."""
+    return max(1024, min(8192, (1 << 24) // max(m, 1)))
 
 
-def _torch_blocks(images, cmat, has_bias, normalize, block):
-    """Yield (start, stop, x_block (b, d[+1]) fp32) with rows normalised, ready for ``x @ cmat.T``."""
+def _torch_blocks(images, cmat, has_bias, normalize, block, defer_norm=False):
+    """Yield (start, stop, x_block (b, d[+1]) fp32, inv_norms (b, 1) or None) ready for
+    ``x @ cmat.T``. Rows are normalised in place unless ``defer_norm``, which instead returns the
+    inverse norms for the caller to apply to (fewer) outputs."""
     n, d = images.shape
     plain = images.dtype == torch.float32 and not normalize and not has_bias
     buf = None if plain else torch.empty(min(block, n), cmat.shape[1], dtype=torch.float32)
     for start in range(0, n, block):
         stop = min(start + block, n)
         if plain:
-            yield start, stop, images[start:stop]
+            yield start, stop, images[start:stop], None
             continue
         xb = buf[: stop - start]
         xb[:, :d].copy_(images[start:stop])
+        inv = None
         if normalize:
-            norms = torch.linalg.vector_norm(xb[:, :d], dim=1, keepdim=True).clamp_min_(EPS)
-            xb[:, :d].div_(norms)
+            inv = torch.linalg.vector_norm(xb[:, :d], dim=1, keepdim=True).clamp_min_(EPS)
+            inv = inv.reciprocal_()
+            if not defer_norm:
+                xb[:, :d].mul_(inv)
+                inv = None
         if has_bias:
             xb[:, d].fill_(1.0)
-        yield start, stop, xb
+        yield start, stop, xb, inv
 
 
 def concept_scores(
@@ -188,6 +222,7 @@ def concept_scores(
     Tensor (N, M) float32, or ``(values (N, k) float32, indices (N, k) int64)`` with ``topk``.
     Differentiable (PyTorch path) when an input requires grad and ``topk``/``out`` are not used.
     """
+    source = images  # a read-only np.memmap gets its pages released block by block
     images = as_float_tensor(images, "images")
     concepts = as_float_tensor(concepts, "concepts")
     check_2d(images, "images")
@@ -219,7 +254,7 @@ def concept_scores(
         if images.dtype in KERNEL_DTYPES and n * m > 0:
             return _triton_scores(images, concepts, scale, bias, normalize, topk, out)
         fallback("concept_scores", f"dtype {images.dtype} or empty input")
-    return _torch_scores(images, concepts, scale, bias, normalize, topk, out)
+    return _torch_scores(images, concepts, scale, bias, normalize, topk, out, source)
 
 
 def _differentiable(images, concepts, scale, bias, normalize):
@@ -231,24 +266,31 @@ def _differentiable(images, concepts, scale, bias, normalize):
     return s if bias is None else s + bias.float()
 
 
-def _torch_scores(images, concepts, scale, bias, normalize, topk, out):
+def _torch_scores(images, concepts, scale, bias, normalize, topk, out, source=None):
     n, d = images.shape
     m = concepts.shape[0]
     cmat = _torch_concept_matrix(concepts, scale, bias, normalize)
     block = _row_block(d, m)
-    blocks = _torch_blocks(images, cmat, bias is not None, normalize, block)
     if topk is None:
         out = torch.empty(n, m, dtype=torch.float32, device=images.device) if out is None else out
-        for start, stop, xb in blocks:
+        for start, stop, xb, _ in _torch_blocks(images, cmat, bias is not None, normalize, block):
             torch.mm(xb, cmat.T, out=out[start:stop])
+            release_rows(source, start, stop)
         return out
     values = torch.empty(n, topk, dtype=torch.float32, device=images.device)
     indices = torch.empty(n, topk, dtype=torch.int64, device=images.device)
     sbuf = torch.empty(min(block, n), m, dtype=torch.float32, device=images.device)
-    for start, stop, xb in blocks:
+    # Without a bias, a row's 1/|x| is a positive factor that keeps the order of its scores: apply
+    # it to the k winners instead of the d inputs.
+    defer = bias is None
+    blocks = _torch_blocks(images, cmat, bias is not None, normalize, block, defer_norm=defer)
+    for start, stop, xb, inv in blocks:
         sb = sbuf[: stop - start]
         torch.mm(xb, cmat.T, out=sb)
         torch.topk(sb, topk, dim=1, out=(values[start:stop], indices[start:stop]))
+        if inv is not None:
+            values[start:stop].mul_(inv)
+        release_rows(source, start, stop)
     return values, indices
 
 
@@ -257,15 +299,18 @@ def _triton_scores(images, concepts, scale, bias, normalize, topk, out):
     m = concepts.shape[0]
     c = concepts if concepts.dtype in KERNEL_DTYPES else concepts.float()
     b = None if bias is None else bias.float().contiguous()
+    inv_x = _inv_norms(images) if normalize else None
+    inv_c = _inv_norms(c) if normalize else None
     if topk is None:
         out = torch.empty(n, m, dtype=torch.float32, device=images.device) if out is None else out
-        return _launch(images, c, b, out, scale, normalize)
+        return _launch(images, c, inv_x, inv_c, b, out, scale)
     values = torch.empty(n, topk, dtype=torch.float32, device=images.device)
     indices = torch.empty(n, topk, dtype=torch.int64, device=images.device)
     block = max(128, min(n, (1 << 28) // max(4 * m, 1)))  # <= 256 MiB of scores at a time
     sbuf = torch.empty(min(block, n), m, dtype=torch.float32, device=images.device)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        sb = _launch(images[start:stop], c, b, sbuf[: stop - start], scale, normalize)
+        inv_blk = None if inv_x is None else inv_x[start:stop]
+        sb = _launch(images[start:stop], c, inv_blk, inv_c, b, sbuf[: stop - start], scale)
         torch.topk(sb, topk, dim=1, out=(values[start:stop], indices[start:stop]))
     return values, indices

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from ._utils import release_rows
 from .concept_scores import EPS, concept_scores
 
 
@@ -25,6 +26,7 @@ def _iter_blocks(store, block_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     if hasattr(store, "iter_blocks"):
         for start, block in store.iter_blocks(block_size):
             yield int(start), _as_tensor(block)
+            release_rows(block, 0, len(block))  # memmapped shard views: drop the read pages
         return
     if not hasattr(store, "shape") or len(store.shape) != 2:
         raise TypeError(
@@ -33,6 +35,7 @@ def _iter_blocks(store, block_size: int) -> Iterator[tuple[int, torch.Tensor]]:
         )
     for start in range(0, store.shape[0], block_size):
         yield start, _as_tensor(store[start : start + block_size])
+        release_rows(store, start, min(start + block_size, store.shape[0]))
 
 
 def _as_tensor(block) -> torch.Tensor:

@@ -13,7 +13,8 @@ Paths
 -----
 * Triton: a row kernel and a column kernel stream over tiles keeping online log-sum-exps (B + M
   floats saved for backward); the backward kernel recomputes both softmaxes tile by tile.
-* PyTorch (fallback): the same closed form through ``torch.logsumexp`` and autograd.
+* PyTorch (fallback): the same closed form through ``torch.logsumexp``, with the same analytic
+  backward written in in-place torch ops.
 
 Noise is sampled once in torch (``generator=`` for reproducibility) or passed as ``noise=``, so both
 paths see identical inputs. Drawn from the global RNG, it matches ``F.gumbel_softmax`` draw for draw.
@@ -129,11 +130,10 @@ def gumbel_loss_reference(logits, noise, tau=1.0):
 
 def sample_gumbel_noise(shape, generator=None, device=None) -> torch.Tensor:
     """Gumbel(0, 1) noise of ``(2, *shape)``: one draw per softmax, as ``F.gumbel_softmax`` draws."""
-    draws = [
-        -torch.empty(shape, dtype=torch.float32, device=device).exponential_(generator=generator).log()
-        for _ in range(2)
-    ]
-    return torch.stack(draws)
+    noise = torch.empty((2, *shape), dtype=torch.float32, device=device)
+    for d in (0, 1):  # two draws in the order of the released code's two calls
+        noise[d].exponential_(generator=generator)
+    return noise.log_().neg_()
 
 
 def gumbel_bottleneck_loss(
@@ -184,10 +184,36 @@ def gumbel_bottleneck_loss(
     return _torch_loss(logits, noise, float(tau))
 
 
+class _TorchGumbelLoss(torch.autograd.Function):
+    """PyTorch path: the closed form with an analytic backward (no autograd graph of B x M temps)."""
+
+    @staticmethod
+    def forward(ctx, logits, g0, g1, tau):
+        inv_tau = 1.0 / tau
+        x = logits.float()
+        b, m = x.shape
+        z0 = torch.add(x, g0).mul_(inv_tau)
+        lse_col = torch.logsumexp(z0, dim=0)
+        col = lse_col.mean() - z0.mean()
+        del z0
+        z1 = torch.add(x, g1).mul_(inv_tau)
+        lse_row = torch.logsumexp(z1, dim=1)
+        row = lse_row.mean() - z1.mean()
+        ctx.save_for_backward(logits, g0, g1, lse_col, lse_row)
+        ctx.inv_tau = inv_tau
+        return 0.5 * (col + row)
+
+    @staticmethod
+    def backward(ctx, gout):
+        logits, g0, g1, lse_col, lse_row = ctx.saved_tensors
+        inv_tau = ctx.inv_tau
+        x = logits.float()
+        b, m = x.shape
+        p_col = torch.add(x, g0).mul_(inv_tau).sub_(lse_col).exp_().mul_(0.5 / m)
+        p_row = torch.add(x, g1).mul_(inv_tau).sub_(lse_row[:, None]).exp_().mul_(0.5 / b)
+        grad = p_col.add_(p_row).sub_(1.0 / (b * m)).mul_(gout * inv_tau)
+        return grad.to(logits.dtype), None, None, None
+
+
 def _torch_loss(logits, noise, tau: float) -> torch.Tensor:
-    x = logits.float()
-    z0 = (x + noise[0]) / tau
-    z1 = (x + noise[1]) / tau
-    col = torch.logsumexp(z0, dim=0).mean() - z0.mean()
-    row = torch.logsumexp(z1, dim=1).mean() - z1.mean()
-    return 0.5 * (col + row)
+    return _TorchGumbelLoss.apply(logits, noise[0], noise[1], tau)

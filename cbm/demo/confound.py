@@ -2,7 +2,7 @@
 
 A small bright tag (a hospital's marker on a scan) is stamped into image corners. In the
 training "site" most images of one class carry it and few others do; in the shifted site the
-association is reversed: that class never carries it and half of the others do.
+association is reversed: that class never carries it and most of the others do.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class ConfoundConfig:
     rate_class_train: float = 0.95   # P(tag | confounded class) in the training site
     rate_other_train: float = 0.05   # P(tag | other classes) in the training site
     rate_class_shift: float = 0.0    # P(tag | confounded class) in the shifted site
-    rate_other_shift: float = 0.5    # P(tag | other classes) in the shifted site
+    rate_other_shift: float = 0.8    # P(tag | other classes) in the shifted site
 
     def __post_init__(self) -> None:
         for k, v in asdict(self).items():

@@ -48,6 +48,8 @@ class DemoConfig:
     out_dir: Path = field(default_factory=default_demo_dir)
     cache_dir: Path | None = None
     batch_size: int = 128
+    llm_model: str | None = None      # regenerate the garment bank through an LLM (cbm.concepts)
+    llm_base_url: str | None = None
 
     def __post_init__(self) -> None:
         for k in ("n_train", "n_val", "n_test", "n_shifted"):
@@ -70,6 +72,12 @@ class DemoConfig:
     @property
     def model_dir(self) -> Path:
         return self.out_dir / "model"
+
+
+def quick_config(**changes: Any) -> DemoConfig:
+    """A small configuration (1,600 images at 64 px) for tests and a first look."""
+    return DemoConfig(**{"n_train": 800, "n_val": 200, "n_test": 200, "n_shifted": 400, "image_size": 64,
+                         **changes})
 
 
 @dataclass
@@ -114,26 +122,28 @@ def build_splits(cfg: DemoConfig, root: str | Path | None = None) -> dict[str, D
 
 
 def embed_splits(splits: dict[str, DemoSplit], cfg: DemoConfig, progress: bool = True):
-    """MobileNetV2 embeddings of every split, through the embedding cache. Returns (X per split, encoder, stats)."""
+    """MobileNetV2 embeddings of every split through the embedding cache (one entry per split, so a
+    change to one split's confounder re-embeds only that split). Returns (X per split, encoder, summary)."""
     from cbm.data import ImageDataset
     from cbm.encoders import create_encoder
     from cbm.store import EmbeddingStore
 
     encoder = create_encoder("mobilenet_v2", image_size=cfg.image_size)
-    images = np.concatenate([s.images for s in splits.values()])
-    labels = np.concatenate([[CLASSES.index(c) for c in s.y] for s in splits.values()])
-    ids = np.concatenate([s.ids for s in splits.values()])
-    dataset = ImageDataset(images=images, labels=labels, classes=CLASSES, ids=list(ids), name="cbm-demo")
-    cache = EmbeddingStore(cfg.cache_dir).get_or_compute(encoder, dataset, batch_size=cfg.batch_size,
-                                                         progress=progress)
-    X = cache.as_array()
-    if len(X) != len(images):
-        raise RuntimeError(f"{len(images) - len(X)} demo images could not be embedded; see the cache report.")
-    out, start = {}, 0
+    store = EmbeddingStore(cfg.cache_dir)
+    out, lines, hits = {}, [], 0
     for name, s in splits.items():
-        out[name] = X[start : start + len(s.y)]
-        start += len(s.y)
-    return out, encoder, cache.stats
+        dataset = ImageDataset(images=s.images, labels=_class_index(s.y), classes=CLASSES, ids=list(s.ids),
+                               name=f"cbm-demo-{name}")
+        cache = store.get_or_compute(encoder, dataset, batch_size=cfg.batch_size, progress=progress)
+        X = cache.as_array()
+        if len(X) != len(s.y):
+            raise RuntimeError(f"{len(s.y) - len(X)} demo images of split {name!r} could not be embedded; "
+                               f"see {cache.stats.path}.")
+        out[name] = X
+        hits += bool(cache.stats.cache_hit)
+        lines.append(f"  {name}: {cache.stats.summary().splitlines()[0]}")
+    head = f"embeddings: {hits} of {len(splits)} splits from the cache ({store.root})"
+    return out, encoder, "\n".join([head, *lines])
 
 
 def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.ndarray],
@@ -150,12 +160,31 @@ def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.nd
             np.savez(fh, **arrays)
 
 
+def llm_concept_bank(model: str, base_url: str | None = None):
+    """The garment bank written by an LLM instead (LaBo prompts), plus the artifact concept.
+
+    The LLM says which class each concept was generated for (+1); for grounding, the other
+    classes count as "no" (-1), as LaBo's class prior reads.
+    """
+    from cbm.concepts import LLMClient, generate_llm_concepts
+
+    llm = generate_llm_concepts(CLASSES, LLMClient(model, base_url=base_url), family="labo")
+    prior = np.where(llm.prior > 0, 1.0, -1.0).astype(np.float32)
+    artifact = garment_concept_bank().subset([ARTIFACT])
+    return llm.with_prior(CLASSES, prior).merge(artifact)
+
+
 def _cav_bank(bank, X: np.ndarray, labels: np.ndarray, fingerprint: str, seed: int):
-    """PCBM's concepts: one CAV per concept from images labelled positive / negative for it."""
+    """PCBM's concepts: one CAV per concept from images labelled positive / negative for it.
+
+    Concepts no class answers "yes" to (e.g. "zipper") have no positive examples and are left out.
+    """
     from cbm.concepts.cav import fit_cavs
 
-    pos = {n: X[labels[:, j] == 1] for j, n in enumerate(bank.names)}
-    neg = {n: X[labels[:, j] == 0] for j, n in enumerate(bank.names)}
+    usable = [j for j in range(len(bank)) if (labels[:, j] == 1).sum() >= 2 and (labels[:, j] == 0).sum() >= 2]
+    bank = bank.subset(usable)
+    pos = {n: X[labels[:, j] == 1] for n, j in zip(bank.names, usable, strict=True)}
+    neg = {n: X[labels[:, j] == 0] for n, j in zip(bank.names, usable, strict=True)}
     cavs = fit_cavs(pos, neg, method="mean_diff", random_state=seed, encoder_fingerprint=fingerprint)
     return bank.with_vectors(cavs.vectors, cavs.intercepts, encoder_fingerprint=fingerprint)
 
@@ -169,6 +198,24 @@ class DemoResult:
     model_dir: Path
     timings: dict[str, float]
     embed_summary: str
+
+    def report(self) -> str:
+        """What the run printed: the table, the suggestions, the edit's measured effect, where to look."""
+        k = self.config.confound.confounded_class
+        sug = self.suggestions.head(5)
+        lines = ["", "Accuracy (in-domain = training site, shifted = the other site) and sparsity:",
+                 self.table(), "",
+                 "Edit suggestions (concepts whose class evidence holds in one site only):"]
+        lines += [f"  {r['class']:<12} <- {r['concept']!r} (weight {r['weight']:+.2f}, score {r['score']:.3f})"
+                  for _, r in sug.iterrows()]
+        lines += ["", f"Global edit, previewed on cached activations (no retraining, no new data): prune "
+                  f"{ARTIFACT!r} from {k!r}", self.edit_effect.report(),
+                  f"  => shifted accuracy {100 * self.edit_effect.delta('shifted'):+.1f} points",
+                  "", f"Model directory: {self.model_dir}",
+                  "Timings: " + ", ".join(f"{n} {v:.1f} s" for n, v in self.timings.items()),
+                  "Open it in the browser:  cbm app" + ("" if self.model_dir == default_demo_dir() / "model"
+                                                       else f" {self.model_dir}")]
+        return "\n".join(lines)
 
     def table(self) -> str:
         head = f"{'model':<28}{'in-domain':>10}{'shifted':>10}{'gap':>8}{'non-zero w':>12}{'NEC':>7}"
@@ -200,19 +247,21 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print)
     t["data_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    X, encoder, stats = embed_splits(splits, cfg, progress=progress)
+    X, encoder, embed_summary = embed_splits(splits, cfg, progress=progress)
     t["embed_s"] = time.perf_counter() - t1
-    log(stats.summary())
+    log(embed_summary)
 
     t2 = time.perf_counter()
-    bank = garment_concept_bank()
+    bank = garment_concept_bank() if cfg.llm_model is None else llm_concept_bank(cfg.llm_model, cfg.llm_base_url)
     L = {s: concept_labels(bank, _class_index(splits[s].y), splits[s].stamped) for s in ("train", "val")}
     ytr, yva = splits["train"].y, splits["val"].y
     knobo = create_model("knobo", concepts=bank, random_state=cfg.seed, verbose=progress)
     knobo.fit(X["train"], ytr, concept_labels=L["train"], X_val=X["val"], y_val=yva)
+    t["train_knobo_s"] = time.perf_counter() - t2
     cav_bank = _cav_bank(bank, X["train"], L["train"], encoder.fingerprint, cfg.seed)
     pcbm = create_model("pcbm", concepts=cav_bank, random_state=cfg.seed, verbose=progress)
-    pcbm.fit(X["train"], ytr, X_val=X["val"], y_val=yva)
+    pcbm.fit(X["train"], ytr)
+    t["train_pcbm_s"] = time.perf_counter() - t2 - t["train_knobo_s"]
     probe = create_model("linear-probe", random_state=cfg.seed).fit(X["train"], ytr)
     t["train_s"] = time.perf_counter() - t2
 
@@ -243,7 +292,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print)
     for name, m in (("pcbm", pcbm), ("linear-probe", probe)):
         save_model(m, cfg.out_dir / "models" / name, note=f"cbm demo: {name}", fingerprints=fingerprints)
     t["total_s"] = time.perf_counter() - t0
-    return DemoResult(cfg, rows, suggestions, effect, cfg.model_dir, t, stats.summary())
+    return DemoResult(cfg, rows, suggestions, effect, cfg.model_dir, t, embed_summary)
 
 
 def _class_index(y: np.ndarray) -> np.ndarray:

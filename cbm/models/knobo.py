@@ -7,7 +7,7 @@
 2. Head: linear on the concept probabilities with ``CE + lam * mean |tanh(W) - P|``, P the
    class-concept prior.
 
-Concept labels come from ``fit(..., concept_labels=)`` (N x M, 0/1 per image) or, without them,
+Concept labels come from ``fit(..., concept_labels=)`` (N x M per image: 1 yes, 0 no, -1 unknown = unused) or, without them,
 from the prior: images of classes with +1 are positives, with -1 negatives, 0 unused.
 """
 
@@ -105,10 +105,11 @@ class KnoBo(BaseConceptModel):
                     f"concept_labels must have shape (n_samples, n_concepts) = ({len(y)}, {M}); "
                     f"got {tuple(L.shape)}."
                 )
-            return (L > 0).float()
+            return torch.where(L > 0, 1.0, torch.where(L < 0, -1.0, 0.0))
         if prior is None:
             raise ValueError(
-                "KnoBo needs concept labels: pass fit(X, y, concept_labels=...) (N x M, 0/1), or a "
+                "KnoBo needs concept labels: pass fit(X, y, concept_labels=...) "
+                "(N x M: 1 yes, 0 no, -1 unknown), or a "
                 "ConceptBank with a class-concept prior (+1/-1) so labels can be derived."
             )
         P = torch.as_tensor(prior, device=self.device_)[y]

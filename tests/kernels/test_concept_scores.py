@@ -50,12 +50,14 @@ def test_raw_dot_products_without_normalize(backend, device, assert_close, dtype
 
 
 @pytest.mark.parametrize("shape", [(37, 21, 40), (130, 19, 24)], ids=lambda s: "x".join(map(str, s)))
-def test_topk_values_and_indices_per_image(backend, device, assert_close, shape):
+@pytest.mark.parametrize("with_bias", [False, True], ids=["nobias", "bias"])
+@pytest.mark.parametrize("scale", [2.0, -1.0])
+def test_topk_values_and_indices_per_image(backend, device, assert_close, shape, with_bias, scale):
     n, m, d = shape
     x, c = torch.randn(n, d, device=device), torch.randn(m, d, device=device)
-    bias = torch.randn(m, device=device)
-    values, idx = concept_scores(x, c, bias=bias, topk=5)
-    ref = concept_scores_reference(x, c, bias=bias)
+    bias = torch.randn(m, device=device) if with_bias else None
+    values, idx = concept_scores(x, c, scale=scale, bias=bias, topk=5)
+    ref = concept_scores_reference(x, c, scale, bias=bias)
     assert values.shape == idx.shape == (n, 5)
     assert_close(values, ref.topk(5, dim=1).values, 1e-5, 1e-5, "top-k values")
     assert_close(ref.gather(1, idx.cpu()), values, 1e-5, 1e-5, "scores at returned indices")
