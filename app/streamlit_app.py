@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+
 from cbm.app import _state
 
 PAGES = Path(__file__).resolve().parent / "pages"

@@ -24,11 +24,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import timeit, write_result  # noqa: E402
 
+DEV = "cuda"  # --smoke-cpu switches to "cpu" to check the script logic on a machine without GPU
+
 
 def _measure_machine() -> dict:
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    a = torch.randn(8192, 8192, device=DEV, dtype=torch.float16)
     t = timeit(lambda: a @ a, repeat=10, warmup=3)
-    big = torch.empty(2**30, dtype=torch.uint8, device="cuda")  # 1 GiB
+    big = torch.empty(2**30, dtype=torch.uint8, device=DEV)  # 1 GiB
     dst = torch.empty_like(big)
     tc = timeit(lambda: dst.copy_(big), repeat=10, warmup=3)
     return {"matmul_fp16_tflops": 2 * 8192**3 / t / 1e12, "copy_bandwidth_gbs": 2 * 2**30 / tc / 1e9}
@@ -75,7 +77,7 @@ def parity_checks() -> dict:
     from cbm.kernels.elastic_net import elastic_net_prox_reference
     from cbm.kernels.gumbel_loss import gumbel_loss_reference, sample_gumbel_noise
 
-    dev, res = "cuda", {}
+    dev, res = DEV, {}
     for dt in (torch.float32, torch.float16, torch.bfloat16):
         x = torch.randn(1000, 771, device=dev).to(dt)
         c = torch.randn(333, 771, device=dev).to(dt)
@@ -116,10 +118,10 @@ def parity_checks() -> dict:
 
 def bench_concept_scores(machine, n, m, d, repeat, compile_):
     from cbm.kernels import concept_scores
-    x = torch.randn(n, d, device="cuda", dtype=torch.float16)
-    c = torch.randn(m, d, device="cuda", dtype=torch.float16)
-    bias = torch.randn(m, device="cuda")
-    bufs = {"out": torch.empty(n, m, device="cuda")}
+    x = torch.randn(n, d, device=DEV, dtype=torch.float16)
+    c = torch.randn(m, d, device=DEV, dtype=torch.float16)
+    bias = torch.randn(m, device=DEV)
+    bufs = {"out": torch.empty(n, m, device=DEV)}
 
     def eager():
         return (F.normalize(x, dim=1) @ F.normalize(c, dim=1).T).float() * 2.0 + bias
@@ -149,8 +151,8 @@ def bench_concept_scores(machine, n, m, d, repeat, compile_):
 def bench_losses(machine, b, m, repeat, compile_):
     from cbm.kernels import cos3_similarity, elastic_net_prox, gumbel_bottleneck_loss
     from cbm.kernels.gumbel_loss import sample_gumbel_noise
-    logits = torch.randn(b, m, device="cuda", requires_grad=True)
-    noise = sample_gumbel_noise((b, m), device="cuda")
+    logits = torch.randn(b, m, device=DEV, requires_grad=True)
+    noise = sample_gumbel_noise((b, m), device=DEV)
 
     def gumbel_eager():  # released code, with the same explicit noise
         z = [(logits + noise[d]) for d in (0, 1)]
@@ -160,8 +162,8 @@ def bench_losses(machine, b, m, repeat, compile_):
     def gumbel_triton():
         gumbel_bottleneck_loss(logits, noise=noise).backward()
 
-    a = torch.randn(b, m, device="cuda", requires_grad=True)
-    t = torch.randn(b, m, device="cuda")
+    a = torch.randn(b, m, device=DEV, requires_grad=True)
+    t = torch.randn(b, m, device=DEV)
 
     def cos3_eager():
         u = (a - a.mean(0, keepdim=True)) ** 3
@@ -173,7 +175,7 @@ def bench_losses(machine, b, m, repeat, compile_):
     def cos3_triton():
         cos3_similarity(a, t).mean().backward()
 
-    w, g = torch.randn(b, m, device="cuda"), torch.randn(b, m, device="cuda")
+    w, g = torch.randn(b, m, device=DEV), torch.randn(b, m, device=DEV)
     out = torch.empty_like(w)
 
     def prox_eager():
@@ -197,12 +199,12 @@ def bench_losses(machine, b, m, repeat, compile_):
 
 def bench_search(machine, n, d, repeat):
     from cbm.kernels import concept_search
-    store = torch.randn(n, d, device="cuda", dtype=torch.float16)
-    q = torch.randn(2, d, device="cuda")
+    store = torch.randn(n, d, device=DEV, dtype=torch.float16)
+    q = torch.randn(2, d, device=DEV)
 
     def eager():
         s = F.normalize(store.float(), dim=1) @ F.normalize(q, dim=1).T
-        return (s @ torch.tensor([1.0, -1.0], device="cuda")).topk(10)
+        return (s @ torch.tensor([1.0, -1.0], device=DEV)).topk(10)
 
     return {"shape": {"N": n, "d": d}, **_providers({
         "triton": lambda: concept_search(store, q, weights=[1, -1], topk=10, block_size=2**20),
@@ -214,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="N=100k instead of 1M")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile provider")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--smoke-cpu", action="store_true",
+                   help="tiny shapes on CPU (PyTorch path) to check the script itself; no JSON")
     args = p.parse_args(argv)
+    if args.smoke_cpu:
+        return _smoke_cpu()
     if not torch.cuda.is_available():
         print("gpu_all.py needs a CUDA GPU and none is visible (torch.cuda.is_available() is False). "
               "Run it on a GPU machine; CPU numbers come from benchmarks/bench_kernels.py.")
@@ -238,6 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     results["concept_search"] = bench_search(machine, 4 * n, 768, args.repeat)
     path = write_result("gpu", results, quick=args.quick)
     print(f"wrote {path}")
+    return 0
+
+
+def _smoke_cpu() -> int:
+    global DEV
+    DEV = "cpu"
+    torch.cuda.reset_peak_memory_stats = lambda: None
+    torch.cuda.max_memory_allocated = lambda: 0
+    torch.cuda.empty_cache = lambda: None
+    machine = {"matmul_fp16_tflops": 1e-3, "copy_bandwidth_gbs": 1.0}
+    print(parity_checks())
+    print(bench_concept_scores(machine, 300, 64, 32, 1, False)["scores"]["triton"])
+    print(bench_losses(machine, 64, 32, 1, False)["cos3_similarity_fwd_bwd"]["triton"])
+    print(bench_search(machine, 1000, 32, 1)["triton"])
     return 0
 
 

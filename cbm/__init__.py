@@ -57,6 +57,12 @@ _EXPORTS = {
     "list_methods": "cbm.models",
     "load_model": "cbm.io",
     "save_model": "cbm.io",
+    # explanations and edits
+    "explain": "cbm.explain",
+    "EvalSet": "cbm.edit_eval",
+    "preview": "cbm.edit_eval",
+    "suggest_edits": "cbm.edit_eval",
+    "EditSession": "cbm.history",
     # data
     "make_concept_world": "cbm.data",
 }

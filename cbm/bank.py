@@ -168,7 +168,10 @@ class ConceptBank:
         """A bank with only the given concepts (indices or names), in the given order."""
         idx = [k if isinstance(k, int | np.integer) else self.index(k) for k in keep]
         idx = [int(i) for i in idx]
-        take = (lambda a: None if a is None else a[idx])
+
+        def take(a):
+            return None if a is None else a[idx]
+
         return self._replace(
             names=[self.names[i] for i in idx],
             texts=[self.texts[i] for i in idx],

@@ -131,12 +131,15 @@ def concept_recovery(coef: Any, truth: Any, k: int | None = None) -> dict[str, f
 
 
 def report(model: Any, splits: Mapping[str, Sequence], *, truth: Any = None,
-           anec_k: Sequence[float] = (5,), top_k: int = 5) -> dict[str, Any]:
-    """Every metric for a fitted model on named splits ``name -> (X, y)`` or ``(X, y, domains)``.
+           anec_k: Sequence[float] = (5,), top_k: int = 5, in_domain: str | None = None) -> dict[str, Any]:
+    """Every metric for a fitted model on named splits ``name -> (X, y)``, ``(X, y, domains)`` or
+    ``{"X", "y", "domains"}`` (the CLI's form).
 
-    Returns ``{"method", "sparsity": {...}, "recovery": {...} | None, "splits": {name: {...}}}``;
-    each split has ``n``, ``accuracy``, ``top_k``, ``per_class``, ``anec`` and, with domains,
-    ``domains`` (see :func:`domain_accuracy`).
+    Returns ``{"method", "sparsity", "recovery" (None without ``truth``), "domains", "splits"}``;
+    each split has ``n``, ``accuracy``, ``top_<k>``, ``per_class``, ``anec`` and, with domains,
+    ``per_domain``. ``domains`` pools every split with domain labels (e.g. "test" in the source
+    domain and "shifted") into KnoBo's in-domain / out-of-domain / gap / average
+    (:func:`domain_accuracy`); None when no split has domains.
     """
     coef = np.asarray(model.coef_)
     out: dict[str, Any] = {
@@ -144,39 +147,58 @@ def report(model: Any, splits: Mapping[str, Sequence], *, truth: Any = None,
         "sparsity": {"nonzero_weights": nonzero_weights(coef), "total_weights": int(coef.size),
                      "nec": nec(coef), "n_concepts": int(coef.shape[1])},
         "recovery": None if truth is None else concept_recovery(coef, truth),
+        "domains": None,
         "splits": {},
     }
+    pooled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for name, split in splits.items():
-        if len(split) not in (2, 3):
-            raise ValueError(f"Split {name!r} must be (X, y) or (X, y, domains); got {len(split)} items.")
-        X, y = split[0], np.asarray(split[1])
+        X, y, domains = _unpack(name, split)
         scores = model.decision_function(X)
         pred = model.classes_[scores.argmax(1)]
         entry = {"n": int(len(y)), "accuracy": accuracy(y, pred),
                  f"top_{top_k}": top_k_accuracy(y, scores, model.classes_, top_k),
                  "per_class": per_class_accuracy(y, pred),
                  "anec": {str(k): anec(model, X, y, k) for k in anec_k}}
-        if len(split) == 3 and split[2] is not None:
-            entry["domains"] = domain_accuracy(y, pred, split[2])
+        if domains is not None:
+            entry["per_domain"] = domain_accuracy(y, pred, domains)["per_domain"]
+            pooled.append((y, pred, np.asarray(domains).astype(str)))
         out["splits"][name] = entry
+    if pooled:
+        y, pred, dom = (np.concatenate(parts) for parts in zip(*pooled, strict=True))
+        out["domains"] = domain_accuracy(y, pred, dom, in_domain=in_domain)
     return out
+
+
+def _unpack(name: str, split: Any) -> tuple[Any, np.ndarray, Any]:
+    """``(X, y, domains or None)`` from a tuple or a mapping with keys X, y[, domains]."""
+    if isinstance(split, Mapping):
+        if "X" not in split or "y" not in split:
+            raise ValueError(f"Split {name!r} must have keys 'X' and 'y' (and optionally 'domains'); "
+                             f"got {sorted(split)}.")
+        return split["X"], np.asarray(split["y"]), split.get("domains")
+    if len(split) not in (2, 3):
+        raise ValueError(f"Split {name!r} must be (X, y) or (X, y, domains); got {len(split)} items.")
+    return split[0], np.asarray(split[1]), split[2] if len(split) == 3 else None
 
 
 def format_report(rep: Mapping[str, Any]) -> str:
     """A plain-text table of :func:`report`'s output (one row per split), for the CLI."""
-    rows = [("split", "n", "acc", "top-k", "ANEC", "ID", "OOD", "gap")]
+    k_names = "/".join(next(iter(rep["splits"].values()))["anec"]) if rep["splits"] else ""
+    rows = [("split", "n", "acc", "top-k", f"ANEC-{k_names}")]
     for name, s in rep["splits"].items():
         topk = next((v for k, v in s.items() if k.startswith("top_")), float("nan"))
         an = "/".join(f"{v:.3f}" for v in s["anec"].values()) or "-"
-        d = s.get("domains")
-        dom = ("-", "-", "-") if d is None else tuple(f"{d[k]:.3f}" for k in ("in_domain", "out_of_domain", "gap"))
-        rows.append((name, str(s["n"]), f"{s['accuracy']:.3f}", f"{topk:.3f}", an, *dom))
+        rows.append((name, str(s["n"]), f"{s['accuracy']:.3f}", f"{topk:.3f}", an))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     sp = rep["sparsity"]
     lines.append(f"\n{rep['method']}: {sp['nonzero_weights']}/{sp['total_weights']} non-zero weights, "
                  f"NEC {sp['nec']:.2f} over {sp['n_concepts']} concepts")
+    d = rep.get("domains")
+    if d:
+        lines.append(f"domains (in-domain {d['in_domain_name']!r}): ID {d['in_domain']:.3f}, "
+                     f"OOD {d['out_of_domain']:.3f}, gap {d['gap']:.3f}, average {d['average']:.3f}")
     if rep.get("recovery"):
         r = rep["recovery"]
         lines.append(f"concept recovery: precision {r['precision']:.3f}, recall {r['recall']:.3f}")

@@ -32,7 +32,6 @@ import torch
 
 from cbm.kernels import elastic_net_prox
 
-
 _L_DECAY = 0.85  # let the step grow again after backtracking (curvature falls near the optimum)
 
 
@@ -131,7 +130,8 @@ def fista(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *, W0: torch.T
     Zx = _logits(A, W, b, offset)
     yW, yb, Zy = W, b, Zx
     t, it, converged = 1.0, 0, False
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         f_y, R = _loss_and_residual(Zy, Y)
         gW = R.T @ A
         gb = R.sum(0)

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from cbm.concepts.text import encode_texts
 
 from cbm.bank import ConceptBank, normalize_text
+from cbm.concepts.text import encode_texts
 
 _ARTICLES = ("", "a ", "an ", "the ")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cbm.concepts.llm import fill, load_prompt, parse_concept_list
 
 from cbm.bank import ConceptBank, Provenance, normalize_text
+from cbm.concepts.llm import fill, load_prompt, parse_concept_list
 from cbm.exceptions import DataError
 
 CORPUS_SUFFIXES = (".txt", ".md", ".jsonl", ".pdf")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+
 from cbm.app import _images, _state
 
 GALLERY = 6
@@ -52,6 +53,7 @@ def ranked(activations: np.ndarray, j: int, k: int, largest: bool) -> np.ndarray
     """Indices of the ``k`` samples where concept ``j`` is most (or least) active."""
     try:
         import torch
+
         from cbm.kernels import concept_search
     except ImportError:  # kernels not built: a plain sort gives the same ranking
         col = activations[:, j]

@@ -7,8 +7,8 @@ on disk: a rerun, a reload or a second browser tab never loses them.
 from __future__ import annotations
 
 import streamlit as st
-from cbm.app import _charts, _state
 
+from cbm.app import _charts, _state
 from cbm.exceptions import CBMError
 
 #: label -> (cbm.edits class, needs a class, needs a concept, needs a weight, needs a text)

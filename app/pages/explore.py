@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+
 from cbm.app import _charts, _images, _state
 
 ALL = "(all)"

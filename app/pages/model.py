@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 import streamlit as st
+
 from cbm.app import _charts, _state
 
 

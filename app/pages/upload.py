@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from cbm.app import _charts, _images, _state
 
+from cbm.app import _charts, _images, _state
 from cbm.exceptions import CBMError, DataError
 
 

@@ -73,7 +73,8 @@ class PCBM(BaseConceptModel):
     concepts : ConceptBank
         Concepts with ``vectors`` (M, d) and optionally ``intercepts`` (M,).
     lam : float, default=1e-3
-        Regularisation strength (scaled as ``penalty_scale`` says).
+        Regularisation strength (scaled as ``penalty_scale`` says). The released scripts default
+        to 1e-5 on their own features; choose it on a validation split, never on the test split.
     alpha : float in [0, 1], default=0.99
         L1 ratio of the elastic net (the paper's 0.99).
     projection : {"code", "paper"}, default="code"

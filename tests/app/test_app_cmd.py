@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from cbm.app import ENTRY, default_demo_model_dir, resolve_model_dir, streamlit_command
 
+from cbm.app import ENTRY, default_demo_model_dir, resolve_model_dir, streamlit_command
 from cbm.cli import main
 from cbm.exceptions import ModelDirError
 

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from cbm.app import streamlit_command
 
 pytestmark = pytest.mark.browser

@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 import pytest
-from cbm.app._images import load_upload, thumbnail
 from PIL import Image
 
+from cbm.app._images import load_upload, thumbnail
 from cbm.exceptions import DataError
 
 

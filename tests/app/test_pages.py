@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cbm.app import ENTRY, _state
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from cbm.app import ENTRY, _state
 from cbm.io import load_model
 
 TIMEOUT = 60

@@ -30,7 +30,7 @@ def test_train_labo_from_npz_saves_model_and_prints_table(world_files, tmp_path,
     acc = np.mean(model.predict(world["test"].X) == world["test"].y)
     assert acc > 0.7
     metrics = load_metrics(tmp_path / "m")
-    assert set(metrics) >= {"train", "val", "test", "shifted"}
+    assert set(metrics["splits"]) >= {"train", "val", "test", "shifted"}
 
 
 def test_sparse_cbm_objective_flag_and_eval(world_files, tmp_path, capsys):
@@ -42,7 +42,7 @@ def test_sparse_cbm_objective_flag_and_eval(world_files, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "s"), "--data", str(root / "splits.npz"),
                  "--json", str(tmp_path / "m.json")]) == 0
     assert "test" in capsys.readouterr().out
-    assert "shifted" in json.loads((tmp_path / "m.json").read_text())
+    assert "shifted" in json.loads((tmp_path / "m.json").read_text())["splits"]
 
 
 def test_cms_and_knobo_get_their_fit_extras_from_npz(world_files, tmp_path):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from cbm.concepts import LLMClient, LLMError
 
 

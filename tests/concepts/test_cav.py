@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from cbm.concepts import cavs_from_folders, fit_cav, fit_cavs
 
+from cbm.concepts import cavs_from_folders, fit_cav, fit_cavs
 from cbm.exceptions import DataError, EncoderMismatchError
 
 

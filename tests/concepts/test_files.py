@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from cbm.concepts import load_concepts, read_lines, save_concepts
 
+from cbm.concepts import load_concepts, read_lines, save_concepts
 from cbm.exceptions import DataError
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from cbm.concepts import filter_concepts, load_concepts, read_lines
 
 from cbm.bank import ConceptBank
+from cbm.concepts import filter_concepts, load_concepts, read_lines
 
 
 def _steps(log):

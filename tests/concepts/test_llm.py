@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from cbm.concepts import generate_llm_concepts, list_prompts, load_prompt, parse_concept_list
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from cbm.concepts import discriminability, greedy_select, load_concepts, read_lines, select_concepts
-from cbm.concepts.select import class_similarity
 
 from cbm.bank import ConceptBank
+from cbm.concepts import discriminability, greedy_select, load_concepts, read_lines, select_concepts
+from cbm.concepts.select import class_similarity
 
 
 def _objective(W, mod, S):

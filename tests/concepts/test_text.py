@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from cbm.concepts import embed_bank, text_concepts
 
+from cbm.concepts import embed_bank, text_concepts
 from cbm.exceptions import EncoderMismatchError
 
 

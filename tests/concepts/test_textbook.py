@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+
+from cbm.bank import ConceptBank
 from cbm.concepts import (
     BM25Retriever,
     DenseRetriever,
@@ -14,8 +16,6 @@ from cbm.concepts import (
 )
 from cbm.concepts.files import read_lines
 from cbm.concepts.textbook import parse_answer
-
-from cbm.bank import ConceptBank
 from cbm.exceptions import DataError
 
 

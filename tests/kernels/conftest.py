@@ -20,6 +20,7 @@ import random
 
 import pytest
 import torch
+
 from cbm.kernels._dispatch import HAS_TRITON, interpreting
 
 TRITON_ON_CPU = HAS_TRITON and interpreting()

@@ -7,9 +7,10 @@ import importlib
 import numpy as np
 import pytest
 import torch
+from conftest import TOLS
+
 from cbm.kernels import concept_scores
 from cbm.kernels.concept_scores import concept_scores_reference
-from conftest import TOLS
 
 # the package attribute `concept_scores` is the function; the module is in sys.modules
 cs_module = importlib.import_module("cbm.kernels.concept_scores")
@@ -22,7 +23,7 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 @pytest.fixture(autouse=True)
 def small_row_blocks(monkeypatch):
-    monkeypatch.setattr(cs_module, "_row_block", lambda d, m: 32)
+    monkeypatch.setattr(cs_module, "_row_block", lambda d, m, topk=False: 32)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))

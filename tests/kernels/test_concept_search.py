@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from cbm.kernels import concept_search
 from cbm.kernels.concept_scores import concept_scores_reference
 

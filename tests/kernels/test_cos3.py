@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from cbm.kernels import cos3_similarity
 from cbm.kernels.cos3 import cos3_reference
 

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+
 from cbm.kernels import _dispatch, use_triton
 from cbm.kernels._dispatch import HAS_TRITON, interpreting
 

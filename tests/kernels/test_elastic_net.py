@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import OUTPUT_ROUNDING
+
 from cbm.kernels import elastic_net_prox
 from cbm.kernels.elastic_net import elastic_net_prox_reference
-from conftest import OUTPUT_ROUNDING
 
 SHAPES = [(1,), (10, 7), (9, 129), (3, 5, 7)]  # 1161 elements: two 1024-blocks, ragged
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from cbm.kernels import gumbel_bottleneck_loss
 from cbm.kernels.gumbel_loss import gumbel_loss_reference, sample_gumbel_noise
 

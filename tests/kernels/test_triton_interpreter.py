@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from cbm.kernels._dispatch import HAS_TRITON, interpreting
 
 HERE = Path(__file__).resolve().parent
