@@ -34,3 +34,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared concept sets not found at {SHARED_DATA} (they sit beside the repository)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """The demo on its small configuration (real Fashion-MNIST images), run once per session.
+
+    Shared by the demo tests and the browser test; skips when Debian's dataset-fashion-mnist is absent.
+    """
+    from cbm.demo.pipeline import quick_config, run_demo
+    from cbm.exceptions import DataError
+
+    root = tmp_path_factory.mktemp("quick-demo")
+    try:
+        return run_demo(quick_config(out_dir=root / "demo", cache_dir=root / "cache"), progress=False,
+                        log=lambda *a: None)
+    except DataError as e:
+        pytest.skip(f"Fashion-MNIST is not installed here ({e})")

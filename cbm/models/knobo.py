@@ -25,6 +25,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from cbm.bank import ConceptBank
 from cbm.losses import prior_loss
 from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._early_stopping import EarlyStopping
 from cbm.models.labo import class_prior, val_arrays
 
 
@@ -188,7 +189,7 @@ class KnoBo(BaseConceptModel):
         b = torch.zeros(K, device=A.device, requires_grad=True)
         opt = torch.optim.Adam([W, b], lr=self.lr)
         Av = None if val is None else self._activations(val[0])
-        best, best_acc, wait = None, -1.0, 0
+        stop = EarlyStopping(self.patience)
         for _ in tqdm(range(self.max_epochs), desc="KnoBo head", disable=not self.verbose):
             loss = F.cross_entropy(A @ W.T + b, y)
             if P is not None and self.lam:
@@ -198,11 +199,11 @@ class KnoBo(BaseConceptModel):
             opt.step()
             if Av is not None:
                 with torch.no_grad():
-                    acc = ((Av @ W.T + b).argmax(1) == val[1]).float().mean().item()
-                if acc > best_acc:
-                    best, best_acc, wait = (W.detach().clone(), b.detach().clone()), acc, 0
-                elif (wait := wait + 1) >= self.patience:
+                    z = Av @ W.T + b
+                    acc, vloss = (z.argmax(1) == val[1]).float().mean().item(), F.cross_entropy(z, val[1]).item()
+                if stop.update(acc, vloss, lambda: (W.detach().clone(), b.detach().clone())):
                     break
+        best = stop.best_state
         W_f, b_f = best if best is not None else (W.detach(), b.detach())
         self.coef_, self.intercept_ = W_f.cpu().numpy(), b_f.cpu().numpy()
 

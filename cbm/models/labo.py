@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from cbm.bank import ConceptBank
 from cbm.losses import concept_scores
 from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._early_stopping import EarlyStopping
 
 
 def require_vectors(model: BaseConceptModel) -> ConceptBank:
@@ -154,7 +155,7 @@ class LaBo(BaseConceptModel):
         Sv = None if val is None else self._activations(val[0])
         gen = torch.Generator(device="cpu").manual_seed(int(self.random_state or 0))
         bs = len(X) if self.batch_size is None else self.batch_size
-        best, best_acc, wait = A.detach().clone(), -1.0, 0
+        stop = EarlyStopping(self.patience)
         bar = tqdm(range(self.max_epochs), desc="LaBo", disable=not self.verbose)
         for _ in bar:
             for idx in torch.randperm(len(X), generator=gen).split(bs):
@@ -166,20 +167,17 @@ class LaBo(BaseConceptModel):
                 opt.step()
             if Sv is not None:
                 with torch.no_grad():
-                    acc = ((Sv @ torch.softmax(A, 1).T).argmax(1) == val[1]).float().mean().item()
+                    z = self.scale * Sv @ torch.softmax(A, 1).T
+                    acc, vloss = (z.argmax(1) == val[1]).float().mean().item(), F.cross_entropy(z, val[1]).item()
                 bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{acc:.3f}")
-                if acc > best_acc:
-                    best, best_acc, wait = A.detach().clone(), acc, 0
-                else:
-                    wait += 1
-                    if wait >= self.patience:
-                        break
-        A_final = best if Sv is not None else A.detach()
+                if stop.update(acc, vloss, lambda: A.detach().clone()):
+                    break
+        A_final = stop.best_state if Sv is not None else A.detach()
         self.association_ = A_final.cpu().numpy()
         self.coef_ = self.scale * torch.softmax(A_final, 1).cpu().numpy()
         self.intercept_ = np.zeros(K, np.float32)
         self.base_concepts_ = bank
-        self.best_val_accuracy_ = None if Sv is None else best_acc
+        self.best_val_accuracy_ = None if Sv is None else stop.best_accuracy
 
     def _penalty(self, W: torch.Tensor) -> torch.Tensor:
         out = W.new_zeros(())

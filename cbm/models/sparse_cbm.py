@@ -28,6 +28,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from cbm.bank import ConceptBank
 from cbm.losses import CBL_OBJECTIVES, cbl_loss, concept_scores
 from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._early_stopping import EarlyStopping
 from cbm.models.labo import require_vectors, val_arrays
 
 
@@ -125,7 +126,7 @@ class SparseCBM(BaseConceptModel):
         opt_head = torch.optim.Adam(head.parameters(), lr=self.lr)
         gen = torch.Generator(device="cpu").manual_seed(int(self.random_state or 0))
         noise_gen = torch.Generator(device=S.device).manual_seed(int(self.random_state or 0))
-        history, best, best_acc, wait = [], None, -1.0, 0
+        history, stop = [], EarlyStopping(self.patience)
         bar = tqdm(range(self.max_epochs), desc=f"Sparse-CBM ({self.objective})", disable=not self.verbose)
         for epoch in bar:
             tot_ce = tot_cbl = 0.0
@@ -145,20 +146,18 @@ class SparseCBM(BaseConceptModel):
             rec = {"epoch": epoch, "ce": tot_ce / len(S), "cbl": tot_cbl / len(S)}
             if Sv is not None:
                 with torch.no_grad():
-                    rec["val_accuracy"] = (head(cbl(Sv)).argmax(1) == val[1]).float().mean().item()
-                if rec["val_accuracy"] > best_acc:
-                    best_acc, wait = rec["val_accuracy"], 0
-                    best = (cbl.weight.detach().clone(), head.weight.detach().clone())
-                else:
-                    wait += 1
+                    zv = head(cbl(Sv))
+                    rec["val_accuracy"] = (zv.argmax(1) == val[1]).float().mean().item()
+                    rec["val_ce"] = F.cross_entropy(zv, val[1]).item()
             history.append(rec)
             bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k != "epoch"})
-            if Sv is not None and wait >= self.patience:
+            if Sv is not None and stop.update(rec["val_accuracy"], rec["val_ce"],
+                                              lambda: (cbl.weight.detach().clone(), head.weight.detach().clone())):
                 break
-        if best is not None:
+        if stop.best_state is not None:
             with torch.no_grad():
-                cbl.weight.copy_(best[0])
-                head.weight.copy_(best[1])
+                cbl.weight.copy_(stop.best_state[0])
+                head.weight.copy_(stop.best_state[1])
         return history
 
     def _concept_matrix(self) -> torch.Tensor:

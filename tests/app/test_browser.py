@@ -51,8 +51,24 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 @pytest.fixture
-def server(model_dir, tmp_path):
-    """A Streamlit server for ``model_dir`` on a free port; stopped by its own PID afterwards."""
+def browser_model(request, tmp_path) -> tuple[Path, tuple[str, str]]:
+    """The quick demo's model (real Fashion-MNIST images) and its spurious (class, concept) when the
+    data is installed; else the synthetic fixture model and a prune that moves its shifted accuracy."""
+    try:
+        demo = request.getfixturevalue("quick_demo")
+    except pytest.skip.Exception:
+        return request.getfixturevalue("model_dir"), request.getfixturevalue("moving_prune")
+    from cbm.demo import ARTIFACT
+
+    path = tmp_path / "demo-model"
+    shutil.copytree(demo.model_dir, path)
+    return path, (demo.config.confound.confounded_class, ARTIFACT)
+
+
+@pytest.fixture
+def server(browser_model, tmp_path):
+    """A Streamlit server for the model on a free port; stopped by its own PID afterwards."""
+    model_dir = browser_model[0]
     port = _free_port()
     cmd = streamlit_command(model_dir, port=port, extra=[
         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"])
@@ -117,8 +133,8 @@ def _metric(page, label: str) -> str:
     return m.locator('[data-testid="stMetricValue"]').inner_text()
 
 
-def test_explore_edit_undo_in_chromium(server, browser, model_dir, moving_prune):
-    cls, concept = moving_prune
+def test_explore_edit_undo_in_chromium(server, browser, browser_model):
+    cls, concept = browser_model[1]
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     page.goto(server)
     page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
@@ -140,6 +156,7 @@ def test_explore_edit_undo_in_chromium(server, browser, model_dir, moving_prune)
     before = _metric(page, "Accuracy (shifted)")
     _choose(page, "edit_class", cls)
     _choose(page, "edit_concept", concept)
+    _shot(page, "edit")  # the preview: accuracy now and after the edit, before committing it
     page.locator(".st-key-edit_apply button").click()
     page.wait_for_function(
         "([label, old]) => [...document.querySelectorAll('[data-testid=stMetric]')]"
@@ -148,7 +165,7 @@ def test_explore_edit_undo_in_chromium(server, browser, model_dir, moving_prune)
     _settle(page)
     after = _metric(page, "Accuracy (shifted)")
     assert after != before
-    _shot(page, "edit")
+    _shot(page, "edit-applied")
 
     page.locator(".st-key-edit_undo button").click()
     page.wait_for_function(

@@ -5,18 +5,11 @@ import numpy as np
 import pytest
 
 from cbm.demo import ARTIFACT
-from cbm.demo.pipeline import quick_config, run_demo
-from cbm.exceptions import DataError
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    cfg = quick_config(out_dir=root / "demo", cache_dir=root / "cache")
-    try:
-        return run_demo(cfg, progress=False, log=lambda *a: None)
-    except DataError as e:
-        pytest.skip(f"Fashion-MNIST is not installed here ({e})")
+def demo(quick_demo):
+    return quick_demo
 
 
 def test_report_compares_black_box_pcbm_and_knobo(demo):
