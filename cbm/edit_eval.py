@@ -285,6 +285,33 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
 
 
 # -- evaluation data files (the .npz written by `cbm train` / ConceptWorld.save_npz / `cbm demo`) -----
+def save_eval_data(path: str | Path, splits: Mapping[str, Mapping[str, Any]],
+                   class_names: Iterable[str] | None = None) -> Path:
+    """Write evaluation splits as the ``.npz`` that the app, ``cbm edit`` and ``cbm explain`` read.
+
+    ``splits`` maps a split name to arrays ``X`` (N, d) and ``y`` (N,), optionally ``domains``,
+    ``ids``, ``images`` (uint8 thumbnails) and any other per-sample array; they are stored as
+    ``<key>_<split>``. No pickles; written atomically.
+    """
+    from cbm._io import atomic_path
+
+    arrays: dict[str, np.ndarray] = {}
+    if class_names is not None:
+        arrays["class_names"] = np.asarray([str(c) for c in class_names])
+    for name, split in splits.items():
+        if "X" not in split or "y" not in split:
+            raise DataError(f"Split {name!r} needs arrays 'X' and 'y'; got {sorted(split)}.")
+        for key, value in split.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind == "O":
+                arr = arr.astype(str)
+            arrays[f"{key}_{name}"] = arr.astype(np.float32) if key == "X" else arr
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
 def npz_splits(path: str | Path) -> list[str]:
     """Split names in an evaluation ``.npz`` (those with both ``X_<split>`` and ``y_<split>``)."""
     with np.load(_npz(path), allow_pickle=False) as z:

@@ -167,6 +167,7 @@ def fit_params(model, splits: dict, extras: dict) -> dict[str, Any]:
 
 
 def _run(args) -> int:
+    from cbm.edit_eval import save_eval_data
     from cbm.io import save_model
 
     spec = "synthetic" if args.world else args.data
@@ -180,6 +181,8 @@ def _run(args) -> int:
     fingerprints = {"data": str(spec), "encoder": extras.get("fingerprint"), "splits": extras.get("splits")}
     version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method}",
                          metrics=metrics, fingerprints=fingerprints)
+    eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
+    save_eval_data(Path(args.out) / "data.npz", eval_splits)
     print(format_table(metrics))
     print(f"saved {args.method} with {len(model.concept_names_)} concepts to {args.out} (version {version})")
     return 0

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from cbm._io import atomic_path
 from cbm.demo.confound import ConfoundConfig, draw_tags, stamp
 from cbm.demo.garments import ARTIFACT, CLASSES, concept_labels, garment_concept_bank
 
@@ -147,17 +146,15 @@ def embed_splits(splits: dict[str, DemoSplit], cfg: DemoConfig, progress: bool =
 
 
 def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.ndarray],
-                    include: tuple[str, ...] = ("val", "test", "shifted")) -> None:
-    """The app's evaluation file: X/y/domains/ids/images per split (npz, no pickle), written atomically."""
-    arrays: dict[str, Any] = {"class_names": np.asarray(CLASSES)}
-    for name in include:
-        s = splits[name]
-        arrays.update({f"X_{name}": X[name].astype(np.float32), f"y_{name}": s.y.astype(str),
-                       f"domains_{name}": s.domains.astype(str), f"ids_{name}": s.ids.astype(str),
-                       f"images_{name}": s.images, f"stamped_{name}": s.stamped})
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+                    include: tuple[str, ...] = ("val", "test", "shifted")) -> Path:
+    """The app's evaluation file: X, labels, site, ids, images and tag flags per split."""
+    from cbm.edit_eval import save_eval_data
+
+    return save_eval_data(path, {
+        name: {"X": X[name], "y": splits[name].y, "domains": splits[name].domains, "ids": splits[name].ids,
+               "images": splits[name].images, "stamped": splits[name].stamped}
+        for name in include
+    }, class_names=CLASSES)
 
 
 def llm_concept_bank(model: str, base_url: str | None = None):

@@ -114,3 +114,15 @@ def test_train_from_an_embedding_store_entry(world_files, tmp_path, capsys):
                "--out", str(tmp_path / "m"), "--param", "max_epochs=20", "--quiet"])
     assert rc == 0
     assert load_model(tmp_path / "m").fingerprints_["encoder"] == "identity-64"
+
+
+def test_train_writes_evaluation_data_that_edit_and_the_app_read(world_files, tmp_path, capsys):
+    from cbm.edit_eval import load_evalsets, npz_splits
+
+    world, root = world_files
+    assert main(["train", "--method", "linear-probe", "--data", str(root / "splits.npz"),
+                 "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    data = tmp_path / "m" / "data.npz"
+    assert set(npz_splits(data)) == {"val", "test", "shifted"}
+    evalsets = load_evalsets(load_model(tmp_path / "m"), data)
+    assert len(evalsets["test"]) == len(world["test"].y)
