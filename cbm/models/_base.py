@@ -36,6 +36,23 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def require_vectors(model: BaseConceptModel) -> ConceptBank:
+    """The model's ``concepts`` bank, checked to have one vector per concept of the right size."""
+    bank = getattr(model, "concepts", None)
+    name = type(model).__name__
+    if bank is None or bank.vectors is None:
+        raise ValueError(
+            f"{name} needs a ConceptBank with concept vectors: pass concepts=bank where bank.vectors holds "
+            "text embeddings or CAVs (`cbm concepts generate --source text|cav`, or ConceptBank.with_vectors)."
+        )
+    if bank.vectors.shape[1] != model.n_features_in_:
+        raise ValueError(
+            f"{name}: the concept vectors are {bank.vectors.shape[1]}-d but X is {model.n_features_in_}-d; "
+            "embed images and concepts with the same encoder."
+        )
+    return bank
+
+
 class BaseConceptModel(ClassifierMixin, BaseEstimator):
     """Base class of all concept bottleneck estimators (scikit-learn conventions).
 

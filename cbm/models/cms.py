@@ -25,8 +25,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.losses import concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor
-from cbm.models.labo import require_vectors
+from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
 
 
 def _row_normalise(M: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

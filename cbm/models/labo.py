@@ -18,25 +18,8 @@ from sklearn.utils._param_validation import HasMethods, Interval
 
 from cbm.bank import ConceptBank
 from cbm.losses import concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
 from cbm.models._early_stopping import EarlyStopping
-
-
-def require_vectors(model: BaseConceptModel) -> ConceptBank:
-    """The model's ``concepts`` bank, checked to have one vector per concept of the right size."""
-    bank = model.concepts
-    name = type(model).__name__
-    if bank is None or bank.vectors is None:
-        raise ValueError(
-            f"{name} needs a ConceptBank with text-embedding vectors: pass concepts=bank where "
-            "bank.vectors holds the embedded concept texts (`cbm concepts embed`)."
-        )
-    if bank.vectors.shape[1] != model.n_features_in_:
-        raise ValueError(
-            f"{name}: the concept vectors are {bank.vectors.shape[1]}-d but X is "
-            f"{model.n_features_in_}-d; embed images and concepts with the same encoder."
-        )
-    return bank
 
 
 def class_prior(bank: ConceptBank, classes: np.ndarray) -> np.ndarray | None:

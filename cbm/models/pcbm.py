@@ -33,7 +33,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from cbm import kernels
 from cbm.bank import ConceptBank
-from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
 from cbm.solvers import elastic_net_path, fista
 
 PROJECTIONS = ("code", "paper")
@@ -47,22 +47,6 @@ def projection_matrix(bank: ConceptBank, projection: str) -> tuple[np.ndarray, n
         return (C / norms[:, None] ** 2).astype(np.float32), np.zeros(len(C), np.float32)
     inter = np.zeros(len(C)) if bank.intercepts is None else bank.intercepts.astype(np.float64)
     return (C / norms[:, None]).astype(np.float32), (inter / norms).astype(np.float32)
-
-
-def _require_vectors(model: BaseConceptModel) -> ConceptBank:
-    bank = model.concepts
-    name = type(model).__name__
-    if bank is None or bank.vectors is None:
-        raise ValueError(
-            f"{name} needs a ConceptBank with concept vectors: pass concepts=bank where bank.vectors "
-            "holds text embeddings or CAVs (`cbm concepts embed` or `cbm concepts cav`)."
-        )
-    if bank.vectors.shape[1] != model.n_features_in_:
-        raise ValueError(
-            f"{name}: the concept vectors are {bank.vectors.shape[1]}-d but X is {model.n_features_in_}-d; "
-            "embed images and concepts with the same encoder."
-        )
-    return bank
 
 
 class PCBM(BaseConceptModel):
@@ -142,7 +126,7 @@ class PCBM(BaseConceptModel):
         self._validate_params()
         if fit_params:
             raise TypeError(f"{type(self).__name__}.fit got unexpected arguments {sorted(fit_params)}.")
-        bank = _require_vectors(self)
+        bank = require_vectors(self)
         D, bias = projection_matrix(bank, self.projection)
         self._D, self._bias = as_tensor(D, self.device_), as_tensor(bias, self.device_)
         A = self._activations(X)

@@ -27,9 +27,9 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.losses import CBL_OBJECTIVES, cbl_loss, concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
 from cbm.models._early_stopping import EarlyStopping
-from cbm.models.labo import require_vectors, val_arrays
+from cbm.models.labo import val_arrays
 
 
 class SparseCBM(BaseConceptModel):

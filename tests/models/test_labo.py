@@ -76,7 +76,7 @@ def test_errors_are_clear(world):
     X, y = world["train"].X, world["train"].y
     with pytest.raises(ValueError, match="'lr' parameter of LaBo"):
         LaBo(concepts=world.bank, lr=-1).fit(X, y)
-    with pytest.raises(ValueError, match="text-embedding vectors"):
+    with pytest.raises(ValueError, match="ConceptBank with concept vectors"):
         LaBo(concepts=world.bank.with_vectors(None)).fit(X, y)
     with pytest.raises(ValueError, match="same encoder"):
         LaBo(concepts=world.bank).fit(X[:, :10], y)
