@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--apricot-timeout", type=float, default=900.0)
     args = ap.parse_args(argv)
     import torch
+
     from cbm.concepts import greedy_select
 
     n, d, k = (2000, 64, 100) if args.quick else (10000, 384, 500)
@@ -88,12 +89,14 @@ def main(argv: list[str] | None = None) -> dict:
     X = make_problem(n, d)
     res: dict = {"config": {"n_candidates": n, "dim": d, "budget": k, "coverage_weight": w}}
     ours = {}
-    for name, lazy, dtype in (("torch_lazy_float64", True, torch.float64),
-                              ("torch_lazy_float32", True, torch.float32),
-                              ("torch_naive_float64", False, torch.float64)):
-        ranking, _ = greedy_select(X, k, X[:, 0], 1.0, w, lazy=lazy, dtype=dtype)
-        sec = timeit(lambda lazy=lazy, dtype=dtype: greedy_select(
-            X, k, X[:, 0], 1.0, w, lazy=lazy, dtype=dtype), repeat=1 if not lazy else 3)
+    for name, algo, dtype in (("torch_incremental_float64", "incremental", torch.float64),
+                              ("torch_incremental_float32", "incremental", torch.float32),
+                              ("torch_lazy_float64", "lazy", torch.float64),
+                              ("torch_lazy_float32", "lazy", torch.float32),
+                              ("torch_naive_float64", "naive", torch.float64)):
+        ranking, _ = greedy_select(X, k, X[:, 0], 1.0, w, algorithm=algo, dtype=dtype)
+        sec = timeit(lambda algo=algo, dtype=dtype: greedy_select(
+            X, k, X[:, 0], 1.0, w, algorithm=algo, dtype=dtype), repeat=1 if algo == "naive" else 3)
         ours[name] = {"seconds": sec, "ranking": ranking}
     apr = run_apricot(args.apricot_python, X, k, w, "naive,lazy", args.apricot_timeout)
     res["apricot"] = {kk: ({x: y for x, y in v.items() if x != "ranking"} if isinstance(v, dict) else v)

@@ -14,14 +14,20 @@ def _objective(W, mod, S):
     return float(np.sum(mod[S]) + np.clip(W[S], 0, None).max(0).sum()) if S else 0.0
 
 
-def test_lazy_greedy_equals_naive_greedy_and_objective():
+@pytest.mark.parametrize("algorithm", ["incremental", "lazy"])
+def test_fast_greedy_equals_naive_greedy_and_objective(algorithm):
     rng = np.random.default_rng(1)
     W, mod = np.abs(rng.normal(size=(300, 20))), rng.random(300)
-    naive, g1 = greedy_select(W, 25, mod, lazy=False)
-    lazy, g2 = greedy_select(W, 25, mod, lazy=True, batch=2)
-    assert naive == lazy
+    naive, g1 = greedy_select(W, 25, mod, algorithm="naive")
+    fast, g2 = greedy_select(W, 25, mod, algorithm=algorithm, batch=2)
+    assert naive == fast
     np.testing.assert_allclose(g1, g2)
     assert sum(g1) == pytest.approx(_objective(W, mod, naive))
+
+
+def test_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError, match="incremental"):
+        greedy_select(np.ones((3, 2)), 1, algorithm="fastest")
 
 
 def test_greedy_step_is_the_best_single_addition():
