@@ -51,3 +51,12 @@ def quick_demo(tmp_path_factory):
                         log=lambda *a: None)
     except DataError as e:
         pytest.skip(f"Fashion-MNIST is not installed here ({e})")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for tests of tiny problems, where thread hand-offs cost more than they save."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -7,15 +7,8 @@ import torch
 
 from cbm.solvers import elastic_net_path, fista, lambda_max, objective
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one torch thread avoids thread hand-off costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+#: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

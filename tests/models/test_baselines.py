@@ -2,20 +2,13 @@
 
 import numpy as np
 import pytest
-import torch
 
 from cbm.data import make_concept_world
 from cbm.models.baselines import DenseConceptHead, LinearProbe
 from cbm.models.pcbm import PCBM
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one torch thread avoids thread hand-off costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+#: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import importlib
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 
 from cbm.data import make_concept_world
@@ -19,13 +18,8 @@ from cbm.models import _REGISTRY, get_model_class, list_methods
 FAST = {"max_epochs": 3, "patience": 2, "proj_steps": 20, "max_iter": 200, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one torch thread avoids thread hand-off costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+#: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

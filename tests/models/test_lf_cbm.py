@@ -9,14 +9,8 @@ from cbm import kernels
 from cbm.data import make_concept_world
 from cbm.models.lf_cbm import LabelFreeCBM
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one torch thread avoids thread hand-off costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+#: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +22,8 @@ def world():
 def _fit(world, X=None, **params):
     tr, va = world["train"], world["val"]
     X = tr.X if X is None else X
-    model = LabelFreeCBM(concepts=world.bank, proj_steps=200, proj_lr=1e-2, lam=1e-3, **params)
+    model = LabelFreeCBM(concepts=world.bank, proj_steps=200, proj_lr=1e-2, lam=1e-3, n_lambdas=4,
+                         **params)
     return model.fit(X, tr.y, clip_image_embeddings=tr.X, X_val=va.X if X is tr.X else None,
                      y_val=va.y)
 

@@ -12,15 +12,8 @@ from cbm.metrics import concept_recovery
 from cbm.models.pcbm import PCBM, PCBMHybrid
 from cbm.solvers import objective
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one torch thread avoids thread hand-off costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+#: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +99,6 @@ def test_a_bank_without_vectors_is_refused_with_a_hint(world):
 
 
 def _t(A, y, W, b):
-    import torch
 
     return (torch.from_numpy(A), torch.from_numpy(np.searchsorted(np.unique(y), y)),
             torch.from_numpy(W), torch.from_numpy(b))
