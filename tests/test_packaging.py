@@ -1,6 +1,7 @@
 """Packaging: one import namespace ``cbm``, and layers that import downward only."""
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -55,9 +56,12 @@ def test_sibling_folders_map_into_cbm_from_a_bare_checkout():
 
 
 def test_wheel_installs_nothing_outside_the_cbm_namespace(tmp_path):
+    src = tmp_path / "src"  # build from a copy: setuptools leaves build/ in the source tree
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "test-artifacts", "*.egg-info", "__pycache__", "docs", "benchmarks"))
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-         str(ROOT)], capture_output=True, text=True)
+         str(src)], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot build a wheel here: {proc.stderr.strip()[-300:]}")
     wheel = next(tmp_path.glob("cbmkit-*.whl"))
