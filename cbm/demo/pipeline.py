@@ -157,7 +157,7 @@ def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.nd
     }, class_names=CLASSES)
 
 
-def llm_concept_bank(model: str, base_url: str | None = None):
+def llm_concept_bank(model: str, base_url: str | None = None, cache_dir: Path | None = None):
     """The garment bank written by an LLM instead (LaBo prompts), plus the artifact concept.
 
     The LLM says which class each concept was generated for (+1); for grounding, the other
@@ -165,7 +165,8 @@ def llm_concept_bank(model: str, base_url: str | None = None):
     """
     from cbm.concepts import LLMClient, generate_llm_concepts
 
-    llm = generate_llm_concepts(CLASSES, LLMClient(model, base_url=base_url), family="labo")
+    kw = {} if cache_dir is None else {"cache_dir": Path(cache_dir) / "llm"}
+    llm = generate_llm_concepts(CLASSES, LLMClient(model, base_url=base_url, **kw), family="labo")
     prior = np.where(llm.prior > 0, 1.0, -1.0).astype(np.float32)
     artifact = garment_concept_bank().subset([ARTIFACT])
     return llm.with_prior(CLASSES, prior).merge(artifact)
@@ -249,7 +250,8 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print)
     log(embed_summary)
 
     t2 = time.perf_counter()
-    bank = garment_concept_bank() if cfg.llm_model is None else llm_concept_bank(cfg.llm_model, cfg.llm_base_url)
+    bank = (garment_concept_bank() if cfg.llm_model is None
+            else llm_concept_bank(cfg.llm_model, cfg.llm_base_url, cfg.cache_dir))
     L = {s: concept_labels(bank, _class_index(splits[s].y), splits[s].stamped) for s in ("train", "val")}
     ytr, yva = splits["train"].y, splits["val"].y
     knobo = create_model("knobo", concepts=bank, random_state=cfg.seed, verbose=progress)
