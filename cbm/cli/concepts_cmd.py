@@ -1,4 +1,4 @@
-"""`cbm concepts generate|filter|select|show`: make, clean, pick and read concept banks.
+"""`cbm concepts generate|filter|select|search|show`: make, clean, pick and read concept banks.
 
 Argument parsing only; the work is done by :mod:`cbm.concepts`. Banks are folders written by
 ``ConceptBank.save`` (``bank.json`` + ``bank.safetensors``).
@@ -60,10 +60,51 @@ def add_parser(sub) -> None:
                    metavar=("DISCRIMINABILITY", "COVERAGE"))
     s.set_defaults(func=_select)
 
+    q = cs.add_parser("search", help="images that show concepts most (A and not B), streamed from the cache")
+    q.add_argument("bank", type=Path, help="bank with vectors in the embeddings' space (CAVs, text towers)")
+    q.add_argument("--embeddings", required=True, type=Path,
+                   help="embedding cache folder (`cbm embed`) or a .npy array")
+    q.add_argument("--concept", action="append", required=True, help="concept to look for (repeatable)")
+    q.add_argument("--not", dest="exclude", action="append", default=[], help="concept to avoid (repeatable)")
+    q.add_argument("--top", type=int, default=10)
+    q.set_defaults(func=_search)
+
     sh = cs.add_parser("show", help="print a bank as a table with provenance")
     sh.add_argument("bank", type=Path)
     sh.add_argument("--limit", type=int, default=50)
     sh.set_defaults(func=_show)
+
+
+def _search(args) -> int:
+    import torch
+
+    from cbm.concepts import ConceptBank
+    from cbm.exceptions import DataError
+    from cbm.kernels import concept_search
+    from cbm.store import EmbeddingCache
+
+    bank = ConceptBank.load(args.bank)
+    if bank.vectors is None:
+        raise DataError(f"Concept bank {str(args.bank)!r} has no vectors; make it with "
+                        "`cbm concepts generate --source cav|text` first.")
+    names = list(args.concept) + list(args.exclude)
+    query = torch.as_tensor(bank.vectors[[bank.index(n) for n in names]])
+    weights = [1.0] * len(args.concept) + [-1.0] * len(args.exclude)
+    if args.embeddings.suffix == ".npy":
+        store, ids = np.load(args.embeddings, mmap_mode="r"), None
+        dim = store.shape[1]
+    else:
+        store = EmbeddingCache(args.embeddings)
+        ids, dim = store.ids, store.dim
+    if dim != bank.vectors.shape[1]:
+        raise DataError(f"The bank's vectors are {bank.vectors.shape[1]}-d but the embeddings in "
+                        f"{str(args.embeddings)!r} are not; use a bank made with the same encoder.")
+    scores, idx = concept_search(store, query, weights, args.top)
+    label = " and ".join(args.concept) + "".join(f" and not {n}" for n in args.exclude)
+    print(f"top {len(idx)} for {label!r}:")
+    for s, i in zip(scores.tolist(), idx.tolist(), strict=True):
+        print(f"  {s:+.4f}  {ids[i] if ids is not None else i}")
+    return 0
 
 
 def _classes(arg: str | None) -> list[str] | None:

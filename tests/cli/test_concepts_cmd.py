@@ -85,3 +85,31 @@ def test_generate_file_then_filter(shared_data, tmp_path, capsys):
 def test_missing_option_is_one_line_error(tmp_path, capsys):
     assert main(["concepts", "generate", "--source", "llm", "--out", str(tmp_path / "x")]) == 2
     assert "needs --model, --classes" in capsys.readouterr().err
+
+
+def test_search_finds_the_images_that_show_a_concept_and_not_another(tmp_path, capsys):
+    from cbm.concepts import ConceptBank
+
+    rng = np.random.default_rng(0)
+    dirs = np.linalg.qr(rng.normal(size=(16, 3)))[0].T  # three orthonormal concept directions
+    X = rng.normal(scale=0.05, size=(40, 16)).astype(np.float32)
+    X[:10] += dirs[0]                # rows 0-9 show "stripes"
+    X[5:10] += dirs[1]               # rows 5-9 show "spots" too
+    np.save(tmp_path / "emb.npy", X)
+    ConceptBank(["stripes", "spots", "wings"], vectors=dirs).save(tmp_path / "bank")
+    assert main(["concepts", "search", str(tmp_path / "bank"), "--embeddings", str(tmp_path / "emb.npy"),
+                 "--concept", "stripes", "--not", "spots", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    hits = {int(line.split()[-1]) for line in out.splitlines()[1:]}
+    assert hits == {0, 1, 2, 3, 4}
+    assert "stripes and not spots" in out
+
+
+def test_search_refuses_a_bank_from_another_space(tmp_path, capsys):
+    from cbm.concepts import ConceptBank
+
+    np.save(tmp_path / "emb.npy", np.zeros((4, 8), np.float32))
+    ConceptBank(["a"], vectors=np.ones((1, 5))).save(tmp_path / "bank")
+    assert main(["concepts", "search", str(tmp_path / "bank"), "--embeddings", str(tmp_path / "emb.npy"),
+                 "--concept", "a"]) == 2
+    assert "same encoder" in capsys.readouterr().err
