@@ -139,7 +139,10 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_result(name: str, payload: dict[str, Any], quick: bool | None = None) -> Path:
-    """Write ``payload`` plus machine info, versions and date to ``benchmarks/results/<name>.json``."""
+    """Write ``payload`` plus machine info, versions and date to ``benchmarks/results/<name>.json``
+    (``<name>_quick.json`` for ``--quick`` runs, so they never overwrite a full run's results)."""
+    if quick and not name.endswith("_quick"):
+        name += "_quick"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {
         "name": name,

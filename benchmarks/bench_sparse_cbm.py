@@ -61,7 +61,7 @@ def naive_epoch(encoder, texts, X, y, batch_size, device, logit_scale=100.0) -> 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, finishes in seconds")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--out", default=None, help="JSON path (default: results/sparse_cbm[_quick].json)")
     args = ap.parse_args(argv)
     n, m, epochs, bs = (600, 24, 3, 128) if args.quick else (3000, 48, 5, 256)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup": naive_s / cached_s,
         "note": "peak_mb on CPU is the process max RSS (cumulative); on CUDA max_memory_allocated.",
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out) if args.out else RESULTS.with_name(f"sparse_cbm{'_quick' if args.quick else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("cached_scores", "reencode_per_batch", "speedup")}, indent=2))
     return result
 
