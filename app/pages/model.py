@@ -28,14 +28,14 @@ def summary(model, cfg: dict) -> None:
 def quality(model, path) -> None:
     """Accuracy per split and per class, and how sparse the head is."""
     data = _state.eval_data(path)
+    from cbm.metrics import nec, nonzero_weights
+
     coef = model.coef_
-    nz = int((np.abs(coef) > 1e-8).sum())
-    per_class = (np.abs(coef) > 1e-8).sum(1)
     cols = st.columns(len(data) + 2)
     for col, (s, acc) in zip(cols, _state.accuracy_table(model, path).items(), strict=False):
         col.metric(f"Accuracy ({s})", f"{acc:.1%}", help="fraction of images classified correctly")
-    cols[-2].metric("Non-zero weights", f"{nz} / {coef.size}")
-    cols[-1].metric("Concepts per class", f"{per_class.mean():.1f}",
+    cols[-2].metric("Non-zero weights", f"{nonzero_weights(coef)} / {coef.size}")
+    cols[-1].metric("Concepts per class", f"{nec(coef):.1f}",
                     help="average number of concepts with a non-zero weight for a class")
     if data:
         split = _state.split_picker(data)
