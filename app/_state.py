@@ -11,6 +11,7 @@ Edits live in the model directory's history (:class:`cbm.history.EditSession`), 
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,31 +126,32 @@ def metrics(path: Path) -> dict[str, Any]:
 
 
 # -- encoders --------------------------------------------------------------------------------
-def encoder_spec(path: Path) -> tuple | None:
-    """The encoder recorded in the model config (``fingerprints["encoder"]``) as a hashable spec."""
+def encoder_spec(path: Path) -> str | None:
+    """The encoder recorded in the model config (``fingerprints["encoder"]``), as a cache key."""
     enc = (config(path).get("fingerprints") or {}).get("encoder")
-    if isinstance(enc, str):
-        enc = {"name": enc}
-    if not isinstance(enc, dict) or not isinstance(enc.get("name"), str):
-        return None
-    return tuple(sorted((k, enc[k]) for k in ("name", "pretrained", "image_size") if enc.get(k) is not None))
+    return json.dumps(enc, sort_keys=True) if enc else None
+
+
+def encoder_label(path: Path) -> str:
+    """Short name of the recorded encoder, for display ("mobilenet_v2")."""
+    enc = (config(path).get("fingerprints") or {}).get("encoder")
+    return str(enc.get("name")) if isinstance(enc, dict) else str(enc).split("|")[0]
 
 
 @st.cache_resource(show_spinner="Loading the encoder...")
-def _encoder(spec: tuple):
-    from cbm.encoders import create_encoder
+def _encoder(spec: str, _model):
+    from cbm.explain import encoder_for
 
-    kwargs = dict(spec)
-    return create_encoder(kwargs.pop("name"), **kwargs)
+    return encoder_for(_model)
 
 
 def model_encoder(path: Path):
-    """The encoder the model was trained with, loaded once (ModelDirError when none is recorded)."""
+    """The encoder the model was trained with, rebuilt and checked by the library, loaded once."""
     spec = encoder_spec(path)
     if spec is None:
         raise ModelDirError(f"The config of {str(path)!r} does not record its encoder "
                             "(fingerprints.encoder); retrain with `cbm train`, which records it.")
-    return _encoder(spec)
+    return _encoder(spec, current_model(path))
 
 
 # -- evaluation data ---------------------------------------------------------------------------

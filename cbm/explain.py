@@ -382,8 +382,11 @@ def encoder_for(model: Any) -> Any:
     return encoder
 
 
-def embed_image(model: Any, image: Any) -> np.ndarray:
-    """Embed one image (a path, PIL image or uint8 array) with the model's recorded encoder: (1, d)."""
+def embed_image(model: Any, image: Any, encoder: Any = None) -> np.ndarray:
+    """Embed one image (a path, PIL image or uint8 array) with the model's recorded encoder: (1, d).
+
+    Pass ``encoder`` (from :func:`encoder_for`) to reuse an encoder already built.
+    """
     from pathlib import Path
 
     if isinstance(image, str | Path):
@@ -393,7 +396,8 @@ def embed_image(model: Any, image: Any) -> np.ndarray:
         if not path.is_file():
             raise FileNotFoundError(f"Image {str(path)!r} not found.")
         image = Image.open(path).convert("RGB")
-    return np.asarray(encoder_for(model).encode_images([image]), np.float32).reshape(1, -1)
+    encoder = encoder_for(model) if encoder is None else encoder
+    return np.asarray(encoder.encode_images([image]), np.float32).reshape(1, -1)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

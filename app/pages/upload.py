@@ -11,10 +11,12 @@ from cbm.exceptions import CBMError, DataError
 
 def embed(path, image) -> np.ndarray:
     """(1, d) embedding of a PIL image with the model's encoder; stops with a message on failure."""
+    from cbm.explain import embed_image
+
     try:
-        enc = _state.model_encoder(path)
+        encoder = _state.model_encoder(path)
         with st.spinner("Embedding the image..."):
-            return np.asarray(enc.encode_images([image]), np.float32).reshape(1, -1)
+            return embed_image(_state.current_model(path), image, encoder=encoder)
     except (CBMError, ImportError, ValueError, KeyError, FileNotFoundError, OSError) as e:
         st.error(f"**The model's image encoder cannot be used here.** {e}")
         st.stop()
@@ -30,7 +32,7 @@ def render() -> None:
                 "(`fingerprints.encoder`), so new images cannot be embedded. Retrain with `cbm train`, "
                 "which records it.")
         st.stop()
-    st.caption(f"Images are embedded with `{dict(spec)['name']}`, the encoder the model was trained on.")
+    st.caption(f"Images are embedded with `{_state.encoder_label(path)}`, the encoder the model was trained on.")
     up = st.file_uploader("Drop an image (PNG or JPEG)", type=None, key=_state.UPLOAD_FILE)
     if up is None:
         st.info("Upload an image to see what the model predicts and why.")

@@ -157,7 +157,7 @@ class TestUploadPredicts:
         at.file_uploader(key=_state.UPLOAD_FILE).upload("red.png", _png(), "image/png").run()
         assert not at.exception, at.exception
         assert "Predicted:" in _texts(at)
-        assert self.calls == [("synthetic", {"image_size": 28})]
+        assert self.calls == [("synthetic", {"pretrained": None, "image_size": 28})]  # via cbm.explain.encoder_for
 
     @pytest.mark.parametrize("content, message", [
         (b"hello, not an image", "is not an image file"),
