@@ -253,8 +253,9 @@ def evalsets(model, path: Path) -> dict:
 
 def accuracy_table(model, path: Path) -> dict[str, float]:
     """Accuracy per split (fraction correct), for the metric tiles."""
-    return {s: float((predictions(model, path, s).pred == d.y).mean())
-            for s, d in eval_data(path).items() if len(d)}
+    from cbm.metrics import accuracy
+
+    return {s: accuracy(d.y, predictions(model, path, s).pred) for s, d in eval_data(path).items() if len(d)}
 
 
 def split_picker(data: dict[str, SplitData], key: str = SPLIT) -> str:

@@ -28,7 +28,7 @@ def summary(model, cfg: dict) -> None:
 def quality(model, path) -> None:
     """Accuracy per split and per class, and how sparse the head is."""
     data = _state.eval_data(path)
-    from cbm.metrics import nec, nonzero_weights
+    from cbm.metrics import nec, nonzero_weights, per_class_accuracy
 
     coef = model.coef_
     cols = st.columns(len(data) + 2)
@@ -40,7 +40,7 @@ def quality(model, path) -> None:
     if data:
         split = _state.split_picker(data)
         d, p = data[split], _state.predictions(model, path, split)
-        acc = {c: float((p.pred[d.y == c] == c).mean()) for c in model.class_names_ if (d.y == c).any()}
+        acc = per_class_accuracy(d.y, p.pred)
         st.plotly_chart(_charts.accuracy_bars(acc, title=f"Accuracy per class ({split})"),
                         width="stretch")
 

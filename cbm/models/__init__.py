@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from cbm.exceptions import unknown_name_message
-from cbm.models._base import BaseConceptModel
+
+if TYPE_CHECKING:  # torch and scikit-learn load with the first model, not with `cbm --help`
+    from cbm.models._base import BaseConceptModel
 
 #: method name -> "module:Class"
 _REGISTRY: dict[str, str] = {
@@ -44,3 +47,11 @@ def create_model(method: str, **params) -> BaseConceptModel:
 
 
 __all__ = ["BaseConceptModel", "create_model", "get_model_class", "list_methods"]
+
+
+def __getattr__(name: str):
+    if name == "BaseConceptModel":
+        from cbm.models._base import BaseConceptModel
+
+        return BaseConceptModel
+    raise AttributeError(f"module 'cbm.models' has no attribute {name!r}")
