@@ -239,16 +239,33 @@ def predictions(model, path: Path, split: str) -> Predictions:
     return _predict(model, model_token(model), str(path), split)
 
 
-def evalsets(model, path: Path) -> dict:
-    """Every split as a :class:`cbm.edit_eval.EvalSet` built from the cached activations."""
+@st.cache_resource(max_entries=16)
+def _evalsets(_model, token: str, path: str) -> dict:
     from cbm.edit_eval import EvalSet, encode_labels
 
     out = {}
-    for s, d in eval_data(path).items():
-        p = predictions(model, path, s)
-        out[s] = EvalSet(s, p.activations, encode_labels(model, d.y), model.concept_names_, p.residual,
+    for s, d in eval_data(Path(path)).items():
+        p = predictions(_model, Path(path), s)
+        out[s] = EvalSet(s, p.activations, encode_labels(_model, d.y), _model.concept_names_, p.residual,
                          None if d.domains is None else d.domains.astype(str), d.ids, d.X)
     return out
+
+
+def evalsets(model, path: Path) -> dict:
+    """Every split as a :class:`cbm.edit_eval.EvalSet` built from the cached activations (cached per head)."""
+    return _evalsets(model, model_token(model), str(path))
+
+
+@st.cache_resource(max_entries=16)
+def _suggestions(_model, token: str, path: str):
+    from cbm.edit_eval import suggest_edits
+
+    return suggest_edits(_model, evalsets(_model, Path(path)), top=8)
+
+
+def suggestions(model, path: Path):
+    """:func:`cbm.edit_eval.suggest_edits` for the current head (cached per head)."""
+    return _suggestions(model, model_token(model), str(path))
 
 
 def accuracy_table(model, path: Path) -> dict[str, float]:

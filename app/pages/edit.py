@@ -119,10 +119,8 @@ def history(session) -> None:
 
 def suggestions(model, path) -> None:
     """Weights the library flags for review (evidence in one domain only, or against the prior)."""
-    from cbm.edit_eval import suggest_edits
-
     with st.expander("Suggested edits to review (concepts that look spurious)"):
-        found = suggest_edits(model, _state.evalsets(model, path), top=8)
+        found = _state.suggestions(model, path)
         if found.empty:
             st.caption("Nothing looks spurious.")
             return
