@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cbm.bank import ConceptBank, Provenance
-from cbm.exceptions import EditError
+from cbm.exceptions import EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
 
 _HEAD = ("coef_", "intercept_", "keep_", "_added_vectors", "_added_intercepts", "concepts_")
@@ -363,6 +363,19 @@ class ApplyPrior(Edit):
 
 EDIT_KINDS = tuple(Edit._registry)
 
+
+def create_edit(kind: str, **fields: Any) -> Edit:
+    """The edit of ``kind`` (one of :data:`EDIT_KINDS`) with its fields, e.g.
+    ``create_edit("prune", cls="Shirt", concept="tag in the corner")``; the app and the CLI build edits here."""
+    if kind not in Edit._registry:
+        raise EditError(unknown_name_message("edit kind", kind, EDIT_KINDS))
+    cls = Edit._registry[kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(fields) - names)
+    if unknown:
+        raise EditError(f"Edit {kind!r} takes {sorted(names)}; got unexpected {unknown}.")
+    return cls(**fields)
+
 _EVAL = ("EditEffect", "EvalSet", "load_evalsets", "preview", "suggest_edits")
 
 
@@ -375,5 +388,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cbm.edits' has no attribute {name!r}")
 
 
-__all__ = ["EDIT_KINDS", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "Plan", "Prune", "PruneNormalize",
+__all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "Plan", "Prune", "PruneNormalize",
            "RemoveConcept", "ScaleWeight", "SetWeight", "commit", *_EVAL]

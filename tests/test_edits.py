@@ -242,3 +242,14 @@ def test_evaluation_npz_with_index_or_name_labels_loads_as_evalsets(labo, world,
         load_evalsets(labo, path, ["shiftd"])
     with pytest.raises(DataError, match="not found"):
         load_evalsets(labo, tmp_path / "missing.npz")
+
+
+def test_create_edit_builds_every_kind_and_names_the_allowed_ones():
+    from cbm.edits import EDIT_KINDS, Prune, create_edit
+
+    assert create_edit("prune", cls="a", concept="b") == Prune("a", "b")
+    with pytest.raises(EditError, match="Did you mean 'prune'"):
+        create_edit("prun", cls="a", concept="b")
+    with pytest.raises(EditError, match="unexpected"):
+        create_edit("remove-concept", concept="b", cls="a")
+    assert {"prune", "prune-normalize", "set-weight", "remove-concept", "add-concept"} <= set(EDIT_KINDS)

@@ -11,13 +11,13 @@ import streamlit as st
 from cbm.app import _charts, _state
 from cbm.exceptions import CBMError
 
-#: label -> (cbm.edits class, needs a class, needs a concept, needs a weight, needs a text)
+#: label -> (cbm.edits kind, needs a class, needs a concept, needs a weight, needs a text)
 KINDS = {
-    "Prune (set the weight to zero)": ("Prune", True, True, False, False),
-    "Prune and renormalise the class": ("PruneNormalize", True, True, False, False),
-    "Set the weight": ("SetWeight", True, True, True, False),
-    "Remove the concept from every class": ("RemoveConcept", False, True, False, False),
-    "Add a concept from text": ("AddConcept", True, False, True, True),
+    "Prune (set the weight to zero)": ("prune", True, True, False, False),
+    "Prune and renormalise the class": ("prune-normalize", True, True, False, False),
+    "Set the weight": ("set-weight", True, True, True, False),
+    "Remove the concept from every class": ("remove-concept", False, True, False, False),
+    "Add a concept from text": ("add-concept", True, False, True, True),
 }
 
 
@@ -40,14 +40,9 @@ def edit_form(model, path):
     concept = c3.selectbox("Concept", model.concept_names_, key=_state.EDIT_CONCEPT) if needs_concept else None
     value = c2.number_input("New weight", value=1.0 if needs_text else 0.0, step=0.1,
                             key=_state.EDIT_WEIGHT) if needs_w else None
-    if name == "Prune":
-        return edits.Prune(cls, concept)
-    if name == "PruneNormalize":
-        return edits.PruneNormalize(cls, concept)
-    if name == "SetWeight":
-        return edits.SetWeight(cls, concept, value)
-    if name == "RemoveConcept":
-        return edits.RemoveConcept(concept)
+    if name != "add-concept":
+        fields = {"cls": cls, "concept": concept, "value": value}
+        return edits.create_edit(name, **{k: v for k, v in fields.items() if v is not None})
     text = c3.text_input("Concept text", key=_state.EDIT_TEXT, placeholder="e.g. a ribbed collar")
     if not text.strip():
         st.info("Type the concept to add; it is embedded with the model's text encoder.")

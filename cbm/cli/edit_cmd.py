@@ -57,17 +57,25 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_run)
 
 
-def _edit(args):
-    from cbm.edits import ApplyPrior, Prune, PruneNormalize, RemoveConcept, ScaleWeight, SetWeight
+#: CLI action -> (edit kind, the argument that gives its value field)
+_ACTIONS = {"prune": ("prune", None), "set-weight": ("set-weight", "value"), "scale": ("scale-weight", "factor"),
+            "remove": ("remove-concept", None), "prior": ("apply-prior", "strength")}
 
-    if args.action == "prune":
-        if args.normalize and args.cls is None:
+
+def _edit(args):
+    from cbm.edits import create_edit
+
+    kind, value = _ACTIONS[args.action]
+    if args.action == "prune" and args.normalize:
+        if args.cls is None:
             raise ValueError("prune --normalize needs --class (it rescales that class's weights).")
-        return PruneNormalize(args.cls, args.concept) if args.normalize else Prune(args.cls, args.concept)
-    return {"set-weight": lambda: SetWeight(args.cls, args.concept, args.value),
-            "scale": lambda: ScaleWeight(args.cls, args.concept, args.factor),
-            "remove": lambda: RemoveConcept(args.concept),
-            "prior": lambda: ApplyPrior(args.strength)}[args.action]()
+        kind = "prune-normalize"
+    fields = {} if kind == "apply-prior" else {"concept": args.concept}
+    if kind not in ("remove-concept", "apply-prior"):
+        fields["cls"] = args.cls
+    if value:
+        fields[value] = getattr(args, value)
+    return create_edit(kind, **fields)
 
 
 def _evalsets(model, args, default_all: bool = False):
