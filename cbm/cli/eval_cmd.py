@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from cbm._io import atomic_write_json
-from cbm.cli.train_cmd import evaluate, format_table, load_data
 
 
 def add_parser(sub) -> None:
@@ -22,12 +21,14 @@ def add_parser(sub) -> None:
 
 
 def _run(args) -> int:
+    from cbm.data import load_training_data
     from cbm.io import load_model
+    from cbm.metrics import format_report, report
 
     model = load_model(args.model_dir, args.version)
-    splits, _ = load_data(args.data, args.seed)
-    metrics = evaluate(model, splits)
-    print(format_table(metrics))
+    splits, _ = load_training_data(args.data, args.seed)
+    metrics = report(model, splits)
+    print(format_report(metrics))
     if args.json:
         atomic_write_json(args.json, metrics)
     return 0

@@ -16,12 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from cbm.exceptions import DataError
-
-SPLITS = ("train", "val", "test", "shifted")
-
 
 def add_parser(sub) -> None:
     from cbm.models import list_methods
@@ -56,70 +50,6 @@ def parse_params(items: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = val
     return out
-
-
-def load_data(spec: str, seed: int = 0) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-    """Splits ``{name: {"X", "y", "domains"?, "concepts"?}}`` and extras (bank, class_embeddings)."""
-    if spec == "synthetic":
-        from cbm.data import make_concept_world
-
-        world = make_concept_world(random_state=seed)
-        splits = {n: {"X": s.X, "y": s.y, "domains": s.domains, "concepts": s.concepts}
-                  for n, s in world.splits.items()}
-        return splits, {"bank": world.bank, "class_embeddings": world.class_embeddings,
-                        "fingerprint": world.encoder_fingerprint}
-    path = Path(spec)
-    if path.is_dir():
-        return _load_store(path, seed)
-    if not path.is_file():
-        raise FileNotFoundError(f"--data {spec!r} does not exist; give a .npz of splits, an "
-                                "EmbeddingStore folder, or 'synthetic'.")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"--data {spec!r} is not a readable .npz file ({e}).") from None
-    splits = {}
-    for name in SPLITS:
-        if f"X_{name}" in arrays:
-            if f"y_{name}" not in arrays:
-                raise DataError(f"{spec!r} has X_{name} but no y_{name}; save labels for every split.")
-            splits[name] = {k: arrays[f"{k}_{name}"] for k in ("X", "y", "domains", "concepts")
-                            if f"{k}_{name}" in arrays}
-    if "train" not in splits:
-        raise DataError(f"{spec!r} has no X_train/y_train arrays (found: {sorted(arrays)[:8]}).")
-    return splits, {"class_embeddings": arrays.get("class_embeddings")}
-
-
-def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
-    """An EmbeddingStore entry folder (``manifest.json``): labelled rows split 60/20/20, stratified."""
-    from cbm.data.splits import make_splits
-    from cbm.store import EmbeddingCache
-
-    cache = EmbeddingCache(path, verify="size")
-    X, y = cache.as_array(np.float32), cache.labels
-    if y is None:
-        raise DataError(f"Embedding cache {str(path)!r} has no labels; embed a labelled dataset.")
-    domains = None if cache.domains is None else np.asarray(cache.domains)
-    parts = make_splits(len(y), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=seed, stratify=y)
-    splits = {name: {"X": X[idx], "y": y[idx], **({} if domains is None else {"domains": domains[idx]})}
-              for name, idx in parts.items()}
-    return splits, {"fingerprint": cache.manifest.get("encoder"),
-                    "splits": parts.record()}
-
-
-def evaluate(model, splits: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
-    """Every metric per split (:func:`cbm.metrics.report`)."""
-    from cbm.metrics import report
-
-    return report(model, splits)
-
-
-def format_table(metrics: dict[str, Any]) -> str:
-    """The report as a text table (:func:`cbm.metrics.format_report`)."""
-    from cbm.metrics import format_report
-
-    return format_report(metrics)
 
 
 def build_model(args, extras: dict[str, Any]):
@@ -167,22 +97,24 @@ def fit_params(model, splits: dict, extras: dict) -> dict[str, Any]:
 
 
 def _run(args) -> int:
+    from cbm.data import load_training_data
     from cbm.edit_eval import save_eval_data
     from cbm.io import save_model
+    from cbm.metrics import format_report, report
 
     spec = "synthetic" if args.world else args.data
     if not spec:
         raise ValueError("cbm train needs --data PATH (or --world for the synthetic demo).")
-    splits, extras = load_data(spec, args.seed)
+    splits, extras = load_training_data(spec, args.seed)
     model = build_model(args, extras)
     train = splits["train"]
     model.fit(train["X"], train["y"], **fit_params(model, splits, extras))
-    metrics = evaluate(model, splits)
+    metrics = report(model, splits)
     fingerprints = {"data": str(spec), "encoder": extras.get("fingerprint"), "splits": extras.get("splits")}
     version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method}",
                          metrics=metrics, fingerprints=fingerprints)
     eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
     save_eval_data(Path(args.out) / "data.npz", eval_splits)
-    print(format_table(metrics))
+    print(format_report(metrics))
     print(f"saved {args.method} with {len(model.concept_names_)} concepts to {args.out} (version {version})")
     return 0

@@ -15,6 +15,8 @@ _EXPORTS = {
     "load_fashion_mnist": "cbm.data.fashion_mnist",
     "load_digits_images": "cbm.data.folders",
     "make_splits": "cbm.data.splits",
+    # embeddings split for training (cbm/data/training.py)
+    "load_training_data": "cbm.data.training",
     # synthetic aligned image/text embeddings with known concept structure (cbm/data/synthetic.py)
     "ConceptWorld": "cbm.data.synthetic",
     "make_concept_world": "cbm.data.synthetic",

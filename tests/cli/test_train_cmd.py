@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cbm.cli import main
-from cbm.cli.train_cmd import load_data, parse_params
-from cbm.data import make_concept_world
+from cbm.cli.train_cmd import parse_params
+from cbm.data import load_training_data, make_concept_world
 from cbm.io import load_metrics, load_model
 
 
@@ -61,12 +61,12 @@ def test_parse_params_reads_json_values():
         parse_params(["lr"])
 
 
-def test_load_data_errors_name_the_file(tmp_path):
+def test_training_data_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_data(str(tmp_path / "nope.npz"))
+        load_training_data(str(tmp_path / "nope.npz"))
     np.savez(tmp_path / "bad.npz", X_test=np.ones((2, 2)), y_test=np.ones(2))
     with pytest.raises(ValueError, match="no X_train/y_train"):
-        load_data(str(tmp_path / "bad.npz"))
+        load_training_data(str(tmp_path / "bad.npz"))
 
 
 @pytest.mark.parametrize(
