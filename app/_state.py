@@ -49,8 +49,6 @@ EDIT_NOTE = "edit_note"
 EDIT_FLASH = "edit_flash"
 UPLOAD_FILE = "upload_file"
 
-#: The splits shown first when present: in-domain test data, then the shifted domain.
-SPLIT_ORDER = ("test", "shifted", "val", "train")
 
 
 @dataclass(frozen=True)
@@ -157,21 +155,14 @@ def model_encoder(path: Path):
 # -- evaluation data ---------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Reading evaluation data...", max_entries=4)
 def _load_splits(file: str, mtime: float) -> dict[str, SplitData]:
+    from cbm.edit_eval import load_eval_data
+
     try:
-        with np.load(file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ModelDirError(f"{file!r} cannot be read ({e}); recreate it with `cbm train`.") from None
-    names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
-    names.sort(key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
-    classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
-    out = {}
-    for s in names:
-        y = arrays[f"y_{s}"]
-        y = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
-        out[s] = SplitData(s, arrays[f"X_{s}"].astype(np.float32), y,
-                           *(arrays.get(f"{p}_{s}") for p in ("domains", "ids", "images")))
-    return out
+        data = load_eval_data(file)
+    except CBMError as e:
+        raise ModelDirError(str(e)) from None
+    return {s: SplitData(s, d["X"], d["y"], *(d.get(k) for k in ("domains", "ids", "images")))
+            for s, d in data.items()}
 
 
 def eval_data(path: Path) -> dict[str, SplitData]:

@@ -312,6 +312,36 @@ def save_eval_data(path: str | Path, splits: Mapping[str, Mapping[str, Any]],
     return path
 
 
+#: Display and search order of evaluation splits: in-domain test data first, then the shifted domain.
+SPLIT_ORDER = ("test", "shifted", "val", "train")
+
+
+def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every split of an evaluation ``.npz`` as ``{split: {"X", "y", "domains"?, "ids"?, "images"?, ...}}``.
+
+    Splits come in :data:`SPLIT_ORDER` (others after, by name); integer labels are decoded through
+    ``class_names`` when the file has them; ``X`` is float32. The inverse of :func:`save_eval_data`.
+    """
+    path = _npz(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"Evaluation data {str(path)!r} cannot be read ({e}); write it again with "
+                        "`cbm train` or save_eval_data.") from None
+    names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
+    names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
+    classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
+    out = {}
+    for n in names:
+        split = {k[: -len(n) - 1]: v for k, v in arrays.items() if k.endswith(f"_{n}")}
+        split["X"] = split["X"].astype(np.float32)
+        y = split["y"]
+        split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
+        out[n] = split
+    return out
+
+
 def npz_splits(path: str | Path) -> list[str]:
     """Split names in an evaluation ``.npz`` (those with both ``X_<split>`` and ``y_<split>``)."""
     with np.load(_npz(path), allow_pickle=False) as z:
@@ -329,15 +359,13 @@ def _npz(path: str | Path) -> Path:
 def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = None,
                   keep_X: bool = True) -> dict[str, EvalSet]:
     """Read splits from an evaluation ``.npz`` and cache their activations (one transform each)."""
-    with np.load(_npz(path), allow_pickle=False) as z:
-        have = [k[2:] for k in z.files if k.startswith("X_") and f"y_{k[2:]}" in z.files]
-        names = z["class_names"].astype(str) if "class_names" in z.files else None
-        out = {}
-        for s in (have if splits is None else list(splits)):
-            if s not in have:
-                raise DataError(unknown_name_message("split", s, have) + f" (in {str(path)!r})")
-            dom, ids = (z[f"{p}_{s}"] if f"{p}_{s}" in z.files else None for p in ("domains", "ids"))
-            out[s] = EvalSet.from_model(model, z[f"X_{s}"], z[f"y_{s}"], s, dom, ids, names, keep_X)
+    data = load_eval_data(path)
+    out = {}
+    for s in (list(data) if splits is None else list(splits)):
+        if s not in data:
+            raise DataError(unknown_name_message("split", s, list(data)) + f" (in {str(path)!r})")
+        d = data[s]
+        out[s] = EvalSet.from_model(model, d["X"], d["y"], s, d.get("domains"), d.get("ids"), keep_X=keep_X)
     return out
 
 
@@ -348,8 +376,8 @@ def read_sample(path: str | Path, sample: str, split: str | None = None) -> tupl
     """
     with np.load(_npz(path), allow_pickle=False) as z:
         have = [k[2:] for k in z.files if k.startswith("X_")]
-        order = [split] if split else [s for s in ("test", "shifted", "val", "train") if s in have] + \
-            [s for s in have if s not in ("test", "shifted", "val", "train")]
+        order = [split] if split else [s for s in SPLIT_ORDER if s in have] + \
+            [s for s in have if s not in SPLIT_ORDER]
         for s in order:
             if s not in have:
                 raise DataError(unknown_name_message("split", s, have) + f" (in {str(path)!r})")
@@ -367,5 +395,6 @@ def read_sample(path: str | Path, sample: str, split: str | None = None) -> tupl
                     "ids_<split> or a row number.")
 
 
-__all__ = ["EditEffect", "EvalSet", "encode_labels", "head_token", "load_evalsets", "npz_splits", "preview",
+__all__ = ["SPLIT_ORDER", "EditEffect", "EvalSet", "encode_labels", "head_token", "load_eval_data",
+           "load_evalsets", "npz_splits", "preview",
            "read_sample", "suggest_edits", "updated_logits"]
