@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cbm.app import _charts, _images, _state
+from cbm.app import _images, _panels, _state
 
 ALL = "(all)"
 GALLERY = 12
@@ -52,23 +52,10 @@ def gallery(d: _state.SplitData, p: _state.Predictions, idx: np.ndarray) -> None
 def detail(model, d: _state.SplitData, p: _state.Predictions, i: int) -> None:
     """One sample: image, prediction, what pushed toward and against it, and a counterfactual."""
     classes = model.class_names_
-    k = classes.index(p.pred[i])
-    left, right = st.columns([1, 2])
-    with left:
-        if d.images is not None:
-            st.image(_images.thumbnail(d.images[i], 240), caption=f"true class: {d.y[i]}")
-        verdict = "correct" if p.pred[i] == d.y[i] else f"wrong (true class: {d.y[i]})"
-        st.markdown(f"### Predicted: {p.pred[i]}\n{p.confidence[i]:.0%} sure, {verdict}")
-        st.plotly_chart(_charts.probability_bars(classes, p.proba[i], p.pred[i]))
+    image = None if d.images is None else _images.thumbnail(d.images[i], 240)
+    verdict = "correct" if p.pred[i] == d.y[i] else f"wrong (true class: {d.y[i]})"
+    right = _panels.prediction_panel(model, p, i, image, f"true class: {d.y[i]}", verdict)
     with right:
-        contrib, residual = _state.explain_sample(model, p, i, k)
-        top = np.argsort(-np.abs(contrib))[:10]
-        st.plotly_chart(_charts.contribution_bars(
-            [model.concept_names_[j] for j in top], contrib[top], residual=residual,
-            title=f"Why {p.pred[i]}: concepts pushing toward (blue) and against (orange)",
-        ))
-        st.caption("Each bar is the concept's score in this image times its weight for the class: "
-                   "how much it adds to (or takes from) the class's score.")
         off = st.multiselect("What if these concepts were switched off?", model.concept_names_,
                              key=_state.EXPLORE_OFF, placeholder="pick concepts")
         if off:

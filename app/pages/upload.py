@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cbm.app import _charts, _images, _state
+from cbm.app import _images, _panels, _state
 from cbm.exceptions import CBMError, DataError
 
 
@@ -44,19 +44,7 @@ def render() -> None:
         st.stop()
     X = embed(path, image)
     preds = _state.predict_embeddings(model, X)
-    proba, k = preds.proba[0], int(preds.proba[0].argmax())
-    left, right = st.columns([1, 2])
-    with left:
-        st.image(image, caption=up.name, width=240)
-        st.markdown(f"### Predicted: {model.class_names_[k]}\n{proba[k]:.0%} sure")
-        st.plotly_chart(_charts.probability_bars(model.class_names_, proba, model.class_names_[k]))
-    with right:
-        contrib, residual = _state.explain_sample(model, preds, 0, k)
-        top = np.argsort(-np.abs(contrib))[:10]
-        st.plotly_chart(_charts.contribution_bars(
-            [model.concept_names_[j] for j in top], contrib[top], residual=residual,
-            title=f"Why {model.class_names_[k]}: concepts pushing toward (blue) and against (orange)"))
-
+    _panels.prediction_panel(model, preds, 0, image, up.name)
 
 if __name__ == "__main__":
     render()
