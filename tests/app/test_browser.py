@@ -135,7 +135,7 @@ def _metric(page, label: str) -> str:
 
 def test_explore_edit_undo_in_chromium(server, browser, browser_model):
     cls, concept = browser_model[1]
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page = browser.new_page(viewport={"width": 1366, "height": 1500})
     page.goto(server)
     page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
     _settle(page)
