@@ -80,27 +80,12 @@ def build_model(args, extras: dict[str, Any]):
     return create_model(args.method, **params)
 
 
-def fit_params(model, splits: dict, extras: dict) -> dict[str, Any]:
-    """Fit-time extras the method takes: validation split, concept labels, class embeddings."""
-    import inspect
-
-    accepted = inspect.signature(model._fit).parameters
-    out = {}
-    if "X_val" in accepted and "val" in splits:
-        out.update(X_val=splits["val"]["X"], y_val=splits["val"]["y"])
-    if "concept_labels" in accepted and "concepts" in splits["train"]:
-        out["concept_labels"] = splits["train"]["concepts"]
-    if "class_embeddings" in accepted and extras.get("class_embeddings") is not None \
-            and getattr(model, "class_embeddings", None) is None:
-        out["class_embeddings"] = extras["class_embeddings"]
-    return out
-
-
 def _run(args) -> int:
     from cbm.data import load_training_data
     from cbm.edit_eval import save_eval_data
     from cbm.io import save_model
     from cbm.metrics import format_report, report
+    from cbm.models import fit_arguments
 
     spec = "synthetic" if args.world else args.data
     if not spec:
@@ -108,7 +93,7 @@ def _run(args) -> int:
     splits, extras = load_training_data(spec, args.seed)
     model = build_model(args, extras)
     train = splits["train"]
-    model.fit(train["X"], train["y"], **fit_params(model, splits, extras))
+    model.fit(train["X"], train["y"], **fit_arguments(model, splits, extras))
     metrics = report(model, splits)
     fingerprints = {"data": str(spec), "encoder": extras.get("fingerprint"), "splits": extras.get("splits")}
     version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method}",
