@@ -278,20 +278,7 @@ def split_picker(data: dict[str, SplitData], key: str = SPLIT) -> str:
 
 def provenance_line(prov) -> str:
     """One short line saying where a concept came from, for hovers and tables."""
-    d = prov.detail or {}
-    if prov.source == "llm":
-        return f"LLM ({prov.model or 'unknown model'})" + (f", asked about {d['class']}" if d.get("class") else "")
-    if prov.source == "textbook":
-        cites = d.get("citations") or []
-        docs = sorted({str(c.get("doc", "?")) for c in cites})
-        return f"textbook: {', '.join(docs[:2]) or 'passages'} ({len(cites)} passages)"
-    if prov.source == "cav":
-        acc = d.get("accuracy")
-        return "CAV from example images" + (f", accuracy {acc:.0%}" if isinstance(acc, float) else "")
-    if prov.source == "text":
-        return "typed text" + (f" ({prov.model})" if prov.model else "")
-    return {"manual": "written by hand", "file": "imported from a file"}.get(prov.source, prov.source) + (
-        f": {d['note']}" if isinstance(d.get("note"), str) else "")
+    return prov.summary()
 
 
 # -- explanations (thin wrappers over cbm.explain on cached activations) ------------------------

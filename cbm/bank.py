@@ -46,6 +46,26 @@ class Provenance:
         if self.created is None:
             self.created = _dt.date.today().isoformat()
 
+    def summary(self) -> str:
+        """One short line saying where the concept came from (app hovers, ``cbm concepts show``)."""
+        d = self.detail or {}
+        if self.source == "llm":
+            classes = d.get("classes") or ([d["class"]] if d.get("class") else [])
+            asked = f", asked about {', '.join(map(str, classes[:3]))}" if classes else ""
+            return f"LLM ({self.model or 'unknown model'}){asked}"
+        if self.source == "textbook":
+            cites = d.get("citations") or []
+            docs = sorted({str(c.get("doc", "?")) for c in cites})
+            return f"textbook: {', '.join(docs[:2]) or 'passages'} ({len(cites)} passage(s))"
+        if self.source == "cav":
+            acc = d.get("val_acc", d.get("accuracy"))
+            return "CAV from example images" + (f", held-out accuracy {acc:.0%}" if isinstance(acc, float) else "")
+        if self.source == "text":
+            return "text embedding" + (f" ({self.model})" if self.model else "")
+        if self.source == "file":
+            return f"imported from {d.get('path', 'a file')}"
+        return "written by hand" + (f": {d['note']}" if isinstance(d.get("note"), str) else "")
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Provenance:
         return cls(**{k: d[k] for k in ("source", "detail", "model", "created") if k in d})

@@ -214,11 +214,9 @@ def _show(args) -> int:
     rows = []
     for j in range(min(len(bank), args.limit)):
         p = bank.provenance[j]
-        d = p.detail
-        where = (", ".join(d.get("classes", [])) or d.get("path") or d.get("template")
-                 or (f"val_acc={d['val_acc']:.2f}" if "val_acc" in d else ""))
-        if p.source == "textbook" and d.get("citations"):
-            where += f" [{d['citations'][0]['passage_id']}]"
+        where = p.summary()
+        if p.source == "textbook" and p.detail.get("citations"):
+            where += f" [{p.detail['citations'][0]['passage_id']}]"
         classes = "" if bank.prior is None else ",".join(
             f"{bank.classes[k]}:{bank.prior[k, j]:+.0f}" for k in np.flatnonzero(bank.prior[:, j]))
         rows.append((bank.names[j], p.source, p.model or "", str(where), classes))
