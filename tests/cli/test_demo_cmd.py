@@ -1,0 +1,52 @@
+"""`cbm demo` and `cbm --help`: argument parsing only; the pipeline itself is tested in tests/demo."""
+
+import pytest
+
+from cbm.cli import SUBCOMMANDS, build_parser, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in SUBCOMMANDS)
+
+
+def test_demo_options_reach_the_pipeline_config(monkeypatch, tmp_path, capsys):
+    import cbm.demo.pipeline as pipeline
+
+    seen = {}
+
+    class Result:
+        model_dir = tmp_path
+
+        def report(self):
+            return "REPORT TABLE"
+
+    def fake_run(cfg, progress=True):
+        seen["cfg"], seen["progress"] = cfg, progress
+        return Result()
+
+    monkeypatch.setattr(pipeline, "run_demo", fake_run)
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--confounded-class", "Coat", "--n-train", "300",
+                 "--no-progress"]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.n_train, cfg.image_size, cfg.confound.confounded_class) == (300, 64, "Coat")
+    assert cfg.out_dir == tmp_path and seen["progress"] is False
+    assert "REPORT TABLE" in capsys.readouterr().out
+
+
+def test_unknown_confounded_class_is_one_line_with_suggestions(capsys):
+    assert main(["demo", "--quick", "--confounded-class", "Shrt"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Did you mean 'Shirt'" in err
+
+
+def test_parser_builds_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from cbm.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    assert build_parser().prog == "cbm"
