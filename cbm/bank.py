@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cbm._io import atomic_path, atomic_write_json, read_json
-from cbm.exceptions import CBMError, EncoderMismatchError, unknown_name_message
+from cbm.exceptions import CBMError, ClassMismatchError, EncoderMismatchError, unknown_name_message
 
 SOURCES = ("llm", "textbook", "cav", "text", "manual", "file")
 BANK_FORMAT = "cbmkit-concept-bank/1"
@@ -338,7 +338,8 @@ class ConceptBank:
         if self.vectors is not None and fingerprint and self.encoder_fingerprint not in (None, fingerprint):
             raise EncoderMismatchError(
                 f"This concept bank's vectors come from encoder {self.encoder_fingerprint!r}, but the "
-                f"embeddings come from {fingerprint!r}. Re-embed the concepts with the same encoder."
+                f"embeddings come from {fingerprint!r}. Re-embed the concepts with the same encoder "
+                "(`cbm concepts generate ... --encoder NAME --pretrained WEIGHTS`, as given to `cbm embed`)."
             )
 
 
@@ -349,3 +350,74 @@ def _as_2d_float(x: Any, what: str) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"ConceptBank {what} must be 2-D (n_concepts, dim); got shape {arr.shape}.")
     return arr
+
+
+# -- matching a bank's classes to the data's, by name ----------------------------------------------
+def parse_class_map(spec: str | Path | Mapping[str, str] | None) -> dict[str, str]:
+    """``"cat=Cat,dog=Dog"``, a ``.json`` file ``{data class: bank class}`` or a text file of
+    ``DATA=BANK`` lines -> ``{data class: bank class}``."""
+    if not spec:
+        return {}
+    if isinstance(spec, Mapping):
+        return {str(k): str(v) for k, v in spec.items()}
+    path = Path(str(spec)).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            data = read_json(path, "class map")
+            if not isinstance(data, dict):
+                raise ValueError(f"Class map {str(path)!r} must be a JSON object {{data class: bank class}}.")
+            return {str(k): str(v) for k, v in data.items()}
+        items = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        items = [part.strip() for part in str(spec).split(",") if part.strip()]
+    out = {}
+    for item in items:
+        data_cls, sep, bank_cls = item.partition("=")
+        if not sep or not data_cls.strip() or not bank_cls.strip():
+            raise ValueError(f"Class map entry {item!r} is not DATA_CLASS=BANK_CLASS; write e.g. "
+                             "--class-map 'cat=Felis catus,dog=Canis familiaris' or a .json file.")
+        out[data_cls.strip()] = bank_cls.strip()
+    return out
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
+    return f"({len(names)}): {shown}"
+
+
+def match_classes(bank: ConceptBank, classes: Sequence[Any],
+                  class_map: str | Path | Mapping[str, str] | None = None) -> ConceptBank:
+    """The bank with its classes (and prior rows) matched to the data's ``classes`` by name.
+
+    Every data class must be a bank class, after ``class_map`` ({data class: bank class}) renames
+    the bank's; the returned bank's ``classes`` are the data's, in the data's order, so a model
+    trained on these labels reads the right prior row for each class. Bank classes the data does
+    not have are dropped. A bank without classes is returned unchanged.
+
+    Raises
+    ------
+    ClassMismatchError
+        When a data class has no bank class, listing both sides and the way out.
+    """
+    data = [str(c) for c in classes]
+    mapping = parse_class_map(class_map)
+    if bank.classes is None:
+        return bank
+    bad_keys = [k for k in mapping if k not in data]
+    bad_vals = [v for v in mapping.values() if v not in bank.classes]
+    if bad_keys or bad_vals:
+        raise ClassMismatchError(
+            "--class-map must map data classes to bank classes (DATA=BANK): "
+            + (f"{bad_keys} are not data classes {_listing(data)}. " if bad_keys else "")
+            + (f"{bad_vals} are not bank classes {_listing(bank.classes)}." if bad_vals else ""))
+    source = [mapping.get(c, c) for c in data]
+    missing = [c for c, s in zip(data, source, strict=True) if s not in bank.classes]
+    if missing:
+        raise ClassMismatchError(
+            f"The concept bank's classes do not match the data's by name: data classes {_listing(data)}; "
+            f"bank classes {_listing(bank.classes)}; not in the bank: {missing[:10]}. Classes are matched "
+            "by name, never by position: rename the folders or labels, make the bank for these classes, "
+            "or map them deliberately with --class-map DATA=BANK[,DATA=BANK...] (or a .json file).")
+    rows = [bank.classes.index(s) for s in source]
+    prior = None if bank.prior is None else bank.prior[rows]
+    return bank._replace(classes=data, prior=prior)

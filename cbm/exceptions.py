@@ -30,6 +30,10 @@ class EditError(CBMError, ValueError):
     """A model edit is not valid."""
 
 
+class ClassMismatchError(CBMError, ValueError):
+    """The classes of a concept bank, a model or a dataset do not match by name."""
+
+
 class NotFittedError(CBMError, AttributeError):
     """An estimator was used before ``fit``."""
 

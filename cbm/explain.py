@@ -13,6 +13,7 @@ DataFrames or small dataclasses that the CLI and the app print or plot.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -347,38 +348,71 @@ def unused_concepts(model: Any, tol: float = 0.0) -> list[str]:
 
 
 # -- explaining a new image ------------------------------------------------------------------------
-def encoder_for(model: Any) -> Any:
+def recorded_fingerprint(record: Any) -> str | None:
+    """The fingerprint in an encoder record (a spec dict with ``fingerprint``, or the string itself)."""
+    if isinstance(record, Mapping):
+        fp = record.get("fingerprint")
+        return None if fp is None else str(fp)
+    return None if not record else str(record)
+
+
+def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
+    """Rebuild an image encoder from what a cache or model recorded, checked against its fingerprint.
+
+    ``record`` is a spec ``{"name", "pretrained", "fingerprint", ...options}`` (``Encoder.spec``, kept
+    by ``cbm embed`` caches and ``cbm train`` models: tags, local checkpoints and image sizes) or a
+    bare fingerprint string (``"mobilenet_v2|weights=...|size=96|..."``). ``pretrained`` overrides the
+    recorded weights, e.g. a checkpoint that has moved; its fingerprint must still match.
+    """
+    from cbm.encoders import create_encoder
+    from cbm.exceptions import CBMError, EncoderMismatchError
+
+    if isinstance(record, Mapping):
+        opts = {k: v for k, v in record.items() if k not in ("name", "pretrained", "fingerprint")}
+        name, weights = record.get("name"), record.get("pretrained")
+    else:
+        name, *parts = str(record).split("|")
+        kv = dict(p.split("=", 1) for p in parts if "=" in p)
+        w = kv.get("weights", "")
+        weights = w[4:] if w.startswith("tag:") else None
+        opts = {"image_size": int(kv["size"])} if kv.get("size", "").isdigit() else {}
+        if name.startswith("openclip:") and "preprocess" in kv:
+            size = json.loads(kv["preprocess"]).get("size")
+            opts = {"image_size": size if isinstance(size, int) else size[0]} if size else {}
+        if w.startswith("sha256:") and pretrained is None:
+            raise CBMError(f"The encoder {str(name)!r} was loaded from a local checkpoint ({w}) whose path was "
+                           "not recorded; pass the checkpoint file (--pretrained PATH) to rebuild it.")
+    expected = recorded_fingerprint(record)
+    try:
+        encoder = create_encoder(str(name), pretrained=pretrained or weights, **opts)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        raise CBMError(f"Cannot rebuild the image encoder {str(name)!r} (weights {pretrained or weights!r}): {e} "
+                       "Pass the checkpoint file with --pretrained PATH if it has moved.") from None
+    if expected and getattr(encoder, "fingerprint", expected) != expected:
+        raise EncoderMismatchError(f"The rebuilt encoder has fingerprint {encoder.fingerprint!r}, but the model was "
+                                   f"trained on {expected!r}; pass the original weights (--pretrained PATH), or "
+                                   "embeddings from the original encoder instead.")
+    return encoder
+
+
+def encoder_for(model: Any, pretrained: str | None = None) -> Any:
     """Rebuild the image encoder recorded in the model's fingerprints (``fingerprints_["encoder"]``).
 
     Accepts a fingerprint string (``"openclip:ViT-B-32|weights=tag:laion2b...|..."``,
-    ``"mobilenet_v2|weights=...|size=96|..."``) or a dict ``{"name", "pretrained", ...}``; the rebuilt
-    encoder must reproduce the recorded fingerprint, so images embed exactly as in training.
+    ``"mobilenet_v2|weights=...|size=96|..."``) or a spec dict ``{"name", "pretrained", ...}``
+    (local checkpoints included); the rebuilt encoder must reproduce the recorded fingerprint, so
+    images embed exactly as in training, and the model's concept vectors must come from it too.
     """
-    from cbm.exceptions import CBMError, EncoderMismatchError
+    from cbm.exceptions import CBMError
 
     fp = (getattr(model, "fingerprints_", None) or {}).get("encoder")
     if not fp:
         raise CBMError("This model records no image encoder (fingerprints['encoder'] is empty), so a new image "
                        "cannot be embedded. Explain a sample from the evaluation data instead (--sample ID).")
-    from cbm.encoders import create_encoder
-
-    if isinstance(fp, Mapping):
-        opts = {k: v for k, v in fp.items() if k not in ("name", "pretrained", "fingerprint")}
-        name, pretrained, expected = fp.get("name"), fp.get("pretrained"), fp.get("fingerprint")
-    else:
-        name, *parts = str(fp).split("|")
-        kv = dict(p.split("=", 1) for p in parts if "=" in p)
-        w = kv.get("weights", "")
-        pretrained = w[4:] if w.startswith("tag:") else None
-        opts = {"image_size": int(kv["size"])} if kv.get("size", "").isdigit() else {}
-        expected = str(fp)
-    try:
-        encoder = create_encoder(str(name), pretrained=pretrained, **opts)
-    except (ValueError, TypeError) as e:
-        raise CBMError(f"Cannot rebuild the model's image encoder {fp!r}: {e}") from None
-    if expected and getattr(encoder, "fingerprint", expected) != expected:
-        raise EncoderMismatchError(f"The rebuilt encoder has fingerprint {encoder.fingerprint!r}, but the model was "
-                                   f"trained on {expected!r}; pass embeddings from the original encoder instead.")
+    encoder = rebuild_encoder(fp, pretrained)
+    bank = getattr(model, "concepts_", None)
+    if bank is not None and hasattr(bank, "check_encoder"):
+        bank.check_encoder(getattr(encoder, "fingerprint", None))
     return encoder
 
 
@@ -409,6 +443,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "Explanation", "Intervention", "class_index", "concept_index", "contributions", "counterfactual",
-    "counterfactual_table", "embed_image", "encoder_for", "explain", "explain_one", "intervene", "softmax", "top_concepts",
+    "counterfactual_table", "embed_image", "encoder_for", "explain", "explain_one", "intervene",
+    "rebuild_encoder", "recorded_fingerprint", "softmax", "top_concepts",
     "unused_concepts", "weight_matrix",
 ]

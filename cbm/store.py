@@ -265,7 +265,8 @@ class EmbeddingStore:
             raise DataError(f"Dataset {getattr(dataset, 'name', '')!r} is empty; nothing to embed.")
         path.mkdir(parents=True, exist_ok=True)
         info = {"format": FORMAT, "encoder": encoder.fingerprint, "dataset": _dataset_fp(dataset),
-                "n_images": n, "shard_size": self.shard_size, "dim": int(encoder.dim)}
+                "n_images": n, "shard_size": self.shard_size, "dim": int(encoder.dim),
+                "encoder_spec": getattr(encoder, "spec", None)}  # how to rebuild it (cbm explain --image)
         if (path / "entry.json").is_file():
             info["shard_size"] = _read_record(path / "entry.json")["shard_size"]  # resume as started
         else:

@@ -1,10 +1,18 @@
-"""`cbm eval MODEL_DIR --data PATH`: evaluate a saved model on every split of a dataset.
+"""`cbm eval MODEL_DIR [--data PATH]`: evaluate a saved model on every split of a dataset.
 
+    cbm eval runs/labo                              # the data.npz that `cbm train` wrote beside it
     cbm eval runs/labo --data splits.npz
     cbm eval runs/labo --data splits.npz --version 2 --json metrics.json
+
+The data's classes must be the model's, by name, and its embeddings must come from the model's
+encoder when both are recorded.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
 
 from cbm._io import atomic_write_json
 
@@ -13,11 +21,33 @@ def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a saved model directory on a dataset",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("--data", required=True, metavar="PATH", help="splits .npz, EmbeddingStore folder or 'synthetic'")
+    p.add_argument("--data", metavar="PATH",
+                   help="splits .npz, EmbeddingStore folder or 'synthetic' (default: MODEL_DIR/data.npz)")
     p.add_argument("--version", type=int, default=None, help="model version (default: current)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --data synthetic)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(func=_run)
+
+
+def check_compatible(model, splits: dict, extras: dict, where: str) -> None:
+    """Refuse data from another encoder or with classes the model does not know (by name)."""
+    from cbm.exceptions import ClassMismatchError, EncoderMismatchError
+    from cbm.explain import recorded_fingerprint
+
+    data_fp = extras.get("fingerprint")
+    model_fp = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))
+    if data_fp and model_fp and data_fp != model_fp:
+        raise EncoderMismatchError(f"{where} was embedded by {data_fp!r}, but the model was trained on "
+                                   f"{model_fp!r}; embed the images with the model's encoder.")
+    model.concepts_.check_encoder(data_fp)
+    known = set(model.class_names_)
+    seen = sorted({str(c) for s in splits.values() for c in np.asarray(s["y"]).tolist()})
+    unknown = [c for c in seen if c not in known]
+    if unknown:
+        raise ClassMismatchError(
+            f"The classes of {where} do not match the model's by name: data classes ({len(seen)}): "
+            f"{seen[:20]}; model classes ({len(known)}): {model.class_names_[:20]}; unknown to the model: "
+            f"{unknown[:10]}. Evaluate on data with the model's class names.")
 
 
 def _run(args) -> int:
@@ -26,7 +56,9 @@ def _run(args) -> int:
     from cbm.metrics import format_report, report
 
     model = load_model(args.model_dir, args.version)
-    splits, _ = load_training_data(args.data, args.seed)
+    data = args.data or str(Path(args.model_dir) / "data.npz")
+    splits, extras = load_training_data(data, args.seed, require_train=False)
+    check_compatible(model, splits, extras, f"--data {data!r}")
     metrics = report(model, splits)
     print(format_report(metrics))
     if args.json:

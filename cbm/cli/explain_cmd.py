@@ -3,6 +3,7 @@
     cbm explain runs/birds --sample test-0007               # an id (or row) of MODEL/data.npz
     cbm explain runs/birds --sample 12 --data splits.npz --split shifted
     cbm explain runs/birds --image photo.jpg                 # embeds with the model's encoder
+    cbm explain runs/birds --image photo.jpg --pretrained moved/ckpt.safetensors
 
 The model is read with its unsaved edits applied (see `cbm edit`).
 """
@@ -19,6 +20,8 @@ def add_parser(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", metavar="PATH", help="an image file (needs the encoder recorded with the model)")
     src.add_argument("--sample", metavar="ID", help="a sample id (ids_<split>) or row number in --data")
+    p.add_argument("--pretrained", metavar="WEIGHTS",
+                   help="with --image: the encoder's checkpoint file, if it moved since training")
     p.add_argument("--data", metavar="NPZ", help="evaluation .npz (default: MODEL_DIR/data.npz)")
     p.add_argument("--split", help="split to look in (default: test, shifted, val, train)")
     p.add_argument("--class", dest="cls", help="explain this class instead of the predicted one")
@@ -28,13 +31,13 @@ def add_parser(sub) -> None:
 
 def _run(args) -> int:
     from cbm.edit_eval import read_sample
-    from cbm.explain import counterfactual_table, embed_image, explain, softmax
+    from cbm.explain import counterfactual_table, embed_image, encoder_for, explain, softmax
     from cbm.history import EditSession
 
     model = EditSession(args.model).model
     label = None
     if args.image:
-        x, where = embed_image(model, args.image), args.image
+        x, where = embed_image(model, args.image, encoder_for(model, args.pretrained)), args.image
     else:
         data = Path(args.data) if args.data else Path(args.model) / "data.npz"
         split, row, x, label = read_sample(data, args.sample, args.split)

@@ -5,9 +5,13 @@
     cbm train --method knobo --concepts BANK_DIR --data splits.npz --param lam=0.5 --out runs/knobo
 
 ``--data`` is a ``.npz`` with ``X_train, y_train`` (and optional ``X_val, y_val, X_test, y_test,
-X_shifted, y_shifted, domains_*, concepts_*, class_embeddings``), an EmbeddingStore entry folder
+X_shifted, y_shifted, domains_*, concepts_*, class_names, class_embeddings``), an EmbeddingStore entry folder
 (``cbm embed`` output, split 60/20/20 stratified by ``--seed``), or ``synthetic`` for a :func:`cbm.make_concept_world` demo
 (its concept bank is used when ``--concepts`` is not given).
+
+Models are trained on class *names* (folder names, manifest labels, ``class_names``). A bank's class
+prior is matched to them by name; a mismatch is refused unless ``--class-map DATA=BANK,...`` maps it.
+A bank whose vectors come from another encoder than the embeddings is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def add_parser(sub) -> None:
@@ -26,6 +32,10 @@ def add_parser(sub) -> None:
     p.add_argument("--concepts", metavar="BANK_DIR", help="concept bank folder (ConceptBank.save)")
     p.add_argument("--data", metavar="PATH", help="splits .npz, EmbeddingStore folder, or 'synthetic'")
     p.add_argument("--world", action="store_true", help="same as --data synthetic")
+    p.add_argument("--class-map", metavar="MAP",
+                   help="match data classes to the bank's deliberately: 'data=bank,...' or a .json file")
+    p.add_argument("--class-template", default="a photo of a {}.",
+                   help="prompt for class text embeddings (CMS from an embedding folder)")
     p.add_argument("--objective", choices=["gumbel", "contrastive", "l1", "cos3"],
                    help="Sparse-CBM bottleneck objective")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
@@ -36,6 +46,10 @@ def add_parser(sub) -> None:
     p.add_argument("--note", default="", help="note stored with the saved version")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
+
+
+#: Methods that read the bank's class-concept prior (so its classes must match the data's by name).
+PRIOR_METHODS = ("labo", "knobo")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -54,18 +68,22 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 def build_model(args, extras: dict[str, Any]):
     """The estimator for ``--method`` with the bank, objective and ``--param`` values."""
-    from cbm.bank import ConceptBank
+    from cbm.bank import ConceptBank, match_classes
     from cbm.models import create_model, get_model_class
 
     params = parse_params(args.param)
     names = get_model_class(args.method)().get_params()
     if "concepts" in names:
         if args.concepts:
-            params["concepts"] = ConceptBank.load(args.concepts)
+            bank = ConceptBank.load(args.concepts)
         elif extras.get("bank") is not None:
-            params["concepts"] = extras["bank"]
+            bank = extras["bank"]
         else:
             raise ValueError(f"--method {args.method} needs --concepts BANK_DIR (a saved concept bank).")
+        bank.check_encoder(extras.get("fingerprint"))
+        if args.method in PRIOR_METHODS or getattr(args, "class_map", None):
+            bank = match_classes(bank, extras.get("train_classes", []), getattr(args, "class_map", None))
+        params["concepts"] = bank
     if args.objective:
         if "objective" not in names:
             raise ValueError(f"--objective applies to sparse-cbm only, not {args.method!r}.")
@@ -82,6 +100,7 @@ def build_model(args, extras: dict[str, Any]):
 
 def _run(args) -> int:
     from cbm.data import load_training_data
+    from cbm.data.training import encoder_record
     from cbm.edit_eval import save_eval_data
     from cbm.io import save_model
     from cbm.metrics import format_report, report
@@ -91,11 +110,15 @@ def _run(args) -> int:
     if not spec:
         raise ValueError("cbm train needs --data PATH (or --world for the synthetic demo).")
     splits, extras = load_training_data(spec, args.seed)
-    model = build_model(args, extras)
     train = splits["train"]
+    extras["train_classes"] = sorted({str(c) for c in np.asarray(train["y"]).tolist()})
+    model = build_model(args, extras)
+    if "class_embeddings" in model.get_params() and model.class_embeddings is None \
+            and extras.get("class_embeddings") is None:
+        extras["class_embeddings"] = class_text_embeddings(extras, model.concepts, args.class_template)
     model.fit(train["X"], train["y"], **fit_arguments(model, splits, extras))
     metrics = report(model, splits)
-    fingerprints = {"data": str(spec), "encoder": extras.get("fingerprint"), "splits": extras.get("splits")}
+    fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": extras.get("splits")}
     version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method}",
                          metrics=metrics, fingerprints=fingerprints)
     eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
@@ -103,3 +126,26 @@ def _run(args) -> int:
     print(format_report(metrics))
     print(f"saved {args.method} with {len(model.concept_names_)} concepts to {args.out} (version {version})")
     return 0
+
+
+def class_text_embeddings(extras: dict[str, Any], bank: Any, template: str) -> np.ndarray | None:
+    """Text embeddings (K, d) of the training classes, in sorted name order, by the image encoder.
+
+    The encoder is rebuilt from the embedding cache's record (or the bank's) and checked against the
+    images' fingerprint, so class texts and images share one space. None when nothing is recorded.
+    """
+    from cbm.explain import rebuild_encoder
+
+    record = extras.get("encoder")
+    if not isinstance(record, dict) and bank is not None:
+        record = (bank.metadata or {}).get("encoder")
+    if not isinstance(record, dict):
+        return None
+    encoder = rebuild_encoder(record)
+    fp = extras.get("fingerprint")
+    if fp and encoder.fingerprint != fp:
+        return None
+    if not getattr(encoder, "supports_text", False):
+        raise ValueError(f"The image encoder {record.get('name')!r} has no text tower, so class names cannot be "
+                         "embedded; CMS needs a CLIP-style encoder (cbm embed --encoder openclip:...).")
+    return np.asarray(encoder.encode_text([template.format(c) for c in extras["train_classes"]]), np.float32)

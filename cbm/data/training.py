@@ -1,7 +1,13 @@
-"""Embeddings split for training and evaluation, from the formats ``cbm train`` and ``cbm eval`` accept."""
+"""Embeddings split for training and evaluation, from the formats ``cbm train`` and ``cbm eval`` accept.
+
+Labels come out as class *names* whenever the source knows them (image folder names, manifest
+labels, the synthetic world's classes, an ``.npz``'s ``class_names``), so models, banks and
+explanations agree by name, never by position.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +18,30 @@ from cbm.exceptions import DataError
 SPLITS = ("train", "val", "test", "shifted")
 
 
-def load_training_data(spec: str | Path, seed: int = 0) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-    """Splits ``{name: {"X", "y", "domains"?, "concepts"?}}`` and extras (bank, class_embeddings, fingerprint).
+def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool = True
+                       ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """Splits ``{name: {"X", "y", "domains"?, "concepts"?}}`` and extras.
 
     ``spec`` is a ``.npz`` with ``X_<split>, y_<split>`` (optional ``domains_*``, ``concepts_*``,
-    ``class_embeddings``), an EmbeddingStore entry folder (``cbm embed``; labelled rows split
-    60/20/20, stratified, seeded), or ``"synthetic"`` for :func:`cbm.data.make_concept_world`.
+    ``ids_*``, ``class_names`` decoding integer labels, ``class_embeddings`` in ``class_names``
+    order), an EmbeddingStore entry folder (``cbm embed``; labelled rows split 60/20/20, stratified,
+    seeded), or ``"synthetic"`` for :func:`cbm.data.make_concept_world`. The evaluation ``data.npz``
+    that ``cbm train`` writes beside a model has no train split: pass ``require_train=False``.
+
+    Extras: ``bank`` (synthetic), ``class_embeddings`` (rows in sorted class-name order, the order of
+    a fitted model's ``classes_``), ``fingerprint`` (the image encoder's), ``encoder`` (its spec, to
+    rebuild it, or the fingerprint when no spec is known), ``classes`` and ``splits``.
     """
     if spec == "synthetic":
         from cbm.data import make_concept_world
 
         world = make_concept_world(random_state=seed)
-        splits = {n: {"X": s.X, "y": s.y, "domains": s.domains, "concepts": s.concepts}
+        names = np.asarray(world.class_names)
+        splits = {n: {"X": s.X, "y": names[s.y], "domains": s.domains, "concepts": s.concepts}
                   for n, s in world.splits.items()}
-        return splits, {"bank": world.bank, "class_embeddings": world.class_embeddings,
-                        "fingerprint": world.encoder_fingerprint}
+        return splits, {"bank": world.bank, "fingerprint": world.encoder_fingerprint,
+                        "encoder": world.encoder_fingerprint, "classes": list(world.class_names),
+                        "class_embeddings": _sorted_rows(world.class_embeddings, world.class_names)}
     spec = str(spec)
     path = Path(spec)
     if path.is_dir():
@@ -39,16 +54,46 @@ def load_training_data(spec: str | Path, seed: int = 0) -> tuple[dict[str, dict[
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise DataError(f"--data {spec!r} is not a readable .npz file ({e}).") from None
+    names = arrays["class_names"].astype(str) if "class_names" in arrays else None
     splits = {}
     for name in SPLITS:
         if f"X_{name}" in arrays:
             if f"y_{name}" not in arrays:
                 raise DataError(f"{spec!r} has X_{name} but no y_{name}; save labels for every split.")
-            splits[name] = {k: arrays[f"{k}_{name}"] for k in ("X", "y", "domains", "concepts")
+            splits[name] = {k: arrays[f"{k}_{name}"] for k in ("X", "y", "domains", "concepts", "ids")
                             if f"{k}_{name}" in arrays}
-    if "train" not in splits:
+            splits[name]["y"] = _decode(splits[name]["y"], names, f"{spec!r} y_{name}")
+    if require_train and "train" not in splits:
         raise DataError(f"{spec!r} has no X_train/y_train arrays (found: {sorted(arrays)[:8]}).")
-    return splits, {"class_embeddings": arrays.get("class_embeddings")}
+    if not splits:
+        raise DataError(f"{spec!r} has no X_<split>/y_<split> arrays (found: {sorted(arrays)[:8]}); "
+                        f"expected some of {', '.join(SPLITS)}.")
+    emb = arrays.get("class_embeddings")
+    if emb is not None and names is not None and len(emb) == len(names):
+        emb = _sorted_rows(emb, names)
+    fp = str(arrays["encoder"]) if "encoder" in arrays else None
+    return splits, {"class_embeddings": emb, "fingerprint": fp, "encoder": fp,
+                    "classes": None if names is None else list(names)}
+
+
+def _decode(y: np.ndarray, names: np.ndarray | None, what: str) -> np.ndarray:
+    """Integer labels as class names (through ``names``); names pass through as str."""
+    if names is None or y.dtype.kind not in "iu":
+        return y.astype(str) if y.dtype.kind in "SUO" else y
+    if len(y) and (y.min() < 0 or y.max() >= len(names)):
+        raise DataError(f"{what} has label {int(y.max())} but class_names has only {len(names)} names.")
+    return names[y]
+
+
+def _sorted_rows(rows: np.ndarray, names: Any) -> np.ndarray:
+    """Rows given in ``names`` order, re-ordered to sorted names (the order of ``classes_``)."""
+    names = [str(n) for n in names]
+    return np.asarray(rows)[np.argsort(np.asarray(names), kind="stable")]
+
+
+def encoder_record(extras: Mapping[str, Any]) -> Any:
+    """What a model records as its encoder: the spec (rebuildable) or else the fingerprint string."""
+    return extras.get("encoder") or extras.get("fingerprint")
 
 
 def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
@@ -60,9 +105,16 @@ def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
     X, y = cache.as_array(np.float32), cache.labels
     if y is None:
         raise DataError(f"Embedding cache {str(path)!r} has no labels; embed a labelled dataset.")
+    classes = [str(c) for c in cache.manifest.get("classes") or []]
+    if classes:
+        y = _decode(np.asarray(y), np.asarray(classes), f"embedding cache {str(path)!r}")
     domains = None if cache.domains is None else np.asarray(cache.domains)
+    ids = np.asarray(cache.ids)
     parts = make_splits(len(y), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=seed, stratify=y)
-    splits = {name: {"X": X[idx], "y": y[idx], **({} if domains is None else {"domains": domains[idx]})}
+    splits = {name: {"X": X[idx], "y": y[idx], "ids": ids[idx],
+                     **({} if domains is None else {"domains": domains[idx]})}
               for name, idx in parts.items()}
-    return splits, {"fingerprint": cache.manifest.get("encoder"),
-                    "splits": parts.record()}
+    fp = cache.manifest.get("encoder")
+    spec = cache.manifest.get("encoder_spec")
+    return splits, {"fingerprint": fp, "encoder": spec if isinstance(spec, dict) else fp,
+                    "classes": classes or None, "splits": parts.record()}

@@ -105,6 +105,12 @@ class Encoder:
         """Stable string naming model, weights and preprocessing; equal strings = equal numbers."""
         raise NotImplementedError
 
+    @property
+    def spec(self) -> dict[str, Any]:
+        """How to rebuild this encoder: ``create_encoder(spec["name"], pretrained=spec["pretrained"],
+        **options)``, with ``fingerprint`` to check the rebuilt one (recorded by caches and models)."""
+        return {"name": self.name, "pretrained": None, "fingerprint": self.fingerprint}
+
     def preprocess(self, image: Any) -> torch.Tensor:
         """One PIL image or uint8 array -> a (3, H, W) float tensor ready for the model."""
         raise NoTextTowerError(f"Encoder {self.name!r} has no image tower; use it for texts only.")

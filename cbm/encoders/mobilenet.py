@@ -89,6 +89,8 @@ class MobileNetV2Encoder(Encoder):
         if not isinstance(image_size, int) or image_size < 16:
             raise ValueError(f"image_size must be an int >= 16 pixels; got {image_size!r}.")
         self.image_size = image_size
+        self._pretrained = None if pretrained is None else (
+            pretrained if pretrained in ("imagenet", "random") else str(Path(pretrained).resolve()))
         self.device = resolve_device(device)
         model = mobilenet_v2(weights=None)
         if pretrained in (None, "imagenet"):
@@ -126,6 +128,11 @@ class MobileNetV2Encoder(Encoder):
     def fingerprint(self) -> str:
         return (f"mobilenet_v2|weights={self._weights_tag}|size={self.image_size}"
                 "|resize=shortest-bilinear-centercrop|norm=imagenet")
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"name": "mobilenet_v2", "pretrained": self._pretrained, "image_size": self.image_size,
+                "fingerprint": self.fingerprint}
 
     def preprocess(self, image: Any) -> torch.Tensor:
         return self._transform(to_rgb(image))

@@ -123,6 +123,11 @@ class OpenCLIPEncoder(Encoder):
         if image_size is not None:
             kwargs["force_image_size"] = image_size
         weights, tag = self._resolve(oc, model_name, pretrained, cache_dir, kwargs)
+        self._spec: dict[str, Any] = {
+            "name": f"openclip:{model_name}",
+            "pretrained": str(Path(weights).resolve()) if tag and tag.startswith("sha256:")
+            else None if pretrained is None else str(pretrained),
+            **({"image_size": image_size} if image_size is not None else {}), **overrides}
         try:
             model, _, transform = oc.create_model_and_transforms(
                 model_name, pretrained=weights, cache_dir=cache_dir, **kwargs)
@@ -190,6 +195,10 @@ class OpenCLIPEncoder(Encoder):
     def fingerprint(self) -> str:
         extra = f"|overrides={self._overrides}" if self._overrides else ""
         return f"openclip:{self.model_name}|weights={self._weights_tag}|preprocess={self._pp}{extra}"
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {**self._spec, "fingerprint": self.fingerprint}
 
     def preprocess(self, image: Any) -> torch.Tensor:
         return self._transform(to_rgb(image))

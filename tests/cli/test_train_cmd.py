@@ -27,7 +27,8 @@ def test_train_labo_from_npz_saves_model_and_prints_table(world_files, tmp_path,
     out = capsys.readouterr().out
     assert rc == 0 and "shifted" in out and "saved labo" in out
     model = load_model(tmp_path / "m")
-    acc = np.mean(model.predict(world["test"].X) == world["test"].y)
+    assert model.class_names_ == sorted(world.class_names)  # trained on the npz's class_names
+    acc = np.mean(model.predict(world["test"].X) == np.asarray(world.class_names)[world["test"].y])
     assert acc > 0.7
     metrics = load_metrics(tmp_path / "m")
     assert set(metrics["splits"]) >= {"train", "val", "test", "shifted"}
@@ -92,7 +93,7 @@ def test_train_from_an_embedding_store_entry(world_files, tmp_path, capsys):
 
     class Rows:  # a "dataset" whose images are already embeddings
         fingerprint, name = "world-rows", "world"
-        labels = world["train"].y
+        labels, classes = world["train"].y, world.class_names
 
         def __len__(self):
             return len(self.labels)
@@ -101,7 +102,7 @@ def test_train_from_an_embedding_store_entry(world_files, tmp_path, capsys):
             return world["train"].X[i]
 
     class Identity:
-        name, fingerprint, dim = "identity", "identity-64", world["train"].X.shape[1]
+        name, fingerprint, dim = "identity", world.encoder_fingerprint, world["train"].X.shape[1]
 
         def encode_images(self, images, batch_size=64):
             return np.stack(images)
@@ -113,7 +114,9 @@ def test_train_from_an_embedding_store_entry(world_files, tmp_path, capsys):
     rc = main(["train", "--method", "labo", "--concepts", str(root / "bank"), "--data", str(entry),
                "--out", str(tmp_path / "m"), "--param", "max_epochs=20", "--quiet"])
     assert rc == 0
-    assert load_model(tmp_path / "m").fingerprints_["encoder"] == "identity-64"
+    model = load_model(tmp_path / "m")
+    assert model.fingerprints_["encoder"] == world.encoder_fingerprint
+    assert model.class_names_ == sorted(world.class_names)  # names kept by the cache
 
 
 def test_train_writes_evaluation_data_that_edit_and_the_app_read(world_files, tmp_path, capsys):
