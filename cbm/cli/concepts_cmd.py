@@ -17,12 +17,14 @@ def add_parser(sub) -> None:
     cs = p.add_subparsers(dest="concepts_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
-    g = cs.add_parser("generate", help="make a concept bank (llm, textbook, cav, text, file)")
-    g.add_argument("--source", required=True, choices=("llm", "textbook", "cav", "text", "file"))
+    g = cs.add_parser("generate", help="make a concept bank (llm, textbook, cav, text, labo, file)")
+    g.add_argument("--source", required=True, choices=("llm", "textbook", "cav", "text", "labo", "file"),
+                   help="labo: a {class: [concepts]} .json embedded by --encoder's text tower (class prior kept)")
     g.add_argument("--out", required=True, type=Path, help="output bank folder")
     g.add_argument("--classes", help="class names: a .txt file (one per line) or comma list")
-    g.add_argument("--input", type=Path, help="file: concept file; text: concept list; "
-                   "textbook: corpus folder; cav: embeddings .npz or image folder root")
+    g.add_argument("--input", type=Path, help="file: concept file; text: concept list (.txt); "
+                   "labo: {class: [concepts]} .json; textbook: corpus folder; cav: embeddings .npz or "
+                   "image folder root")
     g.add_argument("--model", help="LLM model name (llm, textbook)")
     g.add_argument("--base-url", help="OpenAI-compatible endpoint (default CBM_LLM_BASE_URL)")
     g.add_argument("--family", default="labo", help="llm prompt family: labo, lfcbm, or "
@@ -30,7 +32,10 @@ def add_parser(sub) -> None:
     g.add_argument("--cache-dir", type=Path, help="LLM response cache folder")
     g.add_argument("--concurrency", type=int, default=4)
     g.add_argument("--top-k", type=int, default=5, help="textbook: passages per class")
-    g.add_argument("--encoder", help="encoder name for text/cav/dense retrieval (cbm.encoders)")
+    g.add_argument("--encoder", help="encoder name for text/labo/cav/dense retrieval (cbm.encoders); "
+                   "use the one given to `cbm embed`")
+    g.add_argument("--pretrained", help="the encoder's weights: tag or local checkpoint, as given to `cbm embed`")
+    g.add_argument("--image-size", type=int, help="the encoder's input size, as given to `cbm embed`")
     g.add_argument("--method", default="svm", choices=("svm", "linear_svm", "mean_diff"))
     g.add_argument("--template", default="{}", help="text: prompt around each concept")
     g.set_defaults(func=_generate)
@@ -40,7 +45,9 @@ def add_parser(sub) -> None:
     f.add_argument("--out", required=True, type=Path)
     f.add_argument("--classes", help="class names (default: the bank's)")
     f.add_argument("--encoder", help="text encoder for similarity steps (cbm.encoders name)")
-    f.add_argument("--images", type=Path, help=".npy image embeddings for the never-fires step")
+    f.add_argument("--pretrained", help="the encoder's weights: tag or local checkpoint")
+    f.add_argument("--images", type=Path, help="image embeddings for the never-fires step: an embedding "
+                   "cache folder (`cbm embed`), a .npz with X, or a .npy")
     f.add_argument("--max-length", type=int, default=30)
     f.add_argument("--class-similarity", type=float, default=0.85)
     f.add_argument("--duplicate-similarity", type=float, default=0.9)
@@ -53,7 +60,9 @@ def add_parser(sub) -> None:
     budget = s.add_mutually_exclusive_group(required=True)
     budget.add_argument("--per-class", type=int)
     budget.add_argument("--total", type=int)
-    s.add_argument("--embeddings", type=Path, help=".npz with X (N,d) and y (N,) for scores")
+    s.add_argument("--embeddings", type=Path, help="labelled image embeddings for scores: an embedding "
+                   "cache folder (`cbm embed`, as `cbm train` takes) or a .npz with X (N,d) and y (N,)")
+    s.add_argument("--class-map", metavar="MAP", help="data class -> bank class: 'data=bank,...' or .json")
     s.add_argument("--score", default="kl", choices=("kl", "negentropy"))
     s.add_argument("--coverage", default="features", choices=("features", "cosine"))
     s.add_argument("--weights", type=float, nargs=2, default=(1e7, 1.0),
@@ -96,6 +105,7 @@ def _search(args) -> int:
     else:
         store = EmbeddingCache(args.embeddings)
         ids, dim = store.ids, store.dim
+        bank.check_encoder(store.manifest.get("encoder"))
     if dim != bank.vectors.shape[1]:
         raise DataError(f"The bank's vectors are {bank.vectors.shape[1]}-d but the embeddings in "
                         f"{str(args.embeddings)!r} are not; use a bank made with the same encoder.")
@@ -115,12 +125,54 @@ def _classes(arg: str | None) -> list[str] | None:
     return read_lines(arg) if Path(arg).suffix == ".txt" else [c.strip() for c in arg.split(",")]
 
 
-def _encoder(name: str | None):
+def _encoder(name: str | None, pretrained: str | None = None, image_size: int | None = None):
+    """The encoder ``name`` with the given weights (the same as ``cbm embed`` used), or None."""
     if not name:
+        if pretrained:
+            raise ValueError("--pretrained needs --encoder NAME (the encoder the weights belong to).")
         return None
     from cbm.encoders import create_encoder
 
-    return create_encoder(name)
+    kw = {} if image_size is None else {"image_size": image_size}
+    return create_encoder(name, pretrained=pretrained, **kw)
+
+
+def _generate_encoder(args):
+    enc = _encoder(args.encoder, args.pretrained, args.image_size)
+    if enc is not None and "weights=random" in str(getattr(enc, "fingerprint", "")):
+        print(f"warning: --encoder {args.encoder} has random weights (no --pretrained): its concept vectors match "
+              "only images embedded by this very model; pass the --pretrained given to `cbm embed`.",
+              file=sys.stderr)
+    return enc
+
+
+def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """``(X, y or None, encoder fingerprint or None)`` from an embedding cache folder (``cbm embed``;
+    labels as class names), a ``.npz`` with ``X`` and optional ``y`` (``class_names`` decode
+    integer labels), or a ``.npy`` array."""
+    from cbm.exceptions import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        from cbm.store import EmbeddingCache
+
+        cache = EmbeddingCache(path, verify="size")
+        y, classes = cache.labels, cache.manifest.get("classes") or []
+        if y is not None and classes:
+            y = np.asarray([str(c) for c in classes])[y]
+        return cache.as_array(np.float32), y, cache.manifest.get("encoder")
+    if not path.is_file():
+        raise FileNotFoundError(f"Embeddings {str(path)!r} not found; give an embedding cache folder "
+                                "(`cbm embed` prints it), a .npz with X and y, or a .npy array.")
+    if path.suffix == ".npy":
+        return np.load(path), None, None
+    with np.load(path, allow_pickle=False) as z:
+        if "X" not in z.files:
+            raise DataError(f"{str(path)!r} has no array 'X' (found {z.files[:8]}); save X (N, d) and y (N,).")
+        X, y = z["X"], (z["y"] if "y" in z.files else None)
+        if y is not None and "class_names" in z.files and y.dtype.kind in "iu":
+            y = z["class_names"].astype(str)[y]
+        return X, y, (str(z["encoder"]) if "encoder" in z.files else None)
 
 
 def _need(args, *names: str) -> None:
@@ -141,7 +193,7 @@ def _generate(args) -> int:
             bank = C.generate_llm_concepts(_classes(args.classes), client, family=fam)
         else:
             _need(args, "input")
-            enc = _encoder(args.encoder)
+            enc = _generate_encoder(args)
             bank = C.generate_textbook_concepts(_classes(args.classes), args.input, client,
                                                 retriever="dense" if enc else "bm25",
                                                 encoder=enc, top_k=args.top_k)
@@ -151,7 +203,22 @@ def _generate(args) -> int:
         bank = C.load_concepts(args.input)
     elif args.source == "text":
         _need(args, "input", "encoder")
-        bank = C.text_concepts(C.read_lines(args.input), _encoder(args.encoder), template=args.template)
+        if args.input.suffix.lower() in (".json", ".jsonl", ".csv"):
+            raise ValueError(f"--source text reads a plain concept list (.txt, one per line); "
+                             f"{str(args.input)!r} is {args.input.suffix} data. For a {{class: [concepts]}} "
+                             "file use --source labo (keeps the class prior); for other files --source file.")
+        enc = _generate_encoder(args)
+        bank = C.text_concepts(C.read_lines(args.input), enc, template=args.template)
+        bank.metadata["encoder"] = getattr(enc, "spec", None)
+    elif args.source == "labo":
+        _need(args, "input", "encoder")
+        bank = C.load_concepts(args.input)
+        if bank.classes is None or bank.prior is None:
+            raise ValueError(f"--source labo needs a class-to-concepts file ({{class: [concepts]}} .json, or "
+                             f"a .csv with a class column); {str(args.input)!r} names no classes.")
+        enc = _generate_encoder(args)
+        bank = C.embed_bank(bank, enc, template=args.template)
+        bank.metadata["encoder"] = getattr(enc, "spec", None)
     else:
         _need(args, "input")
         if args.input.suffix == ".npz":
@@ -164,9 +231,14 @@ def _generate(args) -> int:
             bank = C.fit_cavs(pos, data[neg_keys[0]], method=args.method)
         else:
             _need(args, "encoder")
-            bank = C.cavs_from_folders(args.input, _encoder(args.encoder), method=args.method)
+            bank = C.cavs_from_folders(args.input, _generate_encoder(args), method=args.method)
+    if args.source in ("llm", "file") and args.encoder and bank.vectors is None:
+        enc = _generate_encoder(args)  # text vectors in the images' space, for LaBo and PCBM
+        bank = C.embed_bank(bank, enc, template=args.template)
+        bank.metadata["encoder"] = getattr(enc, "spec", None)
     bank.save(args.out)
-    print(f"Saved {len(bank)} concepts ({args.source}) to {args.out}")
+    print(f"Saved {len(bank)} concepts ({args.source}) to {args.out}"
+          + (f", embedded by {bank.encoder_fingerprint}" if bank.vectors is not None and bank.encoder_fingerprint else ""))
     return 0
 
 
@@ -175,9 +247,12 @@ def _filter(args) -> int:
     from cbm.concepts import filter_concepts
 
     bank = ConceptBank.load(args.bank)
-    images = np.load(args.images) if args.images else None
+    images = None
+    if args.images:
+        images, _, fp = read_embeddings(args.images)
+        bank.check_encoder(fp)
     out, log = filter_concepts(
-        bank, _classes(args.classes), _encoder(args.encoder), images,
+        bank, _classes(args.classes), _encoder(args.encoder, args.pretrained), images,
         max_length=args.max_length, class_similarity=args.class_similarity,
         duplicate_similarity=args.duplicate_similarity, activation_cutoff=args.activation_cutoff)
     out.save(args.out)
@@ -189,14 +264,20 @@ def _filter(args) -> int:
 
 
 def _select(args) -> int:
-    from cbm.bank import ConceptBank
+    from cbm.bank import ConceptBank, match_classes
     from cbm.concepts import select_concepts
 
     bank = ConceptBank.load(args.bank)
     X = y = None
     if args.embeddings:
-        data = np.load(args.embeddings)
-        X, y = data["X"], data["y"]
+        X, y, fp = read_embeddings(args.embeddings)
+        bank.check_encoder(fp)
+        if y is None:
+            raise ValueError(f"--embeddings {str(args.embeddings)!r} has no labels; selection scores need "
+                             "labelled images.")
+        if y.dtype.kind not in "iu":  # class names: matched to the bank's by name, as indices into it
+            bank = match_classes(bank, sorted(set(y.tolist())), args.class_map)
+            y = np.asarray([bank.classes.index(c) for c in y.tolist()])
     out, info = select_concepts(bank, X, y, n_per_class=args.per_class, n_total=args.total,
                                 score=args.score, coverage=args.coverage,
                                 discriminability_weight=args.weights[0],
