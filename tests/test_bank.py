@@ -97,3 +97,35 @@ def test_check_encoder_names_both_fingerprints():
     with pytest.raises(EncoderMismatchError, match="enc-a.*enc-z"):
         _bank().check_encoder("enc-z")
     _bank().check_encoder("enc-a")
+
+
+# -- matching a bank's classes to the data's by name -----------------------------------------------
+def test_match_classes_reorders_prior_rows_by_name():
+    from cbm.bank import match_classes
+
+    out = match_classes(_bank(), ["leopard", "zebra"])
+    assert out.classes == ["leopard", "zebra"]
+    np.testing.assert_array_equal(out.prior, [[-1, 1, 0], [1, -1, 0]])
+
+
+def test_match_classes_refuses_other_names_listing_both_sides():
+    from cbm.bank import match_classes
+    from cbm.exceptions import ClassMismatchError
+
+    with pytest.raises(ClassMismatchError, match=r"data classes \(2\): '0', '1'.*bank classes \(2\): 'zebra', "
+                                                 r"'leopard'.*--class-map"):
+        match_classes(_bank(), [0, 1])  # integer labels never match by position
+
+
+def test_class_map_maps_data_classes_to_bank_classes(tmp_path):
+    from cbm.bank import match_classes, parse_class_map
+
+    out = match_classes(_bank(), ["0", "1"], "0=leopard,1=zebra")
+    assert out.classes == ["0", "1"]
+    np.testing.assert_array_equal(out.prior, [[-1, 1, 0], [1, -1, 0]])
+    (tmp_path / "map.json").write_text(json.dumps({"chat à poil": "leopard"}))
+    assert parse_class_map(tmp_path / "map.json") == {"chat à poil": "leopard"}
+    with pytest.raises(ValueError, match="DATA_CLASS=BANK_CLASS"):
+        parse_class_map("zebra")
+    with pytest.raises(ValueError, match="not bank classes"):
+        match_classes(_bank(), ["0"], "0=lion")

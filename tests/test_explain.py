@@ -126,3 +126,28 @@ def test_explaining_an_image_needs_a_recorded_encoder(fitted):
     fitted.fingerprints_ = {}
     with pytest.raises(CBMError, match="no image encoder"):
         ex.encoder_for(fitted)
+
+
+def test_rebuild_encoder_from_a_spec_loads_a_local_checkpoint(tmp_path):
+    from cbm.encoders import create_encoder
+
+    enc = create_encoder("openclip:cbm-tiny-clip", device="cpu")
+    ckpt = enc.save_checkpoint(tmp_path / "tiny.safetensors")
+    loaded = create_encoder("openclip:cbm-tiny-clip", pretrained=str(ckpt), device="cpu")
+    again = ex.rebuild_encoder(loaded.spec)
+    assert again.fingerprint == loaded.fingerprint and loaded.spec["pretrained"] == str(ckpt.resolve())
+    with pytest.raises(CBMError, match="--pretrained PATH"):
+        ex.rebuild_encoder(loaded.fingerprint)  # a bare fingerprint does not say where the file is
+    assert ex.rebuild_encoder(loaded.fingerprint, pretrained=str(ckpt)).fingerprint == loaded.fingerprint
+
+
+def test_encoder_for_refuses_a_model_whose_concepts_come_from_another_encoder(fitted, tmp_path):
+    from cbm.encoders import create_encoder
+    from cbm.exceptions import EncoderMismatchError
+
+    enc = create_encoder("openclip:cbm-tiny-clip", pretrained=str(
+        create_encoder("openclip:cbm-tiny-clip", device="cpu").save_checkpoint(tmp_path / "t.pt")), device="cpu")
+    fitted.fingerprints_ = {"encoder": enc.spec}
+    fitted.concepts_ = fitted.concepts_.with_vectors(np.ones((len(fitted.concepts_), 64)), None, "other-encoder")
+    with pytest.raises(EncoderMismatchError, match="other-encoder"):
+        ex.encoder_for(fitted)

@@ -1,0 +1,54 @@
+"""load_training_data: every source gives labels as class names, and the encoder that embedded them."""
+
+import numpy as np
+import pytest
+
+from cbm.data import load_training_data, make_concept_world
+from cbm.exceptions import DataError
+
+
+def test_synthetic_world_labels_are_its_class_names():
+    world = make_concept_world(random_state=0)
+    splits, extras = load_training_data("synthetic")
+    np.testing.assert_array_equal(splits["test"]["y"], np.asarray(world.class_names)[world["test"].y])
+    assert extras["bank"].classes == world.class_names
+    order = np.argsort(world.class_names)  # class embeddings follow sorted names, like classes_
+    np.testing.assert_array_equal(extras["class_embeddings"], world.class_embeddings[order])
+
+
+def test_npz_integer_labels_are_decoded_through_class_names(tmp_path):
+    np.savez(tmp_path / "d.npz", X_train=np.ones((3, 2)), y_train=np.array([1, 0, 1]),
+             class_names=np.array(["chemise à manches", "robe"]))
+    splits, extras = load_training_data(tmp_path / "d.npz")
+    assert splits["train"]["y"].tolist() == ["robe", "chemise à manches", "robe"]
+    np.savez(tmp_path / "bad.npz", X_train=np.ones((1, 2)), y_train=np.array([5]), class_names=np.array(["a"]))
+    with pytest.raises(DataError, match="only 1 names"):
+        load_training_data(tmp_path / "bad.npz")
+
+
+def test_evaluation_data_without_a_train_split_loads_when_asked(tmp_path):
+    np.savez(tmp_path / "eval.npz", X_test=np.ones((2, 2)), y_test=np.array(["a", "b"]))
+    with pytest.raises(DataError, match="no X_train"):
+        load_training_data(tmp_path / "eval.npz")
+    splits, _ = load_training_data(tmp_path / "eval.npz", require_train=False)
+    assert list(splits) == ["test"]
+
+
+def test_embedding_cache_labels_are_the_datasets_class_names(tmp_path):
+    from cbm.data import ImageDataset
+    from cbm.store import EmbeddingStore
+
+    images = np.random.default_rng(0).integers(0, 255, (20, 8, 8), dtype=np.uint8)
+    ds = ImageDataset(images=images, labels=np.arange(20) % 2, classes=["pantalon", "été"])
+
+    class Flat:
+        name, fingerprint, dim = "flat", "flat-64", 64
+        spec = {"name": "flat", "pretrained": None, "fingerprint": "flat-64"}
+
+        def encode_images(self, imgs, batch_size=64):
+            return np.stack([np.asarray(i, np.float32).reshape(-1) for i in imgs])
+
+    path = EmbeddingStore(tmp_path).get_or_compute(Flat(), ds, progress=False).path
+    splits, extras = load_training_data(path)
+    assert set(splits["train"]["y"].tolist()) == {"pantalon", "été"}
+    assert extras["fingerprint"] == "flat-64" and extras["encoder"] == Flat.spec
