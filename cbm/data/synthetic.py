@@ -157,6 +157,7 @@ def make_concept_world(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     text_encoder: Any = None,
+    label_names: bool = False,
     random_state: int | None = 0,
 ) -> ConceptWorld:
     """Make a :class:`ConceptWorld`.
@@ -191,6 +192,9 @@ def make_concept_world(
     text_encoder : None, "minilm" or encoder
         None: random directions. "minilm": the bundled all-MiniLM-L6-v2. Otherwise an object with
         ``encode_text(list[str]) -> (n, d)`` (and optionally ``fingerprint``).
+    label_names : bool, default=False
+        Labels ``y`` as class names (those of the bank's prior) instead of indices 0..K-1, so a
+        model fitted on them has named ``classes_`` (what ``cbm train --world`` does).
     random_state : int, optional
 
     Returns
@@ -246,7 +250,8 @@ def make_concept_world(
         X = strength @ vectors + rng.standard_normal((n, n_nuisance)) * 0.5 @ nuisance
         X = X + noise * rng.standard_normal((n, d)) * np.sqrt(concepts_per_class / d)
         domain = "shifted" if name == "shifted" else "source"
-        splits[name] = Split(X.astype(np.float32), y.astype(np.int64),
+        labels = np.asarray(class_names)[y] if label_names else y.astype(np.int64)
+        splits[name] = Split(X.astype(np.float32), labels,
                              np.full(n, domain), Z.astype(np.int8))
 
     prior = np.where(G > 0, 1.0, -1.0).astype(np.float32)

@@ -128,3 +128,12 @@ def test_real_minilm_text_embeddings():
     A = _scores(w, s.X)
     hits = [A[s.concepts[:, j] == 1, j].mean() > A[s.concepts[:, j] == 0, j].mean() for j in range(10)]
     assert all(hits)
+
+
+def test_label_names_give_labels_named_like_the_banks_prior():
+    from cbm.models import create_model
+
+    world = make_concept_world(label_names=True, random_state=0)
+    assert set(world["train"].y.tolist()) == set(world.bank.classes)
+    model = create_model("linear-probe").fit(world["train"].X, world["train"].y)
+    assert sorted(model.class_names_) == sorted(world.bank.classes)
