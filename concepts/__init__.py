@@ -6,6 +6,7 @@ gives one, a class-concept prior.
 Generators
     generate_llm_concepts       LLM descriptions per class (LaBo, Label-free CBM)
     generate_textbook_concepts  questions grounded in a local corpus, yes/no/unknown prior (KnoBo)
+    extract_textbook_concepts   the same without an LLM: cited keyphrases of retrieved passages
     fit_cavs, cavs_from_folders concept activation vectors from example sets (PCBM, FastCAV)
     text_concepts, embed_bank   text-tower concept vectors of a multimodal encoder
     load_concepts, save_concepts, load_knobo_answers   import/export
@@ -35,6 +36,9 @@ _EXPORTS = {
     "answer_prior": "textbook",
     "load_corpus": "textbook",
     "load_knobo_answers": "textbook",
+    "make_retriever": "textbook",
+    "extract_textbook_concepts": "keyphrases",
+    "concept_overlap": "keyphrases",
     "BM25Retriever": "textbook",
     "DenseRetriever": "textbook",
     "fit_cav": "cav",

@@ -143,6 +143,19 @@ def _unit(x: Any) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def make_retriever(passages: Sequence[Passage], retriever: str = "bm25",
+                   encoder: Any | None = None) -> BM25Retriever | DenseRetriever:
+    """A retriever over ``passages``: "bm25" (lexical) or "dense" (needs a text ``encoder``)."""
+    if retriever == "bm25":
+        return BM25Retriever(passages)
+    if retriever == "dense":
+        if encoder is None or not hasattr(encoder, "encode_text"):
+            raise ValueError("retriever='dense' needs encoder= with an encode_text method, e.g. "
+                             "cbm.encoders.create_encoder('minilm').")
+        return DenseRetriever(passages, encoder)
+    raise ValueError(f"retriever must be 'bm25' or 'dense'; got {retriever!r}.")
+
+
 def generate_textbook_concepts(
     classes: Sequence[str],
     corpus: str | Path | Sequence[Passage],
@@ -160,15 +173,7 @@ def generate_textbook_concepts(
     for every concept, and (with ``answer=True``) ``prior`` in {+1, -1, 0} per class/concept.
     """
     passages = load_corpus(corpus) if isinstance(corpus, str | Path) else list(corpus)
-    if retriever == "bm25":
-        index: Any = BM25Retriever(passages)
-    elif retriever == "dense":
-        if encoder is None or not hasattr(encoder, "encode_text"):
-            raise ValueError("retriever='dense' needs encoder= with an encode_text method, e.g. "
-                             "cbm.encoders.create_encoder('minilm').")
-        index = DenseRetriever(passages, encoder)
-    else:
-        raise ValueError(f"retriever must be 'bm25' or 'dense'; got {retriever!r}.")
+    index = make_retriever(passages, retriever, encoder)
     template = load_prompt(question_template)
     hits = {c: index.search(c, top_k) for c in classes}
     prompts = [fill(template, class_name=c, passages="\n\n".join(

@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     g.add_argument("--input", type=Path, help="file: concept file; text: concept list (.txt); "
                    "labo: {class: [concepts]} .json; textbook: corpus folder; cav: embeddings .npz or "
                    "image folder root")
-    g.add_argument("--model", help="LLM model name (llm, textbook)")
+    g.add_argument("--model", help="LLM model name (llm; textbook: without it, concepts are "
+                   "keyphrases of the retrieved passages)")
     g.add_argument("--base-url", help="OpenAI-compatible endpoint (default CBM_LLM_BASE_URL)")
     g.add_argument("--family", default="labo", help="llm prompt family: labo, lfcbm, or "
                    "comma-separated template names/paths")
@@ -184,7 +185,13 @@ def _need(args, *names: str) -> None:
 def _generate(args) -> int:
     import cbm.concepts as C
 
-    if args.source in ("llm", "textbook"):
+    if args.source == "textbook" and not args.model:
+        _need(args, "classes", "input")
+        enc = _encoder(args.encoder)
+        bank = C.extract_textbook_concepts(_classes(args.classes), args.input, encoder=enc,
+                                           retriever="dense" if enc else "bm25", top_k=args.top_k)
+        print("Textbook concepts by keyphrase extraction (no --model, so no LLM)")
+    elif args.source in ("llm", "textbook"):
         _need(args, "model", "classes")
         client = C.LLMClient(args.model, base_url=args.base_url, concurrency=args.concurrency,
                              **({"cache_dir": args.cache_dir} if args.cache_dir else {}))

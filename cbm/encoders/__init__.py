@@ -4,6 +4,7 @@
     enc = create_encoder("openclip:ViT-B-32", pretrained="laion2b_s34b_b79k")   # image + text
     enc = create_encoder("openclip:cbm-tiny-clip")                   # tiny random CLIP (tests)
     enc = create_encoder("minilm")                                   # text only, 384-d
+    enc = create_encoder("aligned", pretrained="runs/aligned")       # offline CLIP stand-in
     X = enc.encode_images(images)      # (N, d) float32     T = enc.encode_text(texts)  # (n, d)
     enc.fingerprint                    # keys caches and concept banks
 
@@ -24,13 +25,14 @@ from cbm.exceptions import unknown_name_message
 __all__ = [
     "create_encoder", "list_encoders",
     "Encoder", "EncoderLoadError", "NoTextTowerError", "resolve_device",
-    "MobileNetV2Encoder", "OpenCLIPEncoder", "MiniLMEncoder",
+    "MobileNetV2Encoder", "OpenCLIPEncoder", "MiniLMEncoder", "TextAlignedEncoder",
 ]
 
 _ENCODERS = {
     "mobilenet_v2": ("cbm.encoders.mobilenet", "MobileNetV2Encoder"),
     "minilm": ("cbm.encoders.minilm", "MiniLMEncoder"),
     "openclip": ("cbm.encoders.openclip", "OpenCLIPEncoder"),
+    "aligned": ("cbm.encoders.aligned", "TextAlignedEncoder"),
 }
 
 
@@ -44,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
 def list_encoders(include_openclip: bool = True) -> list[str]:
     """Names ``create_encoder`` accepts; open_clip architectures appear as ``openclip:<arch>``."""
-    names = ["mobilenet_v2", "minilm"]
+    names = ["mobilenet_v2", "minilm", "aligned"]
     if include_openclip:
         from cbm.encoders.openclip import list_architectures
 
@@ -58,7 +60,8 @@ def create_encoder(name: str, pretrained: str | Path | None = None, **kwargs: An
     Parameters
     ----------
     name : str
-        "mobilenet_v2", "minilm", "openclip:<arch>" (or a bare open_clip architecture name).
+        "mobilenet_v2", "minilm", "aligned" (a text-aligned stand-in for CLIP, pretrained= its
+        folder), "openclip:<arch>" (or a bare open_clip architecture name).
     pretrained : str or path, optional
         Weights tag, local checkpoint path, "random", or None for the default (see module doc).
     **kwargs

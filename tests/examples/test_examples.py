@@ -36,8 +36,8 @@ def floats(pattern: str, text: str) -> list[float]:
     return [float(g) for g in match.groups()]
 
 
-def test_there_are_five_numbered_examples_and_an_index():
-    assert [p.name[:2] for p in SCRIPTS] == ["01", "02", "03", "04", "05"]
+def test_there_are_six_numbered_examples_and_an_index():
+    assert [p.name[:2] for p in SCRIPTS] == ["01", "02", "03", "04", "05", "06"]
     index = (EXAMPLES / "README.md").read_text()
     for script in SCRIPTS:
         assert script.name in index
@@ -104,3 +104,29 @@ def test_05_pruning_the_suggested_spurious_concept_helps_after_the_shift(tmp_pat
     before, after = floats(r"shifted accuracy: v1 (\d\.\d+) -> v2 (\d\.\d+)", out)
     assert after > before
     assert sorted(p.name for p in model_dir.glob("v*")) == ["v0001", "v0002"]
+
+
+def test_06_llm_concepts_reach_a_labo_model_on_real_images(tmp_path):
+    """Offline: textbook keyphrases stand in for the LLM; with a local endpoint, its concepts do."""
+    out = run_example("06_llm_concepts_real_images.py", tmp_path)
+    assert "garment textbook by keyphrase extraction" in out
+    (acc, chance) = floats(r"test accuracy (\d\.\d+) \(chance (\d\.\d+)\)", out)
+    assert acc > 0.5 > chance
+
+
+def test_06_with_a_local_llm_endpoint_uses_its_concepts(tmp_path):
+    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "concepts"))
+    from fake_llm import serve
+
+    answers = {"Sneaker": ["laces", "rubber sole"], "Bag": ["a handle", "a strap"],
+               "Trouser": ["two legs"], "Sandal": ["open toes", "straps"], "Ankle boot": ["a heel"]}
+    with serve() as (url, fake):
+        fake.responder = lambda prompt: json.dumps(
+            next((v for k, v in answers.items() if k in prompt), ["sleeves", "a collar"]))
+        out = run_example("06_llm_concepts_real_images.py", tmp_path, "--llm-model", "test-model",
+                          "--base-url", url)
+    assert "LLM wrote" in out and len(fake.requests) >= 10
+    (acc, _) = floats(r"test accuracy (\d\.\d+) \(chance (\d\.\d+)\)", out)
+    assert acc > 0.3
