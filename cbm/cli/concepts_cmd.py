@@ -187,7 +187,7 @@ def _generate(args) -> int:
 
     if args.source == "textbook" and not args.model:
         _need(args, "classes", "input")
-        enc = _encoder(args.encoder)
+        enc = _generate_encoder(args)
         bank = C.extract_textbook_concepts(_classes(args.classes), args.input, encoder=enc,
                                            retriever="dense" if enc else "bm25", top_k=args.top_k)
         print("Textbook concepts by keyphrase extraction (no --model, so no LLM)")
