@@ -45,7 +45,8 @@ def text_method_models(alignment: Any, X_train: np.ndarray, y_train: Sequence[st
     concepts = embed_bank(bank, text_encoder)
     concepts = concepts.with_vectors(concepts.vectors, encoder_fingerprint=alignment.fingerprint)
     Z = alignment.project(X_train)
-    class_text = text_encoder.encode_text([TEMPLATE.format(cls=c) for c in classes])
+    # CMS pairs class embeddings with ``classes_``, the sorted labels (scikit-learn's order)
+    class_text = text_encoder.encode_text([TEMPLATE.format(cls=c) for c in np.unique(y_train)])
     out = {}
     for method in methods:
         extra = {"class_embeddings": class_text} if method == "cms" else {}
