@@ -167,6 +167,24 @@ class ConceptAnnotations:
             np.zeros(0, np.int64), np.zeros(0, np.int64))
         return a, b
 
+    def matrix_for(self, concept_names: Sequence[str], ids: Sequence[str] | None = None) -> np.ndarray:
+        """Labels (N, M) in the column order of ``concept_names`` (a model's concepts) and the row order
+        of ``ids`` (default: as stored); NaN for concepts or images without annotations."""
+        ann = self if ids is None else self.for_ids(ids)
+        out = np.full((len(ann), len(concept_names)), np.nan, np.float32)
+        model_cols, ann_cols = ann.align(concept_names)
+        out[:, model_cols] = ann.values[:, ann_cols]
+        return out
+
+    def cost_for(self, concept_names: Sequence[str]) -> np.ndarray | None:
+        """Per-concept cost (M,) in the order of ``concept_names``; 1 where unknown; None without costs."""
+        if self.cost is None:
+            return None
+        out = np.ones(len(concept_names), np.float32)
+        model_cols, ann_cols = self.align(concept_names)
+        out[model_cols] = self.cost[ann_cols]
+        return out
+
     def mask_uncertain(self, min_certainty: float) -> ConceptAnnotations:
         """NaN where the certainty is below ``min_certainty`` (CUB: 3 keeps "probably" and "definitely")."""
         if self.certainty is None:
