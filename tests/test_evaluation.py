@@ -15,6 +15,7 @@ from cbm.evaluation import (
     evaluate_concepts,
     evaluate_splits,
     fit_thresholds,
+    roc_auc,
 )
 from cbm.metrics import anec, nec
 from cbm.models import create_model
@@ -51,6 +52,13 @@ class TestBuildingBlocks:
         n, pos, acc, auc = concept_scores(A, T, th)
         assert acc[0] == 1.0 and auc[0] == 1.0
         assert np.isnan(auc[1]) and pos.tolist() == [2, 4]
+
+    def test_auc_matches_scikit_learn_with_ties(self):
+        from sklearn.metrics import roc_auc_score
+
+        rng = np.random.default_rng(0)
+        s, t = rng.integers(0, 5, 200).astype(float), rng.random(200) < 0.3
+        assert roc_auc(s, t) == pytest.approx(roc_auc_score(t, s))
 
     def test_unknown_labels_are_left_out(self):
         A = np.array([[0.1], [0.9], [0.5]])
@@ -102,6 +110,6 @@ def test_evaluate_splits_fits_thresholds_on_validation(model, world):
     splits = {s: {"X": world[s].X, "y": world[s].y} for s in anns}
     out = evaluate_splits(model, splits, anns, leakage=False)
     assert list(out) == ["val", "test", "shifted"]
-    assert out["test"].notes == []  # thresholds came from "val"
+    assert out["test"].notes == [] and "reference split" in out["val"].notes[0]
     th_val = fit_thresholds(model.transform(world["val"].X), anns["val"].matrix_for(model.concept_names_))
     np.testing.assert_allclose(out["test"].thresholds, th_val)
