@@ -36,12 +36,29 @@ import numpy as np
 POLICIES = ("random", "uncertainty", "contribution", "coop")
 
 
-def intervention_values(A: np.ndarray, low: float = 5, high: float = 95) -> tuple[np.ndarray, np.ndarray]:
-    """Per-concept activation values for "absent" and "present": percentiles ``low``/``high`` of ``A``."""
+def intervention_values(A: np.ndarray, truth: np.ndarray | None = None, *, method: str = "percentile",
+                        low: float = 5, high: float = 95) -> tuple[np.ndarray, np.ndarray]:
+    """Per-concept activation values for "absent" and "present".
+
+    ``method="percentile"``: percentiles ``low``/``high`` of ``A`` (Koh et al.). ``method="mean"``:
+    the mean activation of the images annotated absent / present in ``truth`` (the values the head
+    saw in training for such images; percentiles where a concept lacks one of the labels).
+    """
     A = np.asarray(A, np.float32)
     off, on = np.percentile(A, [low, high], axis=0).astype(np.float32)
-    flat = on <= off  # a constant concept: keep the order, make the step visible
-    on[flat] = off[flat] + 1.0
+    if method == "mean":
+        if truth is None:
+            raise ValueError("intervention_values(method='mean') needs the annotations (truth=).")
+        T = np.asarray(truth, np.float32)
+        for j in range(A.shape[1]):
+            ok = np.isfinite(T[:, j])
+            pos, neg = ok & (T[:, j] >= 0.5), ok & (T[:, j] < 0.5)
+            if pos.any() and neg.any():
+                off[j], on[j] = A[neg, j].mean(), A[pos, j].mean()
+    elif method != "percentile":
+        raise ValueError(f"intervention values method must be 'percentile' or 'mean'; got {method!r}.")
+    flat = on == off  # a constant concept: make the step visible (an inverted one keeps its values)
+    on[flat] = off[flat] + np.maximum(np.abs(off[flat]), 1.0) * 1e-3
     return off, on
 
 
@@ -56,13 +73,13 @@ def intervention_order(policy: str, A: np.ndarray, coef: np.ndarray, pred: np.nd
 
         raise ValueError(unknown_name_message("intervention policy", str(policy), POLICIES))
     if policy == "random":
-        key = np.random.default_rng(random_state).random((N, M))
+        key = np.random.default_rng(random_state).random((N, M), dtype=np.float32)
     else:
-        span = np.maximum(on - off, 1e-12)
+        span = np.where(on == off, 1e-12, on - off)
         t = (off + on) / 2 if thresholds is None else np.asarray(thresholds, np.float32)
         # p: where the activation sits between "absent" and "present"; u: 1 at the threshold, 0 far off
         p = np.clip((A - off) / span, 0.0, 1.0)
-        u = 1.0 - np.clip(np.abs(A - t) / (span / 2), 0.0, 1.0)
+        u = 1.0 - np.clip(np.abs(A - t) / (np.abs(span) / 2), 0.0, 1.0)
         w = np.abs(np.asarray(coef, np.float32)[pred])  # (N, M) weights of the predicted class
         if policy == "uncertainty":
             key = -u
@@ -72,8 +89,8 @@ def intervention_order(policy: str, A: np.ndarray, coef: np.ndarray, pred: np.nd
             expected_change = w * (p * np.abs(on - A) + (1 - p) * np.abs(A - off))
             c = np.ones(M, np.float32) if cost is None else np.asarray(cost, np.float32)
             key = -(u + 1e-3) * expected_change / c
-    key = np.where(np.isnan(truth), np.inf, key)
-    return np.argsort(key, axis=1, kind="stable")
+    key = np.where(np.isnan(truth), np.float32(np.inf), key.astype(np.float32, copy=False))
+    return np.argsort(key, axis=1)
 
 
 @dataclass
@@ -151,7 +168,7 @@ def intervention_curves(model: Any, X: Any = None, y: Any = None, truth: Any = N
                         activations: Any = None, residual: Any = None,
                         policies: Sequence[str] = ("random", "uncertainty", "contribution", "coop"),
                         cost: Any = None, values: tuple[np.ndarray, np.ndarray] | None = None,
-                        thresholds: Any = None, max_k: int | None = None,
+                        thresholds: Any = None, max_k: int | None = None, value_method: str = "percentile",
                         random_state: int | None = 0) -> InterventionCurves:
     """Intervention curves of a fitted concept model.
 
@@ -172,7 +189,8 @@ def intervention_curves(model: Any, X: Any = None, y: Any = None, truth: Any = N
     cost : array (M,), optional
         Cost of asking each concept (default: the annotations' cost, else 1).
     values : (off, on), optional
-        Activation values for absent/present (default: :func:`intervention_values` of the activations).
+        Activation values for absent/present (default: :func:`intervention_values` of the
+        activations with ``value_method``: "percentile" (5th/95th) or "mean" (of annotated images)).
     thresholds : array (M,), optional
         Per-concept decision thresholds for the uncertainty (default: midway between off and on).
     max_k : int, optional
@@ -200,7 +218,10 @@ def intervention_curves(model: Any, X: Any = None, y: Any = None, truth: Any = N
     if len(y) != len(A):
         raise ValueError(f"y has {len(y)} labels but there are {len(A)} samples.")
     y_idx = _class_positions(model, y)
-    off, on = intervention_values(A) if values is None else (np.asarray(v, np.float32) for v in values)
+    if values is None:
+        off, on = intervention_values(A, T, method=value_method)
+    else:
+        off, on = (np.asarray(v, np.float32) for v in values)
     c = np.ones(A.shape[1], np.float32) if cost is None else np.asarray(cost, np.float32)
     coef = np.asarray(model.coef_, np.float32)
     Z0 = model.logits_from_activations(A, R)
@@ -222,21 +243,34 @@ def intervention_curves(model: Any, X: Any = None, y: Any = None, truth: Any = N
 
 def _curve(Z0: np.ndarray, delta: np.ndarray, coef: np.ndarray, order: np.ndarray, y_idx: np.ndarray,
            kmax: int, cost: np.ndarray, annotated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy and mean cost for k = 0..kmax: one (N, K) update per k over all images."""
-    Z = Z0.astype(np.float32).copy()
-    WT = np.ascontiguousarray(coef.T)  # (M, K)
-    rows = np.arange(len(Z))
-    acc = np.empty(kmax + 1)
-    spent = np.empty(kmax + 1)
-    acc[0], spent[0] = (Z.argmax(1) == y_idx).mean() if len(Z) else np.nan, 0.0
-    total = np.zeros(len(Z), np.float64)
+    """Accuracy and mean cost for k = 0..kmax: one (K, N) update per k over all images.
+
+    Logits are kept class-major (K, N) so each step is a few contiguous passes; an image is correct
+    when its true class has the first maximal logit, as ``argmax`` decides.
+    """
+    N, K = Z0.shape
+    acc, spent = np.full(kmax + 1, np.nan), np.zeros(kmax + 1)
+    if not N:
+        return acc, spent
+    Zt = np.ascontiguousarray(np.asarray(Z0, np.float32).T)
+    W = np.ascontiguousarray(coef, np.float32)  # (K, M)
+    J = np.ascontiguousarray(order[:, :kmax].T)  # (kmax, N): the concept each image is asked k-th
+    D = np.ascontiguousarray(np.take_along_axis(delta, order[:, :kmax], 1).T)  # its activation change
+    paid = np.where(np.take_along_axis(annotated, order[:, :kmax], 1), cost[order[:, :kmax]], 0.0)
+    spent[1:] = np.cumsum(paid.sum(0)) / N
+    y, cols = np.asarray(y_idx, np.int64), np.arange(N)
+    before = np.arange(K)[:, None] < y[None, :]  # classes that win ties against the true class
+
+    def n_correct() -> int:
+        zy = Zt[y, cols]
+        return int(np.where(before, Zt < zy, Zt <= zy).all(0).sum())
+
+    correct = np.empty(kmax + 1)
+    correct[0] = n_correct()
     for k in range(1, kmax + 1):
-        j = order[:, k - 1]
-        d = delta[rows, j]
-        Z += d[:, None] * WT[j]
-        total += np.where(annotated[rows, j], cost[j], 0.0)
-        acc[k] = (Z.argmax(1) == y_idx).mean()
-        spent[k] = total.mean()
+        Zt += D[k - 1] * np.take(W, J[k - 1], axis=1)
+        correct[k] = n_correct()
+    acc[:] = correct / N
     return acc, spent
 
 
