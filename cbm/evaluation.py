@@ -305,6 +305,35 @@ def evaluate_splits(model: Any, splits: Mapping[str, Mapping[str, Any]], annotat
     return out
 
 
+def stored_annotations(model: Any, splits: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-split :class:`~cbm.annotations.ConceptAnnotations` from labels stored with the data.
+
+    ``concepts`` arrays (N, M) are named by the bank the model was trained with (``model.concepts``,
+    else ``base_concepts_``); the demo's ``stamped`` flags become its garment labels
+    (:func:`cbm.annotations.from_demo`). Splits with neither are left out.
+    """
+    from cbm.annotations import from_array, from_demo
+
+    bank = getattr(model, "concepts", None)
+    names = list(bank.names) if hasattr(bank, "names") else (
+        list(model.base_concepts_.names) if hasattr(model, "base_concepts_") else None)
+    out = {}
+    for name, split in splits.items():
+        ids = split.get("ids")
+        if split.get("concepts") is not None:
+            labels = np.asarray(split["concepts"])
+            if names is None or len(names) != labels.shape[1]:
+                raise ValueError(f"The data's concept labels (concepts_{name}) have {labels.shape[1]} columns "
+                                 "but no concept bank of that size names them; give annotations with concept "
+                                 "names instead (a .csv/.parquet with image_id, concept, value).")
+            out[name] = from_array(labels, names, ids, source="data")
+        elif split.get("stamped") is not None:
+            from cbm.demo.garments import garment_concept_bank
+
+            out[name] = from_demo(garment_concept_bank(), split["y"], split["stamped"], ids)
+    return out
+
+
 def _truth(annotations: Any, names: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray | None]:
     if hasattr(annotations, "matrix_for"):
         T, cost = annotations.matrix_for(names), annotations.cost_for(names)
@@ -329,4 +358,4 @@ def _jsonable(obj: Any) -> Any:
 
 
 __all__ = ["ConceptEvaluation", "concept_leakage", "concept_scores", "evaluate_concepts", "evaluate_splits",
-           "fit_thresholds", "roc_auc"]
+           "fit_thresholds", "roc_auc", "stored_annotations"]

@@ -81,30 +81,20 @@ def run(model: Any, splits: dict[str, dict[str, Any]], args) -> tuple[dict[str, 
 def split_annotations(model: Any, splits: dict[str, dict[str, Any]], source: str, data: str | None
                       ) -> dict[str, Any]:
     """Annotations per split, rows aligned to the split's samples."""
-    from cbm.annotations import from_array, from_demo, read_annotations
+    from cbm.annotations import read_annotations
 
     stored = _stored_arrays(data)
-    out = {}
     if source == "data":
-        names = _data_concept_names(model, splits)
-        for name, split in splits.items():
-            extra = {k: stored.get(f"{k}_{name}") for k in ("ids", "stamped", "concepts")}
-            labels = split.get("concepts", extra["concepts"])
-            stamped = split.get("stamped", extra["stamped"])
-            if labels is not None:
-                if names is None or len(names) != np.shape(labels)[1]:
-                    raise ValueError(f"The data's concept labels (concepts_{name}) have {np.shape(labels)[1]} "
-                                     "columns but no concept bank of that size names them; pass --annotations "
-                                     "FILE with concept names instead.")
-                out[name] = from_array(labels, names, source="data")
-            elif stamped is not None:
-                from cbm.demo.garments import garment_concept_bank
+        from cbm.evaluation import stored_annotations
 
-                out[name] = from_demo(garment_concept_bank(), split["y"], stamped)
+        merged = {name: {**{k: stored[f"{k}_{name}"] for k in ("ids", "stamped", "concepts")
+                            if f"{k}_{name}" in stored}, **split} for name, split in splits.items()}
+        out = stored_annotations(model, merged)
         if not out:
             raise ValueError("--annotations data: the data stores no per-image concept labels (concepts_<split> "
                              "arrays, or the demo's stamped_<split>); pass a CUB/AwA folder or a .csv/.parquet.")
         return out
+    out = {}
     ann = read_annotations(source)
     for name, split in splits.items():
         ids = split.get("ids", stored.get(f"ids_{name}"))
@@ -115,15 +105,6 @@ def split_annotations(model: Any, splits: dict[str, dict[str, Any]], source: str
         if np.isfinite(sub.values).any():
             out[name] = sub
     return out
-
-
-def _data_concept_names(model: Any, splits: dict[str, dict[str, Any]]) -> list[str] | None:
-    """Names of the data's concept-label columns: the bank the model was trained with."""
-    bank = getattr(model, "concepts", None)
-    if bank is not None and hasattr(bank, "names"):
-        return list(bank.names)
-    base = getattr(model, "base_concepts_", None)
-    return list(base.names) if base is not None else None
 
 
 def _stored_arrays(data: str | None) -> dict[str, np.ndarray]:
