@@ -245,3 +245,52 @@ class TestPaperProtocols:
         assert res.summary["dry_run"] and res.folder.name == "out"
         assert run["sparsity"]["n_concepts"] > 6  # the Label-free CBM filters kept most concepts
         assert run["splits"]["test"]["accuracy"] > 0.5  # 4 classes: chance is 0.25
+
+
+def test_cub_source_reads_split_file_and_attribute_annotations(tmp_path, monkeypatch):
+    """A tiny CUB-200-2011 layout: images, train_test_split.txt, attributes; concepts named as attributes."""
+    from PIL import Image
+
+    base = tmp_path / "CUB_200_2011"
+    (base / "attributes").mkdir(parents=True)
+    (base / "attributes" / "attributes.txt").write_text("1 has_wing_color::red\n2 has_wing_color::blue\n")
+    rng = np.random.default_rng(0)
+    images, split, labels = [], [], []
+    n = 0
+    for c, (cls, colour) in enumerate((("001.Red_bird", (220, 20, 20)), ("002.Blue_bird", (20, 20, 220)))):
+        (base / "images" / cls).mkdir(parents=True)
+        for i in range(8):
+            n += 1
+            px = np.clip(np.array(colour) + rng.integers(-30, 30, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(px).save(base / "images" / cls / f"b_{i}.jpg")
+            images.append(f"{n} {cls}/b_{i}.jpg")
+            split.append(f"{n} {int(i < 5)}")
+            labels += [f"{n} 1 {int(c == 0)} 4 1.5", f"{n} 2 {int(c == 1)} 3 2.5"]
+    (base / "images.txt").write_text("\n".join(images) + "\n")
+    (base / "train_test_split.txt").write_text("\n".join(split) + "\n")
+    (base / "attributes" / "image_attribute_labels.txt").write_text("\n".join(labels) + "\n")
+    (tmp_path / "concepts.txt").write_text("has_wing_color::red\nhas_wing_color::blue\n")
+    monkeypatch.setattr("cbm.encoders.create_encoder", lambda name, pretrained=None, **kw: FakeEncoder())
+    text = f"""
+name = "cub"
+cache_dir = "{tmp_path / 'cache'}"
+[data]
+source = "cub"
+root = "CUB_200_2011"
+[encoder]
+name = "fake"
+[concepts]
+source = "file"
+path = "concepts.txt"
+[method]
+name = "pcbm"
+params = {{ n_lambdas = 1, max_iter = 100, device = "cpu" }}
+[evaluation]
+leakage = false
+interventions = ["random"]
+"""
+    res = run_experiment(write(tmp_path, text, "cub.toml"), tmp_path / "out", log=lambda *_: None)
+    run = json.loads((res.folder / "runs" / "default" / "seed_0" / "metrics.json").read_text())
+    assert run["n_train"] == 10 and run["splits"]["test"]["n"] == 6  # train_test_split.txt: 5 + 3 per class
+    assert run["concepts"]["test"]["n_annotated_concepts"] == 2
+    assert run["concepts"]["test"]["interventions"]["k"] == [0, 1, 2]
