@@ -291,7 +291,7 @@ def run_experiment(config: str | Path | dict[str, Any], out: str | Path | None =
 def _resolve_out(cfg: dict[str, Any], base: Path, name: str, dry_run: bool) -> Path:
     from cbm._experiment_data import resolve
 
-    folder = resolve(cfg["output"], base) if cfg.get("output") else Path("results") / _safe(name)
+    folder = resolve(cfg["output"], base) if cfg.get("output") else Path("runs") / "experiments" / _safe(name)
     return folder.with_name(folder.name + "-dry-run") if dry_run else folder
 
 

@@ -2,7 +2,7 @@
 
     cbm run examples/experiments/quick_synthetic.toml
     cbm run examples/experiments/lf_cbm_cub.toml --dry-run      # the whole path on a tiny stand-in
-    cbm run my.toml --out results/today --check                 # only check files and settings
+    cbm run my.toml --out runs/today --check                    # only check files and settings
 
 Writes a results folder: resolved config, environment and package versions, metrics JSON per
 seed, mean ± std per grid point (summary.json, summary.md), charts, and TensorBoard event files
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", metavar="EXPERIMENT.toml")
     p.add_argument("--out", metavar="DIR", default=None,
-                   help="results folder (default: the file's `output`, else results/<name>)")
+                   help="results folder (default: the file's `output`, else runs/experiments/<name>)")
     p.add_argument("--dry-run", action="store_true",
                    help="replace the data by a tiny synthetic stand-in, one seed: checks the whole path fast")
     p.add_argument("--check", action="store_true",
