@@ -2,13 +2,11 @@
 
     cbm eval runs/labo --data splits.npz
     cbm eval runs/labo --data splits.npz --version 2 --json metrics.json
-    cbm eval runs/labo --data splits.npz --annotations CUB_200_2011 --interventions all
 """
 
 from __future__ import annotations
 
 from cbm._io import atomic_write_json
-from cbm.cli import _concept_eval
 
 
 def add_parser(sub) -> None:
@@ -19,6 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--version", type=int, default=None, help="model version (default: current)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --data synthetic)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    from cbm.cli import _concept_eval
+
     _concept_eval.add_arguments(p)
     p.set_defaults(func=_run)
 
@@ -32,6 +32,8 @@ def _run(args) -> int:
     splits, _ = load_training_data(args.data, args.seed)
     metrics = report(model, splits)
     print(format_report(metrics))
+    from cbm.cli import _concept_eval
+
     if _concept_eval.wanted(args):
         metrics["concepts"], text = _concept_eval.run(model, splits, args)
         print("\n" + text)
