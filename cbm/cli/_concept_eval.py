@@ -58,7 +58,8 @@ def run(model: Any, splits: dict[str, dict[str, Any]], args) -> tuple[dict[str, 
     if not getattr(args, "annotations", None):
         raise ValueError("--interventions needs --annotations SOURCE (the true concept values to set).")
     pols = policies(args.interventions)
-    anns = split_annotations(model, splits, args.annotations, getattr(args, "data", None))
+    data = getattr(args, "data", None) or str(Path(args.model_dir) / "data.npz")  # eval's default data
+    anns = split_annotations(model, splits, args.annotations, data)
     if not anns:
         raise ValueError(f"--annotations {args.annotations!r} labels no image of the evaluated splits "
                          f"({', '.join(splits)}); check that the image ids match.")
