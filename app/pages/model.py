@@ -72,6 +72,49 @@ def heatmap(model) -> None:
     st.plotly_chart(fig)
 
 
+@st.cache_resource(show_spinner="Checking concepts against their annotations...", max_entries=16)
+def _concept_checks(_model, token: str, file: str, split: str):
+    """Concept-level evaluation of ``split`` (thresholds from "val" when annotated), with curves."""
+    from cbm.edit_eval import load_eval_data
+    from cbm.evaluation import evaluate_splits, stored_annotations
+    from cbm.interventions import POLICIES
+
+    data = load_eval_data(file)
+    anns = stored_annotations(_model, {s: data[s] for s in (split, "val") if s in data})
+    if split not in anns:
+        return None
+    return evaluate_splits(_model, {s: data[s] for s in anns}, anns, interventions=POLICIES)[split]
+
+
+def concept_checks(model, path) -> None:
+    """Per-concept AUC, leakage and intervention curves against the per-image concept labels in data.npz."""
+    file = path / "data.npz"
+    if not file.is_file():
+        return
+    st.subheader("Do the concepts mean what they say?")
+    split = st.session_state.get(_state.SPLIT) or next(iter(_state.eval_data(path)), None)
+    try:
+        ev = _concept_checks(model, _state.model_token(model), str(file), str(split))
+    except ValueError as e:
+        st.info(f"Concept labels in data.npz cannot be used: {e}")
+        return
+    if ev is None or not ev.concepts:
+        st.info("data.npz has no per-image concept labels for these concepts (concepts_<split> arrays). "
+                "`cbm eval MODEL_DIR --annotations FILE` checks them against CUB, AwA or a .csv/.parquet.")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Concept AUC (mean)", f"{ev.mean_auc:.3f}", help="how well each concept's activation ranks "
+              "the images annotated with it above the others; 0.5 = chance")
+    c2.metric("Concepts annotated", f"{len(ev.concepts)} / {ev.n_concepts}")
+    if ev.leakage:
+        c3.metric("Leakage", f"{ev.leakage['leakage']:+.3f}", help="class accuracy from the soft concept "
+                  "activations minus from their 0/1 values: information that bypasses the concepts")
+    left, right = st.columns(2)
+    left.plotly_chart(ev.figure(top=25), width="stretch")
+    right.plotly_chart(ev.interventions.figure(f"Setting k concepts to their annotated value ({split})"),
+                       width="stretch")
+
+
 def render() -> None:
     st.title("Model")
     path = _state.require_model_dir()
@@ -79,6 +122,7 @@ def render() -> None:
     summary(model, _state.config(path))
     quality(model, path)
     heatmap(model)
+    concept_checks(model, path)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--version", type=int, default=None, help="model version (default: current)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --data synthetic)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    from cbm.cli import _concept_eval
+
+    _concept_eval.add_arguments(p)
     p.set_defaults(func=_run)
 
 
@@ -61,6 +64,11 @@ def _run(args) -> int:
     check_compatible(model, splits, extras, f"--data {data!r}")
     metrics = report(model, splits)
     print(format_report(metrics))
+    from cbm.cli import _concept_eval
+
+    if _concept_eval.wanted(args):
+        metrics["concepts"], text = _concept_eval.run(model, splits, args)
+        print("\n" + text)
     if args.json:
         atomic_write_json(args.json, metrics)
     return 0
