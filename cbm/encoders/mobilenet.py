@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cbm.data.folders import to_rgb
+from cbm._images import to_rgb
 from cbm.encoders._base import (
     Encoder,
     EncoderLoadError,
