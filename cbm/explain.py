@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from cbm.exceptions import EditError, unknown_name_message
+from cbm.exceptions import CBMError, EditError, EncoderMismatchError, unknown_name_message
 
 Target = int | str | Sequence[int] | np.ndarray | None
 
@@ -354,13 +356,11 @@ def encoder_for(model: Any) -> Any:
     ``"mobilenet_v2|weights=...|size=96|..."``) or a dict ``{"name", "pretrained", ...}``; the rebuilt
     encoder must reproduce the recorded fingerprint, so images embed exactly as in training.
     """
-    from cbm.exceptions import CBMError, EncoderMismatchError
-
     fp = (getattr(model, "fingerprints_", None) or {}).get("encoder")
     if not fp:
         raise CBMError("This model records no image encoder (fingerprints['encoder'] is empty), so a new image "
                        "cannot be embedded. Explain a sample from the evaluation data instead (--sample ID).")
-    from cbm.encoders import create_encoder
+    from cbm.encoders import create_encoder  # imports torch: only when an image is embedded
 
     if isinstance(fp, Mapping):
         opts = {k: v for k, v in fp.items() if k not in ("name", "pretrained", "fingerprint")}
@@ -387,11 +387,7 @@ def embed_image(model: Any, image: Any, encoder: Any = None) -> np.ndarray:
 
     Pass ``encoder`` (from :func:`encoder_for`) to reuse an encoder already built.
     """
-    from pathlib import Path
-
     if isinstance(image, str | Path):
-        from PIL import Image
-
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"Image {str(path)!r} not found.")

@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from cbm.data.splits import make_splits
+from cbm.data.synthetic import make_concept_world
 from cbm.exceptions import DataError
+from cbm.store import EmbeddingCache
 
 SPLITS = ("train", "val", "test", "shifted")
 
@@ -20,8 +23,6 @@ def load_training_data(spec: str | Path, seed: int = 0) -> tuple[dict[str, dict[
     60/20/20, stratified, seeded), or ``"synthetic"`` for :func:`cbm.data.make_concept_world`.
     """
     if spec == "synthetic":
-        from cbm.data import make_concept_world
-
         world = make_concept_world(random_state=seed)
         splits = {n: {"X": s.X, "y": s.y, "domains": s.domains, "concepts": s.concepts}
                   for n, s in world.splits.items()}
@@ -53,9 +54,6 @@ def load_training_data(spec: str | Path, seed: int = 0) -> tuple[dict[str, dict[
 
 def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
     """An EmbeddingStore entry folder (``manifest.json``): labelled rows split 60/20/20, stratified."""
-    from cbm.data.splits import make_splits
-    from cbm.store import EmbeddingCache
-
     cache = EmbeddingCache(path, verify="size")
     X, y = cache.as_array(np.float32), cache.labels
     if y is None:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from cbm._images import to_rgb
+from cbm._io import atomic_path
 from cbm.encoders._base import (
     Encoder,
     EncoderLoadError,
@@ -202,8 +203,6 @@ class OpenCLIPEncoder(Encoder):
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Save the model's weights (``.safetensors`` or torch ``.pt``) for ``pretrained=path``."""
-        from cbm._io import atomic_path
-
         path = Path(path)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         with atomic_path(path) as tmp:
