@@ -241,10 +241,12 @@ class Intervention:
 
     @property
     def pred_before(self) -> np.ndarray:
+        """Predicted class index per sample (N,) before the intervention."""
         return self.logits_before.argmax(1)
 
     @property
     def pred_after(self) -> np.ndarray:
+        """Predicted class index per sample (N,) after the intervention."""
         return self.logits_after.argmax(1)
 
     @property
@@ -254,6 +256,7 @@ class Intervention:
 
     @property
     def proba_after(self) -> np.ndarray:
+        """Class probabilities (N, K) after the intervention."""
         return softmax(self.logits_after)
 
 

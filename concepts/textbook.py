@@ -131,6 +131,7 @@ class DenseRetriever:
         self._emb = _unit(encoder.encode_text([p.text for p in self.passages]))
 
     def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
+        """The ``k`` passages closest to ``query`` by cosine similarity, with their scores, best first."""
         q = _unit(self.encoder.encode_text([query]))[0]
         scores = self._emb @ q
         top = np.argsort(-scores, kind="stable")[: min(k, len(self.passages))]

@@ -189,10 +189,12 @@ class OpenCLIPEncoder(Encoder):
 
     @property
     def fingerprint(self) -> str:
+        """Architecture, weights tag, preprocessing and overrides: what changes the embeddings."""
         extra = f"|overrides={self._overrides}" if self._overrides else ""
         return f"openclip:{self.model_name}|weights={self._weights_tag}|preprocess={self._pp}{extra}"
 
     def preprocess(self, image: Any) -> torch.Tensor:
+        """One image (PIL or uint8 array) as the model's preprocessed (3, S, S) tensor."""
         return self._transform(to_rgb(image))
 
     def _encode_batch(self, x: torch.Tensor) -> torch.Tensor:
