@@ -29,6 +29,7 @@ def test_the_install_maps_the_sibling_folders_into_cbm():
     assert not ours, f"cbm installs its own import hook: {ours}"
 
 
+@pytest.mark.slow
 def test_wheel_installs_nothing_outside_the_cbm_namespace(tmp_path):
     src = tmp_path / "src"  # build from a copy: setuptools leaves build/ in the source tree
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(

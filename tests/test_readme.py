@@ -3,10 +3,13 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert BLOCKS, "README.md has no ```python block"
     monkeypatch.chdir(tmp_path)  # the examples write model directories relative to the working folder
