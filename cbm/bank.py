@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from cbm._io import atomic_path, atomic_write_json, read_json
 from cbm.exceptions import CBMError, EncoderMismatchError, unknown_name_message
@@ -312,8 +313,6 @@ class ConceptBank:
 
     def save(self, path: str | Path) -> Path:
         """Save to a folder: ``bank.json`` plus ``bank.safetensors`` (atomic writes)."""
-        from safetensors.numpy import save_file
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         with atomic_path(path / "bank.safetensors") as tmp:
@@ -324,8 +323,6 @@ class ConceptBank:
     @classmethod
     def load(cls, path: str | Path) -> ConceptBank:
         """Load a bank saved by :meth:`save`."""
-        from safetensors.numpy import load_file
-
         path = Path(path)
         if not (path / "bank.json").is_file():
             raise CBMError(
