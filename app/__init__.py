@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cbm.demo.pipeline import default_demo_dir
 from cbm.exceptions import ModelDirError
 
 __all__ = ["ENTRY", "default_demo_model_dir", "resolve_model_dir", "streamlit_command"]
@@ -28,14 +29,7 @@ MODEL_DIR_ENV = "CBM_MODEL_DIR"
 
 def default_demo_model_dir() -> Path:
     """Where ``cbm demo`` writes its model: ``$CBM_HOME/demo/model`` (default ``~/.cache/cbmkit``)."""
-    try:  # the demo pipeline owns the location
-        from cbm.demo.pipeline import default_demo_dir
-
-        return Path(default_demo_dir()) / "model"
-    except ImportError:
-        pass
-    home = os.environ.get("CBM_HOME") or Path.home() / ".cache" / "cbmkit"
-    return Path(home) / "demo" / "model"
+    return default_demo_dir() / "model"  # the demo pipeline owns the location
 
 
 def resolve_model_dir(model_dir: str | os.PathLike | None = None) -> Path:

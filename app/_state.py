@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from cbm import explain
+from cbm.app import ENTRY, resolve_model_dir
+from cbm.edit_eval import EvalSet, encode_labels, head_token, load_eval_data, suggest_edits
 from cbm.exceptions import CBMError, ModelDirError
+from cbm.explain import encoder_for, softmax
+from cbm.history import EditSession
+from cbm.io import load_config, load_metrics, read_pointer
+from cbm.metrics import accuracy
 
 # -- session-state keys (widget keys double as stable CSS hooks: .st-key-<key>) -----------------
 SPLIT = "split"
@@ -69,8 +76,6 @@ class SplitData:
 # -- model directory ---------------------------------------------------------------------------
 def model_dir() -> Path:
     """The model directory from the script arguments, ``$CBM_MODEL_DIR`` or the demo default."""
-    from cbm.app import ENTRY, resolve_model_dir
-
     ours = bool(sys.argv) and Path(sys.argv[0]).resolve() == ENTRY  # `streamlit run ENTRY -- DIR`
     args = [a for a in sys.argv[1:] if not a.startswith("-")] if ours else []
     return resolve_model_dir(args[0] if args else None).resolve()
@@ -78,8 +83,6 @@ def model_dir() -> Path:
 
 def require_model_dir() -> Path:
     """:func:`model_dir`, validated; on a problem, show what is wrong and how to fix it, and stop."""
-    from cbm.io import read_pointer
-
     try:
         path = model_dir()
         read_pointer(path)
@@ -94,8 +97,6 @@ def require_model_dir() -> Path:
 @st.cache_resource(show_spinner="Loading the model...")
 def edit_session(path: str):
     """The model directory's edit session (pending edits persisted on disk), shared by pages."""
-    from cbm.history import EditSession
-
     return EditSession(path)
 
 
@@ -111,15 +112,11 @@ def current_model(path: Path):
 
 def config(path: Path) -> dict[str, Any]:
     """The current version's ``config.json``."""
-    from cbm.io import load_config
-
     return load_config(path)
 
 
 def metrics(path: Path) -> dict[str, Any]:
     """The current version's saved ``metrics.json`` ({} when absent)."""
-    from cbm.io import load_metrics
-
     return load_metrics(path)
 
 
@@ -138,8 +135,6 @@ def encoder_label(path: Path) -> str:
 
 @st.cache_resource(show_spinner="Loading the encoder...")
 def _encoder(spec: str, _model):
-    from cbm.explain import encoder_for
-
     return encoder_for(_model)
 
 
@@ -155,8 +150,6 @@ def model_encoder(path: Path):
 # -- evaluation data ---------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Reading evaluation data...", max_entries=4)
 def _load_splits(file: str, mtime: float) -> dict[str, SplitData]:
-    from cbm.edit_eval import load_eval_data
-
     try:
         data = load_eval_data(file)
     except CBMError as e:
@@ -191,8 +184,6 @@ def require_eval_data(path: Path) -> dict[str, SplitData]:
 # -- predictions (cached by head fingerprint) --------------------------------------------------
 def model_token(model) -> str:
     """Fingerprint of everything an edit can change (weights, intercepts, concepts) and the version."""
-    from cbm.edit_eval import head_token
-
     return f"{head_token(model)}-v{getattr(model, 'version_', '')}"
 
 
@@ -207,13 +198,12 @@ class Predictions:
 
     @property
     def confidence(self) -> np.ndarray:
+        """Probability of the predicted class per sample (N,)."""
         return self.proba.max(1)
 
 
 def predict_embeddings(model, X: np.ndarray) -> Predictions:
     """Activations, probabilities and predictions of ``model`` for embeddings ``X`` (N, d)."""
-    from cbm.explain import softmax
-
     A = model.transform(X)
     res = model.residual_logits(X) if model.hybrid else None
     p = softmax(model.logits_from_activations(A, res))
@@ -232,8 +222,6 @@ def predictions(model, path: Path, split: str) -> Predictions:
 
 @st.cache_resource(max_entries=16)
 def _evalsets(_model, token: str, path: str) -> dict:
-    from cbm.edit_eval import EvalSet, encode_labels
-
     out = {}
     for s, d in eval_data(Path(path)).items():
         p = predictions(_model, Path(path), s)
@@ -249,8 +237,6 @@ def evalsets(model, path: Path) -> dict:
 
 @st.cache_resource(max_entries=16)
 def _suggestions(_model, token: str, path: str):
-    from cbm.edit_eval import suggest_edits
-
     return suggest_edits(_model, evalsets(_model, Path(path)), top=8)
 
 
@@ -261,8 +247,6 @@ def suggestions(model, path: Path):
 
 def accuracy_table(model, path: Path) -> dict[str, float]:
     """Accuracy per split (fraction correct), for the metric tiles."""
-    from cbm.metrics import accuracy
-
     return {s: accuracy(d.y, predictions(model, path, s).pred) for s, d in eval_data(path).items() if len(d)}
 
 
@@ -284,15 +268,11 @@ def provenance_line(prov) -> str:
 # -- explanations (thin wrappers over cbm.explain on cached activations) ------------------------
 def explain_sample(model, preds: Predictions, i: int, k: int) -> tuple[np.ndarray, float | None]:
     """Per-concept contributions (M,) to class ``k``'s score for sample ``i``, and the residual part."""
-    from cbm import explain
-
     res = None if preds.residual is None else preds.residual[i]
     return explain.contributions(model, preds.activations[i], residual=res, target=k)
 
 
 def counterfactual(model, preds: Predictions, i: int, off: list[str]) -> np.ndarray:
     """Class probabilities (K,) of sample ``i`` with the concepts ``off`` switched off."""
-    from cbm import explain
-
     res = None if preds.residual is None else preds.residual[i]
     return explain.counterfactual(model, preds.activations[i], off, residual=res)

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cbm.exceptions import CBMError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -44,8 +46,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     """Read JSON, raising one clear error that names the file when it is missing or corrupt."""
-    from cbm.exceptions import CBMError
-
     path = Path(path)
     try:
         return json.loads(path.read_text())

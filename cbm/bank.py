@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from cbm._io import atomic_path, atomic_write_json, read_json
 from cbm.exceptions import CBMError, ClassMismatchError, EncoderMismatchError, unknown_name_message
@@ -68,6 +69,7 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Provenance:
+        """Rebuild a provenance from its ``dataclasses.asdict`` form (unknown keys are ignored)."""
         return cls(**{k: d[k] for k in ("source", "detail", "model", "created") if k in d})
 
 
@@ -157,6 +159,7 @@ class ConceptBank:
 
     @property
     def dim(self) -> int | None:
+        """Length of the concept vectors, or None when the bank has no vectors."""
         return None if self.vectors is None else int(self.vectors.shape[1])
 
     def index(self, name: str) -> int:
@@ -167,11 +170,13 @@ class ConceptBank:
             raise KeyError(unknown_name_message("concept", name, self.names)) from None
 
     def class_index(self, name: str) -> int:
+        """Position of class ``name`` in :attr:`classes`; KeyError naming the closest classes otherwise."""
         if self.classes is None or name not in self.classes:
             raise KeyError(unknown_name_message("class", name, self.classes or []))
         return self.classes.index(name)
 
     def sources(self) -> list[str]:
+        """The provenance source of every concept, in bank order."""
         return [p.source for p in self.provenance]
 
     # -- operations returning a new bank ---------------------------------------------------
@@ -227,6 +232,7 @@ class ConceptBank:
         return self._replace(vectors=vectors, intercepts=intercepts, encoder_fingerprint=encoder_fingerprint)
 
     def with_prior(self, classes: Sequence[str], prior: Any) -> ConceptBank:
+        """A copy with a (K, M) class x concept prior for ``classes``."""
         return self._replace(classes=list(classes), prior=prior)
 
     def merge(self, other: ConceptBank) -> ConceptBank:
@@ -282,6 +288,7 @@ class ConceptBank:
         }
 
     def tensors(self) -> dict[str, np.ndarray]:
+        """The bank's arrays (vectors, intercepts, prior; those present) as contiguous float32."""
         out = {}
         for key in ("vectors", "intercepts", "prior"):
             val = getattr(self, key)
@@ -291,6 +298,7 @@ class ConceptBank:
 
     @classmethod
     def from_parts(cls, meta: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> ConceptBank:
+        """Rebuild a bank from its JSON metadata and :meth:`tensors`; CBMError on another format."""
         if meta.get("format") != BANK_FORMAT:
             raise CBMError(
                 f"Not a cbmkit concept bank (format {meta.get('format')!r}, expected {BANK_FORMAT!r})."
@@ -305,8 +313,6 @@ class ConceptBank:
 
     def save(self, path: str | Path) -> Path:
         """Save to a folder: ``bank.json`` plus ``bank.safetensors`` (atomic writes)."""
-        from safetensors.numpy import save_file
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         with atomic_path(path / "bank.safetensors") as tmp:
@@ -317,8 +323,6 @@ class ConceptBank:
     @classmethod
     def load(cls, path: str | Path) -> ConceptBank:
         """Load a bank saved by :meth:`save`."""
-        from safetensors.numpy import load_file
-
         path = Path(path)
         if not (path / "bank.json").is_file():
             raise CBMError(

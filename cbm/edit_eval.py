@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cbm.edits import Edit, Plan
+from cbm.edits import Edit, Plan, Prune
 from cbm.exceptions import DataError, EditError, unknown_name_message
 
 
@@ -241,8 +241,6 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
     contradict the concept bank's prior are listed too. Columns: ``class, concept, weight, score,
     reason, edit`` (a :class:`~cbm.edits.Prune` to preview).
     """
-    from cbm.edits import Prune
-
     sets = [es.sync(model) for es in _as_evalsets(evalsets)]
     W = np.asarray(model.coef_, np.float64)
     cls, con = model.class_names_, model.concept_names_

@@ -7,10 +7,10 @@ commits and returns an :class:`EditRecord` holding the old and new values and a 
 head, so ``record.undo(model)`` restores the exact previous weights. A failed commit restores the
 snapshot before re-raising.
 
-:func:`preview` evaluates an edit on :class:`EvalSet` caches (activations computed once with
-``model.transform``): it only updates the cached logits by the changed block of weights,
-``logits[:, rows] += A[:, cols] @ (new - old).T`` (a rank-1 update for a single weight), so no
-encoder pass and no re-transform is needed.
+:func:`cbm.edit_eval.preview` evaluates an edit on :class:`~cbm.edit_eval.EvalSet` caches
+(activations computed once with ``model.transform``): it only updates the cached logits by the
+changed block of weights, ``logits[:, rows] += A[:, cols] @ (new - old).T`` (a rank-1 update for a
+single weight), so no encoder pass and no re-transform is needed.
 """
 
 from __future__ import annotations
@@ -376,17 +376,5 @@ def create_edit(kind: str, **fields: Any) -> Edit:
         raise EditError(f"Edit {kind!r} takes {sorted(names)}; got unexpected {unknown}.")
     return cls(**fields)
 
-_EVAL = ("EditEffect", "EvalSet", "load_evalsets", "preview", "suggest_edits")
-
-
-def __getattr__(name: str) -> Any:
-    # evaluation helpers live in cbm.edit_eval (which imports this module); re-exported here
-    if name in _EVAL:
-        from cbm import edit_eval
-
-        return getattr(edit_eval, name)
-    raise AttributeError(f"module 'cbm.edits' has no attribute {name!r}")
-
-
 __all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "Plan", "Prune", "PruneNormalize",
-           "RemoveConcept", "ScaleWeight", "SetWeight", "commit", *_EVAL]
+           "RemoveConcept", "ScaleWeight", "SetWeight", "commit"]

@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from cbm.exceptions import EditError, unknown_name_message
+from cbm.exceptions import CBMError, EditError, EncoderMismatchError, unknown_name_message
 
 Target = int | str | Sequence[int] | np.ndarray | None
 
@@ -240,10 +242,12 @@ class Intervention:
 
     @property
     def pred_before(self) -> np.ndarray:
+        """Predicted class index per sample (N,) before the intervention."""
         return self.logits_before.argmax(1)
 
     @property
     def pred_after(self) -> np.ndarray:
+        """Predicted class index per sample (N,) after the intervention."""
         return self.logits_after.argmax(1)
 
     @property
@@ -253,6 +257,7 @@ class Intervention:
 
     @property
     def proba_after(self) -> np.ndarray:
+        """Class probabilities (N, K) after the intervention."""
         return softmax(self.logits_after)
 
 
@@ -364,8 +369,7 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
     bare fingerprint string (``"mobilenet_v2|weights=...|size=96|..."``). ``pretrained`` overrides the
     recorded weights, e.g. a checkpoint that has moved; its fingerprint must still match.
     """
-    from cbm.encoders import create_encoder
-    from cbm.exceptions import CBMError, EncoderMismatchError
+    from cbm.encoders import create_encoder  # imports torch: only when an image is embedded
 
     if isinstance(record, Mapping):
         opts = {k: v for k, v in record.items() if k not in ("name", "pretrained", "fingerprint")}
@@ -403,8 +407,6 @@ def encoder_for(model: Any, pretrained: str | None = None) -> Any:
     (local checkpoints included); the rebuilt encoder must reproduce the recorded fingerprint, so
     images embed exactly as in training, and the model's concept vectors must come from it too.
     """
-    from cbm.exceptions import CBMError
-
     fp = (getattr(model, "fingerprints_", None) or {}).get("encoder")
     if not fp:
         raise CBMError("This model records no image encoder (fingerprints['encoder'] is empty), so a new image "
@@ -421,11 +423,7 @@ def embed_image(model: Any, image: Any, encoder: Any = None) -> np.ndarray:
 
     Pass ``encoder`` (from :func:`encoder_for`) to reuse an encoder already built.
     """
-    from pathlib import Path
-
     if isinstance(image, str | Path):
-        from PIL import Image
-
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"Image {str(path)!r} not found.")

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cbm._io import atomic_write_json, read_json
+from cbm.edit_eval import preview
 from cbm.edits import Edit, EditRecord
 from cbm.exceptions import CBMError, EditError, ModelDirError
 from cbm.io import load_model, read_pointer, save_model
@@ -209,8 +210,6 @@ class EditSession:
 
     def preview(self, edit: Edit, evalsets: Any):
         """:func:`cbm.edit_eval.preview` on the session's current model (nothing committed)."""
-        from cbm.edit_eval import preview
-
         self._refresh()
         return preview(self._model, edit, evalsets)
 

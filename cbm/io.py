@@ -30,6 +30,7 @@ from cbm import __version__
 from cbm._io import atomic_write_json, read_json
 from cbm.bank import ConceptBank
 from cbm.exceptions import CBMError, ModelDirError
+from cbm.models import get_model_class
 
 MODEL_FORMAT = "cbmkit-model/1"
 POINTER = "model.json"
@@ -150,8 +151,6 @@ def load_config(path: str | Path, version: int | None = None) -> dict[str, Any]:
 def load_model(path: str | Path, version: int | None = None):
     """Load a model directory (the current version, or ``version``). Predictions match the saved model."""
     from safetensors.numpy import load_file
-
-    from cbm.models import get_model_class
 
     config = load_config(path, version)
     vdir = Path(path) / version_dirname(config["version"])

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from cbm.bank import ConceptBank, Provenance
+from cbm.concepts.text import encoder_fingerprint
 from cbm.exceptions import DataError
 
 METHODS = ("svm", "linear_svm", "mean_diff")
@@ -150,8 +152,6 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _embed(encoder: Any, paths: Sequence[Path]) -> np.ndarray:
-    from PIL import Image
-
     images = [Image.open(p).convert("RGB") for p in paths]
     out = encoder.encode_images(images)
     return out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
@@ -175,7 +175,5 @@ def cavs_from_folders(root: str | Path, encoder: Any, negatives: str | Path = "n
     neg = _embed(encoder, _images(neg_dir))
     pos = {d.name.replace("_", " "): _embed(encoder, _images(d)) for d in concept_dirs}
     sources = {d.name.replace("_", " "): str(d) for d in concept_dirs}
-    from cbm.concepts.text import encoder_fingerprint
-
     return fit_cavs(pos, neg, encoder_fingerprint=encoder_fingerprint(encoder),
                     sources=sources, **kwargs)

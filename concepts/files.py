@@ -16,6 +16,7 @@ import numpy as np
 
 from cbm._io import atomic_write_bytes, atomic_write_json, read_json
 from cbm.bank import ConceptBank, Provenance
+from cbm.concepts.textbook import load_knobo_answers
 from cbm.exceptions import DataError
 
 FORMATS = ("txt", "csv", "json", "labo")
@@ -99,8 +100,6 @@ def _load_json(path: Path) -> ConceptBank:
     if isinstance(data, dict) and data.get("format", "").startswith("cbmkit-concept-bank"):
         return ConceptBank.from_parts(data, {})
     if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
-        from cbm.concepts.textbook import load_knobo_answers
-
         return load_knobo_answers(path)
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
         classes = list(data)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cbm._io import read_json
 from cbm.bank import ConceptBank, Provenance, normalize_text
 from cbm.concepts.llm import fill, load_prompt, parse_concept_list
 from cbm.exceptions import DataError
@@ -130,6 +131,7 @@ class DenseRetriever:
         self._emb = _unit(encoder.encode_text([p.text for p in self.passages]))
 
     def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
+        """The ``k`` passages closest to ``query`` by cosine similarity, with their scores, best first."""
         q = _unit(self.encoder.encode_text([query]))[0]
         scores = self._emb @ q
         top = np.argsort(-scores, kind="stable")[: min(k, len(self.passages))]
@@ -219,8 +221,6 @@ def answer_prior(bank: ConceptBank, classes: Sequence[str], client: Any,
 
 def load_knobo_answers(path: str | Path) -> ConceptBank:
     """Import KnoBo's ``*_class2concept2answer.json`` (class -> question -> yes/no/unknown)."""
-    from cbm._io import read_json
-
     data = read_json(path, "KnoBo class2concept2answer file")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise DataError(f"{str(path)!r} must map class -> {{question: 'yes'|'no'|'unknown'}}.")

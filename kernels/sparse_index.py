@@ -69,6 +69,7 @@ class SparseActivationIndex:
 
     @property
     def n_concepts(self) -> int:
+        """Number of concepts (columns) in the index."""
         return self.ptr.numel() - 1
 
     @property

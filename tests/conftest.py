@@ -3,6 +3,8 @@
 The suite runs offline by construction: hub downloads are disabled before any model library is
 imported, so a test that would fetch weights fails at once instead of hanging on the network.
 Torch uses one thread per process to keep timings stable on the 2-core CI machine.
+Tests that use the end-to-end demo (``quick_demo``) are marked ``slow``, like the other long-running
+tests, so ``pytest -m "not slow"`` is a quick inner loop; ``make test`` runs everything.
 """
 
 import os
@@ -20,6 +22,12 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "quick_demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

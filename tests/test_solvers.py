@@ -55,6 +55,7 @@ def _ista_reference(A, y, l1, l2, n_iter=800):
     return W.float(), b.float()
 
 
+@pytest.mark.slow
 def test_fista_reaches_the_objective_of_a_slow_reference(problem):
     A, y = problem
     W_ref, b_ref = _ista_reference(A, y, 0.01, 0.002)

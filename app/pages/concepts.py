@@ -83,6 +83,7 @@ def gallery(model, path, j: int) -> None:
 
 
 def render() -> None:
+    """Draw the Concepts page: search concepts, see their provenance and the images that activate them."""
     st.title("Concepts")
     path = _state.require_model_dir()
     model = _state.current_model(path)

@@ -32,6 +32,7 @@ def filters(d: _state.SplitData, p: _state.Predictions, classes: list[str]) -> n
 
 
 def label(d: _state.SplitData, p: _state.Predictions, i: int) -> str:
+    """One line naming a sample, its true and predicted class, the confidence and right/WRONG."""
     name = str(d.ids[i]) if d.ids is not None else f"#{i}"
     mark = "right" if p.pred[i] == d.y[i] else "WRONG"
     return f"{name}: {d.y[i]} -> {p.pred[i]} ({p.confidence[i]:.0%}, {mark})"
@@ -66,6 +67,7 @@ def detail(model, d: _state.SplitData, p: _state.Predictions, i: int) -> None:
 
 
 def render() -> None:
+    """Draw the Explore page: filter samples, pick one, see its contributions and switch concepts off."""
     st.title("Explore")
     path = _state.require_model_dir()
     model = _state.current_model(path)

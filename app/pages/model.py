@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from cbm.app import _charts, _state
+from cbm.metrics import nec, nonzero_weights, per_class_accuracy
 
 
 def summary(model, cfg: dict) -> None:
@@ -28,8 +29,6 @@ def summary(model, cfg: dict) -> None:
 def quality(model, path) -> None:
     """Accuracy per split and per class, and how sparse the head is."""
     data = _state.eval_data(path)
-    from cbm.metrics import nec, nonzero_weights, per_class_accuracy
-
     coef = model.coef_
     cols = st.columns(len(data) + 2)
     for col, (s, acc) in zip(cols, _state.accuracy_table(model, path).items(), strict=False):
@@ -116,6 +115,7 @@ def concept_checks(model, path) -> None:
 
 
 def render() -> None:
+    """Draw the Model page: summary, accuracy, sparsity and the class x concept weights."""
     st.title("Model")
     path = _state.require_model_dir()
     model = _state.current_model(path)

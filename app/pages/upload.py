@@ -7,12 +7,11 @@ import streamlit as st
 
 from cbm.app import _images, _panels, _state
 from cbm.exceptions import CBMError, DataError
+from cbm.explain import embed_image
 
 
 def embed(path, image) -> np.ndarray:
     """(1, d) embedding of a PIL image with the model's encoder; stops with a message on failure."""
-    from cbm.explain import embed_image
-
     try:
         encoder = _state.model_encoder(path)
         with st.spinner("Embedding the image..."):
@@ -23,6 +22,7 @@ def embed(path, image) -> np.ndarray:
 
 
 def render() -> None:
+    """Draw the Upload page: embed an uploaded image and explain the model's prediction."""
     st.title("Upload")
     path = _state.require_model_dir()
     model = _state.current_model(path)

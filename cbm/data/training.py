@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from cbm.data.splits import make_splits
+from cbm.data.synthetic import make_concept_world
 from cbm.exceptions import DataError
+from cbm.store import EmbeddingCache
 
 SPLITS = ("train", "val", "test", "shifted")
 
@@ -33,8 +36,6 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
     rebuild it, or the fingerprint when no spec is known), ``classes`` and ``splits``.
     """
     if spec == "synthetic":
-        from cbm.data import make_concept_world
-
         world = make_concept_world(random_state=seed)
         names = np.asarray(world.class_names)
         splits = {n: {"X": s.X, "y": names[s.y], "domains": s.domains, "concepts": s.concepts}
@@ -98,9 +99,6 @@ def encoder_record(extras: Mapping[str, Any]) -> Any:
 
 def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
     """An EmbeddingStore entry folder (``manifest.json``): labelled rows split 60/20/20, stratified."""
-    from cbm.data.splits import make_splits
-    from cbm.store import EmbeddingCache
-
     cache = EmbeddingCache(path, verify="size")
     X, y = cache.as_array(np.float32), cache.labels
     if y is None:

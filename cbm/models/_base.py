@@ -107,6 +107,8 @@ class BaseConceptModel(ClassifierMixin, BaseEstimator):
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, **fit_params: Any) -> BaseConceptModel:
         """Fit on embeddings ``X`` (N, d) and labels ``y`` (N,). Returns self."""
+        if hasattr(self, "_parameter_constraints"):
+            self._validate_params()  # before device and random_state are used below
         X_np = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float32)
         y_np = np.asarray(y)
         if X_np.ndim != 2 or len(X_np) == 0:

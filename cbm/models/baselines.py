@@ -3,7 +3,10 @@ concept head (what sparsity costs)."""
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
+from sklearn.utils._param_validation import Interval
 
 from cbm.bank import ConceptBank, Provenance
 from cbm.models._base import BaseConceptModel
@@ -20,6 +23,13 @@ class LinearProbe(BaseConceptModel):
     """
 
     method = "linear-probe"
+    _parameter_constraints: dict = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "device": [str],
+    }
 
     def __init__(self, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4, random_state: int = 0,
                  device: str = "auto"):

@@ -34,6 +34,7 @@ def test_train_labo_from_npz_saves_model_and_prints_table(world_files, tmp_path,
     assert set(metrics["splits"]) >= {"train", "val", "test", "shifted"}
 
 
+@pytest.mark.slow
 def test_sparse_cbm_objective_flag_and_eval(world_files, tmp_path, capsys):
     _, root = world_files
     assert main(["train", "--method", "sparse-cbm", "--objective", "l1", "--world", "--out", str(tmp_path / "s"),
@@ -46,6 +47,7 @@ def test_sparse_cbm_objective_flag_and_eval(world_files, tmp_path, capsys):
     assert "shifted" in json.loads((tmp_path / "m.json").read_text())["splits"]
 
 
+@pytest.mark.slow
 def test_cms_and_knobo_get_their_fit_extras_from_npz(world_files, tmp_path):
     _, root = world_files
     common = ["--concepts", str(root / "bank"), "--data", str(root / "splits.npz"), "--quiet"]

@@ -120,6 +120,7 @@ def test_bad_arguments_have_clear_messages(kwargs, match):
         make_concept_world(**kwargs)
 
 
+@pytest.mark.slow
 def test_real_minilm_text_embeddings():
     w = make_concept_world(n_classes=4, n_concepts=10, n_samples=160, text_encoder="minilm")
     assert w.bank.vectors.shape == (10, 384) and w.encoder_fingerprint.startswith("minilm")

@@ -9,14 +9,13 @@ Every parity test runs once per backend:
   with the interpreter switched on (it must be set before the kernels are defined).
 
 ``CBM_KERNELS`` is set per test, so a Triton case that silently fell back to PyTorch would fail.
-Inputs are fresh random numbers each run; the seed is printed (shown on failure) and
-``CBM_TEST_SEED=<n>`` replays it.
+Inputs come from a fixed seed (0), so every run tests the same numbers; ``CBM_TEST_SEED=<n>`` runs
+the suite on other inputs to hunt for rare failures (the seed is printed, shown on failure).
 """
 
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 import torch
@@ -34,8 +33,8 @@ OUTPUT_ROUNDING = {torch.float32: 2e-6, torch.float16: 2**-10, torch.bfloat16: 2
 
 
 @pytest.fixture(autouse=True)
-def _fresh_seed():
-    seed = int(os.environ.get("CBM_TEST_SEED", random.randrange(2**31)))
+def _fixed_seed():
+    seed = int(os.environ.get("CBM_TEST_SEED", "0"))
     torch.manual_seed(seed)
     print(f"kernel test seed {seed} (CBM_TEST_SEED={seed} replays it)")
     yield

@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
 @pytest.mark.skipif(interpreting(), reason="already inside the interpreter run")
+@pytest.mark.slow
 def test_triton_path_under_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
     env.pop("CBM_KERNELS", None)

@@ -31,6 +31,7 @@ def _full_coef(model, n_concepts):
     return C
 
 
+@pytest.mark.slow
 def test_prior_labels_ground_only_described_concepts(world, from_prior):
     described = (world.bank.prior > 0).any(0)
     assert np.isnan(from_prior.grounding_accuracy_[~described]).all()
@@ -38,6 +39,7 @@ def test_prior_labels_ground_only_described_concepts(world, from_prior):
     assert set(from_prior.selected_) == set(np.flatnonzero(described))
 
 
+@pytest.mark.slow
 def test_recovers_class_concepts_and_is_accurate(world, from_prior):
     C = _full_coef(from_prior, len(world.bank))
     for k, g in enumerate(world.class_concepts):
@@ -45,6 +47,7 @@ def test_recovers_class_concepts_and_is_accurate(world, from_prior):
     assert from_prior.score(world["test"].X, world["test"].y) >= 0.85
 
 
+@pytest.mark.slow
 def test_concept_labels_ground_the_spurious_concept_and_head_uses_it(world, from_labels):
     j, k = world.spurious_index, world.spurious_class
     assert j in from_labels.selected_
@@ -52,10 +55,12 @@ def test_concept_labels_ground_the_spurious_concept_and_head_uses_it(world, from
     assert col.argmax() == k and col[k] > 0
 
 
+@pytest.mark.slow
 def test_fitting_leaves_the_callers_bank_untouched(world, from_prior, from_labels):
     assert all("grounding_accuracy" not in p.detail for p in world.bank.provenance)
 
 
+@pytest.mark.slow
 def test_activations_are_probabilities_of_the_grounded_cavs(world, from_prior):
     X = world["test"].X[:5]
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -66,6 +71,7 @@ def test_activations_are_probabilities_of_the_grounded_cavs(world, from_prior):
         from_prior.grounding_accuracy_[from_prior.selected_[0]])
 
 
+@pytest.mark.slow
 def test_threshold_and_max_concepts(world):
     tr = world["train"]
     m = KnoBo(concepts=world.bank, max_concepts=4, max_epochs=5, device="cpu").fit(tr.X, tr.y)
@@ -76,6 +82,7 @@ def test_threshold_and_max_concepts(world):
         KnoBo(concepts=world.bank, threshold=1.0, device="cpu").fit(tr.X, tr.y)
 
 
+@pytest.mark.slow
 def test_prior_loss_pulls_weights_towards_prior(world):
     tr = world["train"]
     strong = KnoBo(concepts=world.bank, lam=20.0, max_epochs=100, device="cpu").fit(tr.X, tr.y)
@@ -88,6 +95,7 @@ def test_prior_loss_pulls_weights_towards_prior(world):
     assert gap(strong) < gap(free)
 
 
+@pytest.mark.slow
 def test_add_concept_as_cav(world, from_prior):
     m = KnoBo(concepts=world.bank, max_epochs=5, device="cpu").fit(world["train"].X, world["train"].y)
     cav = m.base_concepts_.subset([0]).rename({m.concept_names_[0]: "copy"})
@@ -96,6 +104,7 @@ def test_add_concept_as_cav(world, from_prior):
     np.testing.assert_allclose(A[:, -1], A[:, 0], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(tmp_path, world, from_labels):
     save_model(from_labels, tmp_path / "m")
     loaded = load_model(tmp_path / "m")

@@ -50,6 +50,7 @@ def test_spurious_concept_gets_its_class_weight(world, fitted):
     assert col.argmax() == world.spurious_class
 
 
+@pytest.mark.slow
 def test_deterministic(world):
     kw = dict(concepts=world.bank, max_epochs=5, batch_size=64, device="cpu")
     a = LaBo(**kw).fit(world["train"].X, world["train"].y)

@@ -26,6 +26,7 @@ def _shifted_accuracy(model, world, coef):
     return np.mean((A @ coef.T).argmax(1) == world["shifted"].y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["contrastive", "l1", "cos3"])
 def test_each_objective_trains_an_accurate_head(world, objective):
     tr = world["train"]
@@ -34,6 +35,7 @@ def test_each_objective_trains_an_accurate_head(world, objective):
     assert m.score(world["test"].X, world["test"].y) >= 0.75
 
 
+@pytest.mark.slow
 def test_gumbel_recovers_class_concepts(world, gumbel):
     assert gumbel.score(world["test"].X, world["test"].y) >= 0.8
     G = world.class_concepts
@@ -44,6 +46,7 @@ def test_gumbel_recovers_class_concepts(world, gumbel):
     assert np.mean([G[k, j] for k, j in enumerate(top1)]) >= 0.8
 
 
+@pytest.mark.slow
 def test_puts_weight_on_spurious_concept_and_pruning_it_helps_after_shift(world, gumbel):
     j, k = world.spurious_index, world.spurious_class
     assert gumbel.coef_[:, j].argmax() == k and gumbel.coef_[k, j] > 0
@@ -52,6 +55,7 @@ def test_puts_weight_on_spurious_concept_and_pruning_it_helps_after_shift(world,
     assert _shifted_accuracy(gumbel, world, pruned) > _shifted_accuracy(gumbel, world, gumbel.coef_)
 
 
+@pytest.mark.slow
 def test_transform_is_bottleneck_of_scaled_cosines(world, gumbel):
     X = world["test"].X[:7]
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -59,6 +63,7 @@ def test_transform_is_bottleneck_of_scaled_cosines(world, gumbel):
     np.testing.assert_allclose(gumbel.transform(X), (100 * Xn @ V.T) @ gumbel.cbl_weight_.T, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_concept_text_embeddings_are_scored_once_per_split(world, monkeypatch):
     calls = []
     real = sparse_module.concept_scores
@@ -75,6 +80,7 @@ def test_random_cbl_init_is_the_released_variant(world):
     assert not np.allclose(m.cbl_weight_, np.eye(len(world.bank)), atol=0.1)
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(tmp_path, world, gumbel):
     save_model(gumbel, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
@@ -82,6 +88,7 @@ def test_save_load_round_trip(tmp_path, world, gumbel):
     np.testing.assert_allclose(loaded.decision_function(X), gumbel.decision_function(X), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_deterministic_with_seed(world):
     tr = world["train"]
     kw = dict(concepts=world.bank, max_epochs=3, device="cpu", random_state=3)

@@ -1,0 +1,287 @@
+"""Layering: every module of the package imports downward only, without cycles or private reach-ins.
+
+The test reads every ``.py`` file of the installed packages (``cbm/``, and ``concepts/``,
+``kernels/``, ``app/`` mapped to ``cbm.concepts``, ``cbm.kernels``, ``cbm.app``) with ``ast``,
+resolves relative imports, and builds the import graph from module-level imports (run at import
+time) and function-level imports (run on first call, used to defer torch, open_clip or streamlit).
+
+- no cycle among module-level imports (``if TYPE_CHECKING:`` imports never run and are left out);
+- no import, at any level, from a module in a higher layer of :data:`LAYERS`;
+- no ``from cbm.x import _name`` of a private name defined in another module.
+
+Names reached through strings (``importlib.import_module`` in ``cbm.__getattr__`` and in the model
+registry of ``cbm.models``) are not imports and are not seen here.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Lowest first. A module may import from its own layer and the layers before it, never after.
+#: A module belongs to the first entry whose name equals it or is a package above it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("foundation", ("cbm", "cbm.exceptions", "cbm._io", "cbm._images")),
+    ("kernels", ("cbm.kernels",)),
+    ("core", ("cbm.bank", "cbm.metrics", "cbm.solvers", "cbm.losses", "cbm.store")),
+    ("encoders", ("cbm.encoders",)),
+    ("data", ("cbm.data",)),
+    ("concepts", ("cbm.concepts",)),
+    ("models", ("cbm.models",)),
+    ("model directories and explanations", ("cbm.io", "cbm.explain")),
+    ("edits", ("cbm.edits",)),
+    ("edit evaluation", ("cbm.edit_eval",)),
+    ("edit history", ("cbm.history",)),
+    ("demo", ("cbm.demo",)),
+    ("app", ("cbm.app",)),
+    ("command line", ("cbm.cli", "cbm.__main__")),
+]
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # importing module
+    target: str  # imported module (``from pkg import name`` -> ``pkg.name`` when that is a module)
+    name: str | None  # the imported name when it is not a module
+    line: int
+    at_import_time: bool  # module level (class bodies included), not inside a function
+    type_only: bool  # under ``if TYPE_CHECKING:``
+
+
+def _package_dirs() -> dict[str, Path]:
+    """Package name -> folder, as pyproject's setuptools configuration maps them."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = tool["package-dir"]
+    dirs = {}
+    for pkg in tool["packages"]:
+        top = max((p for p in mapping if pkg == p or pkg.startswith(p + ".")), key=len)
+        dirs[pkg] = ROOT / mapping[top] / Path(*pkg[len(top):].lstrip(".").split(".")) \
+            if pkg != top else ROOT / mapping[top]
+    return dirs
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    """Every module of the installed packages: name -> (file, is_package)."""
+    mods = {}
+    for pkg, folder in _package_dirs().items():
+        for f in sorted(folder.glob("*.py")):
+            is_pkg = f.stem == "__init__"
+            mods[pkg if is_pkg else f"{pkg}.{f.stem}"] = (f, is_pkg)
+    return mods
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, is_pkg: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".") if is_pkg else module.split(".")[:-1]
+    parts = parts[: len(parts) - (node.level - 1)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def _imports(module: str) -> list[Import]:
+    path, is_pkg = MODULES[module]
+    out: list[Import] = []
+
+    def visit(node: ast.AST, in_function: bool, type_only: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                out.extend(Import(module, a.name, None, child.lineno, not in_function, type_only)
+                           for a in child.names if a.name.split(".")[0] == "cbm")
+            elif isinstance(child, ast.ImportFrom):
+                base = _resolve(module, is_pkg, child)
+                if base.split(".")[0] != "cbm":
+                    continue
+                for a in child.names:
+                    sub = f"{base}.{a.name}"
+                    out.append(Import(module, sub, None, child.lineno, not in_function, type_only)
+                               if sub in MODULES else
+                               Import(module, base, a.name, child.lineno, not in_function, type_only))
+            else:
+                fn = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+                tc = isinstance(child, ast.If) and _is_type_checking(child)
+                visit(child, in_function or fn, type_only or tc)
+
+    visit(ast.parse(path.read_text(), str(path)), False, False)
+    return out
+
+
+IMPORTS = [imp for m in sorted(MODULES) for imp in _imports(m)]
+
+
+def _layer(module: str) -> int:
+    best = None
+    for i, (_, members) in enumerate(LAYERS):
+        for m in members:
+            if (module == m or module.startswith(m + ".")) and (best is None or len(m) > best[1]):
+                best = (i, len(m))
+    if best is None:
+        raise KeyError(module)
+    return best[0]
+
+
+def _where(imp: Import) -> str:
+    return f"{MODULES[imp.source][0].relative_to(ROOT)}:{imp.line}"
+
+
+def test_every_module_of_every_package_is_read_and_has_a_layer():
+    folders = {"cbm": ROOT / "cbm", "concepts": ROOT / "concepts", "kernels": ROOT / "kernels",
+               "app": ROOT / "app"}
+    on_disk = {f.resolve() for d in folders.values() for f in d.rglob("*.py") if "__pycache__" not in f.parts}
+    read = {f.resolve() for f, _ in MODULES.values()}
+    assert on_disk - read == set(), "modules outside the packages listed in pyproject.toml"
+    unplaced = []
+    for m in MODULES:
+        try:
+            _layer(m)
+        except KeyError:
+            unplaced.append(m)
+    assert not unplaced, f"add these modules to a layer in LAYERS: {unplaced}"
+
+
+def test_imports_resolve_to_modules_of_the_package():
+    unknown = [f"{_where(i)} imports {i.target}" for i in IMPORTS if i.target not in MODULES]
+    assert not unknown, unknown
+
+
+def test_relative_imports_are_resolved():
+    """The app imports its helpers relatively; they must appear in the graph as cbm.app modules."""
+    targets = {i.target for i in IMPORTS if i.source.startswith("cbm.app.")}
+    assert "cbm.app._state" in targets
+
+
+def test_no_module_imports_from_a_higher_layer():
+    bad = [f"{_where(i)}: {i.source} ({LAYERS[_layer(i.source)][0]}) imports {i.target} "
+           f"({LAYERS[_layer(i.target)][0]})"
+           for i in IMPORTS if i.target in MODULES and _layer(i.target) > _layer(i.source)]
+    assert not bad, "\n".join(bad)
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module, or a module importing itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def strongconnect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                strongconnect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1 or v in edges.get(v, ()):
+                found.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            strongconnect(v)
+    return found
+
+
+def _import_time_edges() -> dict[str, set[str]]:
+    """Module -> modules executed when it is imported (the target and the packages above it)."""
+    edges: dict[str, set[str]] = {}
+    for i in IMPORTS:
+        if not i.at_import_time or i.type_only or i.target not in MODULES:
+            continue
+        parts = i.target.split(".")
+        for n in range(2, len(parts) + 1):  # importing cbm.a.b runs cbm.a/__init__ too
+            t = ".".join(parts[:n])
+            if t in MODULES and t != i.source and not i.source.startswith(t + "."):
+                edges.setdefault(i.source, set()).add(t)
+    return edges
+
+
+def test_no_import_cycles_at_import_time():
+    cycles = _cycles(_import_time_edges())
+    assert not cycles, cycles
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    bad = [f"{_where(i)}: {i.source} imports {i.name} from {i.target}"
+           for i in IMPORTS if i.name and i.name.startswith("_") and not i.name.startswith("__")
+           and i.target != i.source]
+    assert not bad, "\n".join(bad)
+
+
+
+#: Private attributes still reached from outside their class's module, as ``(module, "expr._name")``.
+#: Phase 2 of issue 18 makes what they need public; until then none may be added.
+KNOWN_REACH_INS = {
+    ("cbm.edit_eval", "model._added_vectors"), ("cbm.edit_eval", "model._added_intercepts"),
+    ("cbm.edit_eval", "model._device"), ("cbm.edit_eval", "model._score_vectors"),
+    ("cbm.io", "model._check_fitted"),
+    ("cbm.models", "model._fit"),
+    ("cbm.models.knobo", "bank._replace"),
+    ("cbm.cli.edit_cmd", "r._1"),  # a pandas itertuples field, not a private attribute
+    ("cbm.concepts._llm_client", "self.usage._lock"),  # the lock of its own usage counter
+}
+#: scikit-learn's convention: subclasses extend their parent's parameter table
+SHARED_BY_CONVENTION = {"_parameter_constraints"}
+
+
+def _reach_ins(module: str) -> set[tuple[str, str]]:
+    """``expr._name`` attribute reads on anything but ``self``/``cls`` or a class of this module."""
+    tree = ast.parse(MODULES[module][0].read_text())
+    own = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    found = set()
+    for n in ast.walk(tree):
+        if not (isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")):
+            continue
+        base = ast.unparse(n.value)
+        if base in ("self", "cls", "super()") or base in own or n.attr in SHARED_BY_CONVENTION:
+            continue
+        found.add((module, f"{base}.{n.attr}"))
+    return found
+
+
+def test_no_new_private_attribute_is_reached_from_another_module():
+    new = sorted(r for m in MODULES for r in _reach_ins(m) if r not in KNOWN_REACH_INS)
+    assert not new, f"make these public (or move the code next to them): {new}"
+
+
+def test_private_modules_are_imported_only_inside_their_package():
+    """``cbm.models._base`` may be imported by ``cbm.models.*``, not by ``cbm.edit_eval``."""
+    known = {("cbm.edit_eval", "cbm.models._base")}  # phase 2: a public as_tensor
+    bad = []
+    for i in IMPORTS:
+        parts = i.target.split(".")
+        for n, part in enumerate(parts):
+            if part.startswith("_") and not part.startswith("__"):
+                package = ".".join(parts[:n])
+                inside = i.source == package or i.source.startswith(package + ".")
+                if not inside and (i.source, i.target) not in known:
+                    bad.append(f"{_where(i)}: {i.source} imports {i.target}")
+                break
+    assert not bad, "\n".join(bad)
