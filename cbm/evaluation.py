@@ -86,7 +86,7 @@ class ConceptEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes None)."""
-        return _jsonable({
+        return to_jsonable({
             "method": self.method, "split": self.split, "n_samples": self.n_samples,
             "n_concepts": self.n_concepts, "n_annotated_concepts": len(self.concepts),
             "task_accuracy": self.task_accuracy, "mean_concept_accuracy": self.mean_accuracy,
@@ -345,11 +345,12 @@ def _truth(annotations: Any, names: Sequence[str], n: int) -> tuple[np.ndarray, 
     return T, cost
 
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays turned into plain Python (for JSON)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not np.isfinite(obj):

@@ -347,9 +347,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 # -- writing ---------------------------------------------------------------------------------------------
 def _write_json(path: Path, obj: Any) -> None:
     from cbm._io import atomic_write_json
-    from cbm.evaluation import _jsonable
+    from cbm.evaluation import to_jsonable
 
-    atomic_write_json(path, _jsonable(obj))
+    atomic_write_json(path, to_jsonable(obj))
 
 
 def _write_header(folder: Path, cfg: dict[str, Any], given: Any) -> None:

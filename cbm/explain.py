@@ -53,7 +53,7 @@ def concept_index(model: Any, concept: int | str) -> int:
     return names.index(str(concept))
 
 
-def _inputs(model: Any, X: Any, activations: Any, residual: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def activations_and_residual(model: Any, X: Any, activations: Any, residual: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Activations (N, M) and residual logits (N, K) or None, from X or from given activations."""
     if activations is None:
         if X is None:
@@ -104,7 +104,7 @@ def contributions(model: Any, activations: Any, residual: Any = None, target: Ta
     single = np.ndim(activations) == 1
     A = np.atleast_2d(np.asarray(activations, np.float32))
     R = None if residual is None else np.asarray(residual, np.float32).reshape(len(A), -1)
-    A, R = _inputs(model, None, A, R)
+    A, R = activations_and_residual(model, None, A, R)
     t = _targets(model, target, model.logits_from_activations(A, R))
     contrib = A * model.coef_[t]
     res = None if R is None else R[np.arange(len(A)), t]
@@ -202,7 +202,7 @@ def explain(model: Any, X: Any = None, *, activations: Any = None, residual: Any
     Pass raw embeddings ``X`` or cached ``activations`` (and ``residual`` for hybrid models);
     ``target`` picks the class explained (default: the predicted class).
     """
-    A, R = _inputs(model, X, activations, residual)
+    A, R = activations_and_residual(model, X, activations, residual)
     Z = model.logits_from_activations(A, R)
     t = _targets(model, target, Z)
     rows = np.arange(len(A))
@@ -273,7 +273,7 @@ def intervene(model: Any, activations: Any, changes: Mapping[int | str, Any], re
     rows : indices or boolean mask, optional
         Samples to intervene on (default: all); the others keep their activations.
     """
-    A, R = _inputs(model, None, np.atleast_2d(np.asarray(activations, np.float32)), residual)
+    A, R = activations_and_residual(model, None, np.atleast_2d(np.asarray(activations, np.float32)), residual)
     new = A.copy()
     sel = np.arange(len(A)) if rows is None else np.asarray(rows)
     for concept, value in changes.items():
@@ -310,7 +310,7 @@ def counterfactual_table(model: Any, activations: Any, residual: Any = None) -> 
     Rows are sorted so that concepts whose removal flips the prediction (then lowers the margin
     most) come first.
     """
-    A, R = _inputs(model, None, np.atleast_2d(np.asarray(activations, np.float32))[:1], residual)
+    A, R = activations_and_residual(model, None, np.atleast_2d(np.asarray(activations, np.float32))[:1], residual)
     z = model.logits_from_activations(A, R)[0]
     k = int(z.argmax())
     # switching concept j off removes A[j] * coef_[:, j] from every class score: all M at once

@@ -200,9 +200,9 @@ def intervention_curves(model: Any, X: Any = None, y: Any = None, truth: Any = N
     -------
     InterventionCurves
     """
-    from cbm.explain import _inputs
+    from cbm.explain import activations_and_residual
 
-    A, R = _inputs(model, X, activations, residual)
+    A, R = activations_and_residual(model, X, activations, residual)
     names = model.concept_names_
     if truth is None:
         raise ValueError("intervention_curves needs the true concept values (truth=): an (N, M) array or "

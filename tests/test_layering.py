@@ -37,6 +37,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("edit evaluation", ("cbm.edit_eval",)),
     ("edit history", ("cbm.history",)),
     ("demo", ("cbm.demo",)),
+    ("research bench", ("cbm.annotations", "cbm.evaluation", "cbm.interventions", "cbm.experiment",
+                        "cbm._experiment_data")),
     ("app", ("cbm.app",)),
     ("command line", ("cbm.cli", "cbm.__main__")),
 ]
@@ -244,6 +246,7 @@ KNOWN_REACH_INS = {
     ("cbm.io", "model._check_fitted"),
     ("cbm.models", "model._fit"),
     ("cbm.models.knobo", "bank._replace"),
+    ("cbm.bank", "bank._replace"),  # a ConceptBank method used on another bank in its own module
     ("cbm.cli.edit_cmd", "r._1"),  # a pandas itertuples field, not a private attribute
     ("cbm.concepts._llm_client", "self.usage._lock"),  # the lock of its own usage counter
 }

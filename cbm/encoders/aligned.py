@@ -244,14 +244,15 @@ class TextAlignedEncoder(Encoder):
 
     @property
     def fingerprint(self) -> str:
+        """The alignment's fingerprint (image encoder, text encoder and the map's numbers)."""
         return self.alignment.fingerprint
 
     def preprocess(self, image: Any) -> torch.Tensor:
+        """The image encoder's preprocessing (the map works on its features)."""
         return self.image_encoder.preprocess(image)
 
     def _encode_batch(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.image_encoder._encode_batch(x).float().cpu().numpy()
-        return torch.from_numpy(self.alignment.project(feats))
+        return torch.from_numpy(self.alignment.project(self.image_encoder.encode_images(x)))
 
     def _encode_text_batch(self, texts: list[str]) -> np.ndarray:
         return _unit(np.asarray(self.text_encoder.encode_text(texts), np.float32))

@@ -132,6 +132,7 @@ class MobileNetV2Encoder(Encoder):
 
     @property
     def spec(self) -> dict[str, Any]:
+        """How to rebuild this encoder: name, weights, image size and the fingerprint to expect."""
         return {"name": "mobilenet_v2", "pretrained": self._pretrained, "image_size": self.image_size,
                 "fingerprint": self.fingerprint}
 

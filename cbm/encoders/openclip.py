@@ -200,6 +200,7 @@ class OpenCLIPEncoder(Encoder):
 
     @property
     def spec(self) -> dict[str, Any]:
+        """How to rebuild this encoder: architecture, weights, options and the fingerprint to expect."""
         return {**self._spec, "fingerprint": self.fingerprint}
 
     def preprocess(self, image: Any) -> torch.Tensor:
