@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     from cbm.exceptions import CBMError
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (CBMError, FileNotFoundError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"cbm {args.command}: error: {msg}", file=sys.stderr)
@@ -44,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cbm {args.command}: interrupted; saved data is left as it was.", file=sys.stderr)
         return 130
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``cbm ... | head -1``): stop quietly, as Unix tools do."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, like a shell tool killed by the closed pipe
 
 
 if __name__ == "__main__":  # pragma: no cover
