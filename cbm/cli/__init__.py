@@ -28,6 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``cbm`` with ``argv``; returns the exit code."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -36,11 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from cbm.exceptions import CBMError
 
     try:
-        code = int(args.func(args) or 0)
-        sys.stdout.flush()
-        return code
-    except BrokenPipeError:
-        return _quiet_broken_pipe()
+        return int(args.func(args) or 0)
     except (CBMError, FileNotFoundError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"cbm {args.command}: error: {msg}", file=sys.stderr)
