@@ -411,7 +411,8 @@ class EditSession:
         with self._locked():
             pending = self._entries("pending")
             if not pending:
-                raise EditError(f"No unsaved edits in {str(self.path)!r}; nothing to save.")
+                raise EditError(f"No unsaved edits in {str(self.path)!r}; nothing to save (logged edits are in "
+                                f"saved versions; the current one is {self.version}).")
             current = read_pointer(self.path)["current"]
             if self.version != current:
                 raise EditError(
