@@ -186,7 +186,7 @@ def read_pointer(path: str | Path) -> dict[str, Any]:
     except ModelDirError:
         raise
     except CBMError as e:
-        raise ModelDirError(f"{e} It is the pointer of a model directory; restore it or retrain.") from None
+        raise ModelDirError(f"{e} It is the model directory's pointer; without a backup, retrain.") from None
     return info
 
 
