@@ -417,8 +417,8 @@ class EditSession:
             if self.version != current:
                 raise EditError(
                     f"The {len(pending)} unsaved edit(s) in {str(self.path)!r} were made on version {self.version}, "
-                    f"but version {current} is now current (saved by another command: "
-                    f"{load_config(self.path, current).get('note') or 'no note'!r}). Saving them would drop "
+                    f"but version {current} is now current (saved meanwhile; its note: "
+                    f"{load_config(self.path, current).get('note') or 'none'!r}). Saving them would drop "
                     f"version {current}'s changes. Run `cbm edit {self.path} rebase` (EditSession.rebase()) to "
                     f"replay them on version {current}, check, then save; or `cbm edit {self.path} discard`."
                 )
