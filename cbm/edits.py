@@ -25,6 +25,7 @@ from cbm.bank import ConceptBank, Provenance
 from cbm.exceptions import EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
 
+_F32_MAX = float(np.finfo(np.float32).max)
 _HEAD = ("coef_", "intercept_", "keep_", "_added_vectors", "_added_intercepts", "concepts_")
 
 
@@ -43,6 +44,12 @@ class Plan:
     remove: int | None = None
     add: tuple[ConceptBank, np.ndarray] | None = None
     changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        new = np.asarray(self.new, np.float64)
+        if new.size and not (np.isfinite(new).all() and np.abs(new).max() <= _F32_MAX):
+            raise EditError(f"This edit would make a weight overflow float32 (|w| > {_F32_MAX:.3g}) or not "
+                            "finite; use a smaller value or factor.")
 
     def old(self, model: Any) -> np.ndarray:
         return np.asarray(model.coef_)[np.ix_(self.rows, self.cols)]
@@ -77,6 +84,8 @@ def _finite(value: float, what: str) -> float:
         raise EditError(f"{what} must be a number; got {value!r}.") from None
     if not np.isfinite(v):
         raise EditError(f"{what} must be a finite number; got {value!r}.")
+    if abs(v) > _F32_MAX:
+        raise EditError(f"{what} {value!r} is too large: weights are float32 (|w| <= {_F32_MAX:.3g}).")
     return v
 
 
@@ -225,7 +234,8 @@ class ScaleWeight(Edit):
 
     def plan(self, model: Any) -> Plan:
         f = _finite(self.factor, "The scale factor")
-        return _weight_plan(model, self.cls, self.concept, lambda w: w * np.float32(f))
+        with np.errstate(over="ignore"):  # an overflow gives inf, which Plan refuses with a clear message
+            return _weight_plan(model, self.cls, self.concept, lambda w: w * np.float32(f))
 
 
 @dataclass

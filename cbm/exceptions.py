@@ -1,4 +1,15 @@
-"""Exceptions raised by cbmkit. Each message names the thing, the bad value and what to do."""
+"""Exceptions raised by cbmkit. Each message names the thing, the bad value and what to do.
+
+One error type per failure kind:
+
+- :class:`ModelDirError`: anything wrong with a model directory or a file in it (``model.json``,
+  a version's ``config.json``/``metrics.json``/weights, ``history.json``): missing, not JSON,
+  binary, the wrong shape, or locked by another process for too long.
+- :class:`DataError`: any other input file or dataset that cannot be used, including a JSON file
+  (a concept bank's ``bank.json``, a concept file) that is unreadable or has the wrong shape.
+- :class:`EditError`: an edit that is not valid for the model, or a save/undo/redo/revert that
+  cannot be done in the directory's current state.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +22,7 @@ class CBMError(Exception):
 
 
 class ModelDirError(CBMError, ValueError):
-    """A model directory is missing, incomplete or incompatible."""
+    """A model directory, or a file in it, is missing, unreadable, of the wrong shape, or locked."""
 
 
 class EncoderMismatchError(CBMError, ValueError):
@@ -23,7 +34,7 @@ class CacheError(CBMError, ValueError):
 
 
 class DataError(CBMError, ValueError):
-    """A dataset, manifest or image cannot be used."""
+    """A dataset, manifest, image or JSON input file cannot be used."""
 
 
 class EditError(CBMError, ValueError):

@@ -145,3 +145,96 @@ def test_a_corrupt_log_gets_a_clear_error(model_dir):
     (model_dir / "history.json").write_text("{not json")
     with pytest.raises(ModelDirError, match="history.json.*not valid JSON"):
         EditSession(model_dir)
+
+
+def test_a_save_on_a_version_that_is_no_longer_current_is_refused_and_rebase_replays_it(model_dir):
+    s = EditSession(model_dir)
+    s.apply(Prune("cardinal", "red crown"))
+    retrained = load_model(model_dir, 1)
+    retrained.coef_ = retrained.coef_ * 2
+    save_model(retrained, model_dir, note="cbm train --out (another command)")  # version 2
+    with pytest.raises(EditError, match=r"made on version 1, but version 2 is now current.*another command.*"
+                                        r"rebase.*discard"):
+        EditSession(model_dir).save()
+    assert list_versions(model_dir) == [1, 2] and s.pending  # nothing saved, nothing lost
+    assert s.rebase() == []
+    assert s.version == 2 and s.pending[0]["base_version"] == 2
+    v1 = load_model(model_dir, 1)
+    old = v1.coef_[v1.class_names_.index("cardinal"), v1.concept_names_.index("red crown")]
+    assert s.pending[0]["changes"][0]["old"] == pytest.approx(2 * old)  # as in the new base
+    assert s.save() == 3
+    v3 = load_model(model_dir, 3)
+    np.testing.assert_array_equal(np.delete(v3.coef_, 0, 1), np.delete(retrained.coef_, 0, 1))
+    assert v3.coef_[v3.class_names_.index("cardinal"), v3.concept_names_.index("red crown")] == 0
+
+
+def test_revert_makes_an_older_version_current_as_a_new_version_and_logs_it(model_dir):
+    from cbm.io import load_config, revert
+
+    s = EditSession(model_dir)
+    s.apply(SetWeight("cardinal", "red crown", 5.0))
+    with pytest.raises(EditError, match="unsaved edit.*before reverting"):
+        revert(model_dir, 1)
+    s.save("five")
+    with pytest.raises(EditError, match="no version 9"):
+        revert(model_dir, 9)
+    with pytest.raises(EditError, match="already the current version"):
+        revert(model_dir, 2)
+    assert revert(model_dir, 1) == 3
+    assert_same_head(head(load_model(model_dir)), head(load_model(model_dir, 1)))
+    assert load_config(model_dir, 3)["reverted_from"] == 1 and list_versions(model_dir) == [1, 2, 3]
+    log = json.loads((model_dir / "history.json").read_text())
+    assert log["events"][-1]["event"] == "revert" and log["events"][-1]["version"] == 3
+    assert_same_head(head(s.model), head(load_model(model_dir, 1)))  # the open session follows
+
+
+def test_a_session_with_nothing_pending_follows_a_version_saved_elsewhere(model_dir):
+    s = EditSession(model_dir)
+    other = load_model(model_dir)
+    other.coef_ = other.coef_ * 3
+    save_model(other, model_dir)
+    s.apply(Prune("cardinal", "red crown"))  # applied on version 2, the current one
+    assert s.version == 2 and s.save() == 3
+
+
+def test_a_save_killed_before_the_log_was_written_is_marked_saved_not_saved_twice(model_dir, monkeypatch):
+    import cbm.history
+
+    s = EditSession(model_dir)
+    s.apply(Prune("cardinal", "red crown"))
+    real = cbm.history.save_model
+
+    def killed_after_saving(*a, **k):
+        real(*a, **k)
+        raise KeyboardInterrupt  # the version and model.json are written, history.json is not
+
+    monkeypatch.setattr(cbm.history, "save_model", killed_after_saving)
+    with pytest.raises(KeyboardInterrupt):
+        s.save()
+    monkeypatch.undo()
+    again = EditSession(model_dir)
+    assert not again.pending and "saved as version 2" in again.warnings[0]
+    assert again.history()["version"].tolist() == [2] and list_versions(model_dir) == [1, 2]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda log: log["entries"][0].update(colour="red"), r"entry 1 has unknown field\(s\) \['colour'\]"),
+    (lambda log: log["entries"][0]["edit"].update(colour="red"), "entry 1 holds an edit that cannot be read"),
+    (lambda log: log["entries"][0].update(seq="one"), "'seq' should be an integer"),
+    (lambda log: log["entries"][0].update(status="lost"), "status 'lost'"),
+    (lambda log: log.update(redo=[99]), "'redo' should list seq numbers"),
+    (lambda log: log.update(entries={}), "'entries' should be a list"),
+])
+def test_a_log_of_the_wrong_shape_names_the_file_and_the_fix(model_dir, mutate, message):
+    EditSession(model_dir).apply(Prune("cardinal", "red crown"))
+    log = json.loads((model_dir / "history.json").read_text())
+    mutate(log)
+    (model_dir / "history.json").write_text(json.dumps(log))
+    with pytest.raises(ModelDirError, match=f"history.json.*{message}.*move it away"):
+        EditSession(model_dir)
+
+
+def test_a_binary_log_names_the_file(model_dir):
+    (model_dir / "history.json").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ModelDirError, match="history.json.*not text"):
+        EditSession(model_dir)

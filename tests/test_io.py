@@ -76,3 +76,99 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("crash mid-write")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_a_save_killed_after_the_rename_is_completed_by_the_next_save(fitted, tmp_path, monkeypatch):
+    model, X = fitted
+    save_model(model, tmp_path)
+    import cbm.io
+
+    real = cbm.io.atomic_write_json
+
+    def die_before_pointer(path, obj):
+        if path.name == "model.json":
+            raise KeyboardInterrupt  # the version folder is already renamed into place
+        real(path, obj)
+
+    monkeypatch.setattr(cbm.io, "atomic_write_json", die_before_pointer)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(model, tmp_path, note="killed")
+    monkeypatch.undo()
+    assert read_pointer(tmp_path)["versions"] == [1] and (tmp_path / "v0002").is_dir()
+    assert save_model(model, tmp_path, note="next") == 3  # no "Directory not empty"
+    assert list_versions(tmp_path) == [1, 2, 3] and load_config(tmp_path, 2)["note"] == "killed"
+
+
+def test_version_numbers_come_from_the_folders_on_disk_and_temp_folders_are_cleaned(fitted, tmp_path):
+    model, _ = fitted
+    save_model(model, tmp_path)
+    (tmp_path / "v0005").mkdir()  # a folder no save recorded (copied by hand): its number is skipped
+    (tmp_path / ".v0002.k3j4h5").mkdir()  # left by a killed save
+    (tmp_path / ".model.json.abc.tmp").write_text("{")
+    assert save_model(model, tmp_path) == 6
+    assert list_versions(tmp_path) == [1, 6] and load_config(tmp_path)["parent"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "model.json", "v0001", "v0005", "v0006"]
+
+
+def test_the_lock_excludes_other_holders_and_says_who_to_wait_for(tmp_path):
+    import threading
+
+    from cbm.io import model_dir_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with model_dir_lock(tmp_path), model_dir_lock(tmp_path):  # re-entrant in one thread
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    with pytest.raises(ModelDirError, match="locked by another cbm process.*CBM_LOCK_TIMEOUT"):
+        with model_dir_lock(tmp_path, timeout=0.2):
+            pass
+    release.set()
+    t.join()
+    with model_dir_lock(tmp_path, timeout=0.2):
+        pass
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "model.json.*not text"),
+    (b"[1, 2]", "model.json.*should be a JSON object"),
+    (b'{"format": "cbmkit-model/1", "method": "x", "current": 1}', "model.json.*lacks.*versions"),
+    (b'{"format": "cbmkit-model/1", "method": "x", "current": "1", "versions": [1]}', "'current' should be an integer"),
+    (b'{"format": "cbmkit-model/1", "method": "x", "current": 2, "versions": [1]}', "current version 2 is not among"),
+])
+def test_a_pointer_of_the_wrong_shape_or_binary_names_the_file(fitted, tmp_path, content, message):
+    save_model(fitted[0], tmp_path)
+    (tmp_path / "model.json").write_bytes(content)
+    with pytest.raises(ModelDirError, match=message):
+        load_model(tmp_path)
+
+
+def test_a_config_or_metrics_file_of_the_wrong_shape_names_the_file(fitted, tmp_path):
+    from cbm.io import load_metrics
+
+    save_model(fitted[0], tmp_path, metrics={"test": {"accuracy": 0.9}})
+    (tmp_path / "v0001" / "metrics.json").write_text("[0.9]")
+    with pytest.raises(ModelDirError, match="metrics.json.*should be a JSON object"):
+        load_metrics(tmp_path)
+    config = json.loads((tmp_path / "v0001" / "config.json").read_text())
+    (tmp_path / "v0001" / "config.json").write_text(json.dumps({**config, "classes": "up,down"}))
+    with pytest.raises(ModelDirError, match="config.json.*'classes' should be a list"):
+        load_model(tmp_path)
+    (tmp_path / "v0001" / "config.json").write_text(json.dumps({**config, "version": 4}))
+    with pytest.raises(ModelDirError, match="says it is version 4"):
+        load_model(tmp_path)
+
+
+def test_a_file_where_the_model_directory_should_be_is_refused(fitted, tmp_path):
+    (tmp_path / "f").write_text("notes")
+    with pytest.raises(ModelDirError, match="'.*f' is a file"):
+        save_model(fitted[0], tmp_path / "f")
+    with pytest.raises(ModelDirError, match="lies under .* which is a file"):
+        save_model(fitted[0], tmp_path / "f" / "model")
+    with pytest.raises(ModelDirError, match="is a file, not a model directory"):
+        load_model(tmp_path / "f")

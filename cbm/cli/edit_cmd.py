@@ -5,8 +5,11 @@
     cbm edit runs/birds history | undo | redo | discard
     cbm edit runs/birds save --note "prune water"      # writes a new version
     cbm edit runs/birds diff 1 2                       # weight changes between versions
+    cbm edit runs/birds revert 1                       # make version 1 current again (as a new version)
+    cbm edit runs/birds rebase                         # replay pending edits on a newer current version
 
-Edits are recorded at once in MODEL_DIR/history.json and stay pending until `save`.
+Edits are recorded at once in MODEL_DIR/history.json and stay pending until `save`. Every change
+holds the directory's lock, so several commands (and the app) can edit one directory at once.
 Evaluation data defaults to MODEL_DIR/data.npz (the .npz format of `cbm train`).
 """
 
@@ -51,6 +54,10 @@ def add_parser(sub) -> None:
     acts.add_parser("redo", help="redo the last undone edit")
     acts.add_parser("discard", help="drop all unsaved edits")
     acts.add_parser("save", help="save the edited model as a new version").add_argument("--note", default="")
+    q = acts.add_parser("revert", help="make an earlier version current again (saved as a new version)")
+    q.add_argument("to_version", type=int, metavar="N", help="the version to go back to")
+    q.add_argument("--note", default="")
+    acts.add_parser("rebase", help="replay unsaved edits on the current version (after another save)")
     q = acts.add_parser("diff", help="weight changes between two versions (V2 default: current edits)")
     q.add_argument("v1", type=int)
     q.add_argument("v2", type=int, nargs="?")
@@ -93,7 +100,8 @@ def _run(args) -> int:
     from cbm.history import EditSession
 
     session = EditSession(args.model)
-    for w in session.warnings:
+    shown = list(session.warnings)
+    for w in shown:
         print(f"warning: {w}")
     act = args.action
     if act in WEIGHT_EDITS:
@@ -130,6 +138,17 @@ def _run(args) -> int:
         print(f"discarded {session.discard()} unsaved edit(s)")
     elif act == "save":
         print(f"saved version {session.save(args.note)} in {args.model}")
+    elif act == "revert":
+        new = session.revert_to(args.to_version, note=args.note)
+        print(f"version {new} is now current: a copy of version {args.to_version} (earlier versions are kept)")
+    elif act == "rebase":
+        failed = session.rebase()
+        print(f"{len(session.pending)} unsaved edit(s) now apply to version {session.version}; check them "
+              f"(`cbm edit {args.model} history`) and save")
+        for e in failed:
+            print(f"warning: edit #{e['seq']} no longer applies and was dropped: {e.get('error')}")
     elif act == "diff":
         print(session.diff(args.v1, args.v2).report())
+    for w in session.warnings[len(shown):]:
+        print(f"warning: {w}")
     return 0

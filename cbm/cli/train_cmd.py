@@ -102,10 +102,11 @@ def _run(args) -> int:
     from cbm.data import load_training_data
     from cbm.data.training import encoder_record
     from cbm.edit_eval import save_eval_data
-    from cbm.io import save_model
+    from cbm.io import check_target, save_model
     from cbm.metrics import format_report, report
     from cbm.models import fit_arguments
 
+    check_target(args.out)  # a file there is refused before any training
     spec = "synthetic" if args.world else args.data
     if not spec:
         raise ValueError("cbm train needs --data PATH (or --world for the synthetic demo).")

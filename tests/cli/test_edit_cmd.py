@@ -73,3 +73,43 @@ def test_explain_a_sample_and_refuse_an_image_without_a_known_encoder(model_dir,
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     assert main(["explain", str(model_dir), "--image", str(tmp_path / "x.png")]) == 2
     assert "encoder" in capsys.readouterr().err
+
+
+def test_revert_makes_an_older_version_current_and_says_so(model_dir, world, capsys):
+    m, concept = str(model_dir), world.bank.names[0]
+    assert main(["edit", m, "set-weight", "--class", world.class_names[0], "--concept", concept,
+                 "--value", "4"]) == 0
+    assert main(["edit", m, "revert", "1"]) == 2
+    assert "unsaved edit(s) are pending" in capsys.readouterr().err
+    assert main(["edit", m, "save"]) == 0 and main(["edit", m, "revert", "1"]) == 0
+    assert "version 3 is now current: a copy of version 1" in capsys.readouterr().out
+    np.testing.assert_array_equal(load_model(model_dir).coef_, load_model(model_dir, 1).coef_)
+    assert main(["edit", m, "revert", "7"]) == 2
+    assert "no version 7" in capsys.readouterr().err
+
+
+def test_a_save_after_another_command_saved_is_refused_until_rebased(model_dir, world, capsys):
+    m, concept, cls = str(model_dir), world.bank.names[0], world.class_names[0]
+    assert main(["edit", m, "set-weight", "--class", cls, "--concept", concept, "--value", "4"]) == 0
+    save_model(load_model(model_dir), model_dir, note="cbm train --out")  # another command, in between
+    capsys.readouterr()
+    assert main(["edit", m, "save"]) == 2
+    err = capsys.readouterr().err
+    assert "made on version 1, but version 2 is now current" in err and f"cbm edit {m} rebase" in err
+    assert main(["edit", m, "rebase"]) == 0 and main(["edit", m, "save"]) == 0
+    assert list_versions(model_dir) == [1, 2, 3]
+    final = load_model(model_dir)
+    assert final.coef_[final.class_names_.index(cls), final.concept_names_.index(concept)] == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["set-weight", "--value=1e39"], "1e+39 is too large: weights are float32"),
+    (["scale", "--factor=1e308"], "1e+308 is too large"),
+    (["scale", "--factor=1e38"], "would make a weight overflow float32"),
+    (["set-weight", "--value=inf"], "must be a finite number"),
+])
+def test_values_that_overflow_float32_are_refused(model_dir, world, capsys, args, message):
+    cmd = ["edit", str(model_dir), args[0], "--class", world.class_names[0], "--concept", world.bank.names[0]]
+    assert main(cmd + args[1:]) == 2
+    assert message in capsys.readouterr().err
+    assert not (model_dir / "history.json").exists() or "pending" not in (model_dir / "history.json").read_text()
