@@ -155,6 +155,15 @@ def diff_models(a: Any, b: Any) -> VersionDiff:
     )
 
 
+def revert(path: str | Path, version: int, note: str = "") -> int:
+    """Make an earlier ``version`` current again, as a new version (a copy); returns its number.
+
+    Refused while unsaved edits are pending; recorded in the edit history
+    (:meth:`EditSession.revert_to`).
+    """
+    return EditSession(path).revert_to(version, note=note)
+
+
 class EditSession:
     """Edit a model directory with a persistent log, undo/redo and versioned saves.
 

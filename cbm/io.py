@@ -269,17 +269,6 @@ def _umask() -> int:
     return mask
 
 
-def revert(path: str | Path, version: int, note: str = "") -> int:
-    """Make an earlier ``version`` current again, as a new version (a copy); returns its number.
-
-    Refused while unsaved edits are pending (see :meth:`cbm.history.EditSession.revert_to`, which
-    this calls and which records the revert in the edit history).
-    """
-    from cbm.history import EditSession
-
-    return EditSession(path).revert_to(version, note=note)
-
-
 def _read_config(path: str | Path, version: int) -> dict[str, Any]:
     vdir = Path(path) / version_dirname(version)
     where = f"model config {str(vdir / 'config.json')!r}"

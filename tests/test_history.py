@@ -169,7 +169,8 @@ def test_a_save_on_a_version_that_is_no_longer_current_is_refused_and_rebase_rep
 
 
 def test_revert_makes_an_older_version_current_as_a_new_version_and_logs_it(model_dir):
-    from cbm.io import load_config, revert
+    from cbm.history import revert
+    from cbm.io import load_config
 
     s = EditSession(model_dir)
     s.apply(SetWeight("cardinal", "red crown", 5.0))
