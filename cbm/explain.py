@@ -325,6 +325,170 @@ def counterfactual_table(model: Any, activations: Any, residual: Any = None) -> 
     return df.sort_values(["flips", "score_change"], ascending=[False, True]).reset_index(drop=True)
 
 
+# -- contrastive explanations ("why A and not B") --------------------------------------------------
+@dataclass
+class Contrast:
+    """Why one sample scores class ``a`` above (or below) class ``b``, concept by concept.
+
+    ``margin = logit[a] - logit[b]`` splits exactly into ``sum(table.contribution)``, the intercept
+    difference and (hybrid models) the residual difference. ``flips`` lists, per concept, the
+    smallest change of its activation that makes ``b`` score at least as high as ``a``.
+    """
+
+    a: str
+    b: str
+    margin: float
+    table: pd.DataFrame  # concept, activation, weight_a, weight_b, contribution (largest |.| first)
+    intercept: float
+    residual: float | None
+    flips: pd.DataFrame  # concept, activation, needed, change, new_prediction (smallest |change| first)
+
+    def summary(self, top: int = 3) -> str:
+        """Plain words: why ``a`` and not ``b``, and the smallest single-concept change that flips it."""
+        if self.margin < 0:
+            head = f"{self.b} scores higher than {self.a} by {-self.margin:.2f}."
+        else:
+            head = f"{self.a} and not {self.b}: {self.a} scores higher by {self.margin:.2f}."
+        pro = self.table[self.table["contribution"] > 0].head(top)
+        con = self.table[self.table["contribution"] < 0].head(top)
+        lines = [head]
+        if len(pro):
+            lines.append(f"For {self.a} over {self.b}: " + ", ".join(
+                f"{r.concept} ({r.contribution:+.2f})" for r in pro.itertuples()) + ".")
+        if len(con):
+            lines.append(f"For {self.b} over {self.a}: " + ", ".join(
+                f"{r.concept} ({r.contribution:+.2f})" for r in con.itertuples()) + ".")
+        if self.margin > 0 and len(self.flips):
+            f = self.flips.iloc[0]
+            lines.append(f"Smallest single change that makes {self.b} score as high: {f.concept} from "
+                         f"{f.activation:.2f} to {f.needed:.2f}; the prediction would then be {f.new_prediction}.")
+        elif self.margin > 0:
+            lines.append(f"No single concept change makes {self.b} score as high as {self.a}.")
+        return "\n".join(lines)
+
+
+def contrast(model: Any, activations: Any, a: int | str | None = None, b: int | str | None = None, *,
+             residual: Any = None, true: int | str | None = None) -> Contrast:
+    """"Why ``a`` and not ``b``" for one sample (activations of shape (M,)).
+
+    Defaults: ``a`` is the predicted class; ``b`` is the true class when ``true`` is given and
+    differs from ``a``, else the runner-up. Each concept contributes
+    ``(coef_[a, j] - coef_[b, j]) * A[j]`` to the margin ``logit[a] - logit[b]``; for each concept
+    with a non-zero weight difference, ``flips`` gives the activation that closes the margin.
+    """
+    A, R = activations_and_residual(model, None, np.atleast_2d(np.asarray(activations, np.float32))[:1],
+                                    None if residual is None else np.atleast_2d(residual))
+    z = model.logits_from_activations(A, R)[0]
+    ka = int(z.argmax()) if a is None else class_index(model, a)
+    if b is None:
+        kt = None if true is None else class_index(model, true)
+        if kt is not None and kt != ka:
+            kb = kt
+        else:
+            other = z.copy()
+            other[ka] = -np.inf
+            kb = int(other.argmax()) if len(z) > 1 else ka
+    else:
+        kb = class_index(model, b)
+    W = np.asarray(model.coef_, np.float64)
+    dw = W[ka] - W[kb]
+    act = A[0].astype(np.float64)
+    contrib = dw * act
+    margin = float(z[ka] - z[kb])
+    names = model.concept_names_
+    table = pd.DataFrame({"concept": names, "activation": act, "weight_a": W[ka], "weight_b": W[kb],
+                          "contribution": contrib})
+    table = table.reindex(table["contribution"].abs().sort_values(ascending=False, kind="stable").index)
+    nz = np.flatnonzero(np.abs(dw) > 1e-12)
+    needed = act[nz] - margin / dw[nz]
+    Z = z[None, :].astype(np.float64) + (needed - act[nz])[:, None] * W[:, nz].T  # (len(nz), K)
+    flips = pd.DataFrame({"concept": [names[j] for j in nz], "activation": act[nz], "needed": needed,
+                          "change": needed - act[nz],
+                          "new_prediction": [model.class_names_[int(k)] for k in Z.argmax(1)]})
+    flips = flips.reindex(flips["change"].abs().sort_values(kind="stable").index).reset_index(drop=True)
+    res = None if R is None else float(R[0, ka] - R[0, kb])
+    inter = float(np.asarray(model.intercept_)[ka] - np.asarray(model.intercept_)[kb])
+    return Contrast(model.class_names_[ka], model.class_names_[kb], margin, table.reset_index(drop=True),
+                    inter, res, flips)
+
+
+def intervention_effects(model: Any, activations: Any, changes: Mapping[int | str, Any],
+                         residual: Any = None) -> pd.DataFrame:
+    """For one sample: how each concept change moves every class score, even if the prediction holds.
+
+    One row per (changed concept, class) with a non-zero effect: ``concept, before, after, class,
+    score_change`` (``(after - before) * coef_[class, concept]``), largest |score_change| first.
+    """
+    A = np.atleast_2d(np.asarray(activations, np.float32))[:1]
+    it = intervene(model, A, changes, residual=residual)
+    rows = []
+    for concept in changes:
+        j = concept_index(model, concept)
+        before, after = float(A[0, j]), float(it.activations[0, j])
+        for k, cls in enumerate(model.class_names_):
+            d = (after - before) * float(model.coef_[k, j])
+            if d != 0:
+                rows.append((model.concept_names_[j], before, after, cls, d))
+    df = pd.DataFrame(rows, columns=["concept", "before", "after", "class", "score_change"])
+    return df.reindex(df["score_change"].abs().sort_values(ascending=False, kind="stable").index
+                      ).reset_index(drop=True)
+
+
+# -- concept evidence --------------------------------------------------------------------------------
+def concept_percentile(reference: Any, value: float) -> float:
+    """Percentage (0-100) of the ``reference`` activations of one concept that are below ``value``.
+
+    Ties count half, so the median of the reference gets about 50.
+    """
+    ref = np.asarray(reference, np.float64).ravel()
+    if not len(ref):
+        raise ValueError("The reference activations are empty; pass the concept's activations on "
+                         "training or validation images.")
+    return float(100.0 * ((ref < value).sum() + 0.5 * (ref == value).sum()) / len(ref))
+
+
+def occlusion_map(model: Any, image: Any, concept: int | str, encoder: Any = None, *, patch: int | None = None,
+                  stride: int | None = None, fill: int | None = None, batch: int = 64) -> np.ndarray:
+    """Where in ``image`` concept ``concept`` fires: the drop in its activation when a patch is hidden.
+
+    The image (PIL, uint8 array or path) is re-encoded with grey patches (``fill``, default the
+    image's mean) over a grid (``patch`` pixels, default 1/4 of the side; ``stride`` default patch/2)
+    with the model's encoder (:func:`encoder_for`) and scored with the concept's predictor. Returns
+    an (H, W) float array: positive where hiding a region lowers the concept, so it fires there.
+    Works for any backbone; costs one encoder pass per patch position.
+    """
+    if isinstance(image, str | Path):
+        image = Image.open(image).convert("RGB")
+    arr = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    arr = arr.astype(np.uint8)
+    h, w = arr.shape[:2]
+    j = concept_index(model, concept)
+    encoder = encoder_for(model) if encoder is None else encoder
+    patch = max(1, int(patch or max(h, w) // 4))
+    stride = max(1, int(stride or max(1, patch // 2)))
+    value = np.uint8(arr.mean() if fill is None else fill)
+    boxes, images = [], []
+    for top in range(0, max(1, h - patch + stride), stride):
+        for left in range(0, max(1, w - patch + stride), stride):
+            im = arr.copy()
+            im[top:top + patch, left:left + patch] = value
+            boxes.append((top, left))
+            images.append(Image.fromarray(im))
+    base = model.transform(np.asarray(encoder.encode_images([Image.fromarray(arr)]), np.float32))[0, j]
+    scores = []
+    for s in range(0, len(images), batch):
+        X = np.asarray(encoder.encode_images(images[s:s + batch]), np.float32)
+        scores.append(model.transform(X)[:, j])
+    drop = base - np.concatenate(scores)
+    heat, count = np.zeros((h, w), np.float64), np.zeros((h, w), np.float64)
+    for (top, left), d in zip(boxes, drop, strict=True):
+        heat[top:top + patch, left:left + patch] += d
+        count[top:top + patch, left:left + patch] += 1
+    return (heat / np.maximum(count, 1)).astype(np.float32)
+
+
 # -- global view -----------------------------------------------------------------------------------
 def weight_matrix(model: Any) -> pd.DataFrame:
     """The class-concept weight matrix ``coef_`` as a DataFrame (classes x concepts)."""
@@ -440,7 +604,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "Explanation", "Intervention", "class_index", "concept_index", "contributions", "counterfactual",
+    "Contrast", "Explanation", "Intervention", "concept_percentile", "contrast", "intervention_effects",
+    "occlusion_map", "class_index", "concept_index", "contributions", "counterfactual",
     "counterfactual_table", "embed_image", "encoder_for", "explain", "explain_one", "intervene",
     "rebuild_encoder", "recorded_fingerprint", "softmax", "top_concepts",
     "unused_concepts", "weight_matrix",

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("cbm.data",)),
     ("concepts", ("cbm.concepts",)),
     ("models", ("cbm.models",)),
-    ("model directories and explanations", ("cbm.io", "cbm.explain")),
+    ("model directories and explanations", ("cbm.io", "cbm.explain", "cbm.ood", "cbm.report")),
     ("edits", ("cbm.edits",)),
     ("edit evaluation", ("cbm.edit_eval",)),
     ("edit history", ("cbm.history",)),
