@@ -39,12 +39,14 @@ def weight_heatmap(coef: np.ndarray, classes: Sequence[str], concepts: Sequence[
         hovertemplate="class %{y}<br>concept %{x}<br>weight %{z:.3f}<br>source: %{customdata}<extra></extra>",
     ))
     fig.update_layout(title=title, height=max(260, 34 * len(classes) + 160), **_LAYOUT)
-    fig.update_xaxes(tickangle=-40)
+    fig.update_xaxes(tickangle=-40, title="concept")
+    fig.update_yaxes(title="class")
     return fig
 
 
 def contribution_bars(names: Sequence[str], values: Sequence[float], title: str = "",
-                      residual: float | None = None) -> go.Figure:
+                      residual: float | None = None,
+                      axis: str = "push toward (+) / against (-) the predicted class") -> go.Figure:
     """Horizontal bars of signed concept contributions, largest magnitude on top.
 
     ``residual`` (hybrid models) is drawn as a separate grey bar, since it is not a concept.
@@ -64,7 +66,7 @@ def contribution_bars(names: Sequence[str], values: Sequence[float], title: str 
     ))
     fig.add_vline(x=0, line_color="#444", line_width=1)
     fig.update_layout(title=title, height=max(220, 26 * len(labels) + 90),
-                      xaxis_title="push toward (+) / against (-) the predicted class", **_LAYOUT)
+                      xaxis_title=axis, yaxis_title="concept", **_LAYOUT)
     return fig
 
 
@@ -78,7 +80,7 @@ def probability_bars(classes: Sequence[str], proba: Sequence[float], highlight: 
         hovertemplate="%{y}: %{x:.1%}<extra></extra>",
     ))
     fig.update_layout(height=max(200, 22 * len(classes) + 80), xaxis=dict(range=[0, 1], tickformat=".0%"),
-                      title="How sure the model is", **_LAYOUT)
+                      title="How sure the model is", xaxis_title="probability", **_LAYOUT)
     return fig
 
 

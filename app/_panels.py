@@ -1,17 +1,28 @@
-"""Page pieces shared by Explore and Upload: one prediction with the concepts behind it."""
+"""Page pieces shared by Explore and Upload: one prediction with the concepts behind it.
+
+Below the prediction: "why this class and not that one" with a class picker, one concept's
+evidence (its raw score, its percentile among training images and where in the image it fires),
+and a download of the whole explanation as a self-contained HTML report.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
+from cbm import explain
 from cbm.app import _charts, _state
+from cbm.exceptions import CBMError
+from cbm.report import explanation_html, heat_overlay
 
 
-def prediction_panel(model, preds: _state.Predictions, i: int, image, caption: str, note: str = ""):
+def prediction_panel(model, preds: _state.Predictions, i: int, image, caption: str, note: str = "", *,
+                     key: str = "explore", path=None, true: str | None = None, raw_image=None,
+                     ood: tuple[float, float] | None = None, title: str = "Explanation"):
     """Image, predicted class with probability, and the top-10 concept contributions for sample ``i``.
 
-    Returns the right-hand column, so a page can add more below the contribution chart.
+    With ``path`` (the model directory) it adds "why not", concept evidence and the report
+    download. Returns the right-hand column, so a page can add more below the contribution chart.
     """
     k = int(preds.proba[i].argmax())
     name = model.class_names_[k]
@@ -29,4 +40,69 @@ def prediction_panel(model, preds: _state.Predictions, i: int, image, caption: s
             title=f"Why {name}: concepts pushing toward (blue) and against (orange)"))
         st.caption("Each bar is the concept's score in this image times its weight for the class: "
                    "how much it adds to (or takes from) the class's score.")
+    if path is not None:
+        c = why_not(model, preds, i, key, true)
+        concept, pct, heat = evidence(model, preds, i, key, path, raw_image, contrib)
+        res = None if preds.residual is None else preds.residual[i]
+        page = explanation_html(model, preds.activations[i], residual=res, image=raw_image, title=title,
+                                true=true, versus=c.b, concept=concept, percentile=pct, occlusion=heat,
+                                ood_score=None if ood is None else ood[0],
+                                ood_threshold=None if ood is None else ood[1])
+        st.download_button("Download this explanation (HTML)", page, file_name="explanation.html",
+                           mime="text/html", key=f"{key}_{_state.REPORT}",
+                           help="One self-contained page with the image, numbers and text; opens offline.")
     return right
+
+
+def why_not(model, preds: _state.Predictions, i: int, key: str, true: str | None) -> explain.Contrast:
+    """"Why <predicted> and not <class>": a class picker, the separating concepts and the smallest flip."""
+    classes = model.class_names_
+    pred = classes[int(preds.proba[i].argmax())]
+    others = [c for c in classes if c != pred] or classes
+    res = None if preds.residual is None else preds.residual[i]
+    default = explain.contrast(model, preds.activations[i], pred, None, residual=res, true=true).b
+    wkey = f"{key}_{_state.WHY_NOT}"
+    if st.session_state.get(wkey) not in others:
+        st.session_state[wkey] = default if default in others else others[0]
+    st.subheader(f"Why {pred} and not another class?")
+    b = st.selectbox("Why not", others, key=wkey, help="Default: the true class when the prediction is "
+                     "wrong, else the runner-up.")
+    c = explain.contrast(model, preds.activations[i], pred, b, residual=res)
+    t = c.table.head(10)
+    st.plotly_chart(_charts.contribution_bars(
+        list(t["concept"]), t["contribution"].to_numpy(),
+        title=f"Concepts favouring {pred} (blue) over {b} (orange)",
+        axis=f"(weight for {pred} - weight for {b}) x score"))
+    st.markdown("  \n".join(c.summary().splitlines()))
+    return c
+
+
+def evidence(model, preds: _state.Predictions, i: int, key: str, path, raw_image, contrib: np.ndarray):
+    """One concept's raw score, its percentile among training images and (on request) where it fires."""
+    names = model.concept_names_
+    ckey = f"{key}_{_state.EVIDENCE}"
+    if st.session_state.get(ckey) not in names:
+        st.session_state[ckey] = names[int(np.argmax(np.abs(contrib)))]
+    st.subheader("Evidence for a concept")
+    concept = st.selectbox("Concept", names, key=ckey, help="Default: the concept that contributes most.")
+    j = names.index(concept)
+    ref, where = _state.reference_activations(model, path)
+    value = float(preds.activations[i, j])
+    pct = explain.concept_percentile(ref[:, j], value) if len(ref) else None
+    st.markdown(f"Score of **{concept}** in this image: **{value:.3f}**"
+                + ("" if pct is None else f", higher than **{pct:.0f}%** of the {where} images."))
+    heat = None
+    if raw_image is None:
+        return concept, pct, None
+    okey = f"{key}_{_state.OCCLUDE}_{concept}"
+    if st.button("Show where it fires in the image", key=f"{key}_{_state.OCCLUDE}"):
+        st.session_state[okey] = True
+    if st.session_state.get(okey):
+        try:
+            heat = _state.occlusion(model, path, raw_image, concept)
+        except (CBMError, ImportError, ValueError, OSError) as e:
+            st.info(f"The concept map needs the model's image encoder, which cannot be used here: {e}")
+            return concept, pct, None
+        st.image(heat_overlay(raw_image, heat).resize((240, 240)), width=240,
+                 caption=f"Red: hiding this region lowers “{concept}” (it fires there); blue: raises it.")
+    return concept, pct, heat

@@ -253,11 +253,13 @@ def accuracy_table(model, path: Path) -> dict[str, float]:
 def split_picker(data: dict[str, SplitData], key: str = SPLIT) -> str:
     """A split selector shared by pages (it keeps its value across pages)."""
     names = list(data)
-    if st.session_state.get(key) not in names:
-        st.session_state[key] = names[0]
-    return st.sidebar.selectbox("Data split", names, key=key,
-                                help="in-domain test data, or the shifted domain where spurious "
-                                     "cues no longer hold")
+    value = st.session_state.get(key, st.session_state.get(f"_kept_{key}"))
+    st.session_state[key] = value if value in names else names[0]  # set, so every page's picker adopts it
+    st.session_state[f"_kept_{key}"] = st.session_state[key]
+    return st.sidebar.selectbox("Data split", names, key=key, format_func=split_label,
+                                on_change=lambda: st.session_state.update({f"_kept_{key}": st.session_state[key]}),
+                                help="test: images from the same sites as training; shifted: a new site "
+                                     "where spurious cues no longer hold")
 
 
 def provenance_line(prov) -> str:
@@ -276,3 +278,78 @@ def counterfactual(model, preds: Predictions, i: int, off: list[str]) -> np.ndar
     """Class probabilities (K,) of sample ``i`` with the concepts ``off`` switched off."""
     res = None if preds.residual is None else preds.residual[i]
     return explain.counterfactual(model, preds.activations[i], off, residual=res)
+
+
+# -- explanations shared by Explore and Upload: "why not", concept evidence, OOD, reports --------
+WHY_NOT = "why_not"  # prefixed by the page: explore_why_not, upload_why_not
+EVIDENCE = "evidence"  # the concept whose evidence is shown
+OCCLUDE = "occlude"  # the button that computes the occlusion map
+REPORT = "report"  # the download button of the HTML report
+EXPLORE_PAGE = "explore_page"
+VERSION_A = "version_a"
+VERSION_B = "version_b"
+VERSION_REVERT = "version_revert"
+VERSION_FLASH = "version_flash"
+#: Explore's widgets whose values survive a visit to another page.
+KEPT = (SPLIT, EXPLORE_CLASS, EXPLORE_PRED, EXPLORE_CORRECT, EXPLORE_DOMAIN, EXPLORE_SAMPLE, EXPLORE_PAGE)
+#: One vocabulary for the splits of data.npz, everywhere in the app.
+SPLIT_LABELS = {"test": "test (same sites as training)", "shifted": "shifted (new site)",
+                "val": "validation", "train": "training"}
+
+
+def split_label(name: str) -> str:
+    """How a split is named in the app ("shifted (new site)")."""
+    return SPLIT_LABELS.get(str(name), str(name))
+
+
+def restore(keys=KEPT) -> None:
+    """Give widgets the values they had when the user left the page (Streamlit drops them otherwise)."""
+    for k in keys:
+        if k in st.session_state:
+            st.session_state[k] = st.session_state[k]  # a value set in code outlives its widget
+        elif f"_kept_{k}" in st.session_state:
+            st.session_state[k] = st.session_state[f"_kept_{k}"]
+
+
+def remember(keys=KEPT) -> None:
+    """Keep the widgets' current values for the next visit (see :func:`restore`)."""
+    for k in keys:
+        if k in st.session_state:
+            st.session_state[f"_kept_{k}"] = st.session_state[k]
+
+
+def reference_activations(model, path: Path) -> tuple[np.ndarray, str]:
+    """Concept activations that percentiles are taken among: the training split, else the first one."""
+    data = eval_data(path)
+    split = "train" if "train" in data else ("val" if "val" in data else next(iter(data), None))
+    if split is None:
+        return np.zeros((0, len(model.concept_names_)), np.float32), ""
+    return predictions(model, path, split).activations, split_label(split)
+
+
+@st.cache_resource(show_spinner="Calibrating the out-of-distribution score...", max_entries=4)
+def _ood(file: str, mtime: float):
+    from cbm.ood import fit_ood
+
+    return fit_ood({s: d.X for s, d in eval_data(Path(file).parent).items()})
+
+
+def ood_detector(path: Path):
+    """An :class:`cbm.ood.OODDetector` fitted on the training embeddings of data.npz, or None."""
+    file = Path(path) / "data.npz"
+    if not file.is_file() or "train" not in eval_data(path):
+        return None
+    return _ood(str(file), file.stat().st_mtime)
+
+
+@st.cache_data(show_spinner="Hiding patches of the image to see where the concept fires...", max_entries=32)
+def _occlusion(_model, token: str, spec: str, image_bytes: bytes, shape: tuple, concept: str) -> np.ndarray:
+    image = np.frombuffer(image_bytes, np.uint8).reshape(shape)
+    return explain.occlusion_map(_model, image, concept, _encoder(spec, _model))
+
+
+def occlusion(model, path: Path, image: np.ndarray, concept: str) -> np.ndarray:
+    """Cached occlusion map (H, W) of ``concept`` on ``image`` through the model's own encoder."""
+    model_encoder(path)  # raises a clear error when the encoder is not recorded or cannot be built
+    image = np.ascontiguousarray(np.asarray(image, np.uint8))
+    return _occlusion(model, model_token(model), encoder_spec(path), image.tobytes(), image.shape, concept)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from cbm import explain
 from cbm.app import _images, _panels, _state
 
 ALL = "(all)"
@@ -18,7 +19,8 @@ def filters(d: _state.SplitData, p: _state.Predictions, classes: list[str]) -> n
     pred = c2.selectbox("Predicted class", [ALL, *classes], key=_state.EXPLORE_PRED)
     right = c3.selectbox("Prediction is", [ALL, "correct", "wrong"], key=_state.EXPLORE_CORRECT)
     domains = [ALL, *sorted(set(d.domains.astype(str)))] if d.domains is not None else [ALL]
-    dom = c4.selectbox("Domain", domains, key=_state.EXPLORE_DOMAIN)
+    dom = c4.selectbox("Site (domain)", domains, key=_state.EXPLORE_DOMAIN,
+                       help="where the image was taken; the shifted split holds the new site")
     ok = np.ones(len(d), bool)
     if true != ALL:
         ok &= d.y == true
@@ -39,9 +41,19 @@ def label(d: _state.SplitData, p: _state.Predictions, i: int) -> str:
 
 
 def gallery(d: _state.SplitData, p: _state.Predictions, idx: np.ndarray) -> None:
-    """Thumbnails of the first matches, each with an Open button."""
+    """Thumbnails of one page of matches, each with an Open button, and a page picker."""
+    pages = max(1, -(-len(idx) // GALLERY))
+    if not 1 <= int(st.session_state.get(_state.EXPLORE_PAGE, 1)) <= pages:
+        st.session_state[_state.EXPLORE_PAGE] = 1
+    if pages > 1:
+        page = st.number_input(f"Gallery page (of {pages})", 1, pages, key=_state.EXPLORE_PAGE,
+                               help=f"{GALLERY} images per page")
+    else:
+        page = 1
+    start = (int(page) - 1) * GALLERY
+    st.caption(f"Showing images {start + 1}-{min(start + GALLERY, len(idx))} of {len(idx)}.")
     cols = st.columns(6)
-    for pos, i in enumerate(idx[:GALLERY]):
+    for pos, i in enumerate(idx[start:start + GALLERY]):
         with cols[pos % 6]:
             if d.images is not None:
                 st.image(_images.thumbnail(d.images[i], 96))
@@ -50,12 +62,16 @@ def gallery(d: _state.SplitData, p: _state.Predictions, idx: np.ndarray) -> None
                 st.session_state[_state.EXPLORE_SAMPLE] = int(i)
 
 
-def detail(model, d: _state.SplitData, p: _state.Predictions, i: int) -> None:
+def detail(model, d: _state.SplitData, p: _state.Predictions, i: int, path=None) -> None:
     """One sample: image, prediction, what pushed toward and against it, and a counterfactual."""
     classes = model.class_names_
     image = None if d.images is None else _images.thumbnail(d.images[i], 240)
     verdict = "correct" if p.pred[i] == d.y[i] else f"wrong (true class: {d.y[i]})"
-    right = _panels.prediction_panel(model, p, i, image, f"true class: {d.y[i]}", verdict)
+    name = str(d.ids[i]) if d.ids is not None else f"{d.name} #{i}"
+    right = _panels.prediction_panel(model, p, i, image, f"true class: {d.y[i]}", verdict, key="explore",
+                                     path=path, true=str(d.y[i]),
+                                     raw_image=None if d.images is None else d.images[i],
+                                     title=f"Why the model predicts {p.pred[i]} for {name}")
     with right:
         off = st.multiselect("What if these concepts were switched off?", model.concept_names_,
                              key=_state.EXPLORE_OFF, placeholder="pick concepts")
@@ -64,17 +80,25 @@ def detail(model, d: _state.SplitData, p: _state.Predictions, i: int) -> None:
             new = classes[int(np.argmax(q))]
             change = "unchanged" if new == p.pred[i] else f"changes from {p.pred[i]}"
             st.markdown(f"**New prediction: {new}** ({q.max():.0%} sure), {change}.")
+            res = None if p.residual is None else p.residual[i]
+            eff = explain.intervention_effects(model, p.activations[i], {c: 0.0 for c in off}, residual=res)
+            lines = [f"- switching off **{r.concept}** ({r.before:.2f} -> 0) moves {r._4}'s score by "
+                     f"{r.score_change:+.2f}" for r in eff.head(6).itertuples()]
+            st.markdown("What changed:\n" + ("\n".join(lines) if lines else
+                                             "- nothing: these concepts carry no weight here."))
 
 
 def render() -> None:
     """Draw the Explore page: filter samples, pick one, see its contributions and switch concepts off."""
     st.title("Explore")
+    _state.restore()
     path = _state.require_model_dir()
     model = _state.current_model(path)
     data = _state.require_eval_data(path)
     split = _state.split_picker(data)
     d, p = data[split], _state.predictions(model, path, split)
     idx = filters(d, p, model.class_names_)
+    _state.remember()
     st.caption(f"{len(idx)} of {len(d)} images match.")
     if not len(idx):
         st.info("No image matches these filters; widen them.")
@@ -86,7 +110,8 @@ def render() -> None:
     st.session_state[_state.EXPLORE_SAMPLE] = current
     st.selectbox("Sample", [int(i) for i in idx], key=_state.EXPLORE_SAMPLE,
                  format_func=lambda i: label(d, p, i))
-    detail(model, d, p, int(st.session_state[_state.EXPLORE_SAMPLE]))
+    _state.remember()
+    detail(model, d, p, int(st.session_state[_state.EXPLORE_SAMPLE]), path)
 
 
 if __name__ == "__main__":
