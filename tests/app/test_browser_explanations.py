@@ -1,0 +1,57 @@
+"""The clinician's questions in a real browser: "why not Shirt", where the tag fires, a report, revert.
+
+Same server and Chromium as ``test_browser.py`` (its fixtures are reused); screenshots go to the
+ignored ``test-artifacts/screenshots/``; nothing is written into tracked files.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_browser import WAIT_MS, _choose, _nav, _settle, _shot, browser, browser_model, server  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_why_not_concept_map_report_and_revert(server, browser, browser_model, tmp_path):  # noqa: F811
+    from cbm.edits import Prune
+    from cbm.history import EditSession
+    from cbm.io import read_pointer
+
+    model_dir, (cls, concept) = browser_model
+    page = browser.new_page(viewport={"width": 1366, "height": 1800})
+    page.goto(server)
+    page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
+    _settle(page)
+
+    _nav(page, "Explore")
+    _choose(page, "explore_class", cls)
+    _choose(page, "explore_correct", "wrong")
+    page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
+    assert page.locator(".st-key-explore_why_not").inner_text().count(cls) >= 1
+
+    _choose(page, "explore_evidence", concept)
+    page.locator(".st-key-explore_occlude button").click()
+    page.wait_for_selector("text=Red: hiding this region", timeout=120_000)
+    _settle(page)
+    _shot(page, "explore-why-not")
+
+    with page.expect_download(timeout=WAIT_MS) as dl:
+        page.locator(".st-key-explore_report button").click()
+    report = tmp_path / "report.html"
+    dl.value.save_as(str(report))
+    offline = browser.new_page()
+    offline.goto(report.as_uri())
+    assert "The model predicts" in offline.inner_text("body")
+    assert f"not {cls}" in offline.inner_text("body")
+    assert offline.locator("img").count() == 2  # the image and the concept map, inline
+
+    session = EditSession(model_dir)
+    session.apply(Prune(cls, concept), why="the tag is a site artifact")
+    session.save(note="pruned the tag")
+    _nav(page, "Versions")
+    page.wait_for_selector("text=Compare two versions", timeout=WAIT_MS)
+    _choose(page, "version_revert", "1")
+    page.locator(".st-key-version_revert_go button").click()
+    page.wait_for_selector("text=Version 1 is current again", timeout=WAIT_MS)
+    _shot(page, "versions")
+    assert read_pointer(model_dir)["current"] == 3
