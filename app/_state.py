@@ -337,7 +337,7 @@ def _ood(file: str, mtime: float):
 def ood_detector(path: Path):
     """An :class:`cbm.ood.OODDetector` fitted on the training embeddings of data.npz, or None."""
     file = Path(path) / "data.npz"
-    if not file.is_file() or "train" not in eval_data(path):
+    if not file.is_file() or not {"train", "val", "test"} & set(eval_data(path)):
         return None
     return _ood(str(file), file.stat().st_mtime)
 

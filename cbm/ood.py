@@ -112,13 +112,24 @@ def _check(X: Any, what: str) -> np.ndarray:
     return X
 
 
-def fit_ood(splits: dict[str, np.ndarray], flag_rate: float = 0.05) -> OODDetector:
-    """A detector fitted on the ``train`` split and calibrated on ``val`` (else ``test``, else ``train``)."""
-    if "train" not in splits:
-        raise DataError(f"An out-of-distribution score needs training embeddings (split 'train'); "
-                        f"the data has {sorted(splits)}.")
-    calib = next((splits[s] for s in ("val", "test") if s in splits), None)
-    return OODDetector(flag_rate=flag_rate).fit(splits["train"], calib)
+def fit_ood(splits: dict[str, np.ndarray], flag_rate: float = 0.05, random_state: int = 0) -> OODDetector:
+    """A detector for the in-distribution splits of a model's evaluation data.
+
+    Fitted on ``train`` and calibrated on ``val`` (else ``test``) when there is a training split;
+    otherwise ``val`` and ``test`` (the training sites' held-out images) are pooled and split in
+    two halves at random: one to fit, one to calibrate. ``shifted`` is never used.
+    """
+    if "train" in splits:
+        calib = next((splits[s] for s in ("val", "test") if s in splits), None)
+        return OODDetector(flag_rate=flag_rate).fit(splits["train"], calib)
+    held = [np.asarray(splits[s]) for s in ("val", "test") if s in splits]
+    if not held or sum(len(h) for h in held) < 4:
+        raise DataError(f"An out-of-distribution score needs embeddings of the training sites (split 'train', "
+                        f"'val' or 'test'); the data has {sorted(splits)}.")
+    X = np.concatenate(held)
+    order = np.random.default_rng(random_state).permutation(len(X))
+    half = len(X) // 2
+    return OODDetector(flag_rate=flag_rate).fit(X[order[:half]], X[order[half:]])
 
 
 __all__ = ["OODDetector", "fit_ood"]

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from cbm._images import to_rgb
+from cbm.exceptions import DataError
 from cbm.explain import concept_percentile, contrast, contributions, softmax
 from cbm.ood import fit_ood
 
@@ -124,8 +125,8 @@ def sample_report(model: Any, splits: dict[str, dict[str, np.ndarray]], split: s
     """:func:`explanation_html` for row ``row`` of ``splits[split]`` (as read by ``load_eval_data``).
 
     Adds what the data allows: the image (``images``), the true class, the concept's percentile
-    among training activations (``train`` split, else the split itself) and the out-of-distribution
-    score against the training embeddings. ``concept`` defaults to the largest contributor.
+    among training activations (``train`` split, else ``val``, else the split itself) and the
+    out-of-distribution score (:func:`cbm.ood.fit_ood`). ``concept`` defaults to the largest contributor.
     """
     d = splits[split]
     X = np.asarray(d["X"][row:row + 1], np.float32)
@@ -136,11 +137,14 @@ def sample_report(model: Any, splits: dict[str, dict[str, np.ndarray]], split: s
         k = int(model.logits_from_activations(A, R)[0].argmax())
         concept = model.concept_names_[int(np.argmax(np.abs(a * np.asarray(model.coef_)[k])))]
     j = model.concept_names_.index(concept)
-    ref = model.transform(np.asarray(splits.get("train", d)["X"], np.float32))[:, j]
+    ref_split = next((splits[s] for s in ("train", "val") if s in splits), d)
+    ref = model.transform(np.asarray(ref_split["X"], np.float32))[:, j]
     score = threshold = None
-    if "train" in splits and len(splits["train"]["X"]) > 2:
+    try:
         det = fit_ood({s: np.asarray(v["X"], np.float32) for s, v in splits.items()})
         score, threshold = float(det.score(X)[0]), det.threshold_
+    except DataError:
+        pass  # no embeddings of the training sites: the report says nothing about unusualness
     sid = str(d["ids"][row]) if "ids" in d else f"{split} row {row}"
     image = d["images"][row] if "images" in d else None
     return explanation_html(model, a, residual=None if R is None else R[0], image=image,

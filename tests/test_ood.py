@@ -37,10 +37,18 @@ def test_save_load_round_trip_and_clear_errors(tmp_path):
     with pytest.raises(DataError, match="not fitted"):
         OODDetector().score(X)
     with pytest.raises(DataError, match="'train'"):
-        fit_ood({"test": X})
+        fit_ood({"shifted": X})
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(DataError, match="bad.npz"):
         OODDetector.load(tmp_path / "bad.npz")
+
+
+def test_without_a_training_split_validation_and_test_are_split_in_halves():
+    rng = np.random.default_rng(3)
+    val, test = rng.standard_normal((100, 6)) + 3, rng.standard_normal((100, 6)) + 3
+    det = fit_ood({"val": val, "test": test, "shifted": rng.standard_normal((50, 6)) - 3})
+    assert det.is_outlier(np.r_[val, test]).mean() <= 0.1
+    assert det.is_outlier(rng.standard_normal((20, 6)) - 3).all()
 
 
 def _photos(n: int, rng: np.random.Generator) -> list:

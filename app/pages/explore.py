@@ -82,8 +82,8 @@ def detail(model, d: _state.SplitData, p: _state.Predictions, i: int, path=None)
             st.markdown(f"**New prediction: {new}** ({q.max():.0%} sure), {change}.")
             res = None if p.residual is None else p.residual[i]
             eff = explain.intervention_effects(model, p.activations[i], {c: 0.0 for c in off}, residual=res)
-            lines = [f"- switching off **{r.concept}** ({r.before:.2f} -> 0) moves {r._4}'s score by "
-                     f"{r.score_change:+.2f}" for r in eff.head(6).itertuples()]
+            lines = [f"- switching off **{concept}** ({before:.2f} -> 0) moves {cls}'s score by {change:+.2f}"
+                     for concept, before, _, cls, change in eff.head(6).itertuples(index=False, name=None)]
             st.markdown("What changed:\n" + ("\n".join(lines) if lines else
                                              "- nothing: these concepts carry no weight here."))
 

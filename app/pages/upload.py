@@ -55,7 +55,8 @@ def out_of_distribution(path, X: np.ndarray) -> tuple[float, float] | None:
     try:
         det = _state.ood_detector(path)
         if det is None:
-            st.caption("No training embeddings in data.npz, so how unusual this image is cannot be checked.")
+            st.caption("data.npz holds no images of the training sites, so how unusual this image is "
+                       "cannot be checked.")
             return None
         score = float(det.score(X)[0])
     except (CBMError, ValueError) as e:
