@@ -54,4 +54,25 @@ def _run(args) -> int:
             f"{r.concept} -> {r.new_prediction}" for r in flips.head(args.top).itertuples()))
     else:
         print("no single concept, switched off, changes the prediction")
+    if args.image:
+        _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
     return 0
+
+
+def _print_ood(data: Path, x) -> None:
+    """How unlike the training sites' images the new image is (needs the model's evaluation data)."""
+    from cbm.edit_eval import load_eval_data
+    from cbm.exceptions import DataError
+    from cbm.ood import fit_ood
+
+    if not data.is_file():
+        return
+    try:
+        det = fit_ood({s: d["X"] for s, d in load_eval_data(data).items()})
+    except DataError:
+        return
+    score = float(det.score(x)[0])
+    verdict = ("UNLIKE the training images: treat the prediction with care" if score > det.threshold_
+               else "like the training images")
+    print(f"out-of-distribution score {score:.1f} (threshold {det.threshold_:.1f}, flags 5% of validation "
+          f"images): {verdict}")
