@@ -62,8 +62,10 @@ def why_not(model, preds: _state.Predictions, i: int, key: str, true: str | None
     res = None if preds.residual is None else preds.residual[i]
     default = explain.contrast(model, preds.activations[i], pred, None, residual=res, true=true).b
     wkey = f"{key}_{_state.WHY_NOT}"
-    if st.session_state.get(wkey) not in others:
+    sample = f"{i}|{true}|{pred}|{preds.activations[i].sum():.6g}"  # a new sample gets the new default
+    if st.session_state.get(f"_{wkey}_sample") != sample or st.session_state.get(wkey) not in others:
         st.session_state[wkey] = default if default in others else others[0]
+        st.session_state[f"_{wkey}_sample"] = sample
     st.subheader(f"Why {pred} and not another class?")
     b = st.selectbox("Why not", others, key=wkey, help="Default: the true class when the prediction is "
                      "wrong, else the runner-up.")

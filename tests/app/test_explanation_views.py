@@ -58,6 +58,17 @@ class TestWhyNot:
         assert f"{p.pred[i]} and not {other}" in _texts(at)
 
 
+    def test_a_new_sample_gets_its_own_default(self, model_dir):
+        at = _open("explore")
+        i, d, p = _wrong_sample(at, model_dir)
+        other = next(c for c in load_model(model_dir).class_names_ if c not in (d.y[i], p.pred[i]))
+        at.selectbox(key="explore_why_not").select(other).run()
+        j = next(int(j) for j in np.flatnonzero(p.pred != d.y)
+                 if j != i and p.pred[j] != other and d.y[j] != other)
+        at.selectbox(key=_state.EXPLORE_SAMPLE).set_value(j).run()
+        assert at.selectbox(key="explore_why_not").value == d.y[j]
+
+
 class TestEvidenceAndReport:
     def test_concept_score_with_its_percentile_among_training_images(self, model_dir):
         at = _open("explore")
