@@ -27,7 +27,6 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     _choose(page, "explore_class", cls)
     _choose(page, "explore_correct", "wrong")
     page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
-    assert page.locator(".st-key-explore_why_not").inner_text().count(cls) >= 1
 
     _choose(page, "explore_evidence", concept)
     page.locator(".st-key-explore_occlude button").click()
