@@ -28,7 +28,9 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     _choose(page, "explore_correct", "wrong")
     page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
 
-    _choose(page, "explore_evidence", concept)
+    page.locator(".st-key-explore_evidence input").fill(concept)  # long option lists are virtualised
+    page.get_by_role("option", name=concept, exact=True).click()
+    _settle(page)
     page.locator(".st-key-explore_occlude button").click()
     page.wait_for_selector("text=Red: hiding this region", timeout=120_000)
     _settle(page)
