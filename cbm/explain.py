@@ -382,20 +382,18 @@ def encoder_for(model: Any) -> Any:
     return encoder
 
 
-def embed_image(model: Any, image: Any, encoder: Any = None) -> np.ndarray:
+def embed_image(model: Any, image: Any, encoder: Any = None, max_pixels: int | None = None) -> np.ndarray:
     """Embed one image (a path, PIL image or uint8 array) with the model's recorded encoder: (1, d).
 
-    Pass ``encoder`` (from :func:`encoder_for`) to reuse an encoder already built.
+    A path is read by :func:`cbm.data.images.read_image` (pixel cap ``max_pixels``, the same
+    conversions as ``cbm embed``). Pass ``encoder`` (from :func:`encoder_for`) to reuse one.
     """
     from pathlib import Path
 
     if isinstance(image, str | Path):
-        from PIL import Image
+        from cbm.data.images import read_image
 
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"Image {str(path)!r} not found.")
-        image = Image.open(path).convert("RGB")
+        image = read_image(image, max_pixels=max_pixels)
     encoder = encoder_for(model) if encoder is None else encoder
     return np.asarray(encoder.encode_images([image]), np.float32).reshape(1, -1)
 

@@ -56,7 +56,7 @@ def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
     from cbm.data.splits import make_splits
     from cbm.store import EmbeddingCache
 
-    cache = EmbeddingCache(path, verify="size")
+    cache = EmbeddingCache(path)  # sizes, and sha256 of files not verified before
     X, y = cache.as_array(np.float32), cache.labels
     if y is None:
         raise DataError(f"Embedding cache {str(path)!r} has no labels; embed a labelled dataset.")
