@@ -67,28 +67,33 @@ def strip_markdown(item: str) -> str:
     return item.replace("`", "")
 
 
-def _json_items(text: str) -> list | None:
+def _json_items(text: str, out: ParsedConcepts) -> list | None:
     start, end = text.find("["), text.rfind("]")
     if 0 <= start < end:
         try:
             items = json.loads(text[start : end + 1])
-            if isinstance(items, list):
-                return items
         except json.JSONDecodeError:
-            pass
+            items = None
+        if isinstance(items, list):
+            for part in (text[:start], text[end + 1 :]):
+                part = re.sub(r"```\w*", "", part).strip()
+                if part:
+                    out.dropped.append((part[:80], "prose outside the list"))
+            return items
     if text.startswith("{"):
         try:
             obj = json.loads(text)
         except json.JSONDecodeError:
             return None
         if isinstance(obj, dict):
-            return next((v for v in obj.values() if isinstance(v, list)), None)
+            # a JSON object without a list holds no concepts (its values are not a list of them)
+            return next((v for v in obj.values() if isinstance(v, list)), [obj])
     return None
 
 
 def _text_items(text: str, out: ParsedConcepts) -> list[str]:
     lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("```")]
+    lines = [ln for ln in lines if ln and not ln.startswith("```") and ln not in "[]{}"]
     bulleted = [bool(_MARKER.match(ln)) for ln in lines]
     items = []
     for line, is_item in zip(lines, bulleted, strict=True):
@@ -113,7 +118,7 @@ def parse_concepts(text: str | None) -> ParsedConcepts:
     """Parse one LLM answer into concepts, recording every dropped item and why."""
     out = ParsedConcepts()
     text = (text or "").strip()
-    items = _json_items(text)
+    items = _json_items(text, out)
     if items is None:
         items = _text_items(text, out)
     seen: set[str] = set()
