@@ -51,3 +51,15 @@ def thumbnail(image: np.ndarray, size: int = 160) -> Image.Image:
     img = Image.fromarray(arr)
     scale = max(1, size // max(img.size))
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def page_icon(size: int = 64) -> Image.Image:
+    """The app's favicon, drawn here so the browser fetches it from the app, not a font CDN."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((2, size // 4, size - 3, size - size // 4), fill=(0, 114, 178, 255))
+    r = size // 6
+    draw.ellipse((size // 2 - r, size // 2 - r, size // 2 + r, size // 2 + r), fill=(255, 255, 255, 255))
+    return img
