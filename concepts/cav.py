@@ -150,9 +150,9 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _embed(encoder: Any, paths: Sequence[Path]) -> np.ndarray:
-    from PIL import Image
+    from cbm.data.images import read_image  # the toolkit's one reader: cap, 16-bit, transparency
 
-    images = [Image.open(p).convert("RGB") for p in paths]
+    images = [read_image(p) for p in paths]
     out = encoder.encode_images(images)
     return out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
 
