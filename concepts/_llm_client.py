@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,21 +212,32 @@ class LLMClient:
                   ) -> list[ChatResult]:
         """:meth:`chat` over many prompts with at most ``concurrency`` in flight; order kept.
 
-        The first error stops the rest: queued prompts are cancelled and running ones make no
-        further attempt.
+        The first error is raised at once: queued prompts are cancelled, and a request still in
+        flight ends within its timeout without another attempt.
         """
         if self.concurrency == 1 or len(prompts) <= 1:
             return [self.chat(p, **kwargs) for p in prompts]
+        def chat_or_stop(prompt: Any) -> ChatResult:
+            try:
+                return self.chat(prompt, **kwargs)
+            except BaseException:
+                self._abort.set()  # no other prompt starts another attempt
+                raise
+
         self._abort.clear()
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
-            futures = [pool.submit(self.chat, p, **kwargs) for p in prompts]
+            futures = [pool.submit(chat_or_stop, p) for p in prompts]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f.exception() for f in futures if f in done and f.exception()), None)
+            if failed is not None:
+                raise failed
             return [f.result() for f in futures]
         except BaseException:
             self._abort.set()
             raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        finally:  # a request still in flight ends within its timeout, in the background
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _remaining(self) -> float | None:
         """Seconds left of ``time_budget`` (starting the clock on first use), or None."""

@@ -135,7 +135,7 @@ def test_the_time_budget_bounds_every_prompt_together(make_client, llm_server):
     with pytest.raises(LLMError, match=r"time budget of 0.5 s .* is spent.*--time-budget"):
         client.chat_many([f"p{i}" for i in range(6)])
     assert time.monotonic() - t0 < 5
-    assert len(fake.requests) <= 3  # the first error cancels the prompts still queued
+    assert len(fake.requests) <= 2  # the first error cancels the prompts still queued
 
 
 def test_bad_limits_are_refused():
@@ -145,3 +145,14 @@ def test_bad_limits_are_refused():
         LLMClient("m", time_budget=-1)
     with pytest.raises(ValueError, match="max_retries must be >= 0"):
         LLMClient("m", max_retries=-1)
+
+
+def test_the_first_failure_stops_the_others_without_waiting_for_them(make_client, llm_server):
+    _, fake = llm_server
+    fake.script(["hang", "401"])  # the first prompt hangs, the second is refused at once
+    client = make_client(cache_dir=None, timeout=20, max_retries=0, concurrency=2)
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match="rejected the API key"):
+        client.chat_many(["a", "b", "c", "d"])
+    assert time.monotonic() - t0 < 5  # not held up by the hanging request
+    assert len(fake.requests) == 2  # no prompt was sent after the failure
