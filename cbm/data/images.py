@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -133,10 +134,16 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, name: str | None
                 return to_rgb(im)
     except DataError:
         raise
-    except Image.DecompressionBombError as e:
-        raise ImageTooLargeError(
-            f"Image {label!r} is too large to decode safely ({e}); it was not decoded. Resize it, "
-            "or raise PIL.Image.MAX_IMAGE_PIXELS as well as the cap.") from None
+    except Image.DecompressionBombError as e:  # PIL refused it in Image.open, before our check
+        n = [int(x) for x in re.findall(r"(\d+) pixels", str(e))] + [0, 0]
+        if n[0] > cap or not n[0]:
+            why, fix = f"over the {cap:,}-pixel limit", _HOW_TO_RAISE
+        else:
+            why, fix = (f"over PIL's decompression-bomb limit of {n[1]:,}",
+                        "raise PIL.Image.MAX_IMAGE_PIXELS as well as the cap")
+        size = f"{n[0]:,} pixels" if n[0] else "too many pixels"
+        raise ImageTooLargeError(f"Image {label!r} is {size}, {why}; it was not decoded (too large "
+                                 f"to decode safely). Resize it, or {fix}.") from None
     except FileNotFoundError:
         raise DataError(f"Image {label!r} not found; fix the path or remove the entry.") from None
     except IsADirectoryError:
