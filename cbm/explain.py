@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from cbm.exceptions import CBMError, EditError, EncoderMismatchError, unknown_name_message
 
@@ -418,16 +417,16 @@ def encoder_for(model: Any, pretrained: str | None = None) -> Any:
     return encoder
 
 
-def embed_image(model: Any, image: Any, encoder: Any = None) -> np.ndarray:
+def embed_image(model: Any, image: Any, encoder: Any = None, max_pixels: int | None = None) -> np.ndarray:
     """Embed one image (a path, PIL image or uint8 array) with the model's recorded encoder: (1, d).
 
-    Pass ``encoder`` (from :func:`encoder_for`) to reuse an encoder already built.
+    A path is read by :func:`cbm.data.images.read_image` (pixel cap ``max_pixels``, the same
+    conversions as ``cbm embed``). Pass ``encoder`` (from :func:`encoder_for`) to reuse one.
     """
     if isinstance(image, str | Path):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"Image {str(path)!r} not found.")
-        image = Image.open(path).convert("RGB")
+        from cbm.data.images import read_image
+
+        image = read_image(image, max_pixels=max_pixels)
     encoder = encoder_for(model) if encoder is None else encoder
     return np.asarray(encoder.encode_images([image]), np.float32).reshape(1, -1)
 

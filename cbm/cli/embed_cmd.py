@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N images (built-in datasets)")
     p.add_argument("--root", default=None, help="folder that manifest paths are relative to")
     p.add_argument("--force", action="store_true", help="recompute even if cached")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="skip (and count) images over N pixels (default $CBM_MAX_IMAGE_PIXELS or 100 million)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run)
 
@@ -61,9 +63,13 @@ def _run(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise ValueError(f"--max-pixels must be >= 1; got {args.max_pixels}.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = _dataset(args)
+    if args.max_pixels is not None and hasattr(dataset, "max_pixels"):
+        dataset.max_pixels = args.max_pixels
     for w in caught:  # e.g. non-image files that were ignored
         print(f"warning: {w.message}", file=sys.stderr)
     kw = {"device": args.device}
