@@ -172,7 +172,7 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         if isinstance(y, torch.Tensor):
             y = y.detach().cpu().numpy()
         if y is not None and not isinstance(y, str):
-            shape = np.shape(y)
+            shape = np.asarray(y).shape
             if len(shape) == 2 and shape[1] > 1:
                 raise ValueError(
                     f"{name} predicts one class per sample, but y has shape {shape} (multi-label or "
@@ -276,7 +276,9 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         return _softmax(self.logits(X).astype(np.float64))
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.logits(X).argmax(1)]
+        """The most likely class of each sample (N,)."""
+        z = self.logits(X)
+        return self.classes_[z.argmax(1)]
 
     # -- structure changes used by global edits ----------------------------------------------
     def remove_concept(self, j: int) -> None:

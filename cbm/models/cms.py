@@ -95,7 +95,7 @@ class ConceptMatrixSearch(BaseConceptModel):
 
     method = "cms"
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "class_embeddings": ["array-like", None],
         "variant": [StrOptions({"similarity", "max"})],
         "normalize": [StrOptions(set(NORMALIZATIONS))],

@@ -67,7 +67,7 @@ class KnoBo(BaseConceptModel):
     method = "knobo"
     supports_vector_concepts = True
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "threshold": [Interval(Real, 0, 1, closed="both")],
         "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
         "grounding_l2": [Interval(Real, 0, None, closed="left")],

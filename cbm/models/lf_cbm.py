@@ -84,7 +84,7 @@ class LabelFreeCBM(BaseConceptModel):
 
     method = "lf-cbm"
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "clip_cutoff": [Real],
         "interpretability_cutoff": [Interval(Real, -1, 1, closed="both")],
         "proj_steps": [Interval(Integral, 1, None, closed="left")],

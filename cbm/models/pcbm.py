@@ -93,7 +93,7 @@ class PCBM(BaseConceptModel):
     method = "pcbm"
     supports_vector_concepts = True
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "lam": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, 1, closed="both")],
         "projection": [StrOptions(set(PROJECTIONS))],

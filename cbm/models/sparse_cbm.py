@@ -69,7 +69,7 @@ class SparseCBM(BaseConceptModel):
 
     method = "sparse-cbm"
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "objective": [StrOptions(set(CBL_OBJECTIVES))],
         "logit_scale": [Interval(Real, 0, None, closed="neither")],
         "lr": [Interval(Real, 0, None, closed="neither")],
