@@ -63,7 +63,10 @@ class LabelFreeCBM(BaseConceptModel):
     tol : float, default=1e-5
     val_fraction : float, default=0.1
         Held-out share of the training set when ``X_val`` is not given.
-    random_state : int, device : str, verbose : bool
+    random_state : int, RandomState or None, default=0
+        Seeds the hold-out split and the projection's initialisation and batches (None: a fresh
+        seed per fit).
+    device : str, verbose : bool
 
     Attributes
     ----------
