@@ -128,11 +128,12 @@ def anec_heads(model: Any, X: Any, y: Any, ks: Sequence[float] = (5,), *, alpha:
     std = np.where(std > 1e-8, std, 1.0)
     y_idx = _class_indices(model, y)
     K = len(model.classes_)
-    At = torch.as_tensor(((A - mean) / std).astype(np.float32))
-    yt = torch.as_tensor(y_idx)
+    device = getattr(model, "device_", None) or "cpu"  # the model's device: GPU when it trained there
+    At = torch.as_tensor(((A - mean) / std).astype(np.float32), device=device)
+    yt = torch.as_tensor(y_idx, device=device)
     offset = None
     if getattr(model, "hybrid", False):
-        offset = torch.as_tensor(np.asarray(model.residual_logits(X), np.float32))
+        offset = torch.as_tensor(np.asarray(model.residual_logits(X), np.float32), device=device)
     lam = lambda_max(At, yt, n_classes=K, offset=offset) / max(alpha, 1e-3)
     W = b = None
     path: list[tuple[float, np.ndarray, np.ndarray]] = []
@@ -140,7 +141,7 @@ def anec_heads(model: Any, X: Any, y: Any, ks: Sequence[float] = (5,), *, alpha:
         res = fista(At, yt, lam * alpha, lam * (1 - alpha), W0=W, b0=b, n_classes=K, offset=offset,
                     max_iter=max_iter, tol=tol)
         W, b = res.coef, res.intercept
-        path.append((lam, W.numpy().copy(), b.numpy().copy()))
+        path.append((lam, W.cpu().numpy().copy(), b.cpu().numpy().copy()))
         if _path_nec(path[-1][1]) > max(ks) or bool((W.abs() > 1e-5).all()):
             break  # sparse enough for every k, or already dense
         lam /= step
