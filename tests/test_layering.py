@@ -247,6 +247,7 @@ KNOWN_REACH_INS = {
     ("cbm.models", "model._fit"),
     ("cbm.models.knobo", "bank._replace"),
     ("cbm.bank", "bank._replace"),  # a ConceptBank method used on another bank in its own module
+    ("cbm.models._base", "model._concept_bank"),  # the base class's hook, called in its own module
     ("cbm.cli.edit_cmd", "r._1"),  # a pandas itertuples field, not a private attribute
     ("cbm.concepts._llm_client", "self.usage._lock"),  # the lock of its own usage counter
 }

@@ -3,8 +3,7 @@
 fit returns self, output shapes, and a save/load round trip through a model directory that predicts
 exactly the same; then scikit-learn's contract as a user meets it (binary roc_auc cross-validation,
 input and target validation, keyword-only parameters, random_state semantics, no global RNG side
-effects). Methods whose module does not exist yet are skipped with the reason. scikit-learn's own
-check suite runs in test_estimator_checks."""
+effects). scikit-learn's own check suite runs in test_estimator_checks."""
 
 
 import numpy as np
@@ -140,7 +139,7 @@ def _make_binary(method, world):
 
 @pytest.mark.parametrize("method", list_methods())
 def test_constructor_arguments_are_keyword_only(method, world):
-    cls = _model_class(method)
+    cls = get_model_class(method)
     first = next(iter(cls().get_params(deep=False)))
     with pytest.raises(TypeError, match="positional"):
         cls(world.bank if first == "concepts" else 1.0)
