@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cbm.data.folders import to_rgb
 from cbm.encoders._base import Encoder
 
 
@@ -44,7 +45,7 @@ class TokenView(Encoder):
         self.base = base
         self.name = f"{base.name}-tokens"
         self.device = base.device
-        probe = self.preprocess(np.zeros((8, 8, 3), np.uint8))[None]
+        probe = self.preprocess(to_rgb(np.zeros((8, 8, 3), np.uint8)))[None]
         with torch.inference_mode():
             t = base._encode_tokens_batch(probe.to(self.device))
         if t.ndim != 3:
