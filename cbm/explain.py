@@ -376,6 +376,8 @@ def encoder_for(model: Any) -> Any:
         encoder = create_encoder(str(name), pretrained=pretrained, **opts)
     except (ValueError, TypeError) as e:
         raise CBMError(f"Cannot rebuild the model's image encoder {fp!r}: {e}") from None
+    if isinstance(fp, str) and "|kind=tokens" in fp:  # a token model (cct): the encoder's patch tokens
+        encoder = encoder.tokens()
     if expected and getattr(encoder, "fingerprint", expected) != expected:
         raise EncoderMismatchError(f"The rebuilt encoder has fingerprint {encoder.fingerprint!r}, but the model was "
                                    f"trained on {expected!r}; pass embeddings from the original encoder instead.")
@@ -397,7 +399,21 @@ def embed_image(model: Any, image: Any, encoder: Any = None) -> np.ndarray:
             raise FileNotFoundError(f"Image {str(path)!r} not found.")
         image = Image.open(path).convert("RGB")
     encoder = encoder_for(model) if encoder is None else encoder
-    return np.asarray(encoder.encode_images([image]), np.float32).reshape(1, -1)
+    Z = np.asarray(encoder.encode_images([image]), np.float32)
+    return Z if Z.ndim == 3 else Z.reshape(1, -1)  # (1, T, d) patch tokens for token models
+
+
+def concept_map(model: Any, X: Any = None, *, image: Any = None, encoder: Any = None) -> np.ndarray:
+    """Spatial concept attention maps (N, M, h, w) of a token model (``cct``), for patch tokens ``X``
+    or one ``image`` (embedded with the model's recorded encoder, or ``encoder``).
+
+    Draw one over its image with :func:`cbm.concept_maps.overlay`.
+    """
+    from cbm.concept_maps import concept_map as _maps
+
+    if (X is None) == (image is None):
+        raise ValueError("Pass patch tokens X or one image, not both.")
+    return _maps(model, embed_image(model, image, encoder) if image is not None else X)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from PIL import Image
 
 from cbm.bank import ConceptBank
 from cbm.cli import main
+from cbm.explain import concept_map
 from cbm.io import load_model
 from cbm.store import EmbeddingCache
 
@@ -31,3 +32,7 @@ def test_embed_tokens_then_train_cct_on_a_tiny_folder(tmp_path, capsys):
     model = load_model(tmp_path / "m")
     maps = model.concept_maps(cache.as_array())
     assert maps.shape == (20, 3, 2, 2) and model.spatial_concepts == ["tag"]
+    # a new image: embedded as tokens by the encoder the model records, mapped like the cached ones
+    i = cache.ids.index("dark/0.png")
+    one = concept_map(model, image=Image.open(tmp_path / "imgs" / "dark" / "0.png"))
+    np.testing.assert_allclose(one[0], maps[i], atol=2e-2)
