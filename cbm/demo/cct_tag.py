@@ -66,9 +66,13 @@ def embed_tokens(splits: dict[str, Any], image_size: int = 224, cache_dir: Any =
 
 
 def run(cfg: Any, *, image_size: int = 224, cache_dir: Any = None, model_params: dict | None = None,
-        progress: bool = False) -> dict[str, Any]:
+        progress: bool = False, out_dir: Any = None) -> dict[str, Any]:
     """Train CCT (and the CT variant and a linear probe) on the demo and measure where the tag
-    concept attends. Returns a JSON-able dict."""
+    concept attends. Returns a JSON-able dict.
+
+    With ``out_dir``, the CCT model is saved there as a model directory with its test and shifted
+    splits (tokens, images, sites) in ``data.npz``: ``cbm app OUT_DIR`` draws its concept maps.
+    """
     from cbm.bank import ConceptBank
     from cbm.demo.garments import CLASSES
     from cbm.demo.pipeline import build_splits
@@ -107,8 +111,27 @@ def run(cfg: Any, *, image_size: int = 224, cache_dir: Any = None, model_params:
         for n in ("test", "shifted")}
     for variant, model in models.items():
         res["models"][variant]["tag"] = tag_attention(model, splits, tokens, enc, cfg.confound, grid)
+    if out_dir is not None:
+        res["model_dir"] = str(save_demo_model(models["cct"], out_dir, splits, tokens, enc, res))
     res["total_s"] = round(time.perf_counter() - t0, 1)
     return res
+
+
+def save_demo_model(model: Any, out_dir: Any, splits: dict[str, Any], tokens: dict[str, np.ndarray],
+                    enc: Any, res: dict[str, Any]) -> Any:
+    """The CCT model as a model directory, with test/shifted tokens and images for the app."""
+    from pathlib import Path
+
+    from cbm.edit_eval import save_eval_data
+    from cbm.io import save_model
+
+    out = Path(out_dir)
+    save_model(model, out, note="CCT on the confounded Fashion-MNIST demo (cbm.demo.cct_tag)",
+               metrics={"cct_tag": res["models"]["cct"]}, fingerprints={"encoder": enc.tokens().fingerprint})
+    save_eval_data(out / "data.npz", {
+        n: {"X": tokens[n], "y": splits[n].y, "domains": splits[n].domains, "ids": splits[n].ids,
+            "images": splits[n].images, "tagged": splits[n].stamped} for n in ("test", "shifted")})
+    return out
 
 
 def tag_attention(model: Any, splits: dict[str, Any], tokens: dict[str, np.ndarray], enc: Any,
