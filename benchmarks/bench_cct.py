@@ -9,7 +9,7 @@ shifted accuracy, fit time per epoch on this machine, and on stamped images the 
 4/49 = 0.082), the same for a corner never seen in training, and the spread on untagged images.
 Writes ``benchmarks/results/cct.json`` (``--quick``: the demo's small split sizes, ``cct_quick.json``).
 
-    python benchmarks/bench_cct.py [--quick] [--threads 1] [--device cpu]
+    python benchmarks/bench_cct.py [--quick] [--threads 1] [--device cpu] [--out runs/cct-demo]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--cache-dir", default=None, help="embedding cache (default: a temporary folder)")
+    ap.add_argument("--out", default=None, help="also save the CCT model directory here (for cbm app)")
     args = ap.parse_args(argv)
     import torch
 
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {} if args.quick else {"n_train": 2000, "n_val": 500, "n_test": 500, "n_shifted": 1000}
     cfg = quick_config(image_size=224, **sizes) if args.quick else DemoConfig(image_size=224, **sizes)
     with tempfile.TemporaryDirectory(prefix="cbm-bench-cct-") as tmp:
-        res = run(cfg, image_size=224, cache_dir=args.cache_dir or tmp, model_params={"device": args.device})
+        res = run(cfg, image_size=224, cache_dir=args.cache_dir or tmp, model_params={"device": args.device},
+                  out_dir=args.out)
     res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     res["threads"] = args.threads
     path = write_result("cct", res, quick=args.quick)
