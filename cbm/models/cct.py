@@ -9,16 +9,24 @@ a pooled (N, d) embedding is read as one token). Per image:
    global concept, ``n_iters`` rounds of "slots compete for tokens" with a GRU update, gives one
    slot per concept per image; ``spatial_concepts`` (patch-level, as the released spatial stream)
    and every concept of ``variant="ct"`` are learned embeddings, the same for every image;
-3. cross-attention from the tokens (queries) to the slots (keys, values), ``n_heads`` heads:
-   per-token concept attention ``attn`` (T, M), softmax over concepts;
-4. class logits ``proj(mean_t(attn @ v))`` = ``sum_m A_m * (v_m W_proj^T) + b`` with the image-level
-   concept scores ``A = mean_t attn`` (M,): each concept's value says what it adds to each class.
+3. cross-attention from the tokens (queries) to the slots (keys, values), ``n_heads`` heads, one
+   readout per stream (global, spatial) as released: per-token concept attention ``attn`` (T, M),
+   softmax over the stream's concepts (the spatial stream of "cct" has a learned background key, so
+   a token may attend to no spatial concept);
+4. class logits, summed over the streams: ``proj(mean_t(attn @ v))`` =
+   ``sum_m A_m * (v_m W_proj^T) + b`` with the image-level concept scores ``A = mean_t attn`` (M,):
+   each concept's value says what it adds to each class.
 
-Training minimises, as released (``ctc/loss.py``)::
+Training minimises, as released (``ctc/loss.py``), with the costs taken per stream::
 
     CE + expl_lambda * (explanation_cost(A, concept_labels)
                         + spatial_explanation_cost(attn, spatial_concept_labels))
        + sparsity_lambda * sparsity_cost(spatial_attn=attn)
+
+(the spatial stream's image-level target gets a background column, 1 where none of its concepts is
+present). Spatial concepts localise with image-level labels alone: on the demo the tag concept's
+attention peaks on the tag's patches, while a global (slot) concept can meet the same labels by
+spreading over the image (``cbm.demo.cct_tag``).
 
 ``transform`` gives ``A`` (N, M); :meth:`ConceptCentricTransformer.concept_maps` gives the spatial
 maps (N, M, h, w). The linear head of :class:`~cbm.models._base.BaseConceptModel` is
