@@ -30,3 +30,17 @@ def prediction_panel(model, preds: _state.Predictions, i: int, image, caption: s
         st.caption("Each bar is the concept's score in this image times its weight for the class: "
                    "how much it adds to (or takes from) the class's score.")
     return right
+
+
+def concept_map_panel(model, X, image, key: str) -> None:
+    """For token models (``cct``): one concept's attention map drawn over the image."""
+    if image is None or not hasattr(model, "concept_maps") or np.ndim(X) != 3:
+        return
+    from cbm.concept_maps import overlay
+
+    maps = model.concept_maps(X)[0]
+    names = model.concept_names_
+    default = int(np.argmax(maps.max(axis=(1, 2)) - maps.mean(axis=(1, 2))))
+    j = names.index(st.selectbox("Where in the image is this concept?", names, index=default, key=key))
+    st.image(overlay(image, maps[j]), width=240,
+             caption=f"attention of the patches to '{names[j]}' (red = most; peak {maps[j].max():.2f})")

@@ -370,6 +370,15 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
     """
     from cbm.encoders import create_encoder  # imports torch: only when an image is embedded
 
+    expected = recorded_fingerprint(record)
+    if expected and "|kind=tokens" in expected:  # a token model (cct): the encoder's patch tokens
+        base = expected.split("|kind=tokens")[0]
+        encoder = rebuild_encoder({**record, "fingerprint": base} if isinstance(record, Mapping) else base,
+                                  pretrained).tokens()
+        if encoder.fingerprint != expected:
+            raise EncoderMismatchError(f"The rebuilt token encoder has fingerprint {encoder.fingerprint!r}, but "
+                                       f"the model was trained on {expected!r}.")
+        return encoder
     if isinstance(record, Mapping):
         opts = {k: v for k, v in record.items() if k not in ("name", "pretrained", "fingerprint")}
         name, weights = record.get("name"), record.get("pretrained")
@@ -385,7 +394,6 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
         if w.startswith("sha256:") and pretrained is None:
             raise CBMError(f"The encoder {str(name)!r} was loaded from a local checkpoint ({w}) whose path was "
                            "not recorded; pass the checkpoint file (--pretrained PATH) to rebuild it.")
-    expected = recorded_fingerprint(record)
     try:
         encoder = create_encoder(str(name), pretrained=pretrained or weights, **opts)
     except (ValueError, TypeError, FileNotFoundError) as e:
@@ -428,7 +436,21 @@ def embed_image(model: Any, image: Any, encoder: Any = None, max_pixels: int | N
 
         image = read_image(image, max_pixels=max_pixels)
     encoder = encoder_for(model) if encoder is None else encoder
-    return np.asarray(encoder.encode_images([image]), np.float32).reshape(1, -1)
+    Z = np.asarray(encoder.encode_images([image]), np.float32)
+    return Z if Z.ndim == 3 else Z.reshape(1, -1)  # (1, T, d) patch tokens for token models
+
+
+def concept_map(model: Any, X: Any = None, *, image: Any = None, encoder: Any = None) -> np.ndarray:
+    """Spatial concept attention maps (N, M, h, w) of a token model (``cct``), for patch tokens ``X``
+    or one ``image`` (embedded with the model's recorded encoder, or ``encoder``).
+
+    Draw one over its image with :func:`cbm.concept_maps.overlay`.
+    """
+    from cbm.concept_maps import concept_map as _maps
+
+    if (X is None) == (image is None):
+        raise ValueError("Pass patch tokens X or one image, not both.")
+    return _maps(model, embed_image(model, image, encoder) if image is not None else X)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -217,6 +217,17 @@ class EmbeddingCache:
         return int(self.manifest["n_rows"])
 
     @property
+    def kind(self) -> str:
+        """"embeddings" (rows of (d,)) or "tokens" (rows of (T, d) patch tokens)."""
+        return str(self.manifest.get("kind", "embeddings"))
+
+    @property
+    def token_grid(self) -> tuple[int, int] | None:
+        """(h, w) of a token entry (h * w = T), None for pooled embeddings."""
+        grid = self.manifest.get("token_grid")
+        return None if grid is None else (int(grid[0]), int(grid[1]))
+
+    @property
     def shards(self) -> list[np.ndarray]:
         """The (rows, d) float16 shard arrays, memory-mapped, in order."""
         if self._shards is None:
@@ -318,15 +329,20 @@ class EmbeddingStore:
 
     def get_or_compute(self, encoder: Any, dataset: Any, *, batch_size: int = 64, force: bool = False,
                        progress: bool = True, verify: bool | str = "auto",
-                       worker: tuple[int, int] = (0, 1)) -> EmbeddingCache | None:
+                       worker: tuple[int, int] = (0, 1), kind: str = "embeddings") -> EmbeddingCache | None:
         """Embeddings of ``dataset`` by ``encoder``, from the cache or computed (and cached).
 
         ``dataset`` needs ``len``, ``[i]`` (an image; :class:`~cbm.exceptions.DataError` marks
         an unreadable one, which is skipped and reported) and ``fingerprint``; ``labels``,
         ``ids``, ``domains`` are kept when present. With ``worker=(i, n)`` this call fills every
-        n-th shard and returns None unless all shards are then done.
+        n-th shard and returns None unless all shards are then done. ``kind="tokens"`` caches the
+        encoder's patch tokens, (N, T, d) float16 (``encoder.tokens()``), in an entry of their own.
         """
         t0 = time.perf_counter()
+        if kind == "tokens":
+            encoder = encoder.tokens()
+        elif kind != "embeddings":
+            raise ValueError(f"kind must be 'embeddings' or 'tokens'; got {kind!r}.")
         path = self.path_for(encoder, dataset)
         if force and path.exists():
             shutil.rmtree(path)
@@ -342,6 +358,8 @@ class EmbeddingStore:
         info = {"format": FORMAT, "encoder": encoder.fingerprint, "dataset": _dataset_fp(dataset),
                 "n_images": n, "shard_size": self.shard_size, "dim": int(encoder.dim),
                 "encoder_spec": getattr(encoder, "spec", None)}  # how to rebuild it (cbm explain --image)
+        if kind == "tokens":
+            info.update(kind="tokens", token_grid=list(encoder.token_grid))
         if (path / "entry.json").is_file():
             info["shard_size"] = _read_record(path / "entry.json")["shard_size"]  # resume as started
         else:
@@ -405,7 +423,8 @@ class EmbeddingStore:
                 feats.append(np.asarray(encoder.encode_images(batch, batch_size=batch_size), np.float16))
                 kept += idx
             bar.update(min(rows.stop, b + batch_size) - b)
-        arr = np.concatenate(feats) if feats else np.zeros((0, int(encoder.dim)), np.float16)
+        row_shape = getattr(encoder, "row_shape", (int(encoder.dim),))
+        arr = np.concatenate(feats) if feats else np.zeros((0, *row_shape), np.float16)
         npy = path / f"shard-{s:05d}.npy"
         with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
             np.save(fh, arr)

@@ -280,3 +280,39 @@ def test_images_are_reduced_to_model_size_one_at_a_time(tmp_path):
     ds = Big(images=np.zeros((12, 2, 2), np.uint8), name="big")
     cache = EmbeddingStore(tmp_path).get_or_compute(Counting(), ds, batch_size=12, progress=False)
     assert len(cache) == 12 and Counting.most == 1
+
+class PatchEncoder(PixelEncoder):
+    """PixelEncoder with 2 x 2 patch tokens of 3 values (means of the 4x4 pixel quadrants)."""
+
+    def _encode_tokens_batch(self, x):
+        q = x[:, 0].reshape(len(x), 2, 4, 2, 4).mean((2, 4)).reshape(len(x), 4, 1)
+        return q * torch.tensor([1.0, -1.0, 2.0])
+
+
+def test_token_entries_are_cached_beside_embeddings_as_n_t_d_float16(tmp_path, digits):
+    store, enc = EmbeddingStore(tmp_path, shard_size=16), PatchEncoder()
+    pooled = store.get_or_compute(enc, digits, progress=False)
+    first = store.get_or_compute(enc, digits, kind="tokens", progress=False)
+    assert first.path != pooled.path and first.kind == "tokens" and pooled.kind == "embeddings"
+    assert first.token_grid == (2, 2) and pooled.token_grid is None
+    T = first.as_array()
+    assert T.shape == (50, 4, 3) and first.shards[0].dtype == np.float16 and len(first.shards) == 4
+    np.testing.assert_array_equal(T, enc.encode_tokens(list(digits)).astype(np.float16).astype(np.float32))
+    again = store.get_or_compute(enc, digits, kind="tokens", progress=False)
+    assert again.stats.cache_hit
+    np.testing.assert_array_equal(again.as_array(), T)
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    assert manifest["kind"] == "tokens" and manifest["token_grid"] == [2, 2]
+
+
+def test_token_shards_keep_the_integrity_checks(tmp_path, digits):
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    cache = store.get_or_compute(PatchEncoder(), digits, kind="tokens", progress=False)
+    shard = cache.path / "shard-00001.npy"
+    raw = bytearray(shard.read_bytes())
+    raw[-1] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(CacheError, match="shard-00001.npy"):
+        store.get_or_compute(PatchEncoder(), digits, kind="tokens", progress=False)
+    with pytest.raises(ValueError, match="kind must be"):
+        store.get_or_compute(PatchEncoder(), digits, kind="patches", progress=False)

@@ -64,6 +64,8 @@ def detail(model, d: _state.SplitData, p: _state.Predictions, i: int) -> None:
             new = classes[int(np.argmax(q))]
             change = "unchanged" if new == p.pred[i] else f"changes from {p.pred[i]}"
             st.markdown(f"**New prediction: {new}** ({q.max():.0%} sure), {change}.")
+    if d.images is not None:
+        _panels.concept_map_panel(model, d.X[i:i + 1], d.images[i], key="explore_concept_map")
 
 
 def render() -> None:

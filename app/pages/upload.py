@@ -45,6 +45,7 @@ def render() -> None:
     X = embed(path, image)
     preds = _state.predict_embeddings(model, X)
     _panels.prediction_panel(model, preds, 0, image, up.name)
+    _panels.concept_map_panel(model, X, image, key="upload_concept_map")
 
 if __name__ == "__main__":
     render()

@@ -3,6 +3,7 @@
     cbm embed photos/ --encoder mobilenet_v2 --image-size 96
     cbm embed data.csv --encoder openclip:ViT-B-32 --pretrained ~/ckpt/vit-b-32.safetensors
     cbm embed fashion-mnist:test --limit 2000
+    cbm embed photos/ --image-size 224 --tokens        # 7 x 7 patch tokens for `cbm train --method cct`
 
 Prints a summary (images, skipped, dim, throughput, cache path); a second run says "cache hit".
 """
@@ -34,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute even if cached")
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="skip (and count) images over N pixels (default $CBM_MAX_IMAGE_PIXELS or 100 million)")
+    p.add_argument("--tokens", action="store_true",
+                   help="cache patch tokens (N, T, d) instead of pooled embeddings (for --method cct)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run)
 
@@ -80,6 +83,7 @@ def _run(args) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipped")  # the summary below reports them
         cache = store.get_or_compute(encoder, dataset, batch_size=args.batch_size, force=args.force,
+                                     kind="tokens" if args.tokens else "embeddings",
                                      progress=not args.no_progress and sys.stderr.isatty())
     stats = cache.stats
     print(f"{len(dataset)} images in {dataset.name!r}, encoder {encoder.name} ({encoder.fingerprint})")
