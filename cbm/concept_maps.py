@@ -84,7 +84,7 @@ def overlay(image: Any, amap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
 
     The map is scaled to [0, 1] by its own maximum, so the brightest red is the most attended patch.
     """
-    from cbm.data.folders import to_rgb
+    from cbm._images import to_rgb
 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}.")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cbm.data.folders import to_rgb
+from cbm._images import to_rgb
 from cbm.encoders._base import Encoder
 
 
@@ -56,6 +56,7 @@ class TokenView(Encoder):
 
     @property
     def fingerprint(self) -> str:
+        """The base encoder's fingerprint with the token kind and grid."""
         h, w = self.token_grid
         return f"{self.base.fingerprint}|kind=tokens|grid={h}x{w}"
 
@@ -65,6 +66,7 @@ class TokenView(Encoder):
         return (self.n_tokens, self.dim)
 
     def preprocess(self, image: Any) -> torch.Tensor:
+        """The base encoder's preprocessing."""
         return self.base.preprocess(image)
 
     def _encode_batch(self, x: torch.Tensor) -> torch.Tensor:
