@@ -18,7 +18,7 @@ from pathlib import Path
 from cbm.demo.pipeline import default_demo_dir
 from cbm.exceptions import ModelDirError
 
-__all__ = ["ENTRY", "default_demo_model_dir", "resolve_model_dir", "streamlit_command"]
+__all__ = ["DEFAULT_HOST", "ENTRY", "default_demo_model_dir", "resolve_model_dir", "streamlit_command"]
 
 #: The script ``streamlit run`` starts.
 ENTRY = Path(__file__).resolve().parent / "streamlit_app.py"
@@ -53,15 +53,27 @@ def resolve_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
     return demo
 
 
-def streamlit_command(model_dir: str | os.PathLike, port: int | None = None,
-                      headless: bool = True, extra: Sequence[str] = ()) -> list[str]:
-    """The ``streamlit run`` command line that serves the app for ``model_dir``.
+#: Streamlit options that keep the app local: no usage statistics (which call Streamlit's servers)
+#: and the viewer toolbar. The page icon is a local image (``_images.page_icon``) and Streamlit's
+#: fonts are bundled, so a browser showing the app asks nothing of any outside host.
+LOCAL_OPTIONS = ("--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+                 "--theme.primaryColor", "#0072B2")
 
-    ``extra`` holds further Streamlit options (``["--server.address", "127.0.0.1"]``).
+#: Where the app listens unless told otherwise: this machine only.
+DEFAULT_HOST = "127.0.0.1"
+
+
+def streamlit_command(model_dir: str | os.PathLike, port: int | None = None,
+                      headless: bool = True, extra: Sequence[str] = (),
+                      host: str = DEFAULT_HOST) -> list[str]:
+    """The ``streamlit run`` command line that serves the app for ``model_dir`` on ``host``.
+
+    ``host`` is the address to listen on (default ``127.0.0.1``, this machine only; ``0.0.0.0``
+    serves every network the machine is on). ``extra`` holds further Streamlit options.
     """
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ENTRY),
-           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
-           "--theme.primaryColor", "#0072B2"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ENTRY), *LOCAL_OPTIONS,
+           "--server.address", str(host), "--browser.serverAddress",
+           "localhost" if host in ("127.0.0.1", "localhost", "::1") else str(host)]
     if headless:
         cmd += ["--server.headless", "true"]
     if port is not None:

@@ -1,26 +1,25 @@
-"""Safe image handling: uploads that are not images, truncated or decompression bombs are refused.
+"""Uploads are read by the toolkit's one image reader, so the app sees what ``cbm embed`` sees.
 
-The pixel count is checked from the header, before any pixel is decoded, so a tiny file that
-claims to be 100k x 100k pixels costs nothing. Thumbnails from ``data.npz`` are scaled up with
-nearest-neighbour sampling so small images stay crisp.
+:func:`cbm.data.images.read_image` checks the pixel count from the header before any pixel is
+decoded (a tiny file that claims to be 100k x 100k pixels costs nothing), refuses non-images and
+truncated files with one message, and converts 16-bit, palette and transparent images exactly as
+the embedding store does. Thumbnails from ``data.npz`` are scaled up with nearest-neighbour
+sampling so small images stay crisp.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from cbm.data.images import read_image
 from cbm.exceptions import DataError
 
-#: Largest accepted upload (bytes) and image size (pixels, width x height).
+#: Largest accepted upload (bytes).
 MAX_BYTES = 20 * 1024 * 1024
-MAX_PIXELS = 40_000_000
 
 
-def load_upload(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS,
+def load_upload(data: bytes, name: str = "upload", max_pixels: int | None = None,
                 max_bytes: int = MAX_BYTES) -> Image.Image:
     """Decode uploaded bytes into an RGB image, or raise one clear :class:`DataError`.
 
@@ -30,33 +29,17 @@ def load_upload(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS,
         The uploaded file's content.
     name : str
         File name, used in messages.
-    max_pixels, max_bytes : int
-        Limits; a bigger image is refused before it is decoded.
+    max_pixels : int, optional
+        Pixel cap (default: the toolkit's, ``$CBM_MAX_IMAGE_PIXELS`` or 100 million).
+    max_bytes : int
+        Byte limit; a bigger upload is refused before it is opened.
     """
     if len(data) == 0:
         raise DataError(f"{name!r} is empty. Upload a PNG or JPEG image.")
     if len(data) > max_bytes:
         raise DataError(f"{name!r} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
                         "Upload a smaller image.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > max_pixels:
-                raise DataError(f"{name!r} is {w} x {h} pixels; the limit is {max_pixels:,} pixels. "
-                                "Resize it and upload again.")
-            img.load()  # decode now, so a truncated file fails here and not later
-            return img.convert("RGB")
-    except DataError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"{name!r} is too large to decode safely (more than {max_pixels:,} pixels). "
-                        "Resize it and upload again.") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{name!r} is not an image file PIL can read. Upload a PNG or JPEG image.") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{name!r} is damaged or truncated ({e}). Upload the complete file.") from None
+    return read_image(data, name=name, max_pixels=max_pixels)
 
 
 def thumbnail(image: np.ndarray, size: int = 160) -> Image.Image:
@@ -68,3 +51,15 @@ def thumbnail(image: np.ndarray, size: int = 160) -> Image.Image:
     img = Image.fromarray(arr)
     scale = max(1, size // max(img.size))
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def page_icon(size: int = 64) -> Image.Image:
+    """The app's favicon, drawn here so the browser fetches it from the app, not a font CDN."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((2, size // 4, size - 3, size - size // 4), fill=(0, 114, 178, 255))
+    r = size // 6
+    draw.ellipse((size // 2 - r, size // 2 - r, size // 2 + r, size // 2 + r), fill=(255, 255, 255, 255))
+    return img

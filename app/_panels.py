@@ -108,3 +108,17 @@ def evidence(model, preds: _state.Predictions, i: int, key: str, path, raw_image
         st.image(heat_overlay(raw_image, heat).resize((240, 240)), width=240,
                  caption=f"Red: hiding this region lowers “{concept}” (it fires there); blue: raises it.")
     return concept, pct, heat
+
+
+def concept_map_panel(model, X, image, key: str) -> None:
+    """For token models (``cct``): one concept's attention map drawn over the image."""
+    if image is None or not hasattr(model, "concept_maps") or np.ndim(X) != 3:
+        return
+    from cbm.concept_maps import overlay
+
+    maps = model.concept_maps(X)[0]
+    names = model.concept_names_
+    default = int(np.argmax(maps.max(axis=(1, 2)) - maps.mean(axis=(1, 2))))
+    j = names.index(st.selectbox("Where in the image is this concept?", names, index=default, key=key))
+    st.image(overlay(image, maps[j]), width=240,
+             caption=f"attention of the patches to '{names[j]}' (red = most; peak {maps[j].max():.2f})")

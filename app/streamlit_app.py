@@ -10,14 +10,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbm.app import _state
+from cbm.app import _images, _state
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
 
 def main() -> None:
     """Configure the app and run the selected page."""
-    st.set_page_config(page_title="cbmkit", page_icon=":material/visibility:", layout="wide")
+    # a local image: a ":material/...:" page icon makes the browser fetch it from fonts.gstatic.com
+    st.set_page_config(page_title="cbmkit", page_icon=_images.page_icon(), layout="wide")
     path = _state.require_model_dir()
     st.sidebar.caption(f"Model: `{path.name}`  \n{path}")
     nav = st.navigation([

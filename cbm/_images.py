@@ -29,12 +29,14 @@ def to_rgb(image: Any) -> Image.Image:
         return image
     if image.mode == "RGB":
         return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I", "I;16", "I;16B", "F"):
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         arr = np.asarray(image, dtype=np.float32)
-        span = float(arr.max() - arr.min()) or 1.0
-        image = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
+        lo = float(arr.min()) if arr.size else 0.0
+        span = float(arr.max() - lo) if arr.size else 0.0
+        image = Image.fromarray(((arr - lo) / (span or 1.0) * 255).astype(np.uint8))
     return image.convert("RGB")

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from cbm.exceptions import CBMError, EditError, EncoderMismatchError, unknown_name_message
 
@@ -457,12 +456,15 @@ def occlusion_map(model: Any, image: Any, concept: int | str, encoder: Any = Non
     an (H, W) float array: positive where hiding a region lowers the concept, so it fires there.
     Works for any backbone; costs one encoder pass per patch position.
     """
+    from PIL import Image
+
+    from cbm._images import to_rgb
+
     if isinstance(image, str | Path):
-        image = Image.open(image).convert("RGB")
-    arr = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    arr = arr.astype(np.uint8)
+        from cbm.data.images import read_image
+
+        image = read_image(image)
+    arr = np.asarray(to_rgb(image), np.uint8)
     h, w = arr.shape[:2]
     j = concept_index(model, concept)
     encoder = encoder_for(model) if encoder is None else encoder
@@ -535,6 +537,15 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
     """
     from cbm.encoders import create_encoder  # imports torch: only when an image is embedded
 
+    expected = recorded_fingerprint(record)
+    if expected and "|kind=tokens" in expected:  # a token model (cct): the encoder's patch tokens
+        base = expected.split("|kind=tokens")[0]
+        encoder = rebuild_encoder({**record, "fingerprint": base} if isinstance(record, Mapping) else base,
+                                  pretrained).tokens()
+        if encoder.fingerprint != expected:
+            raise EncoderMismatchError(f"The rebuilt token encoder has fingerprint {encoder.fingerprint!r}, but "
+                                       f"the model was trained on {expected!r}.")
+        return encoder
     if isinstance(record, Mapping):
         opts = {k: v for k, v in record.items() if k not in ("name", "pretrained", "fingerprint")}
         name, weights = record.get("name"), record.get("pretrained")
@@ -550,7 +561,6 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
         if w.startswith("sha256:") and pretrained is None:
             raise CBMError(f"The encoder {str(name)!r} was loaded from a local checkpoint ({w}) whose path was "
                            "not recorded; pass the checkpoint file (--pretrained PATH) to rebuild it.")
-    expected = recorded_fingerprint(record)
     try:
         encoder = create_encoder(str(name), pretrained=pretrained or weights, **opts)
     except (ValueError, TypeError, FileNotFoundError) as e:
@@ -582,18 +592,32 @@ def encoder_for(model: Any, pretrained: str | None = None) -> Any:
     return encoder
 
 
-def embed_image(model: Any, image: Any, encoder: Any = None) -> np.ndarray:
+def embed_image(model: Any, image: Any, encoder: Any = None, max_pixels: int | None = None) -> np.ndarray:
     """Embed one image (a path, PIL image or uint8 array) with the model's recorded encoder: (1, d).
 
-    Pass ``encoder`` (from :func:`encoder_for`) to reuse an encoder already built.
+    A path is read by :func:`cbm.data.images.read_image` (pixel cap ``max_pixels``, the same
+    conversions as ``cbm embed``). Pass ``encoder`` (from :func:`encoder_for`) to reuse one.
     """
     if isinstance(image, str | Path):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"Image {str(path)!r} not found.")
-        image = Image.open(path).convert("RGB")
+        from cbm.data.images import read_image
+
+        image = read_image(image, max_pixels=max_pixels)
     encoder = encoder_for(model) if encoder is None else encoder
-    return np.asarray(encoder.encode_images([image]), np.float32).reshape(1, -1)
+    Z = np.asarray(encoder.encode_images([image]), np.float32)
+    return Z if Z.ndim == 3 else Z.reshape(1, -1)  # (1, T, d) patch tokens for token models
+
+
+def concept_map(model: Any, X: Any = None, *, image: Any = None, encoder: Any = None) -> np.ndarray:
+    """Spatial concept attention maps (N, M, h, w) of a token model (``cct``), for patch tokens ``X``
+    or one ``image`` (embedded with the model's recorded encoder, or ``encoder``).
+
+    Draw one over its image with :func:`cbm.concept_maps.overlay`.
+    """
+    from cbm.concept_maps import concept_map as _maps
+
+    if (X is None) == (image is None):
+        raise ValueError("Pass patch tokens X or one image, not both.")
+    return _maps(model, embed_image(model, image, encoder) if image is not None else X)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -16,6 +16,13 @@ files, each written atomically (temp file + rename) and followed by a ``shard-00
 (written last) listing the shards in order. Interrupted runs keep finished shards and resume;
 ``worker=(i, n)`` lets n processes fill disjoint shards in parallel. A corrupt or truncated
 shard raises :class:`~cbm.exceptions.CacheError` naming the file; ``force=True`` recomputes.
+
+Integrity at low cost (``verify="auto"``, the default): every file's size is checked on each open,
+and its sha256 the first time it is opened in its current state (size, mtime, ctime, inode);
+a verified state is remembered in this process and stamped in ``verified.json``, so later opens
+and later processes do not re-hash unchanged files, while any rewrite (even same-size) is
+hashed again. Finished shards found by a resumed run are hashed before they are reused; a
+corrupt one is recomputed with a warning naming it.
 """
 
 from __future__ import annotations
@@ -37,6 +44,13 @@ from cbm._io import atomic_path, atomic_write_json
 from cbm.exceptions import CacheError, DataError
 
 FORMAT = "cbmkit-embeddings/1"
+STAMP = "verified.json"
+
+#: This process's verified files: (path, size, mtime_ns, ctime_ns, inode, device) -> sha256.
+_VERIFIED: dict[tuple, str] = {}
+
+#: Files changed more recently than this are always hashed (see :func:`_remember`).
+RACY_SECONDS = 2.0
 
 
 def default_cache_dir() -> Path:
@@ -50,6 +64,52 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _state(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _remember(path: Path, sha256: str, stamp: dict[str, Any] | None = None) -> bool:
+    """Record that ``path`` in its current state has ``sha256`` (in this process and ``stamp``).
+
+    A file changed less than :data:`RACY_SECONDS` ago is not recorded: file times are coarse
+    (a few ms), so a same-size rewrite within the same tick would keep the recorded state.
+    """
+    state = _state(path)
+    if time.time_ns() - max(state[2], state[3]) < RACY_SECONDS * 1e9:
+        return False
+    _VERIFIED[state] = sha256
+    if stamp is not None:
+        stamp[path.name] = {"sha256": sha256, "state": list(state[1:])}
+    return True
+
+
+def _known_sha256(path: Path, stamp: dict[str, Any]) -> str | None:
+    """The sha256 of ``path`` if it was verified before in its current state, else None."""
+    state = _state(path)
+    if state in _VERIFIED:
+        return _VERIFIED[state]
+    rec = stamp.get(path.name)
+    if isinstance(rec, dict) and rec.get("state") == list(state[1:]):
+        return rec.get("sha256")
+    return None
+
+
+def _read_stamp(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / STAMP).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # no stamp (or a damaged one): files are simply hashed again
+
+
+def _write_stamp(folder: Path, stamp: dict[str, Any]) -> None:
+    try:
+        atomic_write_json(folder / STAMP, stamp)
+    except OSError:
+        pass  # a read-only cache is verified again next time, nothing more
 
 
 def _read_record(path: Path) -> dict[str, Any]:
@@ -102,11 +162,15 @@ class EmbeddingCache:
     ----------
     path : path
         The entry folder (holding ``manifest.json``).
-    verify : {True, "size", False}
-        True checks each shard's size and sha256, "size" only sizes (fast), False nothing.
+    verify : {"auto", True, "size", False}
+        "auto" (default) checks sizes and the sha256 of every file not verified before in its
+        current state (see the module docstring); True hashes every file; "size" only sizes;
+        False nothing.
     """
 
-    def __init__(self, path: str | Path, verify: bool | str = True) -> None:
+    def __init__(self, path: str | Path, verify: bool | str = "auto") -> None:
+        if verify not in ("auto", "size", True, False):
+            raise ValueError(f"verify must be 'auto', True, 'size' or False; got {verify!r}.")
         self.path = Path(path)
         manifest = self.path / "manifest.json"
         if not manifest.is_file():
@@ -119,12 +183,18 @@ class EmbeddingCache:
         self.dim = int(self.manifest["dim"])
         self.stats: EmbedStats | None = None
         if verify:
-            self.verify(hashes=verify is True)
+            self.verify(hashes={"auto": "auto", "size": False, True: True}[verify])
         self._shards: list[np.ndarray] | None = None
         self._rows: dict[str, np.ndarray] | None = None
 
-    def verify(self, hashes: bool = True) -> None:
-        """Raise CacheError naming the first shard whose size (or sha256) is not as recorded."""
+    def verify(self, hashes: bool | str = True) -> None:
+        """Raise CacheError naming the first file whose size (or sha256) is not as recorded.
+
+        ``hashes``: True hashes every file, "auto" only those not verified before in their
+        current state, False checks sizes only.
+        """
+        stamp = _read_stamp(self.path) if hashes == "auto" else {}
+        fresh = False
         for rec in [*self.manifest["shards"], self.manifest["rows"]]:
             f = self.path / rec["file"]
             problem = None
@@ -132,14 +202,30 @@ class EmbeddingCache:
                 problem = "is missing"
             elif f.stat().st_size != rec["bytes"]:
                 problem = f"has {f.stat().st_size} bytes, expected {rec['bytes']} (truncated?)"
-            elif hashes and _sha256(f) != rec["sha256"]:
-                problem = "does not match its recorded sha256 (corrupt)"
+            elif hashes and (hashes is True or _known_sha256(f, stamp) != rec["sha256"]):
+                if _sha256(f) != rec["sha256"]:
+                    problem = "does not match its recorded sha256 (corrupt: same size, other bytes)"
+                else:
+                    fresh = _remember(f, rec["sha256"], stamp) or fresh
             if problem:
                 raise CacheError(f"Embedding cache file {str(f)!r} {problem}. Delete {str(self.path)!r} "
                                  "or re-run with force=True (cbm embed --force) to recompute.")
+        if fresh and hashes == "auto":
+            _write_stamp(self.path, stamp)
 
     def __len__(self) -> int:
         return int(self.manifest["n_rows"])
+
+    @property
+    def kind(self) -> str:
+        """"embeddings" (rows of (d,)) or "tokens" (rows of (T, d) patch tokens)."""
+        return str(self.manifest.get("kind", "embeddings"))
+
+    @property
+    def token_grid(self) -> tuple[int, int] | None:
+        """(h, w) of a token entry (h * w = T), None for pooled embeddings."""
+        grid = self.manifest.get("token_grid")
+        return None if grid is None else (int(grid[0]), int(grid[1]))
 
     @property
     def shards(self) -> list[np.ndarray]:
@@ -242,16 +328,21 @@ class EmbeddingStore:
         return self.root / "embeddings" / f"{name}-{self.key(encoder.fingerprint, _dataset_fp(dataset))}"
 
     def get_or_compute(self, encoder: Any, dataset: Any, *, batch_size: int = 64, force: bool = False,
-                       progress: bool = True, verify: bool | str = True,
-                       worker: tuple[int, int] = (0, 1)) -> EmbeddingCache | None:
+                       progress: bool = True, verify: bool | str = "auto",
+                       worker: tuple[int, int] = (0, 1), kind: str = "embeddings") -> EmbeddingCache | None:
         """Embeddings of ``dataset`` by ``encoder``, from the cache or computed (and cached).
 
         ``dataset`` needs ``len``, ``[i]`` (an image; :class:`~cbm.exceptions.DataError` marks
         an unreadable one, which is skipped and reported) and ``fingerprint``; ``labels``,
         ``ids``, ``domains`` are kept when present. With ``worker=(i, n)`` this call fills every
-        n-th shard and returns None unless all shards are then done.
+        n-th shard and returns None unless all shards are then done. ``kind="tokens"`` caches the
+        encoder's patch tokens, (N, T, d) float16 (``encoder.tokens()``), in an entry of their own.
         """
         t0 = time.perf_counter()
+        if kind == "tokens":
+            encoder = encoder.tokens()
+        elif kind != "embeddings":
+            raise ValueError(f"kind must be 'embeddings' or 'tokens'; got {kind!r}.")
         path = self.path_for(encoder, dataset)
         if force and path.exists():
             shutil.rmtree(path)
@@ -267,6 +358,8 @@ class EmbeddingStore:
         info = {"format": FORMAT, "encoder": encoder.fingerprint, "dataset": _dataset_fp(dataset),
                 "n_images": n, "shard_size": self.shard_size, "dim": int(encoder.dim),
                 "encoder_spec": getattr(encoder, "spec", None)}  # how to rebuild it (cbm explain --image)
+        if kind == "tokens":
+            info.update(kind="tokens", token_grid=list(encoder.token_grid))
         if (path / "entry.json").is_file():
             info["shard_size"] = _read_record(path / "entry.json")["shard_size"]  # resume as started
         else:
@@ -283,7 +376,7 @@ class EmbeddingStore:
                                                  encoder, dataset, batch_size, bar)
         finally:
             bar.close()
-        if not all(self._shard_done(path, s) for s in range(n_shards)):
+        if not all(s in todo or self._shard_done(path, s) for s in range(n_shards)):
             return None
         self._finalize(path, dataset, n_shards, info)
         cache = EmbeddingCache(path, verify=False)
@@ -297,33 +390,47 @@ class EmbeddingStore:
 
     @staticmethod
     def _shard_done(path: Path, s: int) -> bool:
+        """Whether shard ``s`` is finished and intact; a corrupt one is removed (and recomputed)."""
         rec, npy = path / f"shard-{s:05d}.json", path / f"shard-{s:05d}.npy"
         if not rec.is_file() or not npy.is_file():
             return False
-        return _read_record(rec)["bytes"] == npy.stat().st_size
+        record = _read_record(rec)
+        if record["bytes"] == npy.stat().st_size and (
+                _known_sha256(npy, {}) == record["sha256"] or _sha256(npy) == record["sha256"]):
+            _remember(npy, record["sha256"])
+            return True
+        warnings.warn(f"Embedding cache shard {str(npy)!r} from an earlier run is truncated or corrupt "
+                      "(size or sha256 differs from its record); it is recomputed.", stacklevel=3)
+        npy.unlink(missing_ok=True)
+        rec.unlink(missing_ok=True)
+        return False
 
     def _compute_shard(self, path: Path, s: int, rows: range, encoder: Any, dataset: Any,
                        batch_size: int, bar: Any) -> int:
         feats, kept, skipped = [], [], []
+        reduce = _reducer(encoder)
         for b in range(rows.start, rows.stop, batch_size):
-            images, idx = [], []
+            items, idx = [], []
             for i in range(b, min(rows.stop, b + batch_size)):
-                try:
-                    item = dataset[i]
-                    images.append(item[0] if isinstance(item, tuple) else item)
+                try:  # reduced to model size at once: only one full-size image is ever decoded
+                    items.append(reduce(_image_of(dataset[i])))
                     idx.append(i)
                 except DataError as e:
                     skipped.append({"index": i, "reason": str(e).split("; ")[0]})
-            if images:
-                feats.append(np.asarray(encoder.encode_images(images, batch_size=batch_size), np.float16))
+            if items:
+                batch = _stack(items) if reduce is not _identity else items
+                del items
+                feats.append(np.asarray(encoder.encode_images(batch, batch_size=batch_size), np.float16))
                 kept += idx
             bar.update(min(rows.stop, b + batch_size) - b)
-        arr = np.concatenate(feats) if feats else np.zeros((0, int(encoder.dim)), np.float16)
+        row_shape = getattr(encoder, "row_shape", (int(encoder.dim),))
+        arr = np.concatenate(feats) if feats else np.zeros((0, *row_shape), np.float16)
         npy = path / f"shard-{s:05d}.npy"
         with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
             np.save(fh, arr)
+        digest = _sha256(npy)
         atomic_write_json(path / f"shard-{s:05d}.json", {
-            "file": npy.name, "rows": len(arr), "bytes": npy.stat().st_size, "sha256": _sha256(npy),
+            "file": npy.name, "rows": len(arr), "bytes": npy.stat().st_size, "sha256": digest,
             "index": kept, "skipped": skipped})
         return len(kept)
 
@@ -349,6 +456,30 @@ class EmbeddingStore:
             "shards": [{k: r[k] for k in ("file", "rows", "bytes", "sha256")} for r in recs],
             "rows": {"file": rows_file.name, "bytes": rows_file.stat().st_size, "sha256": _sha256(rows_file)},
             "skipped": [dict(sk, id=_ids(dataset, sk["index"])) for r in recs for sk in r["skipped"]]})
+
+
+def _image_of(item: Any) -> Any:
+    return item[0] if isinstance(item, tuple) else item
+
+
+def _identity(image: Any) -> Any:
+    return image
+
+
+def _reducer(encoder: Any) -> Any:
+    """Per-image preprocessing to a model-sized tensor when the encoder offers it (cbm encoders)."""
+    preprocess = getattr(encoder, "preprocess", None)
+    if preprocess is None or not getattr(encoder, "supports_images", False):
+        return _identity
+    from cbm._images import to_rgb
+
+    return lambda image: preprocess(to_rgb(image))
+
+
+def _stack(tensors: list[Any]) -> Any:
+    import torch
+
+    return torch.stack(tensors)
 
 
 def _dataset_fp(dataset: Any) -> str:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from cbm.bank import ConceptBank, Provenance
 from cbm.concepts.text import encoder_fingerprint
@@ -152,7 +151,9 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _embed(encoder: Any, paths: Sequence[Path]) -> np.ndarray:
-    images = [Image.open(p).convert("RGB") for p in paths]
+    from cbm.data.images import read_image  # the toolkit's one reader: cap, 16-bit, transparency
+
+    images = [read_image(p) for p in paths]
     out = encoder.encode_images(images)
     return out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
 

@@ -42,18 +42,20 @@ def load_concepts(path: str | Path) -> ConceptBank:
 
     CSV needs a ``concept`` (or ``name``) column; optional ``text`` and ``class`` columns (a
     ``class`` column gives a +1 prior). JSON may be a list of strings, ``{class: [concepts]}``
-    (LaBo), ``{class: {question: yes|no|unknown}}`` (KnoBo) or a bank's ``bank.json``.
+    (LaBo), ``{class: {question: yes|no|unknown}}`` (KnoBo) or a bank's ``bank.json``. A file
+    with no concept in it is a :class:`DataError`.
     """
     path = Path(path)
     if path.is_dir():
         return ConceptBank.load(path)
     suffix = path.suffix.lower()
-    if suffix == ".txt":
-        return _bank(read_lines(path), path, "txt")
-    if suffix == ".csv":
-        return _load_csv(path)
-    if suffix == ".json":
-        return _load_json(path)
+    loaders = {".txt": lambda p: _bank(read_lines(p), p, "txt"), ".csv": _load_csv, ".json": _load_json}
+    if suffix in loaders:
+        bank = loaders[suffix](path)
+        if len(bank) == 0:
+            raise DataError(f"Concept file {str(path)!r} holds no concepts (it is empty or has only "
+                            "blank entries); add one concept per line or entry.")
+        return bank
     raise DataError(f"Cannot read concepts from {str(path)!r}: expected a .txt, .csv or .json "
                     "file, or a folder saved by ConceptBank.save.")
 

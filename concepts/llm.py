@@ -10,8 +10,6 @@ References: Yang et al., "Language in a Bottle" (LaBo), CVPR 2023; Oikarinen et 
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from cbm.bank import ConceptBank, Provenance, normalize_text
+from cbm.concepts._answer_parser import ParsedConcepts, parse_concepts  # noqa: F401 (re-exported)
 from cbm.exceptions import unknown_name_message
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
@@ -28,9 +27,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "labo": ("labo_looks", "labo_color", "labo_shape", "labo_pattern", "labo_parts"),
     "lfcbm": ("lfcbm_important", "lfcbm_superclass", "lfcbm_around"),
 }
-
-_BULLET = re.compile(r"^\s*(?:[-*\u2022+]|\(?\d{1,3}[.)\]:]|\(?[a-zA-Z][.)])\s+")
-
 
 def list_prompts() -> list[str]:
     """Names of the shipped prompt templates."""
@@ -61,45 +57,17 @@ def fill(template: str, **values: str) -> str:
 
 def parse_concept_list(text: str) -> list[str]:
     """Concepts from an LLM answer: a JSON list (also inside prose or a code fence), a JSON
-    object holding one list, or a numbered/bulleted/one-per-line plain-text list."""
-    text = (text or "").strip()
-    start, end = text.find("["), text.rfind("]")
-    if 0 <= start < end:
-        try:
-            items = json.loads(text[start : end + 1])
-            if isinstance(items, list):
-                return _clean([i if isinstance(i, str) else json.dumps(i) for i in items])
-        except json.JSONDecodeError:
-            pass
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-            lists = [v for v in obj.values() if isinstance(v, list)]
-            if lists:
-                return _clean([str(i) for i in lists[0]])
-        except json.JSONDecodeError:
-            pass
-    lines = []
-    for line in text.splitlines():
-        line = line.strip().strip("`")
-        if not line or line.endswith(":") or line.startswith(("```", "{", "}")):
-            continue
-        is_item = bool(_BULLET.match(line))
-        line = _BULLET.sub("", line)
-        if is_item or len(line.split()) <= 12:
-            lines.append(line)
-    return _clean(lines)
+    object holding one list, or a numbered/bulleted/one-per-line plain-text list; markdown,
+    list markers, prose, refusals, yes/no answers, non-strings and over-long items are dropped
+    (:func:`parse_concepts` says which and why)."""
+    return parse_concepts(text).concepts
 
 
-def _clean(items: Sequence[str]) -> list[str]:
-    out, seen = [], set()
-    for item in items:
-        item = re.sub(r"\s+", " ", str(item)).strip().strip("\"'").rstrip(".;,").strip()
-        key = normalize_text(item)
-        if key and key not in seen:
-            seen.add(key)
-            out.append(item)
-    return out
+def _accept_concepts(text: str) -> None:
+    """``accept`` check for the client: an answer must yield at least one concept."""
+    parsed = parse_concepts(text)
+    if not parsed.concepts:
+        raise ValueError(f"it yields no concepts ({parsed.why_empty()})")
 
 
 def generate_llm_concepts(
@@ -127,7 +95,13 @@ def generate_llm_concepts(
     -------
     ConceptBank
         ``classes`` and ``prior`` (K, M) with +1 where the concept was generated for the class;
-        each provenance holds templates, classes and raw answers.
+        each provenance holds templates, classes and raw answers; ``metadata["dropped"]`` lists
+        every item the parser dropped (class, template, item, reason).
+
+    Raises
+    ------
+    LLMError
+        An answer yields no concept (it is not cached), or the endpoint fails.
     """
     if templates is None:
         if isinstance(family, str):
@@ -139,10 +113,15 @@ def generate_llm_concepts(
         templates = {Path(str(n)).stem: load_prompt(n) for n in names}
     jobs = [(c, t) for c in classes for t in templates]
     prompts = [fill(templates[t], class_name=c) for c, t in jobs]
-    answers = client.chat_many(prompts, temperature=temperature, max_tokens=max_tokens)
+    answers = client.chat_many(prompts, temperature=temperature, max_tokens=max_tokens,
+                               accept=_accept_concepts)
     order: dict[str, dict[str, Any]] = {}
+    dropped = []
     for (cls, tname), prompt, ans in zip(jobs, prompts, answers, strict=True):
-        for concept in parse_concept_list(ans.text):
+        parsed = parse_concepts(ans.text)
+        dropped += [{"class": cls, "template": tname, "item": item, "reason": why}
+                    for item, why in parsed.dropped]
+        for concept in parsed.concepts:
             rec = order.setdefault(normalize_text(concept), {
                 "text": concept, "classes": [], "templates": [], "answers": []})
             if cls not in rec["classes"]:
@@ -161,6 +140,6 @@ def generate_llm_concepts(
             "answers": rec["answers"]}, model=getattr(client, "model", None)))
     usage = getattr(client, "usage", None)
     meta = {"generator": "llm", "family": family if isinstance(family, str) else list(family),
-            "usage": usage.as_dict() if hasattr(usage, "as_dict") else None}
+            "usage": usage.as_dict() if hasattr(usage, "as_dict") else None, "dropped": dropped}
     return ConceptBank(texts, texts, provenance=provenance, classes=list(classes),
                        prior=prior, metadata=meta)

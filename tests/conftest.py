@@ -68,3 +68,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def write_png_bomb():
+    """``write(path, width=20000, height=20000)``: a real, valid PNG of zeros, written cheaply.
+
+    Only the compressed stream (about 400 KB) is ever held, never the decoded pixels: the shape
+    of a decompression bomb that once aborted ``cbm embed``.
+    """
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def write(path: Path, width: int = 20000, height: int = 20000) -> Path:
+        z = zlib.compressobj(9)
+        rows = b"\0" * (width + 1) * 500  # filter byte + one grayscale byte per pixel, 500 rows
+        body = b"".join(z.compress(rows) for _ in range(height // 500)) + z.flush()
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body)
+                         + chunk(b"IEND", b""))
+        return path
+
+    return write

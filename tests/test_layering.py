@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("cbm.data",)),
     ("concepts", ("cbm.concepts",)),
     ("models", ("cbm.models",)),
-    ("model directories and explanations", ("cbm.io", "cbm.explain", "cbm.ood", "cbm.report")),
+    ("model directories and explanations", ("cbm.io", "cbm.explain", "cbm.concept_maps", "cbm.ood",
+                                            "cbm.report")),
     ("edits", ("cbm.edits",)),
     ("edit evaluation", ("cbm.edit_eval",)),
     ("edit history", ("cbm.history",)),
@@ -247,6 +248,10 @@ KNOWN_REACH_INS = {
     ("cbm.models", "model._fit"),
     ("cbm.models.knobo", "bank._replace"),
     ("cbm.bank", "bank._replace"),  # a ConceptBank method used on another bank in its own module
+    ("cbm.models._base", "model._concept_bank"),  # the base class's hook, called in its own module
+    # the Encoder subclass hook for patch tokens, called by the token view in the same package
+    ("cbm.encoders._tokens", "base._encode_tokens_batch"),
+    ("cbm.encoders._tokens", "self.base._encode_tokens_batch"),
     ("cbm.cli.edit_cmd", "r._1"),  # a pandas itertuples field, not a private attribute
     ("cbm.concepts._llm_client", "self.usage._lock"),  # the lock of its own usage counter
 }

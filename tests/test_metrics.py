@@ -7,6 +7,8 @@ import pytest
 from cbm.metrics import (
     accuracy,
     anec,
+    anec_heads,
+    anec_truncated,
     concept_recovery,
     domain_accuracy,
     format_report,
@@ -17,6 +19,9 @@ from cbm.metrics import (
     report,
     top_k_accuracy,
 )
+
+#: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_accuracy_per_class_and_top_k():
@@ -85,7 +90,54 @@ def test_report_and_table():
     assert rep["domains"]["in_domain"] == accuracy(y[:30], pred[:30])
     assert rep["domains"]["out_of_domain"] == accuracy(y[30:], pred[30:])
     assert rep["sparsity"]["nec"] == pytest.approx(1.5)
-    assert rep["splits"]["all"]["anec"]["1"] == anec(model, X, y, 1)
+    assert rep["splits"]["all"]["anec_truncated"]["1"] == anec_truncated(model, X, y, 1)
+    assert rep["splits"]["all"]["anec"] == {}  # no split named "train": nothing to refit on
+    with_train = report(model, {"train": (X, y), "test": (X[:30], y[:30])}, anec_k=(1,))
+    assert with_train["splits"]["test"]["anec"]["1"] == anec(model, X[:30], y[:30], 1, train=(X, y))
     table = format_report(rep)
     assert "shifted" in table and "NEC 1.50" in table and "concept recovery" in table
     assert "OOD" in table
+
+
+# -- ANEC as VLG-CBM defines it: refit along a sparsity path, then truncate ----------------------
+def _sparse_problem(seed=0, n=240, m=12, k=3):
+    """Concept activations where each class depends on a few concepts, plus a dense head model."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, m)) * rng.uniform(0.5, 2.0, m) + rng.uniform(-1, 1, m)
+    W = np.zeros((k, m))
+    for c in range(k):
+        W[c, rng.choice(m, 3, replace=False)] = rng.uniform(1.5, 3.0, 3) * rng.choice([-1, 1], 3)
+    y = (A @ W.T + 0.5 * rng.standard_normal((n, k))).argmax(1)
+
+    class Dense(_Head):
+        classes_ = np.arange(k)
+        coef_ = rng.standard_normal((k, m))  # a dense head: truncating it says nothing about the concepts
+        intercept_ = np.zeros(k)
+
+    return A.astype(np.float32), y, Dense()
+
+
+def _sklearn_elastic_net(A, y, lam, alpha=0.99):
+    """The same objective solved by scikit-learn's saga: mean CE + lam (alpha |W|_1 + (1-alpha)/2 |W|^2)."""
+    from sklearn.linear_model import LogisticRegression
+
+    Z = (A - A.mean(0)) / A.std(0)
+    clf = LogisticRegression(l1_ratio=alpha, C=1.0 / (lam * len(A)), solver="saga", tol=1e-6,
+                             max_iter=5000).fit(Z, y)
+    return clf.coef_, clf.intercept_
+
+
+def test_anec_refits_along_the_path_to_the_first_lambda_reaching_nec_k_then_truncates():
+    A, y, model = _sparse_problem()
+    K, k, step = 3, 2, 2 ** 0.1
+    head = anec_heads(model, A, y, ks=(k,))[k]
+    assert nec(head["coef"]) <= k and nonzero_weights(head["coef"]) == round(k * K)
+    # an independent solver at the chosen lambda: same weights before truncation ...
+    W, b = _sklearn_elastic_net(A, y, head["lam"])
+    assert (np.abs(W) > 1e-5).sum(1).mean() >= k
+    np.testing.assert_allclose(prune_to_nec(W, k), head["coef"], atol=2e-3)
+    # ... and the path point before it (lambda * 2^0.1) had not reached NEC k yet
+    W_prev, _ = _sklearn_elastic_net(A, y, head["lam"] * step)
+    assert (np.abs(W_prev) > 1e-5).sum(1).mean() < k
+    # the refitted head sees the concepts, unlike a truncated dense head
+    assert anec(model, A, y, k, train=(A, y)) > anec_truncated(model, A, y, k) + 0.1

@@ -180,3 +180,139 @@ def test_embed_texts_is_computed_once_and_keyed_by_texts(tmp_path):
     np.testing.assert_array_equal(a, b)
     c = embed_texts(enc, ["stripes", "apple"], tmp_path)
     assert enc.calls > calls and not np.array_equal(a, c)
+
+
+# -- integrity at low cost: same-size corruption is found by default --------------------------------
+def _flip_last_byte(path):
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_same_size_corruption_is_found_by_the_default_open(tmp_path, digits):
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    cache = store.get_or_compute(PixelEncoder(), digits, progress=False)
+    _flip_last_byte(cache.path / "shard-00002.npy")
+    with pytest.raises(CacheError, match=r"shard-00002\.npy' does not match its recorded sha256 .*same size"
+                                         r".*Delete .*force=True \(cbm embed --force\)"):
+        store.get_or_compute(PixelEncoder(), digits, progress=False)
+    with pytest.raises(CacheError, match="sha256"):
+        EmbeddingCache(cache.path)  # what `cbm train --data CACHE_DIR` opens
+
+
+def test_verified_files_are_not_hashed_again_until_they_change(tmp_path, digits, monkeypatch):
+    import cbm.store as store_mod
+
+    monkeypatch.setattr(store_mod, "RACY_SECONDS", 0.0)
+    cache = EmbeddingStore(tmp_path, shard_size=16).get_or_compute(PixelEncoder(), digits, progress=False)
+    EmbeddingCache(cache.path)  # first open hashes and stamps
+    stamp = json.loads((cache.path / "verified.json").read_text())
+    assert sorted(stamp) == ["rows.npz", "shard-00000.npy", "shard-00001.npy", "shard-00002.npy",
+                             "shard-00003.npy"]
+    hashed = []
+    monkeypatch.setattr(store_mod, "_sha256", lambda p: hashed.append(p.name) or "x")
+    store_mod._VERIFIED.clear()  # as in a new process: the stamp alone vouches for the files
+    EmbeddingCache(cache.path)
+    assert hashed == []
+    (cache.path / "shard-00001.npy").write_bytes((cache.path / "shard-00001.npy").read_bytes())
+    with pytest.raises(CacheError, match="shard-00001"):  # rewritten: hashed again ("x" != record)
+        EmbeddingCache(cache.path)
+    assert hashed == ["shard-00001.npy"]
+
+
+def test_a_resumed_run_recomputes_a_corrupt_finished_shard(tmp_path, digits):
+    class Crashing(PixelEncoder):
+        def _encode_batch(self, x):
+            if self.calls == 4:
+                raise KeyboardInterrupt
+            return super()._encode_batch(x)
+
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        store.get_or_compute(Crashing(), digits, batch_size=8, progress=False)
+    path = store.path_for(PixelEncoder(), digits)
+    assert (path / "shard-00001.json").is_file()
+    _flip_last_byte(path / "shard-00001.npy")
+    with pytest.warns(UserWarning, match=r"shard-00001\.npy' from an earlier run is truncated or corrupt"):
+        cache = store.get_or_compute(PixelEncoder(), digits, batch_size=8, progress=False)
+    assert cache.stats.resumed_shards == 1 and cache.stats.n_computed == 34
+    clean = EmbeddingStore(tmp_path / "clean", shard_size=16).get_or_compute(
+        PixelEncoder(), digits, progress=False)
+    np.testing.assert_array_equal(cache.as_array(), clean.as_array())
+    EmbeddingCache(cache.path, verify=True)
+
+
+def test_bombs_are_skipped_and_counted_never_abort(tmp_path, write_png_bomb):
+    (tmp_path / "img" / "x").mkdir(parents=True)
+    for i in range(3):
+        Image.new("L", (8, 8), color=40 * i).save(tmp_path / "img" / "x" / f"{i}.png")
+    write_png_bomb(tmp_path / "img" / "x" / "bomb.png")
+    Image.new("L", (120, 100)).save(tmp_path / "img" / "x" / "big.png")
+    ds = image_folder(tmp_path / "img")
+    ds.max_pixels = 10_000
+    with pytest.warns(UserWarning, match=r"Skipped 2 of 5"):
+        cache = EmbeddingStore(tmp_path / "c").get_or_compute(PixelEncoder(), ds, progress=False)
+    assert len(cache) == 3 and cache.stats.n_skipped == 2
+    reasons = {s["id"]: s["reason"] for s in cache.skipped}
+    assert "400,000,000 pixels, over the 10,000-pixel limit" in reasons["x/bomb.png"]
+    assert "120 x 100 = 12,000 pixels, over the 10,000-pixel limit" in reasons["x/big.png"]
+
+
+def test_images_are_reduced_to_model_size_one_at_a_time(tmp_path):
+    """Peak memory is one decoded image plus a batch of model-sized tensors, whatever the batch size."""
+    import weakref
+
+    alive: list = []
+
+    class Big(ImageDataset):
+        def __getitem__(self, i):
+            img = Image.new("RGB", (400, 300), (i, i, i))
+            alive.append(weakref.ref(img))
+            return img
+
+    class Counting(PixelEncoder):
+        most = 0
+
+        def preprocess(self, image):
+            Counting.most = max(Counting.most, sum(r() is not None for r in alive))
+            return super().preprocess(image)
+
+    ds = Big(images=np.zeros((12, 2, 2), np.uint8), name="big")
+    cache = EmbeddingStore(tmp_path).get_or_compute(Counting(), ds, batch_size=12, progress=False)
+    assert len(cache) == 12 and Counting.most == 1
+
+class PatchEncoder(PixelEncoder):
+    """PixelEncoder with 2 x 2 patch tokens of 3 values (means of the 4x4 pixel quadrants)."""
+
+    def _encode_tokens_batch(self, x):
+        q = x[:, 0].reshape(len(x), 2, 4, 2, 4).mean((2, 4)).reshape(len(x), 4, 1)
+        return q * torch.tensor([1.0, -1.0, 2.0])
+
+
+def test_token_entries_are_cached_beside_embeddings_as_n_t_d_float16(tmp_path, digits):
+    store, enc = EmbeddingStore(tmp_path, shard_size=16), PatchEncoder()
+    pooled = store.get_or_compute(enc, digits, progress=False)
+    first = store.get_or_compute(enc, digits, kind="tokens", progress=False)
+    assert first.path != pooled.path and first.kind == "tokens" and pooled.kind == "embeddings"
+    assert first.token_grid == (2, 2) and pooled.token_grid is None
+    T = first.as_array()
+    assert T.shape == (50, 4, 3) and first.shards[0].dtype == np.float16 and len(first.shards) == 4
+    np.testing.assert_array_equal(T, enc.encode_tokens(list(digits)).astype(np.float16).astype(np.float32))
+    again = store.get_or_compute(enc, digits, kind="tokens", progress=False)
+    assert again.stats.cache_hit
+    np.testing.assert_array_equal(again.as_array(), T)
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    assert manifest["kind"] == "tokens" and manifest["token_grid"] == [2, 2]
+
+
+def test_token_shards_keep_the_integrity_checks(tmp_path, digits):
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    cache = store.get_or_compute(PatchEncoder(), digits, kind="tokens", progress=False)
+    shard = cache.path / "shard-00001.npy"
+    raw = bytearray(shard.read_bytes())
+    raw[-1] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(CacheError, match="shard-00001.npy"):
+        store.get_or_compute(PatchEncoder(), digits, kind="tokens", progress=False)
+    with pytest.raises(ValueError, match="kind must be"):
+        store.get_or_compute(PatchEncoder(), digits, kind="patches", progress=False)

@@ -86,6 +86,8 @@ def detail(model, d: _state.SplitData, p: _state.Predictions, i: int, path=None)
                      for concept, before, _, cls, change in eff.head(6).itertuples(index=False, name=None)]
             st.markdown("What changed:\n" + ("\n".join(lines) if lines else
                                              "- nothing: these concepts carry no weight here."))
+    if d.images is not None:
+        _panels.concept_map_panel(model, d.X[i:i + 1], d.images[i], key="explore_concept_map")
 
 
 def render() -> None:

@@ -48,6 +48,7 @@ def render() -> None:
     _panels.prediction_panel(model, preds, 0, image, up.name, key="upload", path=path,
                              raw_image=np.asarray(image.convert("RGB")), ood=ood,
                              title=f"Why the model predicts {preds.pred[0]} for {up.name}")
+    _panels.concept_map_panel(model, X, image, key="upload_concept_map")
 
 
 def out_of_distribution(path, X: np.ndarray) -> tuple[float, float] | None:

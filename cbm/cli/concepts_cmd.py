@@ -31,6 +31,15 @@ def add_parser(sub) -> None:
     g.add_argument("--family", default="labo", help="llm prompt family: labo, lfcbm, or "
                    "comma-separated template names/paths")
     g.add_argument("--cache-dir", type=Path, help="LLM response cache folder")
+    g.add_argument("--no-cache", action="store_true", help="llm, textbook: neither read nor write "
+                   "the response cache")
+    g.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="llm, textbook: seconds per request attempt (default 60)")
+    g.add_argument("--max-retries", type=int, default=5, metavar="N",
+                   help="llm, textbook: retries per prompt on timeouts, 429 and 5xx (default 5)")
+    g.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="llm, textbook: most seconds for all requests together (default: no limit)")
+    g.add_argument("--force", action="store_true", help="overwrite an existing bank at --out")
     g.add_argument("--concurrency", type=int, default=4)
     g.add_argument("--top-k", type=int, default=5, help="textbook: passages per class")
     g.add_argument("--encoder", help="encoder name for text/labo/cav/dense retrieval (cbm.encoders); "
@@ -182,9 +191,37 @@ def _need(args, *names: str) -> None:
         raise ValueError(f"--source {args.source} needs " + ", ".join(f"--{m}" for m in missing))
 
 
-def _generate(args) -> int:
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse, before any work, an --out that is a file or an existing bank without --force."""
+    from cbm.exceptions import DataError
+
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {str(out)!r} is a file; a bank is a folder. Pass a new folder name.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        what = "a concept bank" if (out / "bank.json").is_file() else "a folder that is not empty"
+        raise DataError(f"--out {str(out)!r} is already {what}; pass --force to overwrite it, or "
+                        "choose another --out.")
+
+
+def _llm_client(args):
     import cbm.concepts as C
 
+    if args.no_cache and args.cache_dir:
+        raise ValueError("--no-cache and --cache-dir contradict each other; pass one.")
+    if args.max_retries < 0:
+        raise ValueError(f"--max-retries must be >= 0; got {args.max_retries}.")
+    cache = {"cache_dir": None} if args.no_cache else (
+        {"cache_dir": args.cache_dir} if args.cache_dir else {})
+    return C.LLMClient(args.model, base_url=args.base_url, concurrency=args.concurrency,
+                       timeout=args.timeout, max_retries=args.max_retries,
+                       time_budget=args.time_budget, **cache)
+
+
+def _generate(args) -> int:
+    import cbm.concepts as C
+    from cbm.exceptions import DataError
+
+    _check_out(args.out, args.force)
     if args.source == "textbook" and not args.model:
         _need(args, "classes", "input")
         enc = _generate_encoder(args)
@@ -193,8 +230,7 @@ def _generate(args) -> int:
         print("Textbook concepts by keyphrase extraction (no --model, so no LLM)")
     elif args.source in ("llm", "textbook"):
         _need(args, "model", "classes")
-        client = C.LLMClient(args.model, base_url=args.base_url, concurrency=args.concurrency,
-                             **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+        client = _llm_client(args)
         if args.source == "llm":
             fam = args.family if args.family in ("labo", "lfcbm") else args.family.split(",")
             bank = C.generate_llm_concepts(_classes(args.classes), client, family=fam)
@@ -243,6 +279,17 @@ def _generate(args) -> int:
         enc = _generate_encoder(args)  # text vectors in the images' space, for LaBo and PCBM
         bank = C.embed_bank(bank, enc, template=args.template)
         bank.metadata["encoder"] = getattr(enc, "spec", None)
+    dropped = (bank.metadata or {}).get("dropped") or []
+    if dropped:
+        reasons: dict[str, int] = {}
+        for d in dropped:
+            reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+        print(f"Dropped {len(dropped)} item(s) from the answers: "
+              + ", ".join(f"{n} {r}" for r, n in reasons.items()), file=sys.stderr)
+    if len(bank) == 0:
+        raise DataError(f"--source {args.source} produced no concepts, so nothing was saved to "
+                        f"{str(args.out)!r}; check the input (and the LLM's answers).")
+    _check_out(args.out, args.force)  # still free: nothing appeared there while we worked
     bank.save(args.out)
     print(f"Saved {len(bank)} concepts ({args.source}) to {args.out}"
           + (f", embedded by {bank.encoder_fingerprint}" if bank.vectors is not None and bank.encoder_fingerprint else ""))

@@ -3,6 +3,7 @@
     cbm embed photos/ --encoder mobilenet_v2 --image-size 96
     cbm embed data.csv --encoder openclip:ViT-B-32 --pretrained ~/ckpt/vit-b-32.safetensors
     cbm embed fashion-mnist:test --limit 2000
+    cbm embed photos/ --image-size 224 --tokens        # 7 x 7 patch tokens for `cbm train --method cct`
 
 Prints a summary (images, skipped, dim, throughput, cache path); a second run says "cache hit".
 """
@@ -32,6 +33,10 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N images (built-in datasets)")
     p.add_argument("--root", default=None, help="folder that manifest paths are relative to")
     p.add_argument("--force", action="store_true", help="recompute even if cached")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="skip (and count) images over N pixels (default $CBM_MAX_IMAGE_PIXELS or 100 million)")
+    p.add_argument("--tokens", action="store_true",
+                   help="cache patch tokens (N, T, d) instead of pooled embeddings (for --method cct)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run)
 
@@ -61,9 +66,13 @@ def _run(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise ValueError(f"--max-pixels must be >= 1; got {args.max_pixels}.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = _dataset(args)
+    if args.max_pixels is not None and hasattr(dataset, "max_pixels"):
+        dataset.max_pixels = args.max_pixels
     for w in caught:  # e.g. non-image files that were ignored
         print(f"warning: {w.message}", file=sys.stderr)
     kw = {"device": args.device}
@@ -74,6 +83,7 @@ def _run(args) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipped")  # the summary below reports them
         cache = store.get_or_compute(encoder, dataset, batch_size=args.batch_size, force=args.force,
+                                     kind="tokens" if args.tokens else "embeddings",
                                      progress=not args.no_progress and sys.stderr.isatty())
     stats = cache.stats
     print(f"{len(dataset)} images in {dataset.name!r}, encoder {encoder.name} ({encoder.fingerprint})")

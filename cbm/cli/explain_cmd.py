@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--split", help="split to look in (default: test, shifted, val, train)")
     p.add_argument("--class", dest="cls", help="explain this class instead of the predicted one")
     p.add_argument("--top", type=int, default=5, help="concepts listed for and against (default 5)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse --image files over N pixels (default $CBM_MAX_IMAGE_PIXELS or 100 million)")
     p.set_defaults(func=_run)
 
 
@@ -34,10 +36,15 @@ def _run(args) -> int:
     from cbm.explain import counterfactual_table, embed_image, encoder_for, explain, softmax
     from cbm.history import EditSession
 
+    image = None
+    if args.image:  # read first: a bad file is named before any model or encoder loads
+        from cbm.data.images import read_image
+
+        image = read_image(args.image, max_pixels=args.max_pixels)
     model = EditSession(args.model).model
     label = None
-    if args.image:
-        x, where = embed_image(model, args.image, encoder_for(model, args.pretrained)), args.image
+    if image is not None:
+        x, where = embed_image(model, image, encoder_for(model, args.pretrained)), args.image
     else:
         data = Path(args.data) if args.data else Path(args.model) / "data.npz"
         split, row, x, label = read_sample(data, args.sample, args.split)

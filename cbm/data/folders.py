@@ -25,25 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from cbm._images import to_rgb
+from cbm.data.images import DEFAULT_MAX_PIXELS, check_max_pixels, read_image, to_rgb
 from cbm.exceptions import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image as RGB, or raise DataError naming the file and the fix."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb(im)
-    except FileNotFoundError:
-        raise DataError(f"Image {str(path)!r} not found; fix the path or remove the entry.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"Cannot read image {str(path)!r} ({e}); it is not a valid image or it is "
-                        "truncated. Replace or delete the file.") from None
+def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image as RGB, or raise DataError naming the file and the fix.
+
+    The same reader as everywhere else (:func:`cbm.data.images.read_image`): pixel cap, 16-bit,
+    palette and transparency handled alike.
+    """
+    return read_image(path, max_pixels=max_pixels)
 
 
 class ImageDataset(Sequence):
@@ -65,13 +61,17 @@ class ImageDataset(Sequence):
         Short description used in messages.
     ignored : list of path
         Files that were found but are not images (reported, never used).
+    max_pixels : int, optional
+        Pixel cap of :func:`cbm.data.images.read_image` (default ``$CBM_MAX_IMAGE_PIXELS`` or
+        100 million); a bigger image raises ``ImageTooLargeError`` and is skipped by the store.
     """
 
     def __init__(self, paths: Sequence[str | Path] | None = None, labels: Sequence[int] | None = None,
                  *, images: np.ndarray | None = None, classes: Sequence[str] | None = None,
                  domains: Sequence[str] | None = None, splits: Sequence[str] | None = None,
                  ids: Sequence[str] | None = None, root: str | Path | None = None,
-                 name: str = "images", ignored: Sequence[str | Path] = ()) -> None:
+                 name: str = "images", ignored: Sequence[str | Path] = (),
+                 max_pixels: int | None = None) -> None:
         if (paths is None) == (images is None):
             raise ValueError("ImageDataset needs exactly one of paths= or images=.")
         self.paths = None if paths is None else [Path(p) for p in paths]
@@ -85,6 +85,7 @@ class ImageDataset(Sequence):
         self.domains = None if domains is None else [str(d) for d in domains]
         self.splits = None if splits is None else [str(s) for s in splits]
         self.ignored = [Path(p) for p in ignored]
+        self.max_pixels = max_pixels
         if ids is None:
             ids = [self._rel(p) for p in self.paths] if self.paths is not None else [str(i) for i in range(n)]
         self.ids = [str(i) for i in ids]
@@ -104,7 +105,7 @@ class ImageDataset(Sequence):
 
     def __getitem__(self, i: int) -> Image.Image:  # type: ignore[override]
         if self.paths is not None:
-            return open_image(self.paths[i])
+            return open_image(self.paths[i], self.max_pixels)
         return to_rgb(self.images[i])
 
     def source(self, i: int) -> str:
@@ -125,6 +126,9 @@ class ImageDataset(Sequence):
         else:
             h.update(f"{self.images.shape}{self.images.dtype}".encode())
             h.update(np.ascontiguousarray(self.images).tobytes())
+        cap = check_max_pixels(self.max_pixels)
+        if self.paths is not None and cap != DEFAULT_MAX_PIXELS:  # another cap, other skips
+            h.update(f"max_pixels={cap}".encode())
         if self.labels is not None:
             h.update(self.labels.tobytes())
             h.update("\0".join(self.classes).encode())
@@ -141,7 +145,7 @@ class ImageDataset(Sequence):
             pick(self.paths), None if self.labels is None else self.labels[idx],
             images=None if self.images is None else self.images[idx], classes=self.classes,
             domains=pick(self.domains), splits=pick(self.splits), ids=pick(self.ids), root=self.root,
-            name=self.name)
+            name=self.name, max_pixels=self.max_pixels)
 
     def __repr__(self) -> str:
         kind = "files" if self.paths is not None else f"array {tuple(self.images.shape)}"

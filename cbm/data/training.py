@@ -99,7 +99,8 @@ def encoder_record(extras: Mapping[str, Any]) -> Any:
 
 def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
     """An EmbeddingStore entry folder (``manifest.json``): labelled rows split 60/20/20, stratified."""
-    cache = EmbeddingCache(path, verify="size")
+
+    cache = EmbeddingCache(path)  # sizes, and sha256 of files not verified before
     X, y = cache.as_array(np.float32), cache.labels
     if y is None:
         raise DataError(f"Embedding cache {str(path)!r} has no labels; embed a labelled dataset.")

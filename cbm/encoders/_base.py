@@ -123,6 +123,10 @@ class Encoder:
         """Subclass hook: a list of texts -> (n, d) features."""
         raise NotImplementedError
 
+    def _encode_tokens_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Subclass hook: (B, 3, H, W) preprocessed batch -> (B, T, d_tokens) patch tokens, row-major."""
+        raise NotImplementedError(f"Encoder {self.name!r} has no token (patch feature) output.")
+
     # -- public API -------------------------------------------------------------------------
     def preprocess_batch(self, images: Sequence[Any]) -> torch.Tensor:
         """Preprocess a sequence of PIL images / uint8 arrays into one (B, 3, H, W) tensor."""
@@ -157,6 +161,21 @@ class Encoder:
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    def encode_tokens(self, images: Any, batch_size: int = 64) -> np.ndarray:
+        """Patch tokens of images: (N, T, d_tokens) float32, T = h * w in row-major order.
+
+        Takes what :meth:`encode_images` takes. ``token_grid`` gives (h, w); ``token_dim`` gives d.
+        """
+        return self.tokens().encode_images(images, batch_size=batch_size)
+
+    def tokens(self) -> Any:
+        """This encoder seen as a token encoder (``TokenView``: fingerprint, dim and grid of the tokens)."""
+        from cbm.encoders._tokens import TokenView
+
+        if getattr(self, "_token_view", None) is None:
+            self._token_view = TokenView(self)
+        return self._token_view
 
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Embed texts into the encoder's space; returns (n, d) float32."""

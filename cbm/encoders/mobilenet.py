@@ -144,6 +144,10 @@ class MobileNetV2Encoder(Encoder):
         feats = self.model.features(x.contiguous(memory_format=torch.channels_last))
         return torch.nn.functional.adaptive_avg_pool2d(feats, 1).flatten(1)
 
+    def _encode_tokens_batch(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.model.features(x.contiguous(memory_format=torch.channels_last))
+        return feats.flatten(2).transpose(1, 2)  # (B, h*w, 1280), row-major
+
     def imagenet_logits(self, images: Any, batch_size: int = 64) -> np.ndarray:
         """ImageNet-1k class scores (N, 1000) for images (any input ``encode_images`` takes)."""
         emb = torch.from_numpy(self.encode_images(images, batch_size=batch_size)).to(self.device)

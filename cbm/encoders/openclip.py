@@ -210,6 +210,20 @@ class OpenCLIPEncoder(Encoder):
     def _encode_batch(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(x)
 
+    def _encode_tokens_batch(self, x: torch.Tensor) -> torch.Tensor:
+        visual = self.model.visual
+        if not hasattr(visual, "output_tokens"):
+            raise NotImplementedError(
+                f"open_clip {self.model_name!r} has a {type(visual).__name__} image tower without patch "
+                "tokens; use a ViT architecture (e.g. 'openclip:ViT-B-32') or 'mobilenet_v2'.")
+        before = visual.output_tokens
+        visual.output_tokens = True
+        try:
+            _, tokens = visual(x)
+        finally:
+            visual.output_tokens = before
+        return tokens
+
     def _encode_text_batch(self, texts: list[str]) -> torch.Tensor:
         return self.model.encode_text(self._tokenizer(texts).to(self.device))
 

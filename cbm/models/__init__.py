@@ -25,6 +25,7 @@ _REGISTRY: dict[str, str] = {
     "cms": "cbm.models.cms:ConceptMatrixSearch",
     "linear-probe": "cbm.models.baselines:LinearProbe",
     "dense-head": "cbm.models.baselines:DenseConceptHead",
+    "cct": "cbm.models.cct:ConceptCentricTransformer",
 }
 
 

@@ -12,21 +12,44 @@ same for every method. Subclasses implement the hooks marked "subclass hook".
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_feature_names_in, validate_data
 
+from cbm import exceptions
 from cbm.bank import ConceptBank
-from cbm.exceptions import EditError, NotFittedError
+from cbm.exceptions import EditError
+
+
+class NotFittedError(exceptions.NotFittedError, SklearnNotFittedError):
+    """Raised by an unfitted model: both cbmkit's and scikit-learn's ``NotFittedError``."""
 
 
 def as_tensor(X: Any, device: str | torch.device = "cpu") -> torch.Tensor:
-    """float32 tensor on ``device`` from a numpy array, tensor or memmap."""
+    """float32 tensor on ``device`` from a numpy array, tensor or memmap (read-only ones too)."""
     if isinstance(X, torch.Tensor):
         return X.detach().to(device=device, dtype=torch.float32)
-    return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+    with warnings.catch_warnings():  # read-only memmaps are only ever read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+
+
+def seed_from(random_state: Any) -> int:
+    """An int seed for the local generators of one fit, scikit-learn style: an int is used as given,
+    a ``RandomState`` is drawn from, None gives fresh OS entropy. Global generators are never touched."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int32).max))
+    return int(random_state)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -38,7 +61,7 @@ def resolve_device(device: str | None) -> torch.device:
 
 def require_vectors(model: BaseConceptModel) -> ConceptBank:
     """The model's ``concepts`` bank, checked to have one vector per concept of the right size."""
-    bank = getattr(model, "concepts", None)
+    bank = model._concept_bank()
     name = type(model).__name__
     if bank is None or bank.vectors is None:
         raise ValueError(
@@ -53,8 +76,13 @@ def require_vectors(model: BaseConceptModel) -> ConceptBank:
     return bank
 
 
-class BaseConceptModel(ClassifierMixin, BaseEstimator):
+class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
     """Base class of all concept bottleneck estimators (scikit-learn conventions).
+
+    A classifier and a transformer: ``transform`` gives concept activations named by
+    ``get_feature_names_out()`` (so ``set_output(transform="pandas")`` labels columns with concept
+    names), ``decision_function`` follows scikit-learn's shapes ((N,) for two classes), and
+    :meth:`logits` always gives the (N, K) class scores. Constructor arguments are keyword-only.
 
     Fitted attributes shared by every method
     ----------------------------------------
@@ -66,6 +94,8 @@ class BaseConceptModel(ClassifierMixin, BaseEstimator):
     intercept_ : ndarray of shape (K,)
     n_features_in_ : int
         Embedding dimension d.
+    n_iter_ : int
+        Iterations (solver steps or epochs) the last fit ran, where the method iterates.
     """
 
     method: ClassVar[str] = "base"
@@ -105,26 +135,28 @@ class BaseConceptModel(ClassifierMixin, BaseEstimator):
         """Subclass hook: restore what :meth:`_extra_state` returned."""
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, **fit_params: Any) -> BaseConceptModel:
+    def _concept_bank(self) -> ConceptBank | None:
+        """The concept bank this fit reads (the ``concepts`` parameter), refused when empty."""
+        bank = getattr(self, "concepts", None)
+        if bank is not None and len(bank) == 0:
+            raise ValueError(
+                f"{type(self).__name__} got an empty concept bank (0 concepts): there is nothing to put in "
+                "the bottleneck. Generate or load concepts first (`cbm concepts generate`, ConceptBank(...))."
+            )
+        return bank
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> BaseConceptModel:
         """Fit on embeddings ``X`` (N, d) and labels ``y`` (N,). Returns self."""
         if hasattr(self, "_parameter_constraints"):
             self._validate_params()  # before device and random_state are used below
-        X_np = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float32)
-        y_np = np.asarray(y)
-        if X_np.ndim != 2 or len(X_np) == 0:
-            raise ValueError(f"{type(self).__name__}.fit expects X of shape (n_samples, dim); got {X_np.shape}.")
-        if len(y_np) != len(X_np):
-            raise ValueError(f"X has {len(X_np)} samples but y has {len(y_np)} labels.")
-        if not np.isfinite(X_np).all():
-            raise ValueError("X contains NaN or infinite values; check the embedding cache.")
+        X_np, y_np = self._validate_fit_data(X, y)
         self.classes_, y_idx = np.unique(y_np, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 classes; got {list(self.classes_)}.")
-        self.n_features_in_ = X_np.shape[1]
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes; got 1 class: {list(self.classes_)}."
+            )
         self.device_ = resolve_device(getattr(self, "device", "auto"))
-        seed = getattr(self, "random_state", 0)
-        torch.manual_seed(0 if seed is None else int(seed))
-        np.random.seed(0 if seed is None else int(seed))
+        self._seed = seed_from(getattr(self, "random_state", 0))
         self._fit(as_tensor(X_np, self.device_), torch.as_tensor(y_idx, device=self.device_), **fit_params)
         self.coef_ = np.asarray(self.coef_, dtype=np.float32)
         self.intercept_ = np.asarray(self.intercept_, dtype=np.float32)
@@ -133,6 +165,33 @@ class BaseConceptModel(ClassifierMixin, BaseEstimator):
         self._added_vectors = np.zeros((0, self.n_features_in_), np.float32)
         self._added_intercepts = np.zeros(0, np.float32)
         return self
+
+    def _validate_fit_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """X as finite float32 (N, d) and y as one label per sample, with scikit-learn's messages."""
+        name = type(self).__name__
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        if y is not None and not isinstance(y, str):
+            shape = np.asarray(y).shape
+            if len(shape) == 2 and shape[1] > 1:
+                raise ValueError(
+                    f"{name} predicts one class per sample, but y has shape {shape} (multi-label or "
+                    "multi-output targets). Pass a 1-d array with one label per sample, or fit one model "
+                    "per output."
+                )
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        return X, y
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "coef_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # activations are always float32
+        return tags
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
@@ -152,9 +211,18 @@ class BaseConceptModel(ClassifierMixin, BaseEstimator):
     def _device(self) -> torch.device:
         return getattr(self, "device_", torch.device("cpu"))
 
-    @torch.no_grad()
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The concept names, one per column of :meth:`transform`."""
+        self._check_fitted()
+        _check_feature_names_in(self, input_features, generate_names=False)
+        return np.asarray(self.concept_names_, dtype=object)
+
     def transform(self, X: Any) -> np.ndarray:
         """Concept activations (N, M) of the current concepts, in ``concept_names_`` order."""
+        return self._transform(X)
+
+    @torch.no_grad()
+    def _transform(self, X: Any) -> np.ndarray:
         self._check_fitted()
         Xt = self._check_X(X)
         parts = [self._activations(Xt)[:, torch.as_tensor(self.keep_, device=Xt.device)]]
@@ -165,12 +233,19 @@ class BaseConceptModel(ClassifierMixin, BaseEstimator):
         return torch.cat(parts, dim=1).float().cpu().numpy()
 
     def _check_X(self, X: Any) -> torch.Tensor:
+        """X validated against the fitted dimension (scikit-learn's checks and messages), as a tensor."""
+        if not isinstance(X, torch.Tensor):
+            return as_tensor(validate_data(self, X, dtype=np.float32, reset=False), self._device())
         Xt = as_tensor(X, self._device())
-        if Xt.ndim != 2 or Xt.shape[1] != self.n_features_in_:
+        if Xt.ndim != 2:
+            raise ValueError(f"Expected a 2D array of embeddings (n_samples, dim); got shape {tuple(Xt.shape)}.")
+        if Xt.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"{type(self).__name__} was fitted on {self.n_features_in_}-d embeddings; got shape "
-                f"{tuple(Xt.shape)}. Use embeddings from the same encoder."
+                f"X has {Xt.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input. Use embeddings from the same encoder."
             )
+        if not bool(torch.isfinite(Xt).all()):
+            raise ValueError("Input X contains NaN or infinity; check the embedding cache.")
         return Xt
 
     @torch.no_grad()
@@ -187,16 +262,25 @@ class BaseConceptModel(ClassifierMixin, BaseEstimator):
         out = np.asarray(A, np.float32) @ self.coef_.T + self.intercept_
         return out if residual is None else out + residual
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Class scores (logits) (N, K)."""
+    def logits(self, X: Any) -> np.ndarray:
+        """Class scores (logits) (N, K), for any number of classes."""
         res = self.residual_logits(X) if self.hybrid else None
-        return self.logits_from_activations(self.transform(X), res)
+        return self.logits_from_activations(self._transform(X), res)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """scikit-learn's decision function: logits (N, K), or for two classes the margin
+        ``logit[1] - logit[0]`` (N,), positive for ``classes_[1]`` (what ``roc_auc`` scoring reads)."""
+        z = self.logits(X)
+        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return _softmax(self.decision_function(X))
+        """Class probabilities (N, K): the softmax of the logits."""
+        return _softmax(self.logits(X).astype(np.float64))
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(1)]
+        """The most likely class of each sample (N,)."""
+        z = self.logits(X)
+        return self.classes_[z.argmax(1)]
 
     # -- structure changes used by global edits ----------------------------------------------
     def remove_concept(self, j: int) -> None:

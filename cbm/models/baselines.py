@@ -26,12 +26,12 @@ class LinearProbe(BaseConceptModel):
     _parameter_constraints: dict = {
         "C": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str],
     }
 
-    def __init__(self, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4, random_state: int = 0,
+    def __init__(self, *, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4, random_state: int = 0,
                  device: str = "auto"):
         self.C = C
         self.max_iter = max_iter
@@ -40,10 +40,9 @@ class LinearProbe(BaseConceptModel):
         self.device = device
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params) -> None:
+        self._validate_params()
         if fit_params:
             raise TypeError(f"LinearProbe.fit got unexpected arguments {sorted(fit_params)}.")
-        if not self.C > 0:
-            raise ValueError(f"The 'C' parameter of LinearProbe must be a float > 0. Got {self.C!r} instead.")
         K = len(self.classes_)
         W = torch.zeros(K, X.shape[1], device=X.device, requires_grad=True)
         b = torch.zeros(K, device=X.device, requires_grad=True)
@@ -58,6 +57,7 @@ class LinearProbe(BaseConceptModel):
             return loss
 
         opt.step(closure)
+        self.n_iter_ = max(1, int(opt.state[opt.param_groups[0]["params"][0]].get("n_iter", 1)))
         self.coef_, self.intercept_ = W.detach().cpu().numpy(), b.detach().cpu().numpy()
         names = [f"feature {i}" for i in range(X.shape[1])]
         self.base_concepts_ = ConceptBank(names, provenance=[Provenance("manual", {"note": "embedding dimension"})
@@ -89,7 +89,7 @@ class DenseConceptHead(PCBM):
         if k not in ("alpha", "penalty_scale", "n_lambdas")
     }
 
-    def __init__(self, concepts: ConceptBank | None = None, lam: float = 1e-4, projection: str = "code",
+    def __init__(self, *, concepts: ConceptBank | None = None, lam: float = 1e-4, projection: str = "code",
                  max_iter: int = 2000, tol: float = 1e-5, random_state: int = 0, device: str = "auto",
                  verbose: bool = False):
         self.concepts = concepts

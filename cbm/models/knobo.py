@@ -50,10 +50,14 @@ class KnoBo(BaseConceptModel):
     max_epochs : int, default=300
     patience : int, default=30
         Early stopping on validation accuracy when ``fit(..., X_val=, y_val=)`` is given.
-    random_state : int, device : str, verbose : bool
+    random_state : int, RandomState or None, default=0
+        Seeds the held-out split of the grounding step (None: a fresh seed per fit).
+    device : str, verbose : bool
 
     Attributes
     ----------
+    n_iter_ : int
+        Epochs the head trained.
     grounding_accuracy_ : ndarray of shape (M_bank,)
         Held-out accuracy of every concept predictor (NaN where a concept had no labels).
     selected_ : ndarray of int
@@ -63,7 +67,7 @@ class KnoBo(BaseConceptModel):
     method = "knobo"
     supports_vector_concepts = True
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "threshold": [Interval(Real, 0, 1, closed="both")],
         "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
         "grounding_l2": [Interval(Real, 0, None, closed="left")],
@@ -77,7 +81,7 @@ class KnoBo(BaseConceptModel):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, concepts: ConceptBank | None = None, threshold: float = 0.6,
+    def __init__(self, *, concepts: ConceptBank | None = None, threshold: float = 0.6,
                  max_concepts: int | None = None, grounding_l2: float = 1e-3,
                  grounding_val_fraction: float = 0.2, lam: float = 1.0, lr: float = 1e-2,
                  max_epochs: int = 300, patience: int = 30, random_state: int = 0,
@@ -96,9 +100,8 @@ class KnoBo(BaseConceptModel):
         self.verbose = verbose
 
     # -- grounding ----------------------------------------------------------------------------
-    def _concept_labels(self, y: torch.Tensor, labels: Any, prior: np.ndarray | None) -> torch.Tensor:
+    def _concept_labels(self, y: torch.Tensor, labels: Any, prior: np.ndarray | None, M: int) -> torch.Tensor:
         """(N, M) float labels: 1 positive, 0 negative, -1 unused."""
-        M = len(self.concepts)
         if labels is not None:
             L = as_tensor(labels, self.device_)
             if L.shape != (len(y), M):
@@ -118,7 +121,7 @@ class KnoBo(BaseConceptModel):
 
     def _ground(self, Xn: torch.Tensor, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,)."""
-        gen = torch.Generator(device="cpu").manual_seed(int(self.random_state or 0))
+        gen = torch.Generator(device="cpu").manual_seed(self._seed)
         held = (torch.rand(len(Xn), generator=gen) < self.grounding_val_fraction).to(Xn.device)
         used, pos = L >= 0, L > 0
         train = used & ~held[:, None]
@@ -153,11 +156,12 @@ class KnoBo(BaseConceptModel):
     def _fit(self, X: torch.Tensor, y: torch.Tensor, concept_labels: Any = None,
              X_val: Any = None, y_val: Any = None) -> None:
         self._validate_params()
-        if self.concepts is None:
+        concepts = self._concept_bank()
+        if concepts is None:
             raise ValueError("KnoBo needs concepts=ConceptBank(...) naming the concepts to ground.")
-        prior = class_prior(self.concepts, self.classes_)
+        prior = class_prior(concepts, self.classes_)
         Xn = F.normalize(X, dim=1)
-        W, b, acc = self._ground(Xn, self._concept_labels(y, concept_labels, prior))
+        W, b, acc = self._ground(Xn, self._concept_labels(y, concept_labels, prior, len(concepts)))
         self.grounding_accuracy_ = acc
         order = [j for j in np.argsort(-np.nan_to_num(acc, nan=-1)) if acc[j] >= self.threshold]
         if self.max_concepts is not None:
@@ -171,8 +175,8 @@ class KnoBo(BaseConceptModel):
         self.selected_ = np.asarray(order, np.int64)
         self.grounding_W_ = W[self.selected_].cpu().numpy()
         self.grounding_b_ = b[self.selected_].cpu().numpy()
-        bank = self.concepts.subset(self.selected_.tolist()).with_vectors(
-            self.grounding_W_, self.grounding_b_, encoder_fingerprint=self.concepts.encoder_fingerprint)
+        bank = concepts.subset(self.selected_.tolist()).with_vectors(
+            self.grounding_W_, self.grounding_b_, encoder_fingerprint=concepts.encoder_fingerprint)
         self.base_concepts_ = bank._replace(
             metadata={**bank.metadata, "grounding_accuracy": acc[self.selected_].tolist()},
             provenance=[replace(p, detail={**p.detail, "grounding_accuracy": float(acc[j])})
@@ -190,7 +194,9 @@ class KnoBo(BaseConceptModel):
         opt = torch.optim.Adam([W, b], lr=self.lr)
         Av = None if val is None else self._activations(val[0])
         stop = EarlyStopping(self.patience)
+        self.n_iter_ = 0
         for _ in tqdm(range(self.max_epochs), desc="KnoBo head", disable=not self.verbose):
+            self.n_iter_ += 1
             loss = F.cross_entropy(A @ W.T + b, y)
             if P is not None and self.lam:
                 loss = loss + self.lam * prior_loss(W, P)

@@ -23,18 +23,28 @@ from cbm.models._early_stopping import EarlyStopping
 
 
 def class_prior(bank: ConceptBank, classes: np.ndarray) -> np.ndarray | None:
-    """The bank's class-concept prior (K, M) aligned with ``classes``, or None.
+    """The bank's class-concept prior (K, M) with its rows in the order of ``classes``, or None.
 
-    Classes are matched by name when the model's labels are names in ``bank.classes``, else by
-    position when labels are integers 0..K-1. Without a prior, the provenance ``class``/``classes``
-    of each concept gives +1 for the classes it was generated for.
+    Classes are matched to ``bank.classes`` by name (``str(label)``). Integer labels that are not
+    names there are read as indices into ``bank.classes`` when every label is in
+    ``0..len(bank.classes) - 1``; any other mismatch is refused with both sides listed, never
+    matched by position. Without a prior, the provenance ``class``/``classes`` of each concept gives
+    +1 for the classes it was generated for (matched by name).
     """
     names = [str(c) for c in classes]
     if bank.classes is not None and bank.prior is not None:
         if all(n in bank.classes for n in names):
             return bank.prior[[bank.classes.index(n) for n in names]].astype(np.float32)
-        if np.issubdtype(np.asarray(classes).dtype, np.integer) and len(bank.classes) >= len(classes):
-            return bank.prior[np.asarray(classes, int)].astype(np.float32)
+        labels = np.asarray(classes)
+        if np.issubdtype(labels.dtype, np.integer) and labels.min() >= 0 and labels.max() < len(bank.classes):
+            return bank.prior[labels.astype(int)].astype(np.float32)
+        shown = ", ".join(repr(c) for c in bank.classes[:10]) + (" ..." if len(bank.classes) > 10 else "")
+        missing = [n for n in names if n not in bank.classes]
+        raise ValueError(
+            f"The concept bank's prior names the classes [{shown}] but y has labels "
+            f"{missing[:10]} that are none of them (nor indices 0..{len(bank.classes) - 1} into them). "
+            "Fit with y given as those class names, or rebuild the bank's prior for your classes."
+        )
     prior = np.zeros((len(names), len(bank)), np.float32)
     for j, prov in enumerate(bank.provenance):
         owners = prov.detail.get("classes") or [prov.detail.get("class")]
@@ -75,21 +85,30 @@ class LaBo(BaseConceptModel):
         Early stopping on validation accuracy (``fit(..., X_val=, y_val=)``), in epochs.
     prior_init : bool, default=True
         ``A[y, c] = 1`` for the concepts generated for class y, else 0 (False: all zero).
-    l1, diversity : float, default=0
-        Optional penalties on softmax(A): L1 towards sparsity, and the negative mean pairwise
-        distance between class distributions (LaBo's diversity term). Off by default.
-    random_state : int, device : str, verbose : bool
+    l1 : float, default=0
+        Weight of released LaBo's sparsity term ``max_y |A_y|_1``, the largest L1 norm of a row of
+        the association logits A (the released code computes it on A itself, not on softmax(A), and
+        takes the max over classes). Off by default, as in the released configurations.
+    diversity : float, default=0
+        Weight of released LaBo's diversity term ``-mean_y var_batch((s W^T)_y)``: minus the
+        variance over the batch of each class's (unscaled) score, averaged over classes. Off by
+        default.
+    random_state : int, RandomState or None, default=0
+        Seeds the batch order (None: a fresh seed per fit).
+    device : str, verbose : bool
 
     Attributes
     ----------
     association_ : ndarray of shape (K, M)
         The learned association logits A.
+    n_iter_ : int
+        Epochs run (fewer than ``max_epochs`` when early stopping ended training).
     """
 
     method = "labo"
     supports_vector_concepts = True
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "scale": [Interval(Real, 0, None, closed="neither")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -103,7 +122,7 @@ class LaBo(BaseConceptModel):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, concepts: ConceptBank | None = None, scale: float = 100.0, lr: float = 1e-2,
+    def __init__(self, *, concepts: ConceptBank | None = None, scale: float = 100.0, lr: float = 1e-2,
                  max_epochs: int = 300, batch_size: int | None = None, patience: int = 30,
                  prior_init: bool = True, l1: float = 0.0, diversity: float = 0.0,
                  random_state: int = 0, device: str = "auto", verbose: bool = False):
@@ -136,15 +155,18 @@ class LaBo(BaseConceptModel):
         S = self._activations(X)
         val = val_arrays(self, X_val, y_val)
         Sv = None if val is None else self._activations(val[0])
-        gen = torch.Generator(device="cpu").manual_seed(int(self.random_state or 0))
+        gen = torch.Generator(device="cpu").manual_seed(self._seed)
         bs = len(X) if self.batch_size is None else self.batch_size
         stop = EarlyStopping(self.patience)
         bar = tqdm(range(self.max_epochs), desc="LaBo", disable=not self.verbose)
+        self.n_iter_ = 0
         for _ in bar:
+            self.n_iter_ += 1
             for idx in torch.randperm(len(X), generator=gen).split(bs):
                 idx = idx.to(self.device_)
                 W = torch.softmax(A, dim=1)
-                loss = F.cross_entropy(self.scale * S[idx] @ W.T, y[idx]) + self._penalty(W)
+                sim = S[idx] @ W.T
+                loss = F.cross_entropy(self.scale * sim, y[idx]) + self._penalty(A, sim)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -162,12 +184,13 @@ class LaBo(BaseConceptModel):
         self.base_concepts_ = bank
         self.best_val_accuracy_ = None if Sv is None else stop.best_accuracy
 
-    def _penalty(self, W: torch.Tensor) -> torch.Tensor:
-        out = W.new_zeros(())
+    def _penalty(self, A: torch.Tensor, sim: torch.Tensor) -> torch.Tensor:
+        """Released LaBo's optional terms on the association logits A and the batch scores s W^T."""
+        out = A.new_zeros(())
         if self.l1:
-            out = out + self.l1 * W.abs().mean()
-        if self.diversity:
-            out = out - self.diversity * torch.cdist(W, W).mean()
+            out = out + self.l1 * torch.linalg.vector_norm(A, ord=1, dim=1).max()
+        if self.diversity and len(sim) > 1:
+            out = out - self.diversity * torch.var(sim, dim=0).mean()
         return out
 
     def _concept_matrix(self) -> torch.Tensor:

@@ -63,7 +63,10 @@ class LabelFreeCBM(BaseConceptModel):
     tol : float, default=1e-5
     val_fraction : float, default=0.1
         Held-out share of the training set when ``X_val`` is not given.
-    random_state : int, device : str, verbose : bool
+    random_state : int, RandomState or None, default=0
+        Seeds the hold-out split and the projection's initialisation and batches (None: a fresh
+        seed per fit).
+    device : str, verbose : bool
 
     Attributes
     ----------
@@ -77,12 +80,14 @@ class LabelFreeCBM(BaseConceptModel):
         Concepts dropped by each cut-off ("activation", "interpretability").
     n_nonzero_ : int
         Non-zero weights of the final layer.
+    n_iter_ : int
+        Proximal-gradient iterations of the final layer (all path points).
     path_ : list of dict
     """
 
     method = "lf-cbm"
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "clip_cutoff": [Real],
         "interpretability_cutoff": [Interval(Real, -1, 1, closed="both")],
         "proj_steps": [Interval(Integral, 1, None, closed="left")],
@@ -99,7 +104,7 @@ class LabelFreeCBM(BaseConceptModel):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, concepts: ConceptBank | None = None, clip_cutoff: float = 0.25,
+    def __init__(self, *, concepts: ConceptBank | None = None, clip_cutoff: float = 0.25,
                  interpretability_cutoff: float = 0.45, proj_steps: int = 1000, proj_lr: float = 1e-3,
                  proj_batch_size: int = 50000, lam: float = 7e-4, alpha: float = 0.99,
                  n_lambdas: int = 1, max_iter: int = 2000, tol: float = 1e-5, val_fraction: float = 0.1,
@@ -123,7 +128,7 @@ class LabelFreeCBM(BaseConceptModel):
     def _fit(self, X: torch.Tensor, y: torch.Tensor, clip_image_embeddings: Any = None,
              X_val: Any = None, y_val: Any = None, clip_image_embeddings_val: Any = None) -> None:
         self._validate_params()
-        bank = self.concepts
+        bank = self._concept_bank()
         if bank is None or bank.vectors is None:
             raise ValueError("LabelFreeCBM needs concepts=bank with CLIP text embeddings in bank.vectors.")
         E = X if clip_image_embeddings is None else as_tensor(clip_image_embeddings, X.device)
@@ -164,6 +169,7 @@ class LabelFreeCBM(BaseConceptModel):
                        self, desc="LF-CBM final layer")
         self.coef_, self.intercept_ = res.coef.cpu().numpy(), res.intercept.cpu().numpy()
         self.objective_, self.path_, self.n_nonzero_ = res.objective, res.path, res.nnz
+        self.n_iter_ = res.n_iter
 
     def _split(self, X, y, E, X_val, y_val, E_val):
         """Training and validation arrays; a seeded hold-out when no validation set is given."""
@@ -177,7 +183,7 @@ class LabelFreeCBM(BaseConceptModel):
                     f"clip_image_embeddings_val must have shape ({len(Xv)}, {E.shape[1]}); got {tuple(Ev.shape)}."
                 )
             return (X, y, E), (Xv, Ev)
-        gen = torch.Generator().manual_seed(int(self.random_state or 0))
+        gen = torch.Generator().manual_seed(self._seed)
         perm = torch.randperm(len(X), generator=gen).to(X.device)
         n_val = max(1, int(round(self.val_fraction * len(X))))
         if len(X) - n_val < 2:
@@ -189,9 +195,9 @@ class LabelFreeCBM(BaseConceptModel):
         """``W_c`` (M, d) maximising mean cos^3(X W_c^T, P), best validation weights kept."""
         from tqdm.auto import tqdm
 
-        gen = torch.Generator().manual_seed(int(self.random_state or 0))
-        layer = torch.nn.Linear(X.shape[1], P.shape[1], bias=False).to(X.device)
-        with torch.no_grad():
+        gen = torch.Generator().manual_seed(self._seed)
+        layer = torch.nn.Linear(X.shape[1], P.shape[1], bias=False, device="meta").to_empty(device=X.device)
+        with torch.no_grad():  # initialised from the local generator: torch's global one is never drawn from
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen).to(X.device) / X.shape[1] ** 0.5)
         opt = torch.optim.Adam(layer.parameters(), lr=self.proj_lr)
         best_w, best, bs = layer.weight.detach().clone(), -float("inf"), min(self.proj_batch_size, len(X))

@@ -3,7 +3,10 @@
 A PCBM projects the backbone embedding ``f`` onto concept vectors ``c_i`` (text embeddings or
 CAVs) and fits a sparse multinomial logistic regression on the projections. PCBM-h adds a linear
 residual on ``f``, trained with the concept head frozen, to recover the accuracy the bottleneck
-loses; ``residual_logits`` shows how much the prediction relies on it.
+loses; ``residual_logits`` shows how much the prediction relies on it. As released
+(``train_pcbm_h.py``), the residual is trained by Adam (lr 1e-2, batches of 64, 20 epochs) on
+``CE + l2_penalty * mean(W_r^2)`` with ``l2_penalty = 1e-3``; ``residual_solver="ridge"`` solves
+``CE + residual_l2 / 2 |W_r|^2`` to optimality instead.
 
 Projection variants (``projection=``):
 
@@ -70,11 +73,15 @@ class PCBM(BaseConceptModel):
     max_iter : int, default=2000
     tol : float, default=1e-5
         Gradient-mapping tolerance of the solver.
-    random_state : int, device : str ("auto" = CUDA when present), verbose : bool
+    random_state : int, RandomState or None, default=0
+        Seeds the local generators of the fit (None: a fresh seed per fit).
+    device : str ("auto" = CUDA when present), verbose : bool
 
     Attributes
     ----------
     coef_ : ndarray (K, M), intercept_ : ndarray (K,)
+    n_iter_ : int
+        Solver iterations of the head (all path points).
     n_nonzero_ : int
         Non-zero class-concept weights.
     objective_ : float
@@ -86,7 +93,7 @@ class PCBM(BaseConceptModel):
     method = "pcbm"
     supports_vector_concepts = True
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "lam": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, 1, closed="both")],
         "projection": [StrOptions(set(PROJECTIONS))],
@@ -99,7 +106,7 @@ class PCBM(BaseConceptModel):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, concepts: ConceptBank | None = None, lam: float = 1e-3, alpha: float = 0.99,
+    def __init__(self, *, concepts: ConceptBank | None = None, lam: float = 1e-3, alpha: float = 0.99,
                  projection: str = "code", penalty_scale: str = "code", n_lambdas: int = 5,
                  max_iter: int = 2000, tol: float = 1e-5, random_state: int = 0, device: str = "auto",
                  verbose: bool = False):
@@ -134,7 +141,7 @@ class PCBM(BaseConceptModel):
         res = fit_head(A, y, l1, l2, len(self.classes_), self, desc=type(self).__name__)
         self.coef_, self.intercept_ = res.coef.cpu().numpy(), res.intercept.cpu().numpy()
         self.objective_, self.path_ = res.objective, res.path
-        self.n_nonzero_ = res.nnz
+        self.n_nonzero_, self.n_iter_ = res.nnz, res.n_iter
         self.base_concepts_ = bank
 
     def _directions(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,39 +167,91 @@ class PCBMHybrid(PCBM):
 
     Parameters
     ----------
-    residual_l2 : float, default=1e-2
-        L2 strength on the residual weights (``CE + residual_l2 / 2 |W_r|^2``).
+    residual_solver : {"adam", "ridge"}, default="adam"
+        "adam": the released training, minibatch Adam on ``CE + residual_l2 * mean(W_r^2)`` (bias
+        unpenalised, weights initialised as ``nn.Linear``'s). "ridge": ``CE + residual_l2 / 2 |W_r|^2``
+        solved to optimality by FISTA (full batch); a per-weight penalty ``K * d / 2`` times stronger
+        for the same ``residual_l2``.
+    residual_l2 : float, default=1e-3
+        Penalty weight on the residual weights (the released ``--l2-penalty``).
+    residual_lr : float, default=1e-2
+        Adam learning rate ("adam" only).
+    residual_epochs : int, default=20
+        Adam epochs ("adam" only).
+    residual_batch_size : int or None, default=64
+        Adam batch size ("adam" only; None = full batch).
     (all other parameters as :class:`PCBM`)
 
     Attributes
     ----------
     residual_coef_ : ndarray (K, d), residual_intercept_ : ndarray (K,)
+    residual_objective_ : float
+        The residual's training objective (as ``residual_solver`` defines it) on the whole training set.
+    residual_n_iter_ : int
+        Adam steps or FISTA iterations of the residual.
     """
 
     method = "pcbm-h"
     hybrid = True
     _parameter_constraints: dict = {
         **PCBM._parameter_constraints,
+        "residual_solver": [StrOptions({"adam", "ridge"})],
         "residual_l2": [Interval(Real, 0, None, closed="left")],
+        "residual_lr": [Interval(Real, 0, None, closed="neither")],
+        "residual_epochs": [Interval(Integral, 1, None, closed="left")],
+        "residual_batch_size": [Interval(Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, concepts: ConceptBank | None = None, lam: float = 1e-3, alpha: float = 0.99,
+    def __init__(self, *, concepts: ConceptBank | None = None, lam: float = 1e-3, alpha: float = 0.99,
                  projection: str = "code", penalty_scale: str = "code", n_lambdas: int = 5,
-                 max_iter: int = 2000, tol: float = 1e-5, residual_l2: float = 1e-2,
-                 random_state: int = 0, device: str = "auto", verbose: bool = False):
+                 max_iter: int = 2000, tol: float = 1e-5, residual_solver: str = "adam",
+                 residual_l2: float = 1e-3, residual_lr: float = 1e-2, residual_epochs: int = 20,
+                 residual_batch_size: int | None = 64, random_state: int = 0, device: str = "auto",
+                 verbose: bool = False):
         super().__init__(concepts=concepts, lam=lam, alpha=alpha, projection=projection,
                          penalty_scale=penalty_scale, n_lambdas=n_lambdas, max_iter=max_iter, tol=tol,
                          random_state=random_state, device=device, verbose=verbose)
+        self.residual_solver = residual_solver
         self.residual_l2 = residual_l2
+        self.residual_lr = residual_lr
+        self.residual_epochs = residual_epochs
+        self.residual_batch_size = residual_batch_size
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:
         super()._fit(X, y, **fit_params)
         head = self._activations(X) @ as_tensor(self.coef_, X.device).T + as_tensor(self.intercept_, X.device)
-        res = fista(X, y, 0.0, float(self.residual_l2), n_classes=len(self.classes_), offset=head,
-                    max_iter=self.max_iter, tol=self.tol)
-        self.residual_coef_ = res.coef.cpu().numpy()
-        self.residual_intercept_ = res.intercept.cpu().numpy()
-        self.residual_objective_ = res.objective
+        if self.residual_solver == "ridge":
+            res = fista(X, y, 0.0, float(self.residual_l2), n_classes=len(self.classes_), offset=head,
+                        max_iter=self.max_iter, tol=self.tol)
+            W, b, self.residual_objective_, self.residual_n_iter_ = res.coef, res.intercept, res.objective, res.n_iter
+        else:
+            W, b = self._fit_residual_adam(X, y, head)
+        self.residual_coef_ = W.cpu().numpy()
+        self.residual_intercept_ = b.cpu().numpy()
+
+    def _fit_residual_adam(self, X: torch.Tensor, y: torch.Tensor, head: torch.Tensor):
+        """The released residual training: Adam on ``CE(head + X W^T + b) + l2 * mean(W^2)``."""
+        K, d = len(self.classes_), X.shape[1]
+        gen = torch.Generator(device="cpu").manual_seed(self._seed)
+        bound = 1.0 / d ** 0.5  # nn.Linear's default initialisation, from the local generator
+        W = ((torch.rand(K, d, generator=gen) * 2 - 1) * bound).to(X.device).requires_grad_()
+        b = ((torch.rand(K, generator=gen) * 2 - 1) * bound).to(X.device).requires_grad_()
+        opt = torch.optim.Adam([W, b], lr=self.residual_lr)
+        bs = len(X) if self.residual_batch_size is None else int(self.residual_batch_size)
+        steps = 0
+        for _ in range(self.residual_epochs):
+            for idx in torch.randperm(len(X), generator=gen).split(bs):
+                idx = idx.to(X.device)
+                loss = torch.nn.functional.cross_entropy(head[idx] + X[idx] @ W.T + b, y[idx]) \
+                    + self.residual_l2 * (W * W).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                steps += 1
+        with torch.no_grad():
+            full = torch.nn.functional.cross_entropy(head + X @ W.T + b, y) + self.residual_l2 * (W * W).mean()
+        self.residual_objective_, self.residual_n_iter_ = float(full), steps
+        return W.detach(), b.detach()
 
     def _residual(self, X: torch.Tensor) -> torch.Tensor:
         return X @ as_tensor(self.residual_coef_, X.device).T + as_tensor(self.residual_intercept_, X.device)

@@ -54,10 +54,14 @@ class SparseCBM(BaseConceptModel):
     batch_size : int, default=64
     patience : int, default=20
         Early stopping on validation accuracy when ``fit(..., X_val=, y_val=)`` is given.
-    random_state : int, device : str, verbose : bool
+    random_state : int, RandomState or None, default=0
+        Seeds the initialisation, batch order and Gumbel noise (None: a fresh seed per fit).
+    device : str, verbose : bool
 
     Attributes
     ----------
+    n_iter_ : int
+        Epochs run.
     cbl_weight_ : ndarray of shape (M, M)
     history_ : list of dict
         Per-epoch losses (and validation accuracy).
@@ -65,7 +69,7 @@ class SparseCBM(BaseConceptModel):
 
     method = "sparse-cbm"
     _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"])],
+        "concepts": [HasMethods(["subset"]), None],
         "objective": [StrOptions(set(CBL_OBJECTIVES))],
         "logit_scale": [Interval(Real, 0, None, closed="neither")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -81,7 +85,7 @@ class SparseCBM(BaseConceptModel):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, concepts: ConceptBank | None = None, objective: str = "gumbel",
+    def __init__(self, *, concepts: ConceptBank | None = None, objective: str = "gumbel",
                  logit_scale: float = 100.0, lr: float = 1e-2, cbl_lr: float = 1e-3,
                  l1_lambda: float = 1e-3, tau: float = 1.0, cbl_init: str = "identity",
                  max_epochs: int = 100, batch_size: int = 64, patience: int = 20,
@@ -106,10 +110,11 @@ class SparseCBM(BaseConceptModel):
         bank = require_vectors(self)
         self._vectors = as_tensor(bank.vectors, self.device_)
         M, K = len(bank), len(self.classes_)
-        cbl = torch.nn.Linear(M, M, bias=False).to(self.device_)
+        gen = torch.Generator(device="cpu").manual_seed(self._seed)
+        cbl = _linear(M, M, gen, self.device_)
         if self.cbl_init == "identity":
             torch.nn.init.eye_(cbl.weight)
-        head = torch.nn.Linear(M, K, bias=False).to(self.device_)
+        head = _linear(M, K, gen, self.device_)
         S = self._scores(X)  # cached once: text embeddings are never re-encoded per batch
         val = val_arrays(self, X_val, y_val)
         Sv = None if val is None else self._scores(val[0])
@@ -124,8 +129,8 @@ class SparseCBM(BaseConceptModel):
 
         opt_cbl = torch.optim.Adam(cbl.parameters(), lr=self.cbl_lr)
         opt_head = torch.optim.Adam(head.parameters(), lr=self.lr)
-        gen = torch.Generator(device="cpu").manual_seed(int(self.random_state or 0))
-        noise_gen = torch.Generator(device=S.device).manual_seed(int(self.random_state or 0))
+        gen = torch.Generator(device="cpu").manual_seed(self._seed + 1)
+        noise_gen = torch.Generator(device=S.device).manual_seed(self._seed)
         history, stop = [], EarlyStopping(self.patience)
         bar = tqdm(range(self.max_epochs), desc=f"Sparse-CBM ({self.objective})", disable=not self.verbose)
         for epoch in bar:
@@ -150,6 +155,7 @@ class SparseCBM(BaseConceptModel):
                     rec["val_accuracy"] = (zv.argmax(1) == val[1]).float().mean().item()
                     rec["val_ce"] = F.cross_entropy(zv, val[1]).item()
             history.append(rec)
+            self.n_iter_ = epoch + 1
             bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k != "epoch"})
             if Sv is not None and stop.update(rec["val_accuracy"], rec["val_ce"],
                                               lambda: (cbl.weight.detach().clone(), head.weight.detach().clone())):
@@ -179,3 +185,13 @@ class SparseCBM(BaseConceptModel):
     def _load_extra_state(self, tensors: dict[str, np.ndarray]) -> None:
         self.cbl_weight_ = tensors["cbl_weight"].astype(np.float32)
         self._vectors = None
+
+
+def _linear(n_in: int, n_out: int, gen: torch.Generator, device: torch.device) -> torch.nn.Linear:
+    """``nn.Linear(n_in, n_out, bias=False)`` with its default U(-1/sqrt(n_in), 1/sqrt(n_in)) weights
+    drawn from ``gen``, so torch's global generator is never touched."""
+    layer = torch.nn.Linear(n_in, n_out, bias=False, device="meta").to_empty(device=device)
+    bound = 1.0 / max(n_in, 1) ** 0.5
+    with torch.no_grad():
+        layer.weight.copy_((torch.rand(n_out, n_in, generator=gen) * 2 - 1).mul_(bound).to(device))
+    return layer

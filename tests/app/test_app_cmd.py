@@ -51,6 +51,7 @@ def test_cli_serves_the_model_headless(model_dir, monkeypatch):
     assert cmd[cmd.index("--server.port") + 1] == "8999"
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"  # this machine only
     assert cmd[-2:] == ["--", str(model_dir.resolve())]
     assert seen["env"]["CBM_MODEL_DIR"] == str(model_dir.resolve())
 
@@ -63,3 +64,35 @@ def test_demo_is_the_default_when_it_exists(model_dir, monkeypatch, tmp_path):
     model_dir.rename(demo)
     assert resolve_model_dir() == demo
     assert streamlit_command(demo, port=None)[-1] == str(demo)
+
+
+def test_host_is_an_option_and_a_public_address_is_warned_about(model_dir, monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env: seen.update(cmd=cmd) or 0)
+    assert main(["app", str(model_dir), "--host", "0.0.0.0"]) == 0
+    assert seen["cmd"][seen["cmd"].index("--server.address") + 1] == "0.0.0.0"
+    assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+    assert main(["app", str(model_dir), "--host", " "]) == 2
+    assert "--host must be an address" in capsys.readouterr().err
+
+
+def test_the_command_keeps_the_app_local():
+    cmd = streamlit_command("m")
+    opts = dict(zip(cmd[5:-2:2], cmd[6:-2:2], strict=True))
+    assert opts["--server.address"] == "127.0.0.1" and opts["--browser.serverAddress"] == "localhost"
+    assert opts["--browser.gatherUsageStats"] == "false"  # no usage statistics to Streamlit's servers
+    assert not any(k.startswith("--theme.font") for k in opts)  # bundled fonts only
+
+
+def test_the_page_icon_is_a_local_image(model_dir, monkeypatch):
+    """A ":material/...:" icon would make every browser fetch the favicon from fonts.gstatic.com."""
+    import streamlit as st
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    seen = {}
+    real = st.set_page_config
+    monkeypatch.setattr(st, "set_page_config", lambda **kw: seen.update(kw) or real(**kw))
+    at = AppTest.from_file(str(ENTRY), default_timeout=60).run()
+    assert not at.exception
+    assert isinstance(seen["page_icon"], Image.Image)

@@ -15,6 +15,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -137,6 +138,9 @@ def _metric(page, label: str) -> str:
 def test_explore_edit_undo_in_chromium(server, browser, browser_model):
     cls, concept = browser_model[1]
     page = browser.new_page(viewport={"width": 1366, "height": 1500})
+    outside = []  # the app must ask nothing of outside hosts (favicon, fonts, statistics)
+    page.on("request", lambda r: None if urlparse(r.url).scheme in ("data", "blob") or urlparse(
+        r.url).hostname in ("127.0.0.1", "localhost") else outside.append(r.url))
     page.goto(server)
     page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
     _settle(page)
@@ -174,6 +178,7 @@ def test_explore_edit_undo_in_chromium(server, browser, browser_model):
         ".some(m => m.innerText.includes(label) && m.innerText.includes(old))",
         arg=["Accuracy (shifted)", before], timeout=WAIT_MS)
     assert _metric(page, "Accuracy (shifted)") == before
+    assert outside == []
 
     if os.environ.get("CBM_UPDATE_SCREENSHOTS") == "1":  # opt in: the suite never rewrites tracked files
         DOCS.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ def test_png_and_jpeg_become_rgb():
 
 def test_pixel_limit_is_checked_before_decoding():
     data = _encode(Image.new("L", (300, 300)))
-    with pytest.raises(DataError, match=r"'big.png' is 300 x 300 pixels; the limit is 10,000"):
+    with pytest.raises(DataError, match=r"'big.png' is 300 x 300 = 90,000 pixels, over the 10,000-pixel limit"):
         load_upload(data, "big.png", max_pixels=10_000)
 
 

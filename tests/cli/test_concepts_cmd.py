@@ -113,3 +113,75 @@ def test_search_refuses_a_bank_from_another_space(tmp_path, capsys):
     assert main(["concepts", "search", str(tmp_path / "bank"), "--embeddings", str(tmp_path / "emb.npy"),
                  "--concept", "a"]) == 2
     assert "same encoder" in capsys.readouterr().err
+
+
+# -- generate never saves an empty bank, never overwrites one without --force --------------------------
+def _generate_llm(url, out, *extra):
+    return main(["concepts", "generate", "--source", "llm", "--classes", "zebra", "--model", "m",
+                 "--base-url", url, "--family", "lfcbm_important", "--out", str(out), *map(str, extra)])
+
+
+@pytest.mark.parametrize("mode", ["empty", "null", "no_choices"])
+def test_generate_refuses_an_empty_answer_and_keeps_the_good_bank(endpoint, tmp_path, capsys, mode):
+    url, fake = endpoint
+    out = tmp_path / "bank"
+    assert _generate_llm(url, out, "--cache-dir", tmp_path / "c") == 0
+    good = (out / "bank.json").read_text()
+    fake.script([mode])
+    assert _generate_llm(url, out, "--no-cache", "--force") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cbm concepts: error: The endpoint") and "nothing was cached" in err
+    assert (out / "bank.json").read_text() == good
+
+
+def test_generate_refuses_a_refusal_and_says_why(endpoint, tmp_path, capsys):
+    url, fake = endpoint
+    fake.responder = lambda prompt: "I'm sorry, but I can't help with that."
+    assert _generate_llm(url, tmp_path / "bank", "--cache-dir", tmp_path / "c") == 2
+    assert "yields no concepts (1 refusal" in capsys.readouterr().err
+    assert not (tmp_path / "bank").exists() and not list((tmp_path / "c").rglob("*.json"))
+
+
+def test_generate_reports_what_it_dropped(endpoint, tmp_path, capsys):
+    url, fake = endpoint
+    fake.responder = lambda prompt: "Sure!\n1. **stripes**\n2. a mane\nHope this helps you a lot."
+    assert _generate_llm(url, tmp_path / "bank", "--no-cache") == 0
+    captured = capsys.readouterr()
+    assert "Dropped 2 item(s) from the answers: 2 prose outside the list" in captured.err
+    assert ConceptBank.load(tmp_path / "bank").names == ["stripes", "a mane"]
+
+
+def test_generate_never_overwrites_without_force(endpoint, tmp_path, capsys):
+    url, fake = endpoint
+    out = tmp_path / "bank"
+    assert _generate_llm(url, out, "--no-cache") == 0
+    n = len(fake.requests)
+    assert _generate_llm(url, out, "--no-cache") == 2
+    assert "is already a concept bank; pass --force" in capsys.readouterr().err
+    assert len(fake.requests) == n  # refused before any request
+    fake.responder = lambda prompt: '["new concept"]'
+    assert _generate_llm(url, out, "--no-cache", "--force") == 0
+    assert ConceptBank.load(out).names == ["new concept"]
+    (tmp_path / "file").write_text("x")
+    assert _generate_llm(url, tmp_path / "file", "--no-cache") == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_generate_from_an_empty_file_saves_nothing(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    assert main(["concepts", "generate", "--source", "file", "--input", str(tmp_path / "empty.txt"),
+                 "--out", str(tmp_path / "bank")]) == 2
+    assert "holds no concepts" in capsys.readouterr().err and not (tmp_path / "bank").exists()
+
+
+def test_generate_is_bounded_by_timeout_retries_and_budget(endpoint, tmp_path, capsys):
+    url, fake = endpoint
+    fake.script(["hang"] * 10)
+    assert _generate_llm(url, tmp_path / "b", "--no-cache", "--timeout", "0.3", "--max-retries", "1") == 2
+    assert "timed out after 0.3 s, after 1 retries" in capsys.readouterr().err
+    fake.script(["hang"] * 10)
+    assert _generate_llm(url, tmp_path / "b", "--no-cache", "--timeout", "30", "--time-budget", "0.5") == 2
+    assert "time budget of 0.5 s" in capsys.readouterr().err
+    assert main(["concepts", "generate", "--source", "llm", "--classes", "z", "--model", "m",
+                 "--no-cache", "--cache-dir", str(tmp_path), "--out", str(tmp_path / "q")]) == 2
+    assert "contradict" in capsys.readouterr().err

@@ -59,3 +59,12 @@ def test_missing_folder_is_one_clear_error(tmp_path, capsys):
 def test_unknown_encoder_suggests_names(folder, tmp_path, capsys):
     assert main(["embed", str(folder), "--encoder", "mobilenet", "--cache-dir", str(tmp_path)]) == 2
     assert "Did you mean 'mobilenet_v2'" in capsys.readouterr().err
+
+
+def test_a_decompression_bomb_is_skipped_and_counted(folder, tmp_path, capsys, write_png_bomb):
+    write_png_bomb(folder / "red" / "bomb.png")
+    Image.new("RGB", (200, 200)).save(folder / "blue" / "large.png")
+    assert _embed(folder, "--cache-dir", tmp_path / "cache", "--max-pixels", "10000") == 0
+    out = capsys.readouterr().out
+    assert "embedded 6 of 8 images" in out and "skipped 2 unreadable image(s)" in out
+    assert "bomb.png" in out and "large.png" in out

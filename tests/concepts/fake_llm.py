@@ -2,7 +2,9 @@
 
 The server answers ``POST /v1/chat/completions`` like OpenAI does (JSON with ``usage``). A test
 scripts its next replies with ``fake.script(["429", "ok", ...])`` (modes: ok, malformed, stall,
-429, 500, 503, 401, 404); unscripted requests get ``fake.responder(prompt) -> text``.
+429, 500, 503, 401, 404; empty, null and no_choices for a 200 with content "", content null
+and ``choices: []``; html for a proxy's HTML page; hang accepts and never answers); unscripted
+requests get ``fake.responder(prompt) -> text``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class FakeLLM:
         self.responder = lambda prompt: '["concept one", "concept two"]'
         self.stall_s = 1.0
         self.lock = threading.Lock()
+        self.closed = threading.Event()
 
     def script(self, modes: list[str]) -> None:
         with self.lock:
@@ -40,10 +43,10 @@ def _handler(fake: FakeLLM):
         def log_message(self, *args):  # keep test output clean
             pass
 
-        def _send(self, code: int, body: dict | str) -> None:
+        def _send(self, code: int, body: dict | str, kind: str = "application/json") -> None:
             data = (json.dumps(body) if isinstance(body, dict) else body).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -60,12 +63,22 @@ def _handler(fake: FakeLLM):
                 return self._send(200, self._answer(body, "[]"))
             if mode in {"429", "500", "503", "401", "404"}:
                 return self._send(int(mode), err)
+            if mode == "hang":  # the connection is accepted, the answer never comes
+                fake.closed.wait(60)
+                return None
+            if mode == "html":
+                return self._send(200, "<html><body><h1>Proxy login</h1></body></html>", "text/html")
+            if mode in {"empty", "null", "no_choices"}:
+                answer = self._answer(body, "" if mode == "empty" else None)
+                if mode == "no_choices":
+                    answer["choices"] = []
+                return self._send(200, answer)
             if mode == "malformed":
                 return self._send(200, self._answer(body, "Sure! Here you go:\n* striped\n* furry"))
             prompt = body["messages"][-1]["content"]
             return self._send(200, self._answer(body, fake.responder(prompt)))
 
-        def _answer(self, body: dict, text: str) -> dict:
+        def _answer(self, body: dict, text: str | None) -> dict:
             return {
                 "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                 "model": body["model"],
@@ -88,6 +101,7 @@ def serve():
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", fake
     finally:
+        fake.closed.set()
         httpd.shutdown()
         httpd.server_close()
 

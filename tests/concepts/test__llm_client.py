@@ -1,6 +1,7 @@
 """LLMClient against a real HTTP server on 127.0.0.1: answers, cache, retries, errors, cost."""
 
 import json
+import time
 
 import pytest
 
@@ -98,3 +99,60 @@ def test_chat_many_keeps_order_under_concurrency(make_client, llm_server):
     prompts = [f"p{i}" for i in range(8)]
     results = make_client(concurrency=4).chat_many(prompts)
     assert [r.text for r in results] == [json.dumps([p.upper()]) for p in prompts]
+
+
+def test_a_non_json_body_from_a_proxy_is_a_clear_error(make_client, llm_server):
+    _, fake = llm_server
+    fake.script(["html"])
+    with pytest.raises(LLMError, match=r"did not answer with chat-completions JSON .*<html>.*OpenAI-compatible"):
+        make_client().chat("x")
+
+
+@pytest.mark.parametrize("mode", ["empty", "null", "no_choices"])
+def test_empty_content_and_no_choices_are_errors_not_cached(make_client, llm_server, mode, tmp_path):
+    _, fake = llm_server
+    fake.script([mode])
+    with pytest.raises(LLMError, match="nothing was cached"):
+        make_client().chat("x")
+    assert not list((tmp_path / "llm-cache").rglob("*.json"))
+
+
+def test_a_server_that_never_answers_is_bounded_by_timeout_and_retries(make_client, llm_server):
+    _, fake = llm_server
+    fake.script(["hang"] * 3)
+    client = make_client(cache_dir=None, timeout=0.3, max_retries=1)
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match=r"timed out after 0.3 s, after 1 retries.*--timeout"):
+        client.chat("x")
+    assert time.monotonic() - t0 < 3 and len(fake.requests) == 2
+
+
+def test_the_time_budget_bounds_every_prompt_together(make_client, llm_server):
+    _, fake = llm_server
+    fake.script(["hang"] * 20)
+    client = make_client(cache_dir=None, timeout=30, max_retries=5, time_budget=0.5, concurrency=2)
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match=r"time budget of 0.5 s .* is spent.*--time-budget"):
+        client.chat_many([f"p{i}" for i in range(6)])
+    assert time.monotonic() - t0 < 5
+    assert len(fake.requests) <= 2  # the first error cancels the prompts still queued
+
+
+def test_bad_limits_are_refused():
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds; got 0"):
+        LLMClient("m", timeout=0)
+    with pytest.raises(ValueError, match="time_budget must be a positive"):
+        LLMClient("m", time_budget=-1)
+    with pytest.raises(ValueError, match="max_retries must be >= 0"):
+        LLMClient("m", max_retries=-1)
+
+
+def test_the_first_failure_stops_the_others_without_waiting_for_them(make_client, llm_server):
+    _, fake = llm_server
+    fake.script(["hang", "401"])  # the first prompt hangs, the second is refused at once
+    client = make_client(cache_dir=None, timeout=20, max_retries=0, concurrency=2)
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match="rejected the API key"):
+        client.chat_many(["a", "b", "c", "d"])
+    assert time.monotonic() - t0 < 5  # not held up by the hanging request
+    assert len(fake.requests) == 2  # no prompt was sent after the failure

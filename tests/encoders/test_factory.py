@@ -8,7 +8,7 @@ from cbm.encoders import create_encoder, list_encoders
 def test_list_encoders_names_builtins_and_openclip_archs():
     names = list_encoders()
     assert {"mobilenet_v2", "minilm", "openclip:ViT-B-32", "openclip:cbm-tiny-clip"} <= set(names)
-    assert list_encoders(include_openclip=False) == ["mobilenet_v2", "minilm"]
+    assert list_encoders(include_openclip=False) == ["mobilenet_v2", "minilm", "aligned"]
 
 
 def test_unknown_name_suggests_the_closest():

@@ -19,18 +19,59 @@ def _cos(a, b):
     return a @ b.T
 
 
-def _rownorm(M):
-    return M / (M.sum(1, keepdims=True) + 1e-8)
+def _rownorm(M, how="l1"):
+    """Released CMS divides each row by its signed sum ("sum"); the default divides by sum |.| ("l1")."""
+    total = np.abs(M).sum(1, keepdims=True) if how == "l1" else M.sum(1, keepdims=True)
+    return M / (total + 1e-8)
 
 
-def test_matches_the_concept_matrix_search_rule(world):
+@pytest.mark.parametrize("normalize", ["l1", "sum"])
+def test_matches_the_concept_matrix_search_rule(world, normalize):
     X = world["test"].X
-    m = ConceptMatrixSearch(concepts=world.bank, device="cpu").fit(world["train"].X, world["train"].y,
-                                                                     class_embeddings=world.class_embeddings)
-    V = _rownorm(_cos(X, world.bank.vectors))
-    T = _rownorm(_cos(world.class_embeddings, world.bank.vectors))
+    m = ConceptMatrixSearch(concepts=world.bank, normalize=normalize, device="cpu").fit(
+        world["train"].X, world["train"].y, class_embeddings=world.class_embeddings)
+    V = _rownorm(_cos(X, world.bank.vectors), normalize)
+    T = _rownorm(_cos(world.class_embeddings, world.bank.vectors), normalize)
     np.testing.assert_array_equal(m.predict(X), _cos(V, T).argmax(1))
     assert m.score(X, world["test"].y) >= 0.7
+
+
+def test_default_normalisation_never_flips_a_row_with_a_negative_sum(world):
+    """A row whose similarities sum below zero is flipped by the released rule, never by the default."""
+    X = world["test"].X
+    S = _cos(X, world.bank.vectors)
+    negative = S.sum(1) < 0
+    assert negative.any()  # the synthetic world has such images
+    kw = dict(concepts=world.bank, class_embeddings=world.class_embeddings, variant="max", device="cpu")
+    robust = ConceptMatrixSearch(**kw).fit(world["train"].X, world["train"].y)
+    released = ConceptMatrixSearch(normalize="sum", **kw).fit(world["train"].X, world["train"].y)
+    top = S.argmax(1)  # max-score picks the most similar concept ...
+    np.testing.assert_array_equal(robust.transform(X).argmax(1), top)
+    # ... except under the released rule, which picks the least similar one on the flipped rows
+    np.testing.assert_array_equal(released.transform(X)[negative].argmax(1), S[negative].argmin(1))
+    assert robust.score(X, world["test"].y) > released.score(X, world["test"].y)
+
+
+def test_class_embeddings_follow_class_names_not_positions(world):
+    """String labels sort differently from the bank's class order; embeddings are matched by name."""
+    names = np.asarray(world.class_names)
+    tr, te = world["train"], world["test"]
+    assert list(np.unique(names)) != list(world.bank.classes)  # positional matching would misalign
+    by_index = ConceptMatrixSearch(concepts=world.bank, class_embeddings=world.class_embeddings).fit(tr.X, tr.y)
+    by_name = ConceptMatrixSearch(concepts=world.bank, class_embeddings=world.class_embeddings).fit(
+        tr.X, names[tr.y])
+    np.testing.assert_array_equal(by_name.predict(te.X), names[by_index.predict(te.X)])
+    assert by_name.score(te.X, names[te.y]) >= 0.7
+    as_mapping = dict(zip(world.bank.classes, world.class_embeddings, strict=True))
+    m = ConceptMatrixSearch(concepts=world.bank, class_embeddings=as_mapping).fit(tr.X, names[tr.y])
+    np.testing.assert_array_equal(m.predict(te.X), by_name.predict(te.X))
+
+
+def test_class_embeddings_that_name_other_classes_are_refused(world):
+    tr = world["train"]
+    with pytest.raises(ValueError, match="none of them"):
+        ConceptMatrixSearch(concepts=world.bank, class_embeddings=world.class_embeddings).fit(
+            tr.X, np.asarray(["a", "b", "c", "d", "e"])[tr.y])
 
 
 def test_class_concept_matrix_recovers_structure(world):

@@ -120,3 +120,15 @@ def test_errors_are_clear(world):
         KnoBo(concepts=world.bank._replace(prior=None, classes=None)).fit(tr.X, tr.y)
     with pytest.raises(ValueError, match="'threshold' parameter of KnoBo"):
         KnoBo(concepts=world.bank, threshold=2).fit(tr.X, tr.y)
+
+
+@pytest.mark.parametrize("relabel", ["names", "offset integers"])
+def test_labels_that_are_not_0_to_k_minus_1_match_the_prior_by_name(world, relabel):
+    tr, te = world["train"], world["test"]
+    names = np.asarray(world.class_names) if relabel == "names" else np.arange(10, 10 + len(world.class_names))
+    bank = world.bank._replace(classes=[str(c) for c in names])
+    kw = dict(max_epochs=30, device="cpu")
+    reference = KnoBo(concepts=world.bank, **kw).fit(tr.X, tr.y)
+    relabelled = KnoBo(concepts=bank, **kw).fit(tr.X, names[tr.y])
+    np.testing.assert_array_equal(relabelled.selected_, reference.selected_)
+    np.testing.assert_array_equal(relabelled.predict(te.X), names[reference.predict(te.X)])

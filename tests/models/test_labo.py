@@ -83,3 +83,61 @@ def test_errors_are_clear(world):
         LaBo(concepts=world.bank).fit(X[:, :10], y)
     with pytest.raises(ValueError, match="y_val has labels not seen"):
         LaBo(concepts=world.bank).fit(X, y, X_val=X[:3], y_val=[0, 1, 99])
+
+
+# -- released LaBo's optional terms (models/asso_opt/asso_opt.py) -------------------------------
+def _released_l1(A):
+    """The released sparsity term: the largest L1 norm of a row of the raw association logits."""
+    return np.abs(A).sum(1).max()
+
+
+def _released_diversity(S, A):
+    """The released diversity term: minus the batch variance (unbiased) of s W^T, mean over classes."""
+    W = np.exp(A - A.max(1, keepdims=True))
+    W /= W.sum(1, keepdims=True)
+    return -(S @ W.T).var(0, ddof=1).mean()
+
+
+def test_penalties_are_the_released_formulas(world):
+    import torch
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((5, len(world.bank))).astype(np.float32)
+    S = rng.standard_normal((32, len(world.bank))).astype(np.float32)
+    m = LaBo(concepts=world.bank, l1=0.3, diversity=2.0)
+    At = torch.as_tensor(A)
+    got = float(m._penalty(At, torch.as_tensor(S) @ torch.softmax(At, 1).T))
+    want = 0.3 * _released_l1(A) + 2.0 * _released_diversity(S, A)
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_l1_term_shrinks_the_association_and_diversity_spreads_class_scores(world):
+    """Both terms act on training (the former l1 on softmax(A) was a constant 1/M with no gradient)."""
+    tr = world["train"]
+    kw = dict(concepts=world.bank, max_epochs=30, device="cpu")
+    plain = LaBo(**kw).fit(tr.X, tr.y)
+    sparse = LaBo(l1=0.05, **kw).fit(tr.X, tr.y)
+    assert _released_l1(sparse.association_) < _released_l1(plain.association_) - 0.1
+    diverse = LaBo(diversity=50.0, **kw).fit(tr.X, tr.y)
+    S = plain.transform(tr.X)
+    assert _released_diversity(S, diverse.association_) < _released_diversity(S, plain.association_)
+
+
+# -- class identity: priors are matched to labels by name ---------------------------------------
+@pytest.mark.parametrize("relabel", ["names", "offset integers"])
+def test_labels_that_are_not_0_to_k_minus_1_match_the_prior_by_name(world, relabel):
+    tr, te = world["train"], world["test"]
+    names = np.asarray(world.class_names) if relabel == "names" else np.arange(10, 15)
+    bank = world.bank._replace(classes=[str(c) for c in names])
+    kw = dict(concepts=bank, max_epochs=20, device="cpu")
+    reference = LaBo(**{**kw, "concepts": world.bank}).fit(tr.X, tr.y)
+    relabelled = LaBo(**kw).fit(tr.X, names[tr.y])
+    order = np.argsort(names)  # classes_ are sorted labels
+    np.testing.assert_allclose(relabelled.coef_, reference.coef_[order], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(relabelled.predict(te.X), names[reference.predict(te.X)])
+
+
+def test_a_prior_that_names_other_classes_is_refused_with_both_sides(world):
+    tr = world["train"]
+    with pytest.raises(ValueError, match=r"names the classes \[.*\] but y has labels \[.*12"):
+        LaBo(concepts=world.bank, max_epochs=1).fit(tr.X, tr.y + 10)

@@ -82,6 +82,54 @@ def test_hybrid_residual_recovers_what_the_bank_misses(world):
     assert np.all(PCBM(concepts=bank).fit(tr.X, tr.y).residual_logits(te.X) == 0)
 
 
+def _released_residual_objective(model, X, y):
+    """train_pcbm_h.py's loss on the whole set: CE(concept head + X W_r^T + b_r) + l2 * mean(W_r^2)."""
+    Z = model.logits(X).astype(np.float64)
+    Z -= Z.max(1, keepdims=True)
+    ce = -(Z[np.arange(len(y)), y] - np.log(np.exp(Z).sum(1))).mean()
+    return ce + model.residual_l2 * (model.residual_coef_.astype(np.float64) ** 2).mean()
+
+
+def test_hybrid_defaults_are_the_released_residual_training():
+    p = PCBMHybrid().get_params()
+    assert (p["residual_solver"], p["residual_l2"], p["residual_lr"], p["residual_epochs"],
+            p["residual_batch_size"]) == ("adam", 1e-3, 1e-2, 20, 64)
+
+
+def test_hybrid_residual_minimises_the_released_objective(world):
+    """Full-batch Adam run long minimises l2 * mean(W^2); the ridge solver reaches the same optimum
+    when its penalty l2' / 2 * sum(W^2) is scaled to match: l2' = 2 * l2 / (K * d)."""
+    bank = world.bank.subset(list(range(0, 13, 2)))
+    tr = world["train"]
+    K, d = 4, tr.X.shape[1]
+    kw = dict(concepts=bank, lam=0.01, device="cpu")
+    adam = PCBMHybrid(residual_batch_size=None, residual_epochs=3000, residual_lr=1e-2, **kw).fit(tr.X, tr.y)
+    ridge = PCBMHybrid(residual_solver="ridge", residual_l2=2e-3 / (K * d), **kw).fit(tr.X, tr.y)
+    ridge.set_params(residual_l2=1e-3)  # scored with the released formula below
+    f_adam, f_ridge = _released_residual_objective(adam, tr.X, tr.y), _released_residual_objective(ridge, tr.X, tr.y)
+    assert adam.residual_objective_ == pytest.approx(f_adam, rel=1e-4)
+    assert f_ridge <= f_adam + 1e-5  # the ridge solution is the exact optimum ...
+    assert f_adam - f_ridge < 2e-3  # ... which Adam approaches (flat directions leave W itself less exact)
+
+
+def test_hybrid_default_penalty_is_much_weaker_than_the_old_ridge(world):
+    """The released penalty is ~K*d/2 times weaker per weight than ridge at the same strength, so the
+    residual carries more of the prediction."""
+    bank = world.bank.subset(list(range(0, 13, 2)))
+    tr = world["train"]
+    released = PCBMHybrid(concepts=bank, lam=0.01).fit(tr.X, tr.y)
+    old = PCBMHybrid(concepts=bank, lam=0.01, residual_solver="ridge", residual_l2=1e-2).fit(tr.X, tr.y)
+    assert np.linalg.norm(released.residual_coef_) > 1.2 * np.linalg.norm(old.residual_coef_)
+
+
+def test_pcbm_and_pcbm_h_take_the_same_keyword_only_parameters(world):
+    shared = PCBM().get_params().keys()
+    assert shared <= PCBMHybrid().get_params().keys()
+    for cls in (PCBM, PCBMHybrid):
+        with pytest.raises(TypeError, match="positional"):
+            cls(world.bank, 1e-3)
+
+
 def test_invalid_parameters_get_sklearn_style_messages(world):
     tr = world["train"]
     with pytest.raises(InvalidParameterError, match=r"The 'alpha' parameter of PCBM must be a float in the range \[0.0, 1.0\]. Got 1.5"):

@@ -1,0 +1,137 @@
+"""The one image reader of cbmkit: ``cbm embed``, ``cbm explain --image`` and the app's Upload.
+
+:func:`read_image` opens a path, bytes or file object and returns an RGB PIL image, or raises one
+:class:`~cbm.exceptions.DataError` naming the file and what to do::
+
+    img = read_image("photo.png")                       # RGB, ready for any encoder
+    img = read_image(upload_bytes, name="scan.tif")     # same rules for uploads
+    read_image("bomb.png")                              # ImageTooLargeError: ... 20000 x 20000 ...
+
+The same rules hold everywhere:
+
+* **Pixel cap.** Width x height is read from the header before any pixel is decoded; an image
+  over the cap (default :data:`DEFAULT_MAX_PIXELS`, or ``$CBM_MAX_IMAGE_PIXELS``, or
+  ``max_pixels=``) raises :class:`ImageTooLargeError`, so a 400 KB PNG claiming 20000 x 20000
+  pixels costs nothing. PIL's own ``DecompressionBombError``/``Warning`` become the same error.
+* **One conversion** (:func:`to_rgb`): 16-bit and 32-bit grayscale (``I;16``, ``I``, ``F``) are
+  stretched from their own min..max to 0..255; transparent images (``RGBA``, ``LA``, ``PA``,
+  ``P`` with a transparency entry) are composited on white; palette and other modes are
+  converted by PIL.
+* **Damage.** A missing, non-image or truncated file is a ``DataError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cbm._images import to_rgb
+from cbm.exceptions import DataError
+
+#: Default pixel cap (width x height): 100 megapixels, e.g. 10000 x 10000. A decoded image at the
+#: cap takes about 300 MB as RGB; bigger ones are skipped (embed) or refused (explain, app).
+DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Environment variable that overrides :data:`DEFAULT_MAX_PIXELS`.
+MAX_PIXELS_ENV = "CBM_MAX_IMAGE_PIXELS"
+
+_HOW_TO_RAISE = f"raise the limit with --max-pixels, max_pixels= or ${MAX_PIXELS_ENV}"
+
+
+class ImageTooLargeError(DataError):
+    """An image has more pixels than the cap; it is refused before its pixels are decoded."""
+
+
+def default_max_pixels() -> int:
+    """The pixel cap in force: ``$CBM_MAX_IMAGE_PIXELS`` when set, else :data:`DEFAULT_MAX_PIXELS`."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    if not raw.isdigit() or int(raw) < 1:
+        raise DataError(f"${MAX_PIXELS_ENV} must be a positive whole number of pixels; got {raw!r}.")
+    return int(raw)
+
+
+def check_max_pixels(value: Any) -> int:
+    """``value`` as a positive int pixel cap, or ValueError naming it (None -> the default cap)."""
+    if value is None:
+        return default_max_pixels()
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"max_pixels must be a positive whole number of pixels; got {value!r}.")
+    return int(value)
+
+
+def read_image(source: str | os.PathLike | bytes | BinaryIO, *, name: str | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Open, check and fully decode one image as RGB, or raise one ``DataError`` naming it.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file object
+        The image.
+    name : str, optional
+        How messages name the image (default: the path, or ``"image"``).
+    max_pixels : int, optional
+        Pixel cap (width x height); default :func:`default_max_pixels`.
+
+    Raises
+    ------
+    ImageTooLargeError
+        More pixels than the cap (checked from the header, before decoding).
+    DataError
+        Missing, not an image, damaged or truncated.
+    """
+    cap = check_max_pixels(max_pixels)
+    if isinstance(source, bytes | bytearray | memoryview):
+        label, fh = name or "image", io.BytesIO(bytes(source))
+    elif isinstance(source, str | os.PathLike):
+        label, fh = name or str(source), Path(source)
+    else:
+        label, fh = name or getattr(source, "name", None) or "image", source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap decides
+            with Image.open(fh) as im:
+                w, h = im.size
+                if w * h > cap:
+                    raise ImageTooLargeError(
+                        f"Image {label!r} is {w} x {h} = {w * h:,} pixels, over the {cap:,}-pixel "
+                        f"limit; it was not decoded. Resize it, or {_HOW_TO_RAISE}.")
+                im.load()  # decode now, so a truncated file fails here and not later
+                return to_rgb(im)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as e:  # PIL refused it in Image.open, before our check
+        n = [int(x) for x in re.findall(r"(\d+) pixels", str(e))] + [0, 0]
+        if n[0] > cap or not n[0]:
+            why, fix = f"over the {cap:,}-pixel limit", _HOW_TO_RAISE
+        else:
+            why, fix = (f"over PIL's decompression-bomb limit of {n[1]:,}",
+                        "raise PIL.Image.MAX_IMAGE_PIXELS as well as the cap")
+        size = f"{n[0]:,} pixels" if n[0] else "too many pixels"
+        raise ImageTooLargeError(f"Image {label!r} is {size}, {why}; it was not decoded (too large "
+                                 f"to decode safely). Resize it, or {fix}.") from None
+    except FileNotFoundError:
+        raise DataError(f"Image {label!r} not found; fix the path or remove the entry.") from None
+    except IsADirectoryError:
+        raise DataError(f"Image {label!r} is a folder, not an image file; pass a file.") from None
+    except UnidentifiedImageError:
+        raise DataError(f"Image {label!r} is not an image file PIL can read; use a PNG, JPEG, "
+                        "WebP, BMP, GIF or TIFF file, or remove it.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"Image {label!r} is damaged or truncated ({e}); replace or delete the "
+                        "file.") from None
+    except MemoryError:
+        raise DataError(f"Image {label!r} needs more memory to decode than is available; resize it "
+                        "or lower the cap (--max-pixels).") from None
+
+
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "ImageTooLargeError", "check_max_pixels",
+           "default_max_pixels", "read_image", "to_rgb"]

@@ -1,0 +1,171 @@
+"""Where does the Concept-Centric Transformer look for the demo's tag? (spatial faithfulness)
+
+The demo's confounded Fashion-MNIST (:func:`cbm.demo.pipeline.build_splits`) is embedded as
+MobileNetV2 patch tokens at 224 px (7 x 7 tokens of 1280-d, cached by the EmbeddingStore with
+``kind="tokens"``). A CCT is trained with *image-level* concept labels only: one concept per
+garment class ("a Shirt", ...) and the artifact "tag in the corner" (present iff the image was
+stamped); no spatial target says where the tag is. Then, on stamped test images, its attention
+map for the tag concept is compared with the patches that hold the tag:
+
+* ``pointing_game``: share of stamped images whose most attended patch holds the tag;
+* ``mass_on_tag``: share of the tag concept's attention mass on those patches (uniform: 4/49);
+* ``contrast``: mean attention per tag patch over mean per other patch (pooled over images);
+* the same on images stamped in a corner never seen in training (bottom-right), and the spread
+  (normalised entropy) of the map on untagged images.
+
+    from cbm.demo.cct_tag import run
+    result = run(quick_config(), image_size=224)     # dict of numbers (see bench_cct.py)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from cbm.concept_maps import patch_mask, pointing_game, region_mass, spread
+from cbm.demo.confound import ConfoundConfig, stamp
+
+TAG = "tag in the corner"
+#: label -> (variant, spatial concepts): CCT with the tag as its spatial concept (the default),
+#: the Concept Transformer, and CCT with every concept global (per-image slots)
+VARIANTS = {"cct": ("cct", [TAG]), "ct": ("ct", None), "cct (all concepts global)": ("cct", None)}
+
+
+def tag_box(cfg: ConfoundConfig, image_shape: tuple[int, int] = (28, 28)) -> tuple[int, int, int, int]:
+    """Pixel box (top, left, bottom, right) that :func:`cbm.demo.confound.stamp` fills."""
+    H, W = image_shape
+    s = cfg.tag_size
+    top = 1 if cfg.corner.startswith("top") else H - 1 - s
+    left = 1 if cfg.corner.endswith("left") else W - 1 - s
+    return (top, left, top + s, left + s)
+
+
+def concept_targets(y: np.ndarray, stamped: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Image-level concept labels (N, K + 1): one-hot garment class, then the tag flag."""
+    onehot = (np.asarray(y)[:, None] == np.asarray(classes)[None, :]).astype(np.float32)
+    return np.concatenate([onehot, np.asarray(stamped, np.float32)[:, None]], axis=1)
+
+
+def embed_tokens(splits: dict[str, Any], image_size: int = 224, cache_dir: Any = None,
+                 progress: bool = False) -> tuple[dict[str, np.ndarray], Any]:
+    """MobileNetV2 patch tokens (N, T, 1280) float16 of every split, through the EmbeddingStore."""
+    from cbm.data import ImageDataset
+    from cbm.encoders import create_encoder
+    from cbm.store import EmbeddingStore
+
+    enc = create_encoder("mobilenet_v2", image_size=image_size)
+    store = EmbeddingStore(cache_dir)
+    out = {}
+    for name, s in splits.items():
+        ds = ImageDataset(images=s.images, ids=list(s.ids), name=f"cbm-demo-{name}")
+        out[name] = store.get_or_compute(enc, ds, kind="tokens", progress=progress).as_array(None)
+    return out, enc
+
+
+def run(cfg: Any, *, image_size: int = 224, cache_dir: Any = None, model_params: dict | None = None,
+        progress: bool = False, out_dir: Any = None) -> dict[str, Any]:
+    """Train CCT (and the CT variant and a linear probe) on the demo and measure where the tag
+    concept attends. Returns a JSON-able dict.
+
+    With ``out_dir``, the CCT model is saved there as a model directory with its test and shifted
+    splits (tokens, images, sites) in ``data.npz``: ``cbm app OUT_DIR`` draws its concept maps.
+    """
+    from cbm.bank import ConceptBank
+    from cbm.demo.garments import CLASSES
+    from cbm.demo.pipeline import build_splits
+    from cbm.models import create_model
+
+    t0 = time.perf_counter()
+    splits = build_splits(cfg)
+    tokens, enc = embed_tokens(splits, image_size, cache_dir, progress)
+    t_embed = time.perf_counter() - t0
+    grid = enc.tokens().token_grid
+    names = [f"a {c}" for c in CLASSES] + [TAG]
+    bank = ConceptBank(names)
+    C = {n: concept_targets(s.y, s.stamped, CLASSES) for n, s in splits.items()}
+    res: dict[str, Any] = {"config": cfg.describe(), "image_size": image_size, "token_grid": list(grid),
+                           "n_tokens": int(grid[0] * grid[1]), "token_dim": int(enc.tokens().dim),
+                           "embed_s": round(t_embed, 1), "models": {}}
+    tr, va = splits["train"], splits["val"]
+    models = {}
+    for label, (variant, spatial) in VARIANTS.items():
+        params = {"concepts": bank, "variant": variant, "spatial_concepts": spatial, "random_state": cfg.seed,
+                  **(model_params or {})}
+        model = create_model("cct", **params)
+        t = time.perf_counter()
+        model.fit(tokens["train"], tr.y, X_val=tokens["val"], y_val=va.y, concept_labels=C["train"])
+        sec = time.perf_counter() - t
+        models[label] = model
+        res["models"][label] = {
+            "fit_s": round(sec, 1), "epochs": len(model.history_),
+            "s_per_epoch": round(sec / len(model.history_), 2),
+            **{f"accuracy_{n}": round(float(model.score(tokens[n], splits[n].y)), 4)
+               for n in ("test", "shifted")}}
+    probe = create_model("linear-probe", random_state=cfg.seed)
+    probe.fit(tokens["train"].astype(np.float32).mean(1), tr.y)
+    res["models"]["linear-probe (pooled tokens)"] = {
+        f"accuracy_{n}": round(float(probe.score(tokens[n].astype(np.float32).mean(1), splits[n].y)), 4)
+        for n in ("test", "shifted")}
+    for variant, model in models.items():
+        res["models"][variant]["tag"] = tag_attention(model, splits, tokens, enc, cfg.confound, grid)
+    if out_dir is not None:
+        res["model_dir"] = str(save_demo_model(models["cct"], out_dir, splits, tokens, enc, res))
+    res["total_s"] = round(time.perf_counter() - t0, 1)
+    return res
+
+
+def save_demo_model(model: Any, out_dir: Any, splits: dict[str, Any], tokens: dict[str, np.ndarray],
+                    enc: Any, res: dict[str, Any]) -> Any:
+    """The CCT model as a model directory, with test/shifted tokens and images for the app."""
+    from pathlib import Path
+
+    from cbm.edit_eval import save_eval_data
+    from cbm.io import save_model
+
+    out = Path(out_dir)
+    save_model(model, out, note="CCT on the confounded Fashion-MNIST demo (cbm.demo.cct_tag)",
+               metrics={"cct_tag": res["models"]["cct"]}, fingerprints={"encoder": enc.tokens().fingerprint})
+    save_eval_data(out / "data.npz", {
+        n: {"X": tokens[n], "y": splits[n].y, "domains": splits[n].domains, "ids": splits[n].ids,
+            "images": splits[n].images, "tagged": splits[n].stamped} for n in ("test", "shifted")})
+    return out
+
+
+def tag_attention(model: Any, splits: dict[str, Any], tokens: dict[str, np.ndarray], enc: Any,
+                  confound: ConfoundConfig, grid: tuple[int, int]) -> dict[str, Any]:
+    """Faithfulness numbers of the tag concept's maps on the test and shifted splits."""
+    j = model.concept_names_.index(TAG)
+    X = np.concatenate([tokens["test"], tokens["shifted"]])
+    stamped = np.concatenate([splits["test"].stamped, splits["shifted"].stamped])
+    images = np.concatenate([splits["test"].images, splits["shifted"].images])
+    maps = model.concept_maps(X)[:, j]
+    region = patch_mask(tag_box(confound, images.shape[1:3]), images.shape[1:3], grid)
+    on, off = maps[stamped], maps[~stamped]
+    out = {"n_stamped": int(stamped.sum()), "n_untagged": int((~stamped).sum()),
+           "tag_patches": int(region.sum()),
+           "uniform_mass": round(float(region.sum() / region.size), 4),
+           "pointing_game": round(pointing_game(on, region), 4),
+           "mass_on_tag": round(float(region_mass(on, region).mean()), 4),
+           "contrast": round(_contrast(on, region), 2),
+           "spread_stamped": round(float(spread(on).mean()), 4),
+           "spread_untagged": round(float(spread(off).mean()), 4),
+           "score_stamped": round(float(model.transform(X[stamped])[:, j].mean()), 4),
+           "score_untagged": round(float(model.transform(X[~stamped])[:, j].mean()), 4),
+           "mass_on_tag_region_untagged": round(float(region_mass(off, region).mean()), 4)}
+    # a corner never seen in training: restamp the untagged images bottom-right
+    other = replace(confound, corner="bottom-right")
+    moved = stamp(images[~stamped], np.ones(int((~stamped).sum()), bool), other)
+    maps2 = model.concept_maps(enc.encode_tokens(moved))[:, j]
+    region2 = patch_mask(tag_box(other, images.shape[1:3]), images.shape[1:3], grid)
+    out["unseen_corner"] = {"corner": other.corner, "n": int(len(moved)),
+                            "pointing_game": round(pointing_game(maps2, region2), 4),
+                            "mass_on_tag": round(float(region_mass(maps2, region2).mean()), 4),
+                            "contrast": round(_contrast(maps2, region2), 2)}
+    return out
+
+
+def _contrast(maps: np.ndarray, region: np.ndarray) -> float:
+    return float(maps[:, region].mean() / max(float(maps[:, ~region].mean()), 1e-12))

@@ -1,0 +1,556 @@
+"""Concept-Centric Transformer (Hong, Wang and Nguyen, WACV 2024) and Concept Transformer (Rigotti et
+al., ICLR 2022) on cached patch tokens.
+
+Input is an image's patch tokens ``X`` (N, T, d) (``EmbeddingStore.get_or_compute(..., kind="tokens")``;
+a pooled (N, d) embedding is read as one token). Per image:
+
+1. tokens are normalised and projected to ``dim``: ``h`` (T, dim);
+2. ``variant="cct"``: slot attention (Locatello et al., 2020) from one learned initial slot per
+   global concept, ``n_iters`` rounds of "slots compete for tokens" with a GRU update, gives one
+   slot per concept per image; ``spatial_concepts`` (patch-level, as the released spatial stream)
+   and every concept of ``variant="ct"`` are learned embeddings, the same for every image;
+3. cross-attention from the tokens (queries) to the slots (keys, values), ``n_heads`` heads, one
+   readout per stream (global, spatial) as released: per-token concept attention ``attn`` (T, M),
+   softmax over the stream's concepts (the spatial stream of "cct" has a learned background key, so
+   a token may attend to no spatial concept);
+4. class logits, summed over the streams: ``proj(mean_t(attn @ v))`` =
+   ``sum_m A_m * (v_m W_proj^T) + b`` with the image-level concept scores ``A = mean_t attn`` (M,):
+   each concept's value says what it adds to each class.
+
+Training minimises, as released (``ctc/loss.py``), with the costs taken per stream::
+
+    CE + expl_lambda * (explanation_cost(A, concept_labels)
+                        + spatial_explanation_cost(attn, spatial_concept_labels))
+       + sparsity_lambda * sparsity_cost(spatial_attn=attn)
+
+(the spatial stream's image-level target gets a background column, 1 where none of its concepts is
+present). Spatial concepts localise with image-level labels alone: on the demo the tag concept's
+attention peaks on the tag's patches, while a global (slot) concept can meet the same labels by
+spreading over the image (``cbm.demo.cct_tag``).
+
+``transform`` gives ``A`` (N, M); :meth:`ConceptCentricTransformer.concept_maps` gives the spatial
+maps (N, M, h, w). The linear head of :class:`~cbm.models._base.BaseConceptModel` is
+``coef_ = mean over training images of v_m W_proj^T`` (exact for the CT variant with one head); the
+per-image remainder is the hybrid residual, so ``decision_function`` is the network's exact output,
+explanations add up, and weight edits act on top of it. Removing a concept masks its slot.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from torch import nn
+
+from cbm.bank import ConceptBank
+from cbm.exceptions import NotFittedError
+from cbm.models._base import BaseConceptModel, resolve_device
+from cbm.models._early_stopping import EarlyStopping
+
+
+# -- losses (as released in ctc/loss.py) --------------------------------------------------------
+def explanation_cost(concept_attn: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``M * MSE(attn, targets / targets.sum(-1))`` over images (N, M) with a usable target.
+
+    A row whose targets contain NaN (unknown) or sum to 0 (no concept present) is ignored; with no
+    usable row the cost is 0.
+    """
+    return _normalised_mse(concept_attn.reshape(-1, concept_attn.shape[-1]),
+                           targets.reshape(-1, targets.shape[-1]))
+
+
+def spatial_explanation_cost(spatial_attn: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The same cost per patch: attention (N, T, M) against patch targets (N, T, M); a patch
+    with a NaN target (or none present) is ignored."""
+    return explanation_cost(spatial_attn, targets)
+
+
+def _normalised_mse(attn: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    targets = targets.to(attn.dtype)
+    norm = targets.sum(-1, keepdim=True)
+    keep = torch.isfinite(norm).squeeze(-1) & (norm.squeeze(-1) > 0)
+    if not bool(keep.any()):
+        return attn.sum() * 0.0
+    return attn.shape[-1] * F.mse_loss(attn[keep], targets[keep] / norm[keep], reduction="mean")
+
+
+def entropy(p: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean elementwise ``-p log(p + eps)``."""
+    return (-p * torch.log(p + eps)).mean()
+
+
+def sparsity_cost(concept_attn: torch.Tensor | None = None,
+                  spatial_attn: torch.Tensor | None = None) -> torch.Tensor | float:
+    """Entropy sparsity cost: ``entropy(concept_attn) + entropy(spatial_attn)`` of those given."""
+    cost: torch.Tensor | float = 0.0
+    for a in (concept_attn, spatial_attn):
+        if a is not None:
+            cost = cost + entropy(a)
+    return cost
+
+
+# -- the network --------------------------------------------------------------------------------
+class ConceptSlotAttention(nn.Module):
+    """Slot attention with one learned initial slot per concept and a GRU update."""
+
+    def __init__(self, n_slots: int, dim: int, n_iters: int, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.n_iters, self.eps, self.scale = n_iters, eps, dim ** -0.5
+        self.slots_init = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)
+        self.norm_inputs, self.norm_slots = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.k = nn.Linear(dim, dim, bias=False)
+        self.v = nn.Linear(dim, dim, bias=False)
+        self.gru = nn.GRUCell(dim, dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, T, dim) -> slots (B, M, dim)."""
+        B, _, D = h.shape
+        x = self.norm_inputs(h)
+        k, v = self.k(x) * self.scale, self.v(x)
+        slots = self.slots_init.unsqueeze(0).expand(B, -1, -1)
+        for _ in range(self.n_iters):
+            q = self.q(self.norm_slots(slots))
+            attn = torch.softmax(k @ q.transpose(1, 2), dim=-1)   # (B, T, M): slots compete for tokens
+            w = attn + self.eps
+            w = w / w.sum(dim=1, keepdim=True)                      # weighted mean over tokens
+            updates = w.transpose(1, 2) @ v                          # (B, M, D)
+            slots = self.gru(updates.reshape(-1, D), slots.reshape(-1, D)).view(B, -1, D)
+        return slots
+
+
+class ConceptReadout(nn.Module):
+    """Cross-attention from tokens (queries) to concept slots (keys, values), averaged over tokens.
+
+    With ``background`` a learned extra key lets a token attend to none of the concepts.
+    """
+
+    def __init__(self, dim: int, n_classes: int, n_heads: int, background: bool = False) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, dim // n_heads
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.proj = nn.Linear(dim, n_classes)
+        if background:
+            self.background = nn.Parameter(torch.randn(1, dim) * dim ** -0.5)
+
+    def forward(self, h: torch.Tensor, s: torch.Tensor, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        B, T, _ = h.shape
+        H, dh = self.n_heads, self.head_dim
+        if hasattr(self, "background"):
+            s = torch.cat([s, self.background.expand(B, 1, -1)], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones(1)])
+        M = s.shape[1]
+        q = self.q(h).view(B, T, H, dh).transpose(1, 2)                       # (B, H, T, dh)
+        k, v = self.kv(s).view(B, M, 2, H, dh).permute(2, 0, 3, 1, 4)         # (B, H, M, dh) each
+        scores = (q @ k.transpose(-1, -2)) * dh ** -0.5                        # (B, H, T, M)
+        if mask is not None:
+            scores = scores.masked_fill(~mask.view(1, 1, 1, M), float("-inf"))
+        head_attn = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # every concept masked: no attention
+        pooled = head_attn.mean(dim=2)                                         # (B, H, M)
+        # proj(mean_t(attn @ v)) = sum_{h,m} pooled[h, m] * (v[h, m] . W[:, head h]) + b
+        W = self.proj.weight.view(-1, H, dh)                                   # (K, H, dh)
+        value_logits = torch.einsum("bhmd,khd->bhmk", v, W)                    # (B, H, M, K)
+        contrib = (pooled.unsqueeze(-1) * value_logits).sum(1)                 # (B, M, K)
+        return {"logits": contrib.sum(1) + self.proj.bias, "attn": head_attn.mean(1),
+                "scores": pooled.mean(1), "contrib": contrib, "value_logits": value_logits.mean(1)}
+
+
+class CCTNet(nn.Module):
+    """Token projection, then two streams as released: global concepts read from per-image slots
+    (slot attention), spatial concepts from learned embeddings; their logits add up."""
+
+    def __init__(self, d_in: int, dim: int, n_concepts: int, n_classes: int, n_heads: int,
+                 n_iters: int, variant: str, spatial: list[bool] | None = None) -> None:
+        super().__init__()
+        self.embed = nn.Sequential(nn.LayerNorm(d_in), nn.Linear(d_in, dim))
+        static = torch.tensor([variant == "ct" or bool(spatial and spatial[m]) for m in range(n_concepts)])
+        gidx, sidx = torch.nonzero(~static).flatten(), torch.nonzero(static).flatten()
+        self.register_buffer("global_idx", gidx, persistent=False)
+        self.register_buffer("spatial_idx", sidx, persistent=False)
+        self.register_buffer("order", torch.argsort(torch.cat([gidx, sidx])), persistent=False)
+        if len(gidx):
+            self.slot_attention = ConceptSlotAttention(len(gidx), dim, n_iters)
+            self.global_readout = ConceptReadout(dim, n_classes, n_heads)
+        if len(sidx):
+            self.concepts = nn.Parameter(torch.randn(len(sidx), dim) * dim ** -0.5)
+            self.spatial_readout = ConceptReadout(dim, n_classes, n_heads, background=variant == "cct")
+
+    @property
+    def has_background(self) -> bool:
+        return hasattr(self, "spatial_readout") and hasattr(self.spatial_readout, "background")
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Tokens (B, T, d_in) -> logits (B, K), attn (B, T, M), concept scores (B, M), contributions
+        (B, M, K), value logits (B, M, K), background attention (B, T) and contribution (B, K)."""
+        B, T, _ = x.shape
+        h = self.embed(x)
+        streams = []
+        if hasattr(self, "slot_attention"):
+            m = None if mask is None else mask[self.global_idx]
+            streams.append(self.global_readout(h, self.slot_attention(h), m))
+        if hasattr(self, "concepts"):
+            m = None if mask is None else mask[self.spatial_idx]
+            streams.append(self.spatial_readout(h, self.concepts.unsqueeze(0).expand(B, -1, -1), m))
+        K = streams[0]["logits"].shape[1]
+        out = {"logits": sum(st["logits"] for st in streams),
+               "background_attn": h.new_zeros(B, T), "background": h.new_zeros(B, K)}
+        if self.has_background:
+            sp = streams[-1]
+            out["background_attn"], out["background"] = sp["attn"][..., -1], sp["contrib"][:, -1]
+            streams[-1] = {k: v[:, :, :-1] if k == "attn" else v[:, :-1]
+                           for k, v in sp.items() if k != "logits"}
+        for key, dim in (("attn", 2), ("scores", 1), ("contrib", 1), ("value_logits", 1)):
+            out[key] = torch.cat([st[key] for st in streams], dim=dim).index_select(dim, self.order)
+        return out
+
+    def explanation_costs(self, out: dict[str, torch.Tensor], concept_labels: torch.Tensor | None,
+                          spatial_labels: torch.Tensor | None) -> torch.Tensor | float:
+        """Released costs per stream: global concepts' scores against their normalised labels;
+        spatial concepts' (and the background's, labelled "no spatial concept present") likewise;
+        per-patch targets through the spatial cost."""
+        cost: torch.Tensor | float = 0.0
+        g, s = self.global_idx, self.spatial_idx
+        if concept_labels is not None:
+            if len(g):
+                cost = cost + explanation_cost(out["scores"][:, g], concept_labels[:, g])
+            if len(s):
+                att, lab = out["scores"][:, s], concept_labels[:, s]
+                if self.has_background:
+                    att = torch.cat([att, out["attn"].new_ones(len(att), 1) - att.sum(1, keepdim=True)], 1)
+                    lab = torch.cat([lab, (lab.sum(1, keepdim=True) == 0).to(lab.dtype)], 1)
+                cost = cost + explanation_cost(att, lab)
+        if spatial_labels is not None:
+            cost = cost + spatial_explanation_cost(out["attn"], spatial_labels)
+        return cost
+
+
+# -- the estimator ------------------------------------------------------------------------------
+class ConceptCentricTransformer(BaseConceptModel):
+    """Concept-Centric Transformer on patch tokens: concept slots, spatial concept attention.
+
+    Parameters
+    ----------
+    concepts : ConceptBank
+        The M concepts (names; vectors are not used). One slot per concept.
+    variant : {"cct", "ct"}, default="cct"
+        "cct": slots from slot attention over the image's tokens (Concept-Centric Transformer);
+        "ct": learned concept embeddings shared by all images (Concept Transformer).
+    spatial_concepts : list of str, optional
+        Concepts that are patch-level (spatial): as in the released code their keys and values are
+        learned embeddings shared by all images, so a token attends to them by its own content and
+        their maps localise; the other (global) concepts get per-image slots. With "ct" every
+        concept is spatial.
+    dim : int, default=128
+        Width of the projected tokens and slots.
+    n_heads : int, default=1
+        Cross-attention heads (``dim`` must divide by it).
+    n_iters : int, default=3
+        Slot attention rounds (``variant="cct"``).
+    expl_lambda : float, default=1.0
+        Weight of the explanation costs (used when concept labels are given to ``fit``).
+    sparsity_lambda : float, default=0.0
+        Weight of the entropy sparsity cost on the per-token concept attention.
+    lr, weight_decay : float, default=1e-3, 1e-4
+        AdamW settings.
+    max_epochs, batch_size, patience : int, default=30, 64, 5
+        Training length; early stopping on validation accuracy when ``X_val``/``y_val`` are given.
+    random_state : int, default=0
+        Seeds initialisation and batch order (the global torch RNG is left as it was).
+    device : str, default="auto"
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    net_ : CCTNet
+    token_grid_ : tuple of int
+        (h, w) of the training tokens (``concept_maps`` reshapes T to it).
+    history_ : list of dict
+        Per-epoch training loss parts and validation accuracy.
+    """
+
+    method = "cct"
+    hybrid = True
+    _parameter_constraints: dict = {
+        "concepts": [HasMethods(["subset"]), None],
+        "variant": [StrOptions({"cct", "ct"})],
+        "spatial_concepts": [list, None],
+        "dim": [Interval(Integral, 1, None, closed="left")],
+        "n_heads": [Interval(Integral, 1, None, closed="left")],
+        "n_iters": [Interval(Integral, 1, None, closed="left")],
+        "expl_lambda": [Interval(Real, 0, None, closed="left")],
+        "sparsity_lambda": [Interval(Real, 0, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["boolean"],
+    }
+
+    def __init__(self, *, concepts: ConceptBank | None = None, variant: str = "cct",
+                 spatial_concepts: list[str] | None = None, dim: int = 128,
+                 n_heads: int = 1, n_iters: int = 3, expl_lambda: float = 1.0,
+                 sparsity_lambda: float = 0.0, lr: float = 1e-3, weight_decay: float = 1e-4,
+                 max_epochs: int = 30, batch_size: int = 64, patience: int = 5, random_state: int = 0,
+                 device: str = "auto", verbose: bool = False) -> None:
+        self.concepts = concepts
+        self.variant = variant
+        self.spatial_concepts = spatial_concepts
+        self.dim = dim
+        self.n_heads = n_heads
+        self.n_iters = n_iters
+        self.expl_lambda = expl_lambda
+        self.sparsity_lambda = sparsity_lambda
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _spatial_mask(self) -> list[bool]:
+        names = list(self.concepts.names)
+        wanted = list(self.spatial_concepts or [])
+        unknown = [c for c in wanted if c not in names]
+        if unknown:
+            from cbm.exceptions import unknown_name_message
+
+            raise ValueError(unknown_name_message("spatial concept", unknown[0], names))
+        return [n in wanted for n in names]
+
+    # -- input ------------------------------------------------------------------------------
+    @staticmethod
+    def _as_tokens(X: Any, what: str = "X") -> np.ndarray:
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        if arr.ndim == 2:
+            arr = arr[:, None, :]
+        if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise ValueError(f"ConceptCentricTransformer: {what} must be patch tokens (n_samples, n_tokens, dim) "
+                             f"or embeddings (n_samples, dim); got shape {arr.shape}.")
+        if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
+            raise ValueError(f"{what} must hold finite floats; check the token cache.")
+        return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr)
+
+    def _check_X(self, X: Any) -> torch.Tensor:
+        arr = self._as_tokens(X)
+        if arr.shape[2] != self.n_features_in_:
+            raise ValueError(f"ConceptCentricTransformer was fitted on {self.n_features_in_}-d tokens; got "
+                             f"shape {arr.shape}. Use tokens from the same encoder.")
+        return torch.from_numpy(arr)  # stays on CPU (float16 caches too); batches move to the device
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> ConceptCentricTransformer:
+        """Fit on patch tokens ``X`` (N, T, d) and labels ``y``; ``concept_labels`` (N, M),
+        ``spatial_concept_labels`` (N, T, M) (NaN = unknown) and ``X_val``/``y_val`` optional."""
+        self._validate_params()
+        Xn = self._as_tokens(X)
+        y_np = np.asarray(y)
+        if y_np.ndim != 1 or len(y_np) != len(Xn):
+            raise ValueError(f"X has {len(Xn)} samples but y has shape {y_np.shape}; pass one label per sample.")
+        if self.concepts is None or len(self.concepts) == 0:
+            raise ValueError("ConceptCentricTransformer needs concepts=ConceptBank(names): one slot per concept.")
+        self.classes_, y_idx = np.unique(y_np, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"ConceptCentricTransformer needs at least 2 classes; got {list(self.classes_)}.")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim={self.dim} must be divisible by n_heads={self.n_heads}.")
+        self.n_features_in_ = Xn.shape[2]
+        self.token_grid_ = _grid(Xn.shape[1])
+        self.device_ = resolve_device(self.device)
+        self._fit(torch.from_numpy(Xn), torch.as_tensor(y_idx), **fit_params)
+        return self
+
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None,
+             concept_labels: Any = None, spatial_concept_labels: Any = None) -> None:
+        M, K = len(self.concepts), len(self.classes_)
+        C = self._targets(concept_labels, (len(X), M), "concept_labels")
+        S = self._targets(spatial_concept_labels, (len(X), X.shape[1], M), "spatial_concept_labels")
+        val = None
+        if X_val is not None:
+            Xv = torch.from_numpy(self._as_tokens(X_val, "X_val"))
+            yv = np.asarray(y_val)
+            if Xv.shape[2] != X.shape[2] or len(yv) != len(Xv):
+                raise ValueError(f"X_val {tuple(Xv.shape)} / y_val {yv.shape} do not match X {tuple(X.shape)}.")
+            known = np.isin(yv, self.classes_)
+            val = (Xv[known], torch.as_tensor(np.searchsorted(self.classes_, yv[known])))
+        dev = self.device_
+        seed = 0 if self.random_state is None else int(self.random_state)
+        devices = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            net = CCTNet(X.shape[2], self.dim, M, K, self.n_heads, self.n_iters, self.variant,
+                         self._spatial_mask()).to(dev)
+            gen = torch.Generator().manual_seed(seed)
+            opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            stopper = EarlyStopping(self.patience)
+            self.history_ = []
+            for epoch in range(self.max_epochs):
+                net.train()
+                parts = np.zeros(4)
+                for idx in torch.randperm(len(X), generator=gen).split(self.batch_size):
+                    out = net(X[idx].to(dev, torch.float32))
+                    ce = F.cross_entropy(out["logits"], y[idx].to(dev))
+                    expl = net.explanation_costs(out, None if C is None else C[idx].to(dev),
+                                                 None if S is None else S[idx].to(dev))
+                    sparse = sparsity_cost(spatial_attn=out["attn"])
+                    loss = ce + self.expl_lambda * expl + self.sparsity_lambda * sparse
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    parts += len(idx) * np.array([_item(v) for v in (loss, ce, expl, sparse)])
+                rec = dict(zip(("loss", "ce", "explanation", "sparsity"), (parts / len(X)).tolist(),
+                               strict=True), epoch=epoch)
+                if val is not None and len(val[1]):
+                    net.eval()
+                    with torch.no_grad():
+                        logits = torch.cat([net(val[0][i:i + 512].to(dev, torch.float32))["logits"].cpu()
+                                            for i in range(0, len(val[0]), 512)])
+                    rec["val_accuracy"] = float((logits.argmax(1) == val[1]).float().mean())
+                    rec["val_loss"] = float(F.cross_entropy(logits, val[1]))
+                self.history_.append(rec)
+                if self.verbose:
+                    print(f"cct epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in rec.items()
+                                                                if k != "epoch"))
+                if "val_accuracy" in rec and stopper.update(
+                        rec["val_accuracy"], rec["val_loss"],
+                        lambda: {k: v.detach().clone() for k, v in net.state_dict().items()}):
+                    break
+            if stopper.best_state is not None:
+                net.load_state_dict(stopper.best_state)
+        self.net_ = net.eval()
+        self.base_concepts_ = self.concepts
+        self._set_head(X)
+        self.keep_ = np.arange(M)
+        self.concepts_ = self.base_concepts_
+        self._added_vectors = np.zeros((0, self.n_features_in_), np.float32)
+        self._added_intercepts = np.zeros(0, np.float32)
+
+    @staticmethod
+    def _targets(labels: Any, shape: tuple[int, ...], what: str) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        arr = np.asarray(labels, dtype=np.float32)
+        if arr.shape != shape:
+            raise ValueError(f"{what} must have shape {shape} (samples, [tokens,] concepts); got {arr.shape}.")
+        return torch.from_numpy(arr)
+
+    @torch.no_grad()
+    def _set_head(self, X: torch.Tensor) -> None:
+        """coef_ = the concept values' class logits averaged over (up to 2048) training images."""
+        out = self._forward(X[:2048], mask=None, parts=("value_logits",))
+        self.base_coef_ = out["value_logits"].mean(0).T.numpy().astype(np.float32)   # (K, M)
+        bias = sum(r.proj.bias for r in self.net_.modules() if isinstance(r, ConceptReadout))
+        self.base_intercept_ = bias.detach().cpu().numpy().astype(np.float32)
+        self.coef_, self.intercept_ = self.base_coef_.copy(), self.base_intercept_.copy()
+
+    # -- forward passes ---------------------------------------------------------------------
+    def _mask(self) -> torch.Tensor | None:
+        M = len(self.base_concepts_)
+        if len(self.keep_) == M:
+            return None
+        mask = torch.zeros(M, dtype=torch.bool)
+        mask[torch.as_tensor(self.keep_, dtype=torch.long)] = True
+        return mask
+
+    @torch.no_grad()
+    def _forward(self, X: torch.Tensor, mask: Any = "current",
+                 parts: tuple[str, ...] = ("logits", "scores", "attn")) -> dict[str, torch.Tensor]:
+        if not hasattr(self, "net_"):
+            raise NotFittedError("This ConceptCentricTransformer is not fitted yet; call fit(X, y) first.")
+        if isinstance(mask, str):
+            mask = self._mask()
+        dev = self.device_
+        m = None if mask is None else mask.to(dev)
+        outs: dict[str, list[torch.Tensor]] = {p: [] for p in parts}
+        for i in range(0, len(X), 512):
+            out = self.net_(X[i:i + 512].to(dev, torch.float32), m)
+            for p in parts:
+                outs[p].append(out[p].float().cpu())
+        return {p: torch.cat(v) if v else torch.zeros(0) for p, v in outs.items()}
+
+    def _activations(self, X: torch.Tensor) -> torch.Tensor:
+        return self._forward(X, parts=("scores",))["scores"]
+
+    def _residual(self, X: torch.Tensor) -> torch.Tensor:
+        """Exact logits minus what the (unedited) concept head explains: per-image value deviations."""
+        out = self._forward(X, parts=("logits", "scores"))
+        keep = torch.as_tensor(self.keep_, dtype=torch.long)
+        A = out["scores"][:, keep]
+        head = A @ torch.from_numpy(self.base_coef_[:, self.keep_]).T + torch.from_numpy(self.base_intercept_)
+        return out["logits"] - head
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Image-level concept scores (N, M): each concept's attention averaged over the tokens."""
+        self._check_fitted()
+        return self._activations(self._check_X(X))[:, torch.as_tensor(self.keep_)].numpy()
+
+    def residual_logits(self, X: Any) -> np.ndarray:
+        """Per-image logits beyond the concept head ``A @ base_coef_.T``, shape (N, K)."""
+        self._check_fitted()
+        return self._residual(self._check_X(X)).numpy()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (N, K): the network's logits (plus any weight edits)."""
+        self._check_fitted()
+        Xt = self._check_X(X)
+        out = self._forward(Xt, parts=("logits", "scores"))
+        A = out["scores"][:, torch.as_tensor(self.keep_)].numpy()
+        delta = A @ (self.coef_ - self.base_coef_[:, self.keep_]).T + (self.intercept_ - self.base_intercept_)
+        return out["logits"].numpy() + delta
+
+    def concept_maps(self, X: Any) -> np.ndarray:
+        """Spatial concept attention (N, M, h, w): each token's attention to each concept.
+
+        Every token's attention sums to 1 over the model's concepts; ``h, w`` is ``token_grid_``.
+        """
+        self._check_fitted()
+        Xt = self._check_X(X)
+        h, w = self.token_grid_
+        if Xt.shape[1] != h * w:
+            h, w = _grid(Xt.shape[1])
+        attn = self._forward(Xt, parts=("attn",))["attn"][:, :, torch.as_tensor(self.keep_)]
+        return attn.transpose(1, 2).reshape(len(Xt), -1, h, w).numpy()
+
+    def concept_contributions(self, X: Any) -> np.ndarray:
+        """Exact per-image contributions (N, M, K) of each concept to each class logit."""
+        self._check_fitted()
+        out = self._forward(self._check_X(X), parts=("contrib",))
+        return out["contrib"][:, torch.as_tensor(self.keep_)].numpy()
+
+    # -- persistence ------------------------------------------------------------------------
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        out = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        out.update(base_coef=self.base_coef_, base_intercept=self.base_intercept_,
+                   token_grid=np.asarray(self.token_grid_, np.int64))
+        return out
+
+    def _load_extra_state(self, tensors: dict[str, np.ndarray]) -> None:
+        M, K = len(self.base_concepts_), len(self.classes_)
+        net = CCTNet(self.n_features_in_, self.dim, M, K, self.n_heads, self.n_iters, self.variant,
+                     self._spatial_mask())
+        net.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in tensors.items()
+                             if k.startswith("net.")})
+        self.net_ = net.to(self.device_).eval()
+        self.base_coef_ = tensors["base_coef"].astype(np.float32)
+        self.base_intercept_ = tensors["base_intercept"].astype(np.float32)
+        self.token_grid_ = tuple(int(v) for v in tensors["token_grid"])
+
+
+def _item(v: Any) -> float:
+    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _grid(n_tokens: int) -> tuple[int, int]:
+    side = math.isqrt(n_tokens)
+    return (side, side) if side * side == n_tokens else (1, n_tokens)

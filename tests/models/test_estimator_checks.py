@@ -1,0 +1,89 @@
+"""scikit-learn's own estimator checks, run over every registered method.
+
+Most methods read concept vectors in the space of X, and the checks fit on data of many
+dimensions (1 to 10 features) and label sets (0/1/2, -1/1, "one"/"two"/"three"), so each method is
+checked through a thin subclass whose only change is where the concept bank comes from: a small
+random bank built at fit time for X's dimension, whose class-concept prior names the labels of y
+(LaBo and KnoBo read it by name). CMS, which learns nothing from labels, also gets class
+embeddings at fit time: the mean embedding of each class. Everything else is the real estimator.
+
+Every check a method does not pass is listed in ``EXPECTED_FAILURES`` with the reason.
+"""
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from cbm.bank import ConceptBank
+from cbm.models import get_model_class, list_methods
+
+#: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: small, fast instances: every check fits several times. KnoBo's accuracy threshold and LF-CBM's
+#: cut-offs are calibrated for real concepts and CLIP scores; random concepts on the checks' random
+#: data would fall below them, so these instances keep every concept.
+FAST = {
+    "pcbm": {"max_iter": 100, "n_lambdas": 2},
+    "pcbm-h": {"max_iter": 100, "n_lambdas": 2, "residual_epochs": 2},
+    "labo": {"max_epochs": 10, "lr": 0.05},
+    "knobo": {"max_epochs": 10, "lr": 0.05, "threshold": 0.0},
+    "sparse-cbm": {"max_epochs": 3},
+    "lf-cbm": {"proj_steps": 20, "proj_lr": 1e-2, "max_iter": 100, "clip_cutoff": -1.0,
+               "interpretability_cutoff": -1.0},
+    "cms": {},
+    "linear-probe": {"max_iter": 50},
+    "dense-head": {"max_iter": 100},
+}
+
+#: why a check fails for every method, by design
+_FLOAT32 = ("activations and logits are computed in float32 by torch (on GPU when present); a matrix "
+            "product's last bits depend on the batch size (BLAS blocking), about 1e-7 relative, above this "
+            "check's float64 tolerance of 1e-7 on predict_proba. Predicted classes do not change.")
+
+#: method -> {check name: why it is expected to fail}. Non-strict: where BLAS happens to give
+#: bit-identical results for both batch sizes the check passes.
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {
+    method: {"check_methods_subset_invariance": _FLOAT32} for method in list_methods()
+}
+
+
+def random_bank(dim: int, classes, n_per_class: int = 3, seed: int = 0) -> ConceptBank:
+    """A bank of random concept vectors in R^dim with a +1/-1 prior naming ``classes``."""
+    rng = np.random.default_rng(seed)
+    K = len(classes)
+    M = n_per_class * K
+    prior = -np.ones((K, M), np.float32)
+    for k in range(K):
+        prior[k, k * n_per_class:(k + 1) * n_per_class] = 1.0
+    return ConceptBank([f"concept {j}" for j in range(M)], vectors=rng.standard_normal((M, dim)),
+                       classes=[str(c) for c in classes], prior=prior)
+
+
+def _checked_class(method: str) -> type:
+    base = get_model_class(method)
+    namespace = {"__module__": __name__, "__qualname__": base.__name__ + "Checked"}
+    if "concepts" in base().get_params():
+        def _concept_bank(self):
+            return random_bank(self.n_features_in_, self.classes_)
+        namespace["_concept_bank"] = _concept_bank
+    if method == "cms":
+        def _fit(self, X, y, class_embeddings=None):
+            means = {str(c): X[y == k].mean(0).cpu().numpy() for k, c in enumerate(self.classes_)}
+            return base._fit(self, X, y, class_embeddings=means)
+        namespace["_fit"] = _fit
+    cls = type(base.__name__ + "Checked", (base,), namespace)
+    globals()[cls.__name__] = cls  # picklable by name, as check_estimators_pickle needs
+    return cls
+
+
+ESTIMATORS = [_checked_class(m)(device="cpu", **FAST[m]) for m in list_methods()]
+
+
+def _expected_failures(estimator) -> dict[str, str]:
+    return EXPECTED_FAILURES.get(estimator.method, {})
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
