@@ -28,16 +28,18 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     _choose(page, "explore_correct", "wrong")
     page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
 
-    page.locator(".st-key-explore_evidence input").fill(concept)  # long option lists are virtualised
+    page.locator(".st-key-explore_evidence input").click()
+    page.keyboard.type(concept)  # long option lists are virtualised: type to filter
     page.get_by_role("option", name=concept, exact=True).click()
     _settle(page)
     page.locator(".st-key-explore_occlude button").click()
     page.wait_for_selector("text=Red: hiding this region", timeout=120_000)
     _settle(page)
+    page.wait_for_timeout(1000)
     _shot(page, "explore-why-not")
 
     with page.expect_download(timeout=WAIT_MS) as dl:
-        page.locator(".st-key-explore_report button").click()
+        page.locator(".st-key-explore_report button").first.click()
     report = tmp_path / "report.html"
     dl.value.save_as(str(report))
     offline = browser.new_page()
