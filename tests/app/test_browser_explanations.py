@@ -28,9 +28,10 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     _choose(page, "explore_correct", "wrong")
     page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
 
+    _settle(page)
     page.locator(".st-key-explore_evidence input").click()
     page.keyboard.type(concept)  # long option lists are virtualised: type to filter
-    page.get_by_role("option", name=concept, exact=True).click()
+    page.keyboard.press("Enter")
     _settle(page)
     page.locator(".st-key-explore_occlude button").click()
     page.wait_for_selector("text=Red: hiding this region", timeout=120_000)
