@@ -55,7 +55,7 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     _nav(page, "Versions")
     page.wait_for_selector("text=Compare two versions", timeout=WAIT_MS)
     _choose(page, "version_revert", "1")
-    page.locator(".st-key-version_revert_go button").click()
+    page.locator(".st-key-version_revert_go button").first.click()
     page.wait_for_selector("text=Version 1 is current again", timeout=WAIT_MS)
     _shot(page, "versions")
     assert read_pointer(model_dir)["current"] == 3
