@@ -108,3 +108,21 @@ def test_help_does_not_import_torch():
     assert "--out" in run.stdout
     code = "import sys; from cbm.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_dicom_scans_are_predicted_and_explained(own_model, tmp_path):
+    from dicom_files import PATIENT_NAME, write_dicom
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        write_dicom(scans / f"{i}.dcm", rng.integers(0, 4096, (32, 32)).astype(np.uint16),
+                    WindowCenter="2048", WindowWidth="4096")
+    out = tmp_path / "p.csv"
+    text = run_cli(["predict", own_model["model"], scans, "--out", out, "--no-progress"])
+    assert "wrote 3 prediction(s)" in text
+    assert [r["id"] for r in read_rows(out)] == ["0.dcm", "1.dcm", "2.dcm"]
+    assert PATIENT_NAME.split("^")[0] not in out.read_text(encoding="utf-8")
+    explained = run_cli(["explain", own_model["model"], "--image", scans / "0.dcm"])
+    assert "predicted" in explained and PATIENT_NAME.split("^")[0] not in explained
