@@ -14,7 +14,8 @@ finding gets one row of weights ``coef_[j] = W1 - W0`` on the concepts and one s
     Prune("effusion", "rib").apply(model)           # cbm.edits weight edits act per finding
 
 Works with every method whose concept activations do not depend on the labels (linear probe,
-PCBM, KnoBo, dense head); a method that learns its concept layer from the labels is refused.
+PCBM, dense head). The per-finding models must end with the same concepts and activations
+(checked at fit time); KnoBo and LaBo learn their concept layer from the labels and are not suited.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class MultiLabelCBM(BaseEstimator):
                     est.transform(probe), A0, atol=1e-4):
                 raise ValueError(f"{type(base).__name__} learns its concept layer from the labels (the "
                                  f"model for finding {j} has other concepts); use a method with a "
-                                 "fixed concept layer (linear-probe, pcbm, knobo, dense-head).")
+                                 "fixed concept layer (linear-probe, pcbm, dense-head).")
         rows = [self._binary_row(est) for est in self.estimators_]
         self.coef_ = np.stack([r[0] for r in rows]).astype(np.float32)
         self.intercept_ = np.asarray([r[1] for r in rows], np.float32)
