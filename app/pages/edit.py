@@ -110,6 +110,11 @@ def history(session) -> None:
                "the model directory until saved (a reload does not lose them).")
     if not rows.empty:
         st.dataframe(rows.drop(columns=["why"]).iloc[::-1], hide_index=True)
+    trail = session.audit_trail()
+    if not trail.empty:
+        with st.expander(f"Audit trail: who changed the model, when and why ({len(trail)} actions)"):
+            st.dataframe(trail.iloc[::-1], hide_index=True)
+            st.caption("Export it with `cbm edit MODEL history --format csv`.")
 
 
 def suggestions(model, path) -> None:

@@ -216,3 +216,14 @@ class TestEditPage:
         at = _open("edit")
         assert _shifted_accuracy(at) != before
         assert "1 unsaved edit(s)" in _texts(at)
+
+    def test_the_audit_trail_names_who_edited(self, model_dir, moving_prune):
+        from cbm.edits import Prune
+        from cbm.history import EditSession
+
+        EditSession(model_dir, user="dr.app").apply(Prune(*moving_prune), why="spurious tag")
+        at = _open("edit")
+        assert not at.exception, at.exception
+        assert any(e.label.startswith("Audit trail") for e in at.expander)
+        trail = next(df.value for df in at.dataframe if "who" in df.value.columns)
+        assert trail["who"].tolist() == ["dr.app"] and trail["why"].tolist() == ["spurious tag"]
