@@ -227,3 +227,17 @@ class TestEditPage:
         assert any(e.label.startswith("Audit trail") for e in at.expander)
         trail = next(df.value for df in at.dataframe if "who" in df.value.columns)
         assert trail["who"].tolist() == ["dr.app"] and trail["why"].tolist() == ["spurious tag"]
+
+    def test_apply_asks_for_the_why_and_logs_it(self, model_dir, moving_prune, monkeypatch):
+        from cbm.history import EditSession
+
+        monkeypatch.setenv("CBM_USER", "dr.tab")
+        at = _open("edit")
+        at.selectbox(key=_state.EDIT_CLASS).select(moving_prune[0])
+        at.selectbox(key=_state.EDIT_CONCEPT).select(moving_prune[1]).run()
+        at.text_input(key=_state.EDIT_WHY).input("hospital tag, not anatomy").run()
+        at.button(key=_state.EDIT_APPLY).click().run()
+        assert not at.exception, at.exception
+        trail = EditSession(model_dir).audit_trail()
+        assert trail[["action", "who", "why"]].values.tolist() == [
+            ["edit", "dr.tab", "hospital tag, not anatomy"]]
