@@ -17,7 +17,8 @@ PATIENT_ID = "PID-7781-QX"
 
 def write_dicom(path: Path, pixels: np.ndarray, *, photometric: str = "MONOCHROME2",
                 frames: int = 1, syntax=ExplicitVRLittleEndian, **tags) -> Path:
-    """Save ``pixels`` (uint16/int16/uint8, (H, W) or (F, H, W)) as a DICOM file with ``tags``."""
+    """Save ``pixels`` (uint16/int16/uint8, (H, W) or (F, H, W); (H, W, 3) uint8 for "RGB") as a
+    DICOM file with ``tags``."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -26,8 +27,11 @@ def write_dicom(path: Path, pixels: np.ndarray, *, photometric: str = "MONOCHROM
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = PATIENT_NAME, PATIENT_ID, "19400229"
     ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape[-2], pixels.shape[-1]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    colour = photometric == "RGB"  # pixels (H, W, 3) uint8
+    ds.Rows, ds.Columns = pixels.shape[:2] if colour else pixels.shape[-2:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = (3 if colour else 1), photometric
+    if colour:
+        ds.PlanarConfiguration = 0
     ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
     ds.HighBit = ds.BitsStored - 1
     ds.PixelRepresentation = int(np.issubdtype(pixels.dtype, np.signedinteger))

@@ -141,3 +141,10 @@ def test_embedding_dicom_never_writes_patient_tags(tmp_path, capsys):
         assert secret not in out + err
         for p in written:
             assert secret.encode() not in p.read_bytes(), p
+
+
+def test_colour_dicom_keeps_its_colours(tmp_path):
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., 0], rgb[:4, :, 2] = 200, 90
+    img = read_image(write_dicom(tmp_path / "photo.dcm", rgb, photometric="RGB"))
+    assert img.mode == "RGB" and (np.asarray(img) == rgb).all()
