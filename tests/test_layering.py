@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("edits", ("cbm.edits",)),
     ("edit evaluation", ("cbm.edit_eval",)),
     ("edit history", ("cbm.history",)),
+    ("batch predictions", ("cbm.predict",)),
     ("demo", ("cbm.demo",)),
     ("research bench", ("cbm.annotations", "cbm.evaluation", "cbm.interventions", "cbm.experiment",
                         "cbm._experiment_data")),

@@ -80,9 +80,11 @@ def preview(model, path, edit) -> None:
 
 def controls(session, edit) -> None:
     """Apply / Undo / Redo / Save; each action reruns the page so every number is fresh."""
+    why = st.text_input("Why this edit?", key=_state.EDIT_WHY, placeholder="why this edit "
+                        "(kept in the audit trail with who and when)")
     c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 2, 1])
     if c1.button("Apply", key=_state.EDIT_APPLY, type="primary", disabled=edit is None):
-        _act(lambda: session.apply(edit), f"Applied: {edit.describe()}")
+        _act(lambda: session.apply(edit, why=why), f"Applied: {edit.describe()}")
     if c2.button("Undo", key=_state.EDIT_UNDO, disabled=not session.can_undo):
         _act(session.undo, "Undid the last edit.")
     if c3.button("Redo", key=_state.EDIT_REDO, disabled=not session.can_redo):
@@ -110,6 +112,11 @@ def history(session) -> None:
                "the model directory until saved (a reload does not lose them).")
     if not rows.empty:
         st.dataframe(rows.drop(columns=["why"]).iloc[::-1], hide_index=True)
+    trail = session.audit_trail()
+    if not trail.empty:
+        with st.expander(f"Audit trail: who changed the model, when and why ({len(trail)} actions)"):
+            st.dataframe(trail.iloc[::-1], hide_index=True)
+            st.caption("Export it with `cbm edit MODEL history --format csv`.")
 
 
 def suggestions(model, path) -> None:

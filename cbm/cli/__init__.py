@@ -12,7 +12,7 @@ import sys
 
 from cbm import __version__
 
-SUBCOMMANDS = ("embed", "concepts", "train", "eval", "explain", "edit", "app", "demo", "run")
+SUBCOMMANDS = ("embed", "concepts", "train", "eval", "explain", "edit", "app", "demo", "run", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
