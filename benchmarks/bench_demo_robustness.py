@@ -112,24 +112,47 @@ def _recorded(path: Path) -> list[dict]:
     return json.loads(path.read_text())["results"].get("configs", []) if path.exists() else []
 
 
+def markdown(configs: list[dict]) -> str:
+    """The README table: one row per configuration."""
+    head = ("| # | class | tag | train k/others | shifted others | seed | chosen edit | shifted before -> after "
+            "(gain) | black box | black box + same fix | never k | k recall shifted | in-domain CBM / black box "
+            "(cost) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for c in configs:
+        f = c["config"]
+        edit = c["edit"].split("(")[0] + (" (class-conditional)" if "class_conditional=True" in c["edit"] else "")
+        rows.append(
+            f"| {c.get('index', '')} | {f['confounded_class']} | {f['tag_size']} px {f['corner']} | "
+            f"{f['rate_class_train']:.0%}/{f['rate_other_train']:.0%} | {f['rate_other_shift']:.0%} | {f['seed']} | "
+            f"{edit} | {c['cbm_shifted']:.3f} -> {c['shifted_after']:.3f} ({c['shifted_gain_points']:+.1f}) | "
+            f"{c['black_box_shifted']:.3f} | {c['black_box_same_fix_shifted']:.3f} | {c['never_predict_k_shifted']:.3f} | "
+            f"{c['k_recall_shifted_before']:.2f} -> {c['k_recall_shifted_after']:.2f} | "
+            f"{c['cbm_in_domain']:.3f} / {c['black_box_in_domain']:.3f} ({c['in_domain_cost_points']:+.1f}) |")
+    return "\n".join([head, *rows])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two small configurations")
     ap.add_argument("--root", type=Path, default=None, help="work folder (embedding cache, model dirs)")
-    ap.add_argument("--only", type=int, nargs="*", default=None, help="run only these configuration indices")
+    ap.add_argument("--only", type=int, nargs="*", default=None,
+                    help="run only these configuration indices, in this order (parallel workers)")
+    ap.add_argument("--table", action="store_true", help="print the recorded results as a markdown table")
     args = ap.parse_args(argv)
     name = "demo_robustness_quick" if args.quick else "demo_robustness"
     rows, sizes = (QUICK_CONFIGS, QUICK_SIZES) if args.quick else (CONFIGS, SIZES)
     root = args.root or Path(__file__).resolve().parent / ".demo_robustness"
     path = RESULTS_DIR / f"{name}.json"
-    done = _recorded(path)
-    seen = {json.dumps(c["config"], sort_keys=True) for c in done}
-    for i, row in enumerate(rows):
-        if args.only is not None and i not in args.only:
-            continue
+    if args.table:
+        print(markdown(_recorded(path)))
+        print(json.dumps(goals(_recorded(path)), indent=1))
+        return 0
+    order = range(len(rows)) if args.only is None else args.only
+    for i in order:
+        row = rows[i]
         key = json.dumps(config_dict(demo_config(row, sizes, root)), sort_keys=True)
-        if key in seen:
-            continue
+        if key in {json.dumps(c["config"], sort_keys=True) for c in _recorded(path)}:
+            continue  # recorded by an earlier run or another worker
         result = run_config(row, sizes, root)
         result["index"] = i
         with _locked(path):  # workers started with --only share the file

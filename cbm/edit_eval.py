@@ -254,12 +254,19 @@ class EditEffect:
         if ka < kb - 0.02:
             return (f"The edit gains {gain:+.1f} points on {t!r} but {k!r} recall falls {kb:.1%} -> {ka:.1%}: "
                     f"part of the gain comes from predicting {k!r} less.")
-        words = (f"The edit repairs the model: {gain:+.1f} points on {t!r}, {k!r} recall {kb:.1%} -> {ka:.1%}"
+        words = ((f"The edit helps little: {gain:+.1f} points on {t!r}" if gain < 2 else
+                  f"The edit repairs the model: {gain:+.1f} points on {t!r}") + f", {k!r} recall {kb:.1%} -> {ka:.1%}"
                  + (f", above never predicting {k!r} ({never:.1%})" if never is not None else ""))
         if bb is not None:
-            words += f"; the black box reaches {bb:.1%} on {t!r}" + (" (the edited CBM is ahead)." if after > bb
-                                                                   else " (still ahead of the edited CBM).")
-        return words
+            words += f"; the black box reaches {bb:.1%} on {t!r}" + (" (the edited CBM is ahead)" if after > bb
+                                                                   else " (still ahead of the edited CBM)")
+        for s in dict.fromkeys(self.accuracy["split"]):
+            rows = self.accuracy[(self.accuracy["split"] == s) & (self.accuracy["group"] == f"class={k}")]
+            if s != t and len(rows) and rows["after"].iloc[0] < rows["before"].iloc[0] - 0.1:
+                words += (f". On {s!r} {k!r} recall falls {rows['before'].iloc[0]:.1%} -> {rows['after'].iloc[0]:.1%}: "
+                          f"there the artifact was much of what identified {k!r}")
+                break
+        return words + "."
 
     def report(self) -> str:
         """Readable summary: the edit, accuracy per split, per-class recall (affected class first),

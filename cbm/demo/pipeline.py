@@ -304,7 +304,7 @@ def _row(label: str, m, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], 
             "nonzero": int(W.size) if dense else nz, "nec": float(W.shape[1]) if dense else nec}
 
 
-SPARSE_L1 = 1.0
+SPARSE_L1 = 0.5
 
 
 def sparse_head(knobo, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], l1: float = SPARSE_L1):

@@ -61,7 +61,10 @@ class KnoBo(BaseConceptModel):
         A nuisance concept (e.g. an imaging artifact) whose labels decorrelate the grounding of
         every other concept (see the module docstring).
     l1 : float, default=0
-        Sparse head: a proximal (soft-threshold) step after every update makes weights exactly zero.
+        Sparse head: a proximal (soft-threshold) step of ``lr * l1`` after every Adam update makes
+        weights exactly zero. Adam's steps are about ``lr`` per weight, so ``l1`` is relative to them:
+        a weight survives only where its normalised gradient is consistently above ``l1``; keep it
+        below 1 (``l1 >= 1`` zeroes every weight).
     random_state : int, device : str, verbose : bool
 
     Attributes
@@ -85,7 +88,7 @@ class KnoBo(BaseConceptModel):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "balance_concept": [str, None],
-        "l1": [Interval(Real, 0, None, closed="left")],
+        "l1": [Interval(Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
         "device": [str],
         "verbose": ["verbose"],
