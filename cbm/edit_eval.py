@@ -20,6 +20,7 @@ import pandas as pd
 
 from cbm.edits import Edit, Plan, Prune
 from cbm.exceptions import DataError, EditError, unknown_name_message
+from cbm.explain import class_index, concept_index
 
 
 def head_token(model: Any) -> str:
@@ -28,6 +29,15 @@ def head_token(model: Any) -> str:
     for a in (model.coef_, model.intercept_):
         h.update(np.ascontiguousarray(a, np.float32).tobytes())
     h.update("\x1f".join(model.concept_names_).encode())
+    return h.hexdigest()
+
+
+def concept_layer_token(model: Any) -> str:
+    """Fingerprint of the concept layer (what refitting edits change: predictors, eraser)."""
+    h = hashlib.sha1()
+    for k, v in sorted(model._extra_state().items()):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(v).tobytes())
     return h.hexdigest()
 
 
@@ -68,6 +78,7 @@ class EvalSet:
     domains: np.ndarray | None = None
     ids: np.ndarray | None = None
     X: np.ndarray | None = None
+    layer: str | None = field(default=None, repr=False)
     _extra: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _logits: tuple[str, np.ndarray] | None = field(default=None, repr=False)
 
@@ -82,14 +93,24 @@ class EvalSet:
         return cls(name, model.transform(X), encode_labels(model, y, class_names), model.concept_names_,
                    model.residual_logits(X) if model.hybrid else None,
                    None if domains is None else np.asarray(domains).astype(str),
-                   None if ids is None else np.asarray(ids), X if keep_X else None)
+                   None if ids is None else np.asarray(ids), X if keep_X else None, concept_layer_token(model))
 
     def sync(self, model: Any) -> EvalSet:
         """Bring the cached columns in line with the model's current concepts (in place); returns self.
 
         Columns of removed concepts are dropped; those of added concepts come from the cache
-        filled by :func:`preview`, else are scored from ``X``.
+        filled by :func:`preview`, else are scored from ``X``. After an edit that refitted the
+        concept layer (:class:`~cbm.edits.RefitWithout`, :class:`~cbm.edits.EraseConcept`) every
+        column is recomputed from ``X``.
         """
+        if self.layer is not None and (token := concept_layer_token(model)) != self.layer:
+            if self.X is None:
+                raise EditError(f"The model's concept layer changed since split {self.name!r} was cached; rebuild "
+                                "it with EvalSet.from_model(model, X, y, keep_X=True).")
+            self.activations = model.transform(self.X)
+            self.residual = model.residual_logits(self.X) if model.hybrid else None
+            self.concept_names, self.layer, self._extra, self._logits = model.concept_names_, token, {}, None
+            return self
         names = model.concept_names_
         if names == self.concept_names:
             return self
@@ -164,28 +185,117 @@ class EditEffect:
         The weights that change: class, concept, old, new.
     accuracy : DataFrame
         One row per split and group ("all", "class=<name>", "domain=<name>"): n, before, after, delta.
+        The "class=<name>" rows are that class's recall.
     changed : dict of split -> DataFrame
         Samples whose prediction changes: index, id, true, before, after.
+    affected : str or None
+        The class the edit is about (listed first in the per-class recall).
+    baselines : DataFrame or None
+        From :func:`compare_baselines`: split, model, accuracy, recall (of ``affected``).
+    target : str or None
+        The split the edit is meant to help (the shifted site), used by :meth:`verdict`.
     """
 
     edit: Edit
     changes: pd.DataFrame
     accuracy: pd.DataFrame
     changed: dict[str, pd.DataFrame]
+    affected: str | None = None
+    baselines: pd.DataFrame | None = None
+    target: str | None = None
 
     def delta(self, split: str, group: str = "all") -> float:
         """Accuracy change (fraction) on ``split`` (optionally one group)."""
+        return self.value(split, group, "delta")
+
+    def value(self, split: str, group: str = "all", column: str = "after") -> float:
+        """One number of :attr:`accuracy`: ``before``, ``after`` or ``delta`` of a split and group."""
         row = self.accuracy[(self.accuracy["split"] == split) & (self.accuracy["group"] == group)]
         if row.empty:
             raise KeyError(unknown_name_message("split", split, self.accuracy["split"].unique()))
-        return float(row["delta"].iloc[0])
+        return float(row[column].iloc[0])
+
+    def recall(self) -> pd.DataFrame:
+        """Per-class recall before and after, one row per class (the affected class first), two
+        columns per split (``<split> before``, ``<split> after``)."""
+        acc = self.accuracy[self.accuracy["group"].str.startswith("class=")]
+        splits = list(dict.fromkeys(acc["split"]))
+        classes = list(dict.fromkeys(g[6:] for g in acc["group"]))
+        if self.affected in classes:
+            classes.remove(self.affected)
+            classes.insert(0, self.affected)
+        out = pd.DataFrame(index=pd.Index(classes, name="class"))
+        for s in splits:
+            part = acc[acc["split"] == s].set_index(acc[acc["split"] == s]["group"].str[6:])
+            out[f"{s} before"] = part["before"].reindex(classes)
+            out[f"{s} after"] = part["after"].reindex(classes)
+        return out
+
+    def verdict(self) -> str:
+        """Plain words: does the edit repair the affected class, or gain by suppressing it?"""
+        t, k = self.target, self.affected
+        if t is None or t not in set(self.accuracy["split"]):
+            return "No target split (the shifted site) to judge the edit on."
+        gain = 100 * self.delta(t)
+        if k is None:
+            return f"The edit changes accuracy on {t!r} by {gain:+.1f} points."
+        kb, ka = self.value(t, f"class={k}", "before"), self.value(t, f"class={k}", "after")
+        base = {} if self.baselines is None else {
+            r.model: r.accuracy for r in self.baselines[self.baselines["split"] == t].itertuples()}
+        never = base.get(f"CBM never predicts {k}")
+        bb = base.get("black box")
+        after = self.value(t, "all", "after")
+        if gain <= 0:
+            return f"The edit does not help on {t!r} ({gain:+.1f} points); keep the model as it is."
+        if never is not None and after <= never:
+            return (f"The edit gains {gain:+.1f} points on {t!r} only by suppressing {k!r}: never predicting "
+                    f"{k!r} at all does as well ({never:.1%} vs {after:.1%}); {k!r} recall {kb:.1%} -> {ka:.1%}. "
+                    "It silences the class; it does not repair it.")
+        if ka < kb - 0.02:
+            return (f"The edit gains {gain:+.1f} points on {t!r} but {k!r} recall falls {kb:.1%} -> {ka:.1%}: "
+                    f"part of the gain comes from predicting {k!r} less.")
+        words = ((f"The edit helps little: {gain:+.1f} points on {t!r}" if gain < 2 else
+                  f"The edit repairs the model: {gain:+.1f} points on {t!r}") + f", {k!r} recall {kb:.1%} -> {ka:.1%}"
+                 + (f", above never predicting {k!r} ({never:.1%})" if never is not None else ""))
+        if bb is not None:
+            words += f"; the black box reaches {bb:.1%} on {t!r}" + (" (the edited CBM is ahead)" if after > bb
+                                                                   else " (still ahead of the edited CBM)")
+        for s in dict.fromkeys(self.accuracy["split"]):
+            rows = self.accuracy[(self.accuracy["split"] == s) & (self.accuracy["group"] == f"class={k}")]
+            if s != t and len(rows) and rows["after"].iloc[0] < rows["before"].iloc[0] - 0.1:
+                words += (f". On {s!r} {k!r} recall falls {rows['before'].iloc[0]:.1%} -> {rows['after'].iloc[0]:.1%}: "
+                          f"there the artifact was much of what identified {k!r}")
+                break
+        return words + "."
 
     def report(self) -> str:
-        """Readable summary: the edit, accuracy per split before -> after, samples that change."""
+        """Readable summary: the edit, accuracy per split, per-class recall (affected class first),
+        baselines side by side and a verdict."""
         lines = [f"edit: {self.edit.describe()} ({len(self.changes)} weight(s) change)"]
         for r in self.accuracy[self.accuracy["group"] == "all"].itertuples():
             lines.append(f"  {r.split}: accuracy {r.before:.1%} -> {r.after:.1%} ({100 * r.delta:+.1f} points, "
                          f"n={r.n}); {len(self.changed[r.split])} prediction(s) change")
+        rec = self.recall()
+        if len(rec):
+            splits = list(dict.fromkeys(c.rsplit(" ", 1)[0] for c in rec.columns))
+            lines += ["  per-class recall, before -> after" + (f" ({self.affected!r} first)" if self.affected else "")
+                      + ":", "    " + f"{'class':<14}" + "".join(f"{s:>17}" for s in splits)]
+            for c, r in rec.iterrows():
+                cells = "".join(f"{r[f'{s} before']:>8.3f} -> {r[f'{s} after']:.3f}" for s in splits)
+                lines.append(f"    {c:<14}{cells}")
+        if self.baselines is not None and len(self.baselines):
+            b = self.baselines
+            splits = list(dict.fromkeys(b["split"]))
+            k = self.affected or "class"
+            lines += [f"  baselines: accuracy (recall of {k!r}) per split:",
+                      "    " + f"{'model':<30}" + "".join(f"{s:>18}" for s in splits)]
+            for m in dict.fromkeys(b["model"]):
+                cells = ""
+                for s in splits:
+                    r = b[(b["model"] == m) & (b["split"] == s)]
+                    cells += (f"{r['accuracy'].iloc[0]:>10.3f} ({r['recall'].iloc[0]:.2f})" if len(r) else f"{'-':>18}")
+                lines.append(f"    {m:<30}{cells}")
+        lines.append("  verdict: " + self.verdict())
         return "\n".join(lines)
 
 
@@ -203,17 +313,63 @@ def _groups(es: EvalSet, names: list[str]) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> EditEffect:
-    """Accuracy before and after ``edit`` on each split, and the samples whose prediction changes.
+def edited_copy(model: Any, edit: Edit) -> tuple[Any, list[dict[str, Any]]]:
+    """A copy of ``model`` with ``edit`` applied (the model itself is untouched) and its changes.
 
-    Nothing is committed; the model is not modified.
+    Refitting edits cache the copy on the edit, so previewing the same edit of the same model
+    twice (a suggestion, then its report) refits once.
     """
-    plan = edit.plan(model)
+    import copy
+
+    key = (id(model), head_token(model), concept_layer_token(model))
+    cached = getattr(edit, "_edited", None)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    m2 = copy.deepcopy(model)
+    record = edit.apply(m2)
+    object.__setattr__(edit, "_edited", (key, m2, record.changes))
+    return m2, record.changes
+
+
+def affected_class(model: Any, edit: Edit) -> str | None:
+    """The class an edit is about: its ``cls``, else the class leaning most on its concept."""
+    cls = getattr(edit, "cls", None)
+    if cls is not None:
+        return model.class_names_[class_index(model, cls)]
+    concept = getattr(edit, "concept", None)
+    if concept is None:
+        return None
+    j = concept_index(model, concept)
+    return model.class_names_[int(np.argmax(np.asarray(model.coef_)[:, j]))]
+
+
+def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet],
+            target: str | None = None) -> EditEffect:
+    """Accuracy before and after ``edit`` on each split (and per class), and the samples whose
+    prediction changes. Nothing is committed; the model is not modified.
+
+    Head edits update cached logits only; refitting edits (:class:`~cbm.edits.RefitEdit`) are
+    applied to a copy of the model on their training data and re-score each split's ``X``.
+    ``target`` names the split the edit should help (default: "shifted" when present).
+    """
+    from cbm.edits import RefitEdit
+
+    sets = _as_evalsets(evalsets)
     names = model.class_names_
+    refit = isinstance(edit, RefitEdit)
+    if refit:
+        missing = [es.name for es in sets if es.X is None]
+        if missing:
+            raise EditError(f"Previewing {edit.kind} re-scores the embeddings of splits {missing}; build them with "
+                            "EvalSet.from_model(..., keep_X=True).")
+        m2, changes = edited_copy(model, edit)
+    else:
+        plan = edit.plan(model)
+        changes = plan.changes
     rows, changed = [], {}
-    for es in _as_evalsets(evalsets):
+    for es in sets:
         before = es.logits(model)
-        after = updated_logits(model, plan, es, before)
+        after = m2.decision_function(es.X) if refit else updated_logits(model, plan, es, before)
         p0, p1 = before.argmax(1), after.argmax(1)
         ok0, ok1 = p0 == es.y, p1 == es.y
         for group, mask in _groups(es, names):
@@ -227,7 +383,11 @@ def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | 
             "after": [names[k] for k in p1[idx]],
         })
     acc = pd.DataFrame(rows, columns=["split", "group", "n", "before", "after", "delta"])
-    return EditEffect(edit, pd.DataFrame(plan.changes, columns=["class", "concept", "old", "new"]), acc, changed)
+    split_names = [es.name for es in sets]
+    if target is None:
+        target = "shifted" if "shifted" in split_names else None
+    return EditEffect(edit, pd.DataFrame(changes, columns=["class", "concept", "old", "new"]), acc, changed,
+                      affected=affected_class(model, edit), target=target)
 
 
 def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet],
