@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cbm.data.evalfile import SPLIT_ORDER, load_eval_data, npz_splits, read_sample, save_eval_data
 from cbm.edits import Edit, Plan, Prune
 from cbm.exceptions import DataError, EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
@@ -299,7 +300,8 @@ class EditEffect:
         return "\n".join(lines)
 
 
-def _as_evalsets(evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> list[EvalSet]:
+def as_evalsets(evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> list[EvalSet]:
+    """One EvalSet, a mapping of them or an iterable of them, as a list."""
     if isinstance(evalsets, EvalSet):
         return [evalsets]
     return list(evalsets.values()) if isinstance(evalsets, Mapping) else list(evalsets)
@@ -354,7 +356,7 @@ def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | 
     """
     from cbm.edits import RefitEdit
 
-    sets = _as_evalsets(evalsets)
+    sets = as_evalsets(evalsets)
     names = model.class_names_
     refit = isinstance(edit, RefitEdit)
     if refit:
@@ -401,7 +403,7 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
     contradict the concept bank's prior are listed too. Columns: ``class, concept, weight, score,
     reason, edit`` (a :class:`~cbm.edits.Prune` to preview).
     """
-    sets = [es.sync(model) for es in _as_evalsets(evalsets)]
+    sets = [es.sync(model) for es in as_evalsets(evalsets)]
     W = np.asarray(model.coef_, np.float64)
     cls, con = model.class_names_, model.concept_names_
     A = np.concatenate([es.activations for es in sets]).astype(np.float64)
@@ -442,78 +444,6 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
     return df.drop_duplicates(["class", "concept"]).reset_index(drop=True)
 
 
-# -- evaluation data files (the .npz written by `cbm train` / ConceptWorld.save_npz / `cbm demo`) -----
-def save_eval_data(path: str | Path, splits: Mapping[str, Mapping[str, Any]],
-                   class_names: Iterable[str] | None = None) -> Path:
-    """Write evaluation splits as the ``.npz`` that the app, ``cbm edit`` and ``cbm explain`` read.
-
-    ``splits`` maps a split name to arrays ``X`` (N, d) and ``y`` (N,), optionally ``domains``,
-    ``ids``, ``images`` (uint8 thumbnails) and any other per-sample array; they are stored as
-    ``<key>_<split>``. No pickles; written atomically.
-    """
-    from cbm._io import atomic_path
-
-    arrays: dict[str, np.ndarray] = {}
-    if class_names is not None:
-        arrays["class_names"] = np.asarray([str(c) for c in class_names])
-    for name, split in splits.items():
-        if "X" not in split or "y" not in split:
-            raise DataError(f"Split {name!r} needs arrays 'X' and 'y'; got {sorted(split)}.")
-        for key, value in split.items():
-            arr = np.asarray(value)
-            if arr.dtype.kind == "O":
-                arr = arr.astype(str)
-            arrays[f"{key}_{name}"] = arr.astype(np.float32) if key == "X" else arr
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    return path
-
-
-#: Display and search order of evaluation splits: in-domain test data first, then the shifted domain.
-SPLIT_ORDER = ("test", "shifted", "val", "train")
-
-
-def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
-    """Every split of an evaluation ``.npz`` as ``{split: {"X", "y", "domains"?, "ids"?, "images"?, ...}}``.
-
-    Splits come in :data:`SPLIT_ORDER` (others after, by name); integer labels are decoded through
-    ``class_names`` when the file has them; ``X`` is float32. The inverse of :func:`save_eval_data`.
-    """
-    path = _npz(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"Evaluation data {str(path)!r} cannot be read ({e}); write it again with "
-                        "`cbm train` or save_eval_data.") from None
-    names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
-    names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
-    classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
-    out = {}
-    for n in names:
-        split = {k[: -len(n) - 1]: v for k, v in arrays.items() if k.endswith(f"_{n}")}
-        split["X"] = split["X"].astype(np.float32)
-        y = split["y"]
-        split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
-        out[n] = split
-    return out
-
-
-def npz_splits(path: str | Path) -> list[str]:
-    """Split names in an evaluation ``.npz`` (those with both ``X_<split>`` and ``y_<split>``)."""
-    with np.load(_npz(path), allow_pickle=False) as z:
-        return [k[2:] for k in z.files if k.startswith("X_") and f"y_{k[2:]}" in z.files]
-
-
-def _npz(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Evaluation data {str(path)!r} not found; pass the .npz written by `cbm train` "
-                        "(arrays X_<split>, y_<split>, optional domains_<split>, ids_<split>).")
-    return path
-
-
 def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = None,
                   keep_X: bool = True) -> dict[str, EvalSet]:
     """Read splits from an evaluation ``.npz`` and cache their activations (one transform each)."""
@@ -527,32 +457,7 @@ def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = N
     return out
 
 
-def read_sample(path: str | Path, sample: str, split: str | None = None) -> tuple[str, int, np.ndarray, Any]:
-    """One sample of an evaluation ``.npz`` by id (``ids_<split>``) or row number.
-
-    Returns ``(split, row, x (d,), label)``; ``split=None`` searches test, shifted, val, train.
-    """
-    with np.load(_npz(path), allow_pickle=False) as z:
-        have = [k[2:] for k in z.files if k.startswith("X_")]
-        order = [split] if split else [s for s in SPLIT_ORDER if s in have] + \
-            [s for s in have if s not in SPLIT_ORDER]
-        for s in order:
-            if s not in have:
-                raise DataError(unknown_name_message("split", s, have) + f" (in {str(path)!r})")
-            ids = z[f"ids_{s}"].astype(str) if f"ids_{s}" in z.files else None
-            hit = np.flatnonzero(ids == str(sample)) if ids is not None else []
-            if not len(hit) and str(sample).isdigit() and int(sample) < len(z[f"X_{s}"]):
-                hit = [int(sample)]
-            if len(hit):
-                i = int(hit[0])
-                y = z[f"y_{s}"][i] if f"y_{s}" in z.files else None
-                if y is not None and "class_names" in z.files and np.asarray(y).dtype.kind in "iu":
-                    y = z["class_names"].astype(str)[int(y)]
-                return s, i, z[f"X_{s}"][i].astype(np.float32), y
-    raise DataError(f"No sample {sample!r} in {str(path)!r} (splits searched: {order}); give an id from "
-                    "ids_<split> or a row number.")
-
-
+# the evaluation-file format lives in cbm.data.evalfile; re-exported for callers of this module
 __all__ = ["SPLIT_ORDER", "EditEffect", "EvalSet", "encode_labels", "head_token", "load_eval_data",
-           "load_evalsets", "npz_splits", "preview",
-           "read_sample", "suggest_edits", "updated_logits"]
+           "load_evalsets", "npz_splits", "preview", "read_sample", "save_eval_data", "suggest_edits",
+           "updated_logits"]

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cbm.bank import ConceptBank, Provenance
+from cbm.data.evalfile import load_eval_data
 from cbm.exceptions import EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
 
@@ -403,8 +404,6 @@ class TrainingData:
     @classmethod
     def from_npz(cls, path: str | Any) -> TrainingData:
         """Splits ``train`` (and ``val`` when present) of an evaluation ``.npz``."""
-        from cbm.edit_eval import load_eval_data
-
         data = load_eval_data(path)
         if "train" not in data:
             raise EditError(f"{str(path)!r} has no 'train' split (X_train, y_train); refitting edits need the "

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cbm.edit_eval import EvalSet, _as_evalsets, affected_class, edited_copy
+from cbm.edit_eval import EvalSet, affected_class, as_evalsets, edited_copy
 from cbm.edits import Edit, EraseConcept, Prune, PruneNormalize, RefitWithout, TrainingData
 from cbm.exceptions import EditError
 from cbm.explain import class_index, concept_index
@@ -134,7 +134,7 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
 
     Columns: split, model, accuracy, recall. ``k`` is ``cls``, else the class the edit is about.
     """
-    sets = _as_evalsets(evalsets)
+    sets = as_evalsets(evalsets)
     names = model.class_names_
     kname = names[class_index(model, cls)] if cls is not None else (
         affected_class(model, edit) if edit is not None else None)

@@ -34,7 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("cbm.models",)),
     ("model directories and explanations", ("cbm.io", "cbm.explain", "cbm.concept_maps")),
     ("edits", ("cbm.edits",)),
-    ("edit evaluation", ("cbm.edit_eval",)),
+    ("edit evaluation", ("cbm.edit_eval", "cbm.faithfulness")),
+    ("repairs", ("cbm.repair",)),
     ("edit history", ("cbm.history",)),
     ("batch predictions", ("cbm.predict",)),
     ("demo", ("cbm.demo",)),
@@ -245,6 +246,7 @@ KNOWN_REACH_INS = {
     ("cbm.edit_eval", "model._added_vectors"), ("cbm.edit_eval", "model._added_intercepts"),
     ("cbm.edit_eval", "model._device"), ("cbm.edit_eval", "model._score_vectors"),
     ("cbm.io", "model._check_fitted"),
+    ("cbm.edit_eval", "model._extra_state"),
     ("cbm.models", "model._fit"),
     ("cbm.models.knobo", "bank._replace"),
     ("cbm.bank", "bank._replace"),  # a ConceptBank method used on another bank in its own module
