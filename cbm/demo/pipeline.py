@@ -368,6 +368,9 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     rows.append(_row("knowledge-prior CBM (KnoBo)", knobo, X, splits))
     if pcbm:
         rows.append(_row(f"KnoBo, sparse head (l1={SPARSE_L1:g})", sparse_head(knobo, X, splits), X, splits))
+        t4 = time.perf_counter()
+        rows += text_scored_rows(bank, splits, X, encoder, cfg)
+        t["train_text_methods_s"] = time.perf_counter() - t4
 
     t3 = time.perf_counter()
     base_cols = [bank.index(n) for n in knobo.base_concepts_.names]
@@ -404,6 +407,21 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
         save_model(m, cfg.out_dir / "models" / name, note=f"cbm demo: {name}", fingerprints=fingerprints)
     t["total_s"] = time.perf_counter() - t0
     return DemoResult(cfg, rows, suggestions, effect, cfg.model_dir, t, embed_summary, repairs, faith, suspect)
+
+
+def text_scored_rows(bank, splits: dict[str, DemoSplit], X: dict[str, np.ndarray], encoder,
+                     cfg: DemoConfig) -> list[dict[str, Any]]:
+    """LaBo, Label-free CBM, Sparse-CBM and CMS on the same images, through the offline CLIP stand-in
+    (:mod:`cbm.demo.text_methods`): rows for the accuracy table."""
+    from cbm.demo.text_methods import fit_standin, text_method_models, text_method_rows
+
+    garments = bank.subset([j for j, n in enumerate(bank.names) if n != ARTIFACT])
+    ytr = splits["train"].y
+    alignment = fit_standin(X["train"], ytr, garments, CLASSES,
+                            {"name": "mobilenet_v2", "image_size": cfg.image_size}, encoder.fingerprint,
+                            seed=cfg.seed)
+    models = text_method_models(alignment, X["train"], ytr, garments, CLASSES, seed=cfg.seed)
+    return text_method_rows(alignment, models, X, {s: splits[s].y for s in splits})
 
 
 def _class_index(y: np.ndarray) -> np.ndarray:
