@@ -350,7 +350,7 @@ class ConceptCentricTransformer(BaseConceptModel):
         arr = self._as_tokens(X)
         if arr.shape[2] != self.n_features_in_:
             raise ValueError(f"X has {arr.shape[2]} features, but ConceptCentricTransformer is expecting "
-                             f"{self.n_features_in_} features as input (token dimension); got shape "
+                             f"{self.n_features_in_} features as input ({self.n_features_in_}-d tokens); got shape "
                              f"{arr.shape}. Use tokens from the same encoder.")
         return torch.from_numpy(arr)  # stays on CPU (float16 caches too); batches move to the device
 
