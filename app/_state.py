@@ -53,6 +53,7 @@ EDIT_UNDO = "edit_undo"
 EDIT_REDO = "edit_redo"
 EDIT_SAVE = "edit_save"
 EDIT_NOTE = "edit_note"
+EDIT_WHY = "edit_why"
 EDIT_FLASH = "edit_flash"
 UPLOAD_FILE = "upload_file"
 

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cbm.data.evalfile import SPLIT_ORDER, load_eval_data, npz_splits, read_sample, save_eval_data
 from cbm.edits import Edit, Plan, Prune
 from cbm.exceptions import DataError, EditError, unknown_name_message
+from cbm.explain import class_index, concept_index
 
 
 def head_token(model: Any) -> str:
@@ -28,6 +30,15 @@ def head_token(model: Any) -> str:
     for a in (model.coef_, model.intercept_):
         h.update(np.ascontiguousarray(a, np.float32).tobytes())
     h.update("\x1f".join(model.concept_names_).encode())
+    return h.hexdigest()
+
+
+def concept_layer_token(model: Any) -> str:
+    """Fingerprint of the concept layer (what refitting edits change: predictors, eraser)."""
+    h = hashlib.sha1()
+    for k, v in sorted(model._extra_state().items()):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(v).tobytes())
     return h.hexdigest()
 
 
@@ -68,6 +79,7 @@ class EvalSet:
     domains: np.ndarray | None = None
     ids: np.ndarray | None = None
     X: np.ndarray | None = None
+    layer: str | None = field(default=None, repr=False)
     _extra: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _logits: tuple[str, np.ndarray] | None = field(default=None, repr=False)
 
@@ -82,14 +94,24 @@ class EvalSet:
         return cls(name, model.transform(X), encode_labels(model, y, class_names), model.concept_names_,
                    model.residual_logits(X) if model.hybrid else None,
                    None if domains is None else np.asarray(domains).astype(str),
-                   None if ids is None else np.asarray(ids), X if keep_X else None)
+                   None if ids is None else np.asarray(ids), X if keep_X else None, concept_layer_token(model))
 
     def sync(self, model: Any) -> EvalSet:
         """Bring the cached columns in line with the model's current concepts (in place); returns self.
 
         Columns of removed concepts are dropped; those of added concepts come from the cache
-        filled by :func:`preview`, else are scored from ``X``.
+        filled by :func:`preview`, else are scored from ``X``. After an edit that refitted the
+        concept layer (:class:`~cbm.edits.RefitWithout`, :class:`~cbm.edits.EraseConcept`) every
+        column is recomputed from ``X``.
         """
+        if self.layer is not None and (token := concept_layer_token(model)) != self.layer:
+            if self.X is None:
+                raise EditError(f"The model's concept layer changed since split {self.name!r} was cached; rebuild "
+                                "it with EvalSet.from_model(model, X, y, keep_X=True).")
+            self.activations = model.transform(self.X)
+            self.residual = model.residual_logits(self.X) if model.hybrid else None
+            self.concept_names, self.layer, self._extra, self._logits = model.concept_names_, token, {}, None
+            return self
         names = model.concept_names_
         if names == self.concept_names:
             return self
@@ -164,32 +186,122 @@ class EditEffect:
         The weights that change: class, concept, old, new.
     accuracy : DataFrame
         One row per split and group ("all", "class=<name>", "domain=<name>"): n, before, after, delta.
+        The "class=<name>" rows are that class's recall.
     changed : dict of split -> DataFrame
         Samples whose prediction changes: index, id, true, before, after.
+    affected : str or None
+        The class the edit is about (listed first in the per-class recall).
+    baselines : DataFrame or None
+        From :func:`compare_baselines`: split, model, accuracy, recall (of ``affected``).
+    target : str or None
+        The split the edit is meant to help (the shifted site), used by :meth:`verdict`.
     """
 
     edit: Edit
     changes: pd.DataFrame
     accuracy: pd.DataFrame
     changed: dict[str, pd.DataFrame]
+    affected: str | None = None
+    baselines: pd.DataFrame | None = None
+    target: str | None = None
 
     def delta(self, split: str, group: str = "all") -> float:
         """Accuracy change (fraction) on ``split`` (optionally one group)."""
+        return self.value(split, group, "delta")
+
+    def value(self, split: str, group: str = "all", column: str = "after") -> float:
+        """One number of :attr:`accuracy`: ``before``, ``after`` or ``delta`` of a split and group."""
         row = self.accuracy[(self.accuracy["split"] == split) & (self.accuracy["group"] == group)]
         if row.empty:
             raise KeyError(unknown_name_message("split", split, self.accuracy["split"].unique()))
-        return float(row["delta"].iloc[0])
+        return float(row[column].iloc[0])
+
+    def recall(self) -> pd.DataFrame:
+        """Per-class recall before and after, one row per class (the affected class first), two
+        columns per split (``<split> before``, ``<split> after``)."""
+        acc = self.accuracy[self.accuracy["group"].str.startswith("class=")]
+        splits = list(dict.fromkeys(acc["split"]))
+        classes = list(dict.fromkeys(g[6:] for g in acc["group"]))
+        if self.affected in classes:
+            classes.remove(self.affected)
+            classes.insert(0, self.affected)
+        out = pd.DataFrame(index=pd.Index(classes, name="class"))
+        for s in splits:
+            part = acc[acc["split"] == s].set_index(acc[acc["split"] == s]["group"].str[6:])
+            out[f"{s} before"] = part["before"].reindex(classes)
+            out[f"{s} after"] = part["after"].reindex(classes)
+        return out
+
+    def verdict(self) -> str:
+        """Plain words: does the edit repair the affected class, or gain by suppressing it?"""
+        t, k = self.target, self.affected
+        if t is None or t not in set(self.accuracy["split"]):
+            return "No target split (the shifted site) to judge the edit on."
+        gain = 100 * self.delta(t)
+        if k is None:
+            return f"The edit changes accuracy on {t!r} by {gain:+.1f} points."
+        kb, ka = self.value(t, f"class={k}", "before"), self.value(t, f"class={k}", "after")
+        base = {} if self.baselines is None else {
+            r.model: r.accuracy for r in self.baselines[self.baselines["split"] == t].itertuples()}
+        never = base.get(f"CBM never predicts {k}")
+        bb = base.get("black box")
+        after = self.value(t, "all", "after")
+        if gain <= 0:
+            return f"The edit does not help on {t!r} ({gain:+.1f} points); keep the model as it is."
+        if never is not None and after <= never:
+            return (f"The edit gains {gain:+.1f} points on {t!r} only by suppressing {k!r}: never predicting "
+                    f"{k!r} at all does as well ({never:.1%} vs {after:.1%}); {k!r} recall {kb:.1%} -> {ka:.1%}. "
+                    "It silences the class; it does not repair it.")
+        if ka < kb - 0.02:
+            return (f"The edit gains {gain:+.1f} points on {t!r} but {k!r} recall falls {kb:.1%} -> {ka:.1%}: "
+                    f"part of the gain comes from predicting {k!r} less.")
+        words = ((f"The edit helps little: {gain:+.1f} points on {t!r}" if gain < 2 else
+                  f"The edit repairs the model: {gain:+.1f} points on {t!r}") + f", {k!r} recall {kb:.1%} -> {ka:.1%}"
+                 + (f", above never predicting {k!r} ({never:.1%})" if never is not None else ""))
+        if bb is not None:
+            words += f"; the black box reaches {bb:.1%} on {t!r}" + (" (the edited CBM is ahead)" if after > bb
+                                                                   else " (still ahead of the edited CBM)")
+        for s in dict.fromkeys(self.accuracy["split"]):
+            rows = self.accuracy[(self.accuracy["split"] == s) & (self.accuracy["group"] == f"class={k}")]
+            if s != t and len(rows) and rows["after"].iloc[0] < rows["before"].iloc[0] - 0.1:
+                words += (f". On {s!r} {k!r} recall falls {rows['before'].iloc[0]:.1%} -> {rows['after'].iloc[0]:.1%}: "
+                          f"there the artifact was much of what identified {k!r}")
+                break
+        return words + "."
 
     def report(self) -> str:
-        """Readable summary: the edit, accuracy per split before -> after, samples that change."""
+        """Readable summary: the edit, accuracy per split, per-class recall (affected class first),
+        baselines side by side and a verdict."""
         lines = [f"edit: {self.edit.describe()} ({len(self.changes)} weight(s) change)"]
         for r in self.accuracy[self.accuracy["group"] == "all"].itertuples():
             lines.append(f"  {r.split}: accuracy {r.before:.1%} -> {r.after:.1%} ({100 * r.delta:+.1f} points, "
                          f"n={r.n}); {len(self.changed[r.split])} prediction(s) change")
+        rec = self.recall()
+        if len(rec):
+            splits = list(dict.fromkeys(c.rsplit(" ", 1)[0] for c in rec.columns))
+            lines += ["  per-class recall, before -> after" + (f" ({self.affected!r} first)" if self.affected else "")
+                      + ":", "    " + f"{'class':<14}" + "".join(f"{s:>17}" for s in splits)]
+            for c, r in rec.iterrows():
+                cells = "".join(f"{r[f'{s} before']:>8.3f} -> {r[f'{s} after']:.3f}" for s in splits)
+                lines.append(f"    {c:<14}{cells}")
+        if self.baselines is not None and len(self.baselines):
+            b = self.baselines
+            splits = list(dict.fromkeys(b["split"]))
+            k = self.affected or "class"
+            lines += [f"  baselines: accuracy (recall of {k!r}) per split:",
+                      "    " + f"{'model':<30}" + "".join(f"{s:>18}" for s in splits)]
+            for m in dict.fromkeys(b["model"]):
+                cells = ""
+                for s in splits:
+                    r = b[(b["model"] == m) & (b["split"] == s)]
+                    cells += (f"{r['accuracy'].iloc[0]:>10.3f} ({r['recall'].iloc[0]:.2f})" if len(r) else f"{'-':>18}")
+                lines.append(f"    {m:<30}{cells}")
+        lines.append("  verdict: " + self.verdict())
         return "\n".join(lines)
 
 
-def _as_evalsets(evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> list[EvalSet]:
+def as_evalsets(evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> list[EvalSet]:
+    """One EvalSet, a mapping of them or an iterable of them, as a list."""
     if isinstance(evalsets, EvalSet):
         return [evalsets]
     return list(evalsets.values()) if isinstance(evalsets, Mapping) else list(evalsets)
@@ -203,17 +315,63 @@ def _groups(es: EvalSet, names: list[str]) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet]) -> EditEffect:
-    """Accuracy before and after ``edit`` on each split, and the samples whose prediction changes.
+def edited_copy(model: Any, edit: Edit) -> tuple[Any, list[dict[str, Any]]]:
+    """A copy of ``model`` with ``edit`` applied (the model itself is untouched) and its changes.
 
-    Nothing is committed; the model is not modified.
+    Refitting edits cache the copy on the edit, so previewing the same edit of the same model
+    twice (a suggestion, then its report) refits once.
     """
-    plan = edit.plan(model)
+    import copy
+
+    key = (id(model), head_token(model), concept_layer_token(model))
+    cached = getattr(edit, "_edited", None)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    m2 = copy.deepcopy(model)
+    record = edit.apply(m2)
+    object.__setattr__(edit, "_edited", (key, m2, record.changes))
+    return m2, record.changes
+
+
+def affected_class(model: Any, edit: Edit) -> str | None:
+    """The class an edit is about: its ``cls``, else the class leaning most on its concept."""
+    cls = getattr(edit, "cls", None)
+    if cls is not None:
+        return model.class_names_[class_index(model, cls)]
+    concept = getattr(edit, "concept", None)
+    if concept is None:
+        return None
+    j = concept_index(model, concept)
+    return model.class_names_[int(np.argmax(np.asarray(model.coef_)[:, j]))]
+
+
+def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet],
+            target: str | None = None) -> EditEffect:
+    """Accuracy before and after ``edit`` on each split (and per class), and the samples whose
+    prediction changes. Nothing is committed; the model is not modified.
+
+    Head edits update cached logits only; refitting edits (:class:`~cbm.edits.RefitEdit`) are
+    applied to a copy of the model on their training data and re-score each split's ``X``.
+    ``target`` names the split the edit should help (default: "shifted" when present).
+    """
+    from cbm.edits import RefitEdit
+
+    sets = as_evalsets(evalsets)
     names = model.class_names_
+    refit = isinstance(edit, RefitEdit)
+    if refit:
+        missing = [es.name for es in sets if es.X is None]
+        if missing:
+            raise EditError(f"Previewing {edit.kind} re-scores the embeddings of splits {missing}; build them with "
+                            "EvalSet.from_model(..., keep_X=True).")
+        m2, changes = edited_copy(model, edit)
+    else:
+        plan = edit.plan(model)
+        changes = plan.changes
     rows, changed = [], {}
-    for es in _as_evalsets(evalsets):
+    for es in sets:
         before = es.logits(model)
-        after = updated_logits(model, plan, es, before)
+        after = m2.decision_function(es.X) if refit else updated_logits(model, plan, es, before)
         p0, p1 = before.argmax(1), after.argmax(1)
         ok0, ok1 = p0 == es.y, p1 == es.y
         for group, mask in _groups(es, names):
@@ -227,7 +385,11 @@ def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | 
             "after": [names[k] for k in p1[idx]],
         })
     acc = pd.DataFrame(rows, columns=["split", "group", "n", "before", "after", "delta"])
-    return EditEffect(edit, pd.DataFrame(plan.changes, columns=["class", "concept", "old", "new"]), acc, changed)
+    split_names = [es.name for es in sets]
+    if target is None:
+        target = "shifted" if "shifted" in split_names else None
+    return EditEffect(edit, pd.DataFrame(changes, columns=["class", "concept", "old", "new"]), acc, changed,
+                      affected=affected_class(model, edit), target=target)
 
 
 def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet],
@@ -241,7 +403,7 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
     contradict the concept bank's prior are listed too. Columns: ``class, concept, weight, score,
     reason, edit`` (a :class:`~cbm.edits.Prune` to preview).
     """
-    sets = [es.sync(model) for es in _as_evalsets(evalsets)]
+    sets = [es.sync(model) for es in as_evalsets(evalsets)]
     W = np.asarray(model.coef_, np.float64)
     cls, con = model.class_names_, model.concept_names_
     A = np.concatenate([es.activations for es in sets]).astype(np.float64)
@@ -282,78 +444,6 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
     return df.drop_duplicates(["class", "concept"]).reset_index(drop=True)
 
 
-# -- evaluation data files (the .npz written by `cbm train` / ConceptWorld.save_npz / `cbm demo`) -----
-def save_eval_data(path: str | Path, splits: Mapping[str, Mapping[str, Any]],
-                   class_names: Iterable[str] | None = None) -> Path:
-    """Write evaluation splits as the ``.npz`` that the app, ``cbm edit`` and ``cbm explain`` read.
-
-    ``splits`` maps a split name to arrays ``X`` (N, d) and ``y`` (N,), optionally ``domains``,
-    ``ids``, ``images`` (uint8 thumbnails) and any other per-sample array; they are stored as
-    ``<key>_<split>``. No pickles; written atomically.
-    """
-    from cbm._io import atomic_path
-
-    arrays: dict[str, np.ndarray] = {}
-    if class_names is not None:
-        arrays["class_names"] = np.asarray([str(c) for c in class_names])
-    for name, split in splits.items():
-        if "X" not in split or "y" not in split:
-            raise DataError(f"Split {name!r} needs arrays 'X' and 'y'; got {sorted(split)}.")
-        for key, value in split.items():
-            arr = np.asarray(value)
-            if arr.dtype.kind == "O":
-                arr = arr.astype(str)
-            arrays[f"{key}_{name}"] = arr.astype(np.float32) if key == "X" else arr
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    return path
-
-
-#: Display and search order of evaluation splits: in-domain test data first, then the shifted domain.
-SPLIT_ORDER = ("test", "shifted", "val", "train")
-
-
-def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
-    """Every split of an evaluation ``.npz`` as ``{split: {"X", "y", "domains"?, "ids"?, "images"?, ...}}``.
-
-    Splits come in :data:`SPLIT_ORDER` (others after, by name); integer labels are decoded through
-    ``class_names`` when the file has them; ``X`` is float32. The inverse of :func:`save_eval_data`.
-    """
-    path = _npz(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"Evaluation data {str(path)!r} cannot be read ({e}); write it again with "
-                        "`cbm train` or save_eval_data.") from None
-    names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
-    names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
-    classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
-    out = {}
-    for n in names:
-        split = {k[: -len(n) - 1]: v for k, v in arrays.items() if k.endswith(f"_{n}")}
-        split["X"] = split["X"].astype(np.float32)
-        y = split["y"]
-        split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
-        out[n] = split
-    return out
-
-
-def npz_splits(path: str | Path) -> list[str]:
-    """Split names in an evaluation ``.npz`` (those with both ``X_<split>`` and ``y_<split>``)."""
-    with np.load(_npz(path), allow_pickle=False) as z:
-        return [k[2:] for k in z.files if k.startswith("X_") and f"y_{k[2:]}" in z.files]
-
-
-def _npz(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Evaluation data {str(path)!r} not found; pass the .npz written by `cbm train` "
-                        "(arrays X_<split>, y_<split>, optional domains_<split>, ids_<split>).")
-    return path
-
-
 def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = None,
                   keep_X: bool = True) -> dict[str, EvalSet]:
     """Read splits from an evaluation ``.npz`` and cache their activations (one transform each)."""
@@ -367,32 +457,7 @@ def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = N
     return out
 
 
-def read_sample(path: str | Path, sample: str, split: str | None = None) -> tuple[str, int, np.ndarray, Any]:
-    """One sample of an evaluation ``.npz`` by id (``ids_<split>``) or row number.
-
-    Returns ``(split, row, x (d,), label)``; ``split=None`` searches test, shifted, val, train.
-    """
-    with np.load(_npz(path), allow_pickle=False) as z:
-        have = [k[2:] for k in z.files if k.startswith("X_")]
-        order = [split] if split else [s for s in SPLIT_ORDER if s in have] + \
-            [s for s in have if s not in SPLIT_ORDER]
-        for s in order:
-            if s not in have:
-                raise DataError(unknown_name_message("split", s, have) + f" (in {str(path)!r})")
-            ids = z[f"ids_{s}"].astype(str) if f"ids_{s}" in z.files else None
-            hit = np.flatnonzero(ids == str(sample)) if ids is not None else []
-            if not len(hit) and str(sample).isdigit() and int(sample) < len(z[f"X_{s}"]):
-                hit = [int(sample)]
-            if len(hit):
-                i = int(hit[0])
-                y = z[f"y_{s}"][i] if f"y_{s}" in z.files else None
-                if y is not None and "class_names" in z.files and np.asarray(y).dtype.kind in "iu":
-                    y = z["class_names"].astype(str)[int(y)]
-                return s, i, z[f"X_{s}"][i].astype(np.float32), y
-    raise DataError(f"No sample {sample!r} in {str(path)!r} (splits searched: {order}); give an id from "
-                    "ids_<split> or a row number.")
-
-
+# the evaluation-file format lives in cbm.data.evalfile; re-exported for callers of this module
 __all__ = ["SPLIT_ORDER", "EditEffect", "EvalSet", "encode_labels", "head_token", "load_eval_data",
-           "load_evalsets", "npz_splits", "preview",
-           "read_sample", "suggest_edits", "updated_logits"]
+           "load_evalsets", "npz_splits", "preview", "read_sample", "save_eval_data", "suggest_edits",
+           "updated_logits"]

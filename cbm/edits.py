@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cbm.bank import ConceptBank, Provenance
+from cbm.data.evalfile import load_eval_data
 from cbm.exceptions import EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
 
@@ -371,6 +372,219 @@ class ApplyPrior(Edit):
         return bank.prior[[bank.classes.index(c) for c in model.class_names_]].astype(np.float32)
 
 
+
+# -- edits that refit on the training data (no new data) ------------------------------------------
+@dataclass
+class TrainingData:
+    """The training site's data that refitting edits need (never shifted data).
+
+    ``X`` (N, d) embeddings and ``y`` (N,) labels of the training split; ``concept_labels``
+    (N, M: one column per grounded concept, in ``model.base_concepts_`` order; 1 yes, 0 no,
+    -1 unknown) let an edit re-ground concept predictors;
+    ``X_val``/``y_val`` drive early stopping of the refitted head. Build it yourself, or let
+    :meth:`for_model` read the model directory's ``data.npz`` (splits ``train`` and ``val``,
+    ``concept_labels_train``), as ``cbm demo`` writes it.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    concept_labels: np.ndarray | None = None
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.X = np.asarray(self.X, np.float32)
+        self.y = np.asarray(self.y)
+        if self.X.ndim != 2 or len(self.X) != len(self.y):
+            raise EditError(f"TrainingData needs X (N, d) and y (N,) of the same length; got {self.X.shape} "
+                            f"and {self.y.shape}.")
+        if self.concept_labels is not None and len(self.concept_labels) != len(self.y):
+            raise EditError("TrainingData.concept_labels must have one row per training sample.")
+
+    @classmethod
+    def from_npz(cls, path: str | Any) -> TrainingData:
+        """Splits ``train`` (and ``val`` when present) of an evaluation ``.npz``."""
+        data = load_eval_data(path)
+        if "train" not in data:
+            raise EditError(f"{str(path)!r} has no 'train' split (X_train, y_train); refitting edits need the "
+                            "training data: pass edit.using(TrainingData(X, y, ...)).")
+        tr, va = data["train"], data.get("val", {})
+        return cls(tr["X"], tr["y"], tr.get("concept_labels"), va.get("X"), va.get("y"))
+
+    @classmethod
+    def for_model(cls, model: Any) -> TrainingData:
+        """The training data stored with the model's directory (``data.npz``)."""
+        from pathlib import Path
+
+        where = getattr(model, "model_dir_", None)
+        path = None if where is None else Path(where) / "data.npz"
+        if path is None or not path.is_file():
+            raise EditError("This edit refits on the training data, which was not given and is not stored "
+                            f"with the model ({str(path) if path else 'no model directory'}); pass "
+                            "edit.using(TrainingData(X_train, y_train, ...)).")
+        return cls.from_npz(path)
+
+
+@dataclass
+class RefitRecord(EditRecord):
+    """A committed refitting edit; undo restores the whole fitted state (predictors, eraser, head)."""
+
+    def undo(self, model: Any) -> None:
+        import copy
+
+        model.__dict__.clear()
+        model.__dict__.update(copy.deepcopy(self.before))
+
+
+class RefitEdit(Edit):
+    """Base of edits that refit part of the model on its training data (see :class:`TrainingData`).
+
+    ``edit.using(data)`` attaches the data (not serialised); without it, ``apply`` reads the
+    model directory's ``data.npz``. Replaying the edit on the same saved version and data gives
+    the same weights (the fits are seeded).
+    """
+
+    kind: ClassVar[str] = "refit-edit"
+
+    def using(self, data: TrainingData | None) -> RefitEdit:
+        """Attach the training data to use (returns self)."""
+        object.__setattr__(self, "_data", data)
+        return self
+
+    def data_for(self, model: Any) -> TrainingData:
+        data = getattr(self, "_data", None)
+        return data if data is not None else TrainingData.for_model(model)
+
+    def plan(self, model: Any) -> Plan:
+        """Validate against ``model``; the weight changes are known only after the refit."""
+        self._check(model)
+        return Plan(np.zeros(0, int), np.zeros(0, int), np.zeros((0, 0), np.float32))
+
+    def _check(self, model: Any) -> int:
+        j = concept_index(model, self.concept)
+        if not hasattr(model, "refit"):
+            raise EditError(f"{type(model).__name__} cannot refit its concept layer; {self.kind} needs a "
+                            "KnoBo model (cbm.models.KnoBo).")
+        if len(model.concept_names_) == 1:
+            raise EditError(f"Cannot remove {model.concept_names_[j]!r}: it is the model's only concept.")
+        return j
+
+    def _refit(self, model: Any, data: TrainingData) -> None:
+        raise NotImplementedError
+
+    def apply(self, model: Any) -> EditRecord:
+        import copy
+
+        self._check(model)
+        data = self.data_for(model)
+        before = copy.deepcopy(model.__dict__)
+        names_before, W0 = list(model.concept_names_), np.asarray(model.coef_).copy()
+        try:
+            self._refit(model, data)
+        except BaseException:
+            model.__dict__.clear()
+            model.__dict__.update(before)
+            raise
+        cn, kn = model.class_names_, model.concept_names_
+        changes = []
+        for b, name in enumerate(names_before):
+            for a, c in enumerate(cn):
+                new = float(model.coef_[a, kn.index(name)]) if name in kn else None
+                if new is None or new != float(W0[a, b]):
+                    changes.append({"class": c, "concept": name, "old": float(W0[a, b]), "new": new})
+        return RefitRecord(self, changes, before)
+
+    def training_flags(self, model: Any, data: TrainingData, threshold: float = 0.5) -> np.ndarray:
+        """The concept as the model's own predictor sees it on the training images (N,) bool."""
+        j = concept_index(model, self.concept)
+        return model.transform(data.X)[:, j] > threshold
+
+    def _nuisance_and_drop(self, model: Any, data: TrainingData) -> tuple[np.ndarray, str]:
+        flags = self.training_flags(model, data)
+        name = model.concept_names_[concept_index(model, self.concept)]
+        model.remove_concept(concept_index(model, name))
+        return flags, name
+
+
+@dataclass
+class RefitWithout(RefitEdit):
+    """Drop ``concept`` and refit the head on the same training data (seconds). With
+    ``refit_predictors`` and per-image concept labels in the training data, the concept predictors
+    are re-grounded too (slower), weighted so the dropped concept (as the model's own predictor
+    sees it) is independent of each label."""
+
+    concept: int | str
+    refit_predictors: bool = False
+    kind: ClassVar[str] = "refit-without"
+
+    def _refit(self, model: Any, data: TrainingData) -> None:
+        flags, _ = self._nuisance_and_drop(model, data)
+        labels = data.concept_labels if self.refit_predictors else None
+        model.refit(data.X, data.y, concept_labels=labels, nuisance=flags if labels is not None else None,
+                    X_val=data.X_val, y_val=data.y_val)
+
+
+@dataclass
+class EraseConcept(RefitEdit):
+    """Erase ``concept`` from the representation with LEACE, then drop it and refit.
+
+    The eraser (the closed-form least-squares concept eraser of Belrose et al., 2023) is fitted on
+    the training images of classes other than ``cls`` (where the concept should be independent of
+    the class) against the model's own predictor of the concept (thresholded at ``threshold``),
+    never against hidden ground truth; ``class_conditional`` also erases the concept's interaction
+    with each of those classes. It is stored in the model (saved with its weights) and applied to X
+    before every concept predictor and the head; the head is refitted on the erased training
+    embeddings (and, with ``refit_predictors``, the concept predictors too).
+    """
+
+    concept: int | str
+    cls: int | str | None = None
+    threshold: float = 0.5
+    class_conditional: bool = False
+    refit_predictors: bool = False
+    kind: ClassVar[str] = "erase-concept"
+
+    def _check(self, model: Any) -> int:
+        j = super()._check(model)
+        if getattr(model, "eraser_left_", None) is not None:
+            raise EditError("The model already has a concept eraser; undo that edit (or start from an earlier "
+                            "version) before erasing another concept.")
+        if self.cls is not None:
+            class_index(model, self.cls)
+        return j
+
+    def fit_eraser(self, model: Any, data: TrainingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The LEACE eraser (L (d, r), R (r, d), bias (d,)) for ``model`` on ``data`` (nothing changed)."""
+        import torch
+        from concept_erasure import LeaceFitter
+
+        flags = self.training_flags(model, data, self.threshold)
+        y = np.asarray(data.y).astype(str)
+        keep = np.ones(len(y), bool) if self.cls is None else y != model.class_names_[class_index(model, self.cls)]
+        if flags[keep].all() or not flags[keep].any():
+            raise EditError(f"The model's predictor of {self.concept!r} is {'on' if flags[keep].any() else 'off'} "
+                            "for every training image used to fit the eraser; nothing to erase.")
+        z = flags[keep].astype(np.float32)[:, None]
+        if self.class_conditional:
+            classes = sorted(set(y[keep].tolist()))
+            onehot = (y[keep][:, None] == np.asarray(classes)[None]).astype(np.float32)
+            z = np.concatenate([z, z * onehot], 1)
+        X = torch.as_tensor(data.X[keep], dtype=torch.float64)
+        fitter = LeaceFitter(X.shape[1], z.shape[1], dtype=torch.float64)
+        fitter.update(X, torch.as_tensor(z, dtype=torch.float64))
+        er = fitter.eraser
+        bias = er.bias if er.bias is not None else torch.zeros(X.shape[1], dtype=torch.float64)
+        return (er.proj_left.float().numpy(), er.proj_right.float().numpy(), bias.float().numpy())
+
+    def _refit(self, model: Any, data: TrainingData) -> None:
+        eraser = self.fit_eraser(model, data)
+        flags, _ = self._nuisance_and_drop(model, data)
+        model.set_eraser(*eraser)
+        labels = data.concept_labels if self.refit_predictors else None
+        model.refit(data.X, data.y, concept_labels=labels, nuisance=flags if labels is not None else None,
+                    X_val=data.X_val, y_val=data.y_val)
+
+del Edit._registry[RefitEdit.kind]  # an abstract base, not an edit of its own
 EDIT_KINDS = tuple(Edit._registry)
 
 
@@ -386,5 +600,6 @@ def create_edit(kind: str, **fields: Any) -> Edit:
         raise EditError(f"Edit {kind!r} takes {sorted(names)}; got unexpected {unknown}.")
     return cls(**fields)
 
-__all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "Plan", "Prune", "PruneNormalize",
-           "RemoveConcept", "ScaleWeight", "SetWeight", "commit"]
+__all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept", "Plan",
+           "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout", "RemoveConcept", "ScaleWeight",
+           "SetWeight", "TrainingData", "commit"]

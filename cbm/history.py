@@ -15,6 +15,11 @@ Log layout::
      "redo": [seq, ...],                    # undone edits, most recent last
      "events": [{"event", "seq", "version", "when"}]}
 
+Audit trail: every entry and event records ``who`` (the session's ``user=``, else ``$CBM_USER``,
+else the OS login name), ``when`` and, for edits and saves, why (``why`` / ``note``); an edit
+applied after a preview also keeps its measured ``effect`` (accuracy before/after per split).
+:meth:`EditSession.audit_trail` lists them in order (``cbm edit MODEL history --format csv``).
+
 ``status`` is "pending", "undone", "saved" (``version`` says where), "discarded" or "failed" (a
 pending edit that no longer applies; ``error`` says why). The log is validated when read: a wrong
 shape or an unknown field raises :class:`~cbm.exceptions.ModelDirError` naming the file.
@@ -31,6 +36,9 @@ or trained in between): :meth:`EditSession.rebase` replays them on the current v
 from __future__ import annotations
 
 import datetime as _dt
+import getpass
+import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +66,8 @@ from cbm.io import (
 )
 
 HISTORY = "history.json"
+#: Environment variable naming who edits, when no ``user=`` / ``--user`` is given.
+USER_ENV = "CBM_USER"
 HISTORY_FORMAT = "cbmkit-edit-history/1"
 STATUSES = ("pending", "undone", "saved", "discarded", "failed")
 _OPT_INT = (int, type(None))
@@ -65,6 +75,28 @@ _LOG_FIELDS = {"format": str, "entries": list, "redo": list, "events": list}
 _LOG_OPTIONAL = {"revision": int, "base_version": _OPT_INT, "log_id": str}
 _ENTRY_FIELDS = {"seq": int, "edit": dict, "changes": list, "why": str, "when": str, "status": str,
                  "base_version": _OPT_INT, "version": _OPT_INT}
+_ENTRY_OPTIONAL = {"error": str, "who": str, "effect": dict}
+
+
+def current_user(user: str | None = None) -> str:
+    """Who makes a change: ``user``, else ``$CBM_USER``, else the OS login name (else "unknown")."""
+    for name in (user, os.environ.get(USER_ENV)):
+        if name and str(name).strip():
+            return str(name).strip()
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (some containers): getpass raises OSError or KeyError
+        return "unknown"
+
+
+def effect_summary(effect: Any) -> dict[str, Any]:
+    """The measured effect of an edit (an :class:`~cbm.edit_eval.EditEffect`) as a small JSON dict:
+    per split, n, accuracy before and after, and how many predictions change."""
+    acc = effect.accuracy[effect.accuracy["group"] == "all"]
+    return {str(r.split): {"n": int(r.n), "accuracy_before": round(float(r.before), 6),
+                           "accuracy_after": round(float(r.after), 6),
+                           "predictions_changed": int(len(effect.changed.get(r.split, ())))}
+            for r in acc.itertuples()}
 
 
 def _now() -> str:
@@ -88,7 +120,7 @@ def read_history(path: str | Path) -> dict[str, Any]:
         seqs = set()
         for i, e in enumerate(log["entries"], 1):
             at = f"{where}, entry {i}"
-            check_fields(e, at, _ENTRY_FIELDS, {"error": str}, strict=True)
+            check_fields(e, at, _ENTRY_FIELDS, _ENTRY_OPTIONAL, strict=True)
             if e["status"] not in STATUSES or e["seq"] in seqs:
                 raise DataError(f"{at} has status {e['status']!r} (expected one of {STATUSES}) or a repeated "
                                 f"seq {e['seq']}.")
@@ -177,6 +209,8 @@ class EditSession:
     version : int, optional
         Start editing from this version (default: the current one). Refused while edits made
         against another version are pending; saving needs it to be current (see :meth:`revert_to`).
+    user : str, optional
+        Who edits, recorded with every change (default ``$CBM_USER``, else the OS login name).
 
     Examples
     --------
@@ -185,8 +219,10 @@ class EditSession:
     >>> s.undo(); s.redo(); v = s.save("prune water")              # doctest: +SKIP
     """
 
-    def __init__(self, model_dir: str | Path, version: int | None = None) -> None:
+    def __init__(self, model_dir: str | Path, version: int | None = None, *,
+                 user: str | None = None) -> None:
         self.path = Path(model_dir)
+        self.user = current_user(user)
         self._requested = version
         self.warnings: list[str] = []
         self._load()
@@ -318,7 +354,8 @@ class EditSession:
         return next(e for e in self._log["entries"] if e["seq"] == seq)
 
     def _event(self, event: str, seq: int | None = None, version: int | None = None, **more: Any) -> None:
-        self._log["events"].append({"event": event, "seq": seq, "version": version, "when": _now(), **more})
+        self._log["events"].append({"event": event, "seq": seq, "version": version, "when": _now(),
+                                    "who": self.user, **more})
 
     # -- editing ------------------------------------------------------------------------------
     @property
@@ -347,13 +384,21 @@ class EditSession:
         self._refresh()
         return preview(self._model, edit, evalsets)
 
-    def apply(self, edit: Edit, why: str = "") -> dict[str, Any]:
-        """Apply ``edit`` and record it in the log at once; returns the log entry."""
+    def apply(self, edit: Edit, why: str = "", effect: Any = None) -> dict[str, Any]:
+        """Apply ``edit`` and record it in the log at once; returns the log entry.
+
+        ``effect``: the :meth:`preview` of this edit (or :func:`effect_summary` of it), kept in
+        the log as its measured effect.
+        """
+        if effect is not None and not isinstance(effect, dict):
+            effect = effect_summary(effect)
         with self._locked():
             record = edit.apply(self._model)
             seq = 1 + max((e["seq"] for e in self._log["entries"]), default=0)
             entry = {"seq": seq, "edit": edit.to_dict(), "changes": record.changes, "why": why, "when": _now(),
-                     "status": "pending", "base_version": self.version, "version": None}
+                     "status": "pending", "base_version": self.version, "version": None, "who": self.user}
+            if effect is not None:
+                entry["effect"] = effect
             try:
                 for s in self._log["redo"]:
                     self._entry(s)["status"] = "discarded"
@@ -433,9 +478,10 @@ class EditSession:
             if not note:
                 note = "; ".join(Edit.from_dict(e["edit"]).describe() for e in pending)[:500]
             mark = {"log": self._log["log_id"], "seqs": [e["seq"] for e in pending]}
-            version = save_model(self._model, self.path, note=note, metrics=metrics, extra={"edits": mark})
+            version = save_model(self._model, self.path, note=note, metrics=metrics,
+                                 extra={"edits": mark, "saved_by": self.user})
             self._mark_saved(pending, version)
-            self._event("save", version=version)
+            self._event("save", version=version, note=note)
             self._write()
             self.version, self._records = version, []
             self._model.version_ = version
@@ -483,9 +529,9 @@ class EditSession:
             metrics = load_metrics(self.path, version) or None
             new = save_model(old, self.path, note=note or f"revert to version {version}", metrics=metrics,
                              fingerprints=load_config(self.path, version).get("fingerprints", {}),
-                             extra={"reverted_from": version})
+                             extra={"reverted_from": version, "saved_by": self.user})
             self._log["base_version"] = new
-            self._event("revert", version=new, reverted_from=version)
+            self._event("revert", version=new, reverted_from=version, note=note)
             self._write()
             self._requested = None
             self._load(self._log)
@@ -514,5 +560,28 @@ class EditSession:
         return pd.DataFrame(rows, columns=["seq", "status", "edit", "class", "concept", "old", "new", "n_changes",
                                            "why", "when", "version"])
 
+    def audit_trail(self) -> pd.DataFrame:
+        """Every logged action in order: when, who, action, seq, version, edit, why, effect.
 
-__all__ = ["HISTORY", "EditSession", "VersionDiff", "diff_models", "read_history"]
+        ``action`` is edit, undo, redo, discard, save, rebase or revert; ``why`` is the edit's
+        reason (for saves and reverts, their note); ``effect`` the measured effect of an edit
+        applied after a preview (a JSON string, empty when none was run). Logs written before
+        ``who`` was recorded show an empty ``who``.
+        """
+        self._refresh()
+        entries = {e["seq"]: e for e in self._log["entries"]}
+        rows = []
+        for ev in self._log["events"]:
+            e = entries.get(ev.get("seq")) if ev.get("seq") is not None else None
+            edit = Edit.from_dict(e["edit"]).describe() if e else ""
+            why = e["why"] if e and ev["event"] == "edit" else str(ev.get("note", "") or "")
+            effect = json.dumps(e["effect"], sort_keys=True) if e and "effect" in e and \
+                ev["event"] == "edit" else ""
+            rows.append((str(ev.get("when", "")), str(ev.get("who", "")), ev["event"], ev.get("seq"),
+                         ev.get("version"), edit, why, effect))
+        return pd.DataFrame(rows, columns=["when", "who", "action", "seq", "version", "edit", "why",
+                                           "effect"])
+
+
+__all__ = ["HISTORY", "USER_ENV", "EditSession", "VersionDiff", "current_user", "diff_models",
+           "effect_summary", "read_history"]

@@ -156,6 +156,19 @@ def greedy_select(
     return ranking, gains
 
 
+def _label_indices(labels: Any, classes: Sequence[str]) -> np.ndarray:
+    """Labels as indices into ``classes``: names are matched by name, integers kept as indices."""
+    y = np.asarray(labels)
+    if np.issubdtype(y.dtype, np.integer):
+        return y
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in y.tolist()} - set(lookup))
+    if unknown:
+        raise ValueError(f"Labels name classes the bank does not have: {unknown[:5]}; the bank's classes "
+                         f"are {list(classes)[:10]}. Use the same class names, or map them first.")
+    return np.array([lookup[str(v)] for v in y.tolist()], dtype=np.int64)
+
+
 def select_concepts(
     bank: ConceptBank,
     image_embeddings: Any | None = None,
@@ -178,8 +191,9 @@ def select_concepts(
         ``concept_classes`` is given, a prior telling which class each concept was made for
         (the class with the largest prior value).
     image_embeddings, labels : arrays (N, d) and (N,), optional
-        Training images and labels (indices into ``bank.classes``) for discriminability; without
-        them only coverage counts.
+        Training images and labels for discriminability: class names (matched to
+        ``bank.classes`` by name) or indices into ``bank.classes``; without them only coverage
+        counts.
     n_per_class, n_total : int
         Budget per class, or in total (``ceil(n_total / K)`` per class, as the released code).
     score : {"kl", "negentropy"}
@@ -213,6 +227,7 @@ def select_concepts(
     per = int(n_per_class) if n_per_class is not None else math.ceil(int(n_total) / k)
     feats = torch.as_tensor(bank.vectors, dtype=torch.float64)
     if image_embeddings is not None and labels is not None and discriminability_weight:
+        labels = _label_indices(labels, classes)
         d = discriminability(class_similarity(feats, image_embeddings, labels, k), score)
     else:
         d = torch.zeros(len(bank), dtype=torch.float64)

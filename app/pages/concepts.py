@@ -82,6 +82,33 @@ def gallery(model, path, j: int) -> None:
             col.caption(f"{d.y[i]}  \nscore {p.activations[i, j]:.2f}")
 
 
+def faithfulness(model, path) -> None:
+    """Per-concept faithfulness on the validation split (when data.npz has its concept labels)."""
+    from pathlib import Path
+
+    from cbm.edit_eval import load_eval_data
+    from cbm.exceptions import CBMError
+    from cbm.faithfulness import concept_faithfulness
+
+    f = Path(path) / "data.npz"
+    try:
+        val = load_eval_data(f).get("val", {}) if f.is_file() else {}
+    except CBMError:
+        return
+    if "concept_labels" not in val:
+        return
+    bank = model.base_concepts_
+    if val["concept_labels"].shape[1] != len(bank):
+        return
+    with st.expander("Faithfulness of every concept (validation split)"):
+        df = concept_faithfulness(model, val["X"], val["y"], val["concept_labels"], bank,
+                                  nuisance=np.asarray(val["stamped"]) if "stamped" in val else None)
+        st.caption("AUC within class: does the predictor follow the concept inside a class (blank: the labels "
+                   "never vary within a class)? Class share: how much of its activation is the class. "
+                   "Leakage: does it separate tagged from untagged images of the same class (0.5 = no)?")
+        st.dataframe(df.round(3), hide_index=True)
+
+
 def render() -> None:
     """Draw the Concepts page: search concepts, see their provenance and the images that activate them."""
     st.title("Concepts")
@@ -104,6 +131,7 @@ def render() -> None:
         st.subheader("Classes that use it")
         users(model, j)
     gallery(model, path, j)
+    faithfulness(model, path)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ KINDS = {
     "Prune and renormalise the class": ("prune-normalize", True, True, False, False),
     "Set the weight": ("set-weight", True, True, True, False),
     "Remove the concept from every class": ("remove-concept", False, True, False, False),
+    "Refit the head without the concept (training data)": ("refit-without", False, True, False, False),
+    "Erase the concept from the embeddings, then refit (class = the confounded one)":
+        ("erase-concept", True, True, False, False),
     "Add a concept from text": ("add-concept", True, False, True, True),
 }
 
@@ -63,6 +66,7 @@ def preview(model, path, edit) -> None:
     except (CBMError, ValueError, KeyError) as e:
         st.error(f"This edit cannot be applied: {e}")
         return
+    honest_summary(model, path, edit, effect)
     acc = effect.accuracy
     overall = acc[acc["group"] == "all"]
     st.plotly_chart(_charts.accuracy_bars(dict(zip(overall["split"], overall["before"], strict=True)),
@@ -78,11 +82,57 @@ def preview(model, path, edit) -> None:
                 st.dataframe(df.drop(columns="index").rename(columns={"before": "now"}), hide_index=True)
 
 
+def _black_box(path):
+    """The black box saved next to the model by ``cbm demo`` (``../models/linear-probe``), or None."""
+    from pathlib import Path
+
+    from cbm.io import load_model
+
+    probe = Path(path).parent / "models" / "linear-probe"
+    try:
+        return load_model(probe) if (probe / "model.json").is_file() else None
+    except CBMError:
+        return None
+
+
+def honest_summary(model, path, edit, effect) -> None:
+    """Per-class recall before and after as numbers (the affected class first), the baselines side
+    by side on every split, and a verdict in plain words."""
+    from cbm.edits import TrainingData
+    from cbm.repair import compare_baselines
+
+    bb = _black_box(path)
+    if bb is not None and effect.affected is not None:
+        try:
+            data = TrainingData.for_model(model)
+        except CBMError:
+            data = None
+        try:
+            effect.baselines = compare_baselines(model, edit, _state.evalsets(model, path), bb, data,
+                                                 cls=effect.affected)
+        except (CBMError, ValueError, KeyError) as e:
+            st.caption(f"Baselines unavailable: {e}")
+    st.markdown(f"**Verdict.** {effect.verdict()}")
+    rec = effect.recall()
+    if len(rec):
+        st.caption("Recall per class, now and after the edit" +
+                   (f" ({effect.affected!r} first)" if effect.affected else ""))
+        st.dataframe(rec.round(3))
+    if effect.baselines is not None:
+        b = effect.baselines
+        wide = b.pivot(index="model", columns="split", values="accuracy").reindex(list(dict.fromkeys(b["model"])))
+        st.caption(f"Accuracy per split: the edited model next to the black box, the black box given the same "
+                   f"fix, and \"never predict {effect.affected}\"")
+        st.dataframe(wide.round(3))
+
+
 def controls(session, edit) -> None:
     """Apply / Undo / Redo / Save; each action reruns the page so every number is fresh."""
+    why = st.text_input("Why this edit?", key=_state.EDIT_WHY, placeholder="why this edit "
+                        "(kept in the audit trail with who and when)")
     c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 2, 1])
     if c1.button("Apply", key=_state.EDIT_APPLY, type="primary", disabled=edit is None):
-        _act(lambda: session.apply(edit), f"Applied: {edit.describe()}")
+        _act(lambda: session.apply(edit, why=why), f"Applied: {edit.describe()}")
     if c2.button("Undo", key=_state.EDIT_UNDO, disabled=not session.can_undo):
         _act(session.undo, "Undid the last edit.")
     if c3.button("Redo", key=_state.EDIT_REDO, disabled=not session.can_redo):
@@ -110,6 +160,11 @@ def history(session) -> None:
                "the model directory until saved (a reload does not lose them).")
     if not rows.empty:
         st.dataframe(rows.drop(columns=["why"]).iloc[::-1], hide_index=True)
+    trail = session.audit_trail()
+    if not trail.empty:
+        with st.expander(f"Audit trail: who changed the model, when and why ({len(trail)} actions)"):
+            st.dataframe(trail.iloc[::-1], hide_index=True)
+            st.caption("Export it with `cbm edit MODEL history --format csv`.")
 
 
 def suggestions(model, path) -> None:

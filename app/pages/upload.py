@@ -33,7 +33,7 @@ def render() -> None:
                 "which records it.")
         st.stop()
     st.caption(f"Images are embedded with `{_state.encoder_label(path)}`, the encoder the model was trained on.")
-    up = st.file_uploader("Drop an image (PNG or JPEG)", type=None, key=_state.UPLOAD_FILE)
+    up = st.file_uploader("Drop an image (PNG, JPEG, 16-bit TIFF or DICOM)", type=None, key=_state.UPLOAD_FILE)
     if up is None:
         st.info("Upload an image to see what the model predicts and why.")
         st.stop()

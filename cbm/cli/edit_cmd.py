@@ -3,6 +3,7 @@
     cbm edit runs/birds prune --class cardinal --concept "water background" --eval-on test,shifted
     cbm edit runs/birds suggest                        # concepts that look spurious
     cbm edit runs/birds history | undo | redo | discard
+    cbm edit runs/birds history --format csv --out audit.csv   # who did what, when, why, effect
     cbm edit runs/birds save --note "prune water"      # writes a new version
     cbm edit runs/birds diff 1 2                       # weight changes between versions
     cbm edit runs/birds revert 1                       # make version 1 current again (as a new version)
@@ -11,6 +12,7 @@
 Edits are recorded at once in MODEL_DIR/history.json and stay pending until `save`. Every change
 holds the directory's lock, so several commands (and the app) can edit one directory at once.
 Evaluation data defaults to MODEL_DIR/data.npz (the .npz format of `cbm train`).
+Every change records who made it: --user NAME, else $CBM_USER, else the login name.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def add_parser(sub) -> None:
         q.add_argument("--data", metavar="NPZ", help="evaluation .npz (default: MODEL_DIR/data.npz)")
         q.add_argument("--why", default="", help="reason, stored in the edit log")
         q.add_argument("--dry-run", action="store_true", help="only preview; change nothing")
+        return with_user(q)
+
+    def with_user(q):
+        q.add_argument("--user", help="who makes the change (default $CBM_USER, else the login name)")
         return q
 
     edit_parser("prune", "zero a class-concept weight").add_argument(
@@ -49,15 +55,19 @@ def add_parser(sub) -> None:
     q.add_argument("--eval-on", help="comma-separated splits (default: all)")
     q.add_argument("--data", metavar="NPZ")
     q.add_argument("--top", type=int, default=10)
-    acts.add_parser("history", help="list logged edits")
-    acts.add_parser("undo", help="undo the last unsaved edit")
-    acts.add_parser("redo", help="redo the last undone edit")
-    acts.add_parser("discard", help="drop all unsaved edits")
-    acts.add_parser("save", help="save the edited model as a new version").add_argument("--note", default="")
-    q = acts.add_parser("revert", help="make an earlier version current again (saved as a new version)")
+    q = acts.add_parser("history", help="list logged edits, or export the audit trail (--format)")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table: the edits (default); csv/json: every action with who, when, why, effect")
+    q.add_argument("--out", metavar="FILE", help="write the export to FILE instead of stdout")
+    with_user(acts.add_parser("undo", help="undo the last unsaved edit"))
+    with_user(acts.add_parser("redo", help="redo the last undone edit"))
+    with_user(acts.add_parser("discard", help="drop all unsaved edits"))
+    with_user(acts.add_parser("save", help="save the edited model as a new version")).add_argument(
+        "--note", default="", help="why this version (stored with it and in the audit trail)")
+    q = with_user(acts.add_parser("revert", help="make an earlier version current again (saved as a new version)"))
     q.add_argument("to_version", type=int, metavar="N", help="the version to go back to")
     q.add_argument("--note", default="")
-    acts.add_parser("rebase", help="replay unsaved edits on the current version (after another save)")
+    with_user(acts.add_parser("rebase", help="replay unsaved edits on the current version (after another save)"))
     q = acts.add_parser("diff", help="weight changes between two versions (V2 default: current edits)")
     q.add_argument("v1", type=int)
     q.add_argument("v2", type=int, nargs="?")
@@ -96,25 +106,51 @@ def _evalsets(model, args, default_all: bool = False):
     return load_evalsets(model, data, [s.strip() for s in splits if s.strip()])
 
 
+def _export(df, fmt: str, out: str | None) -> None:
+    """The audit trail as CSV or JSON (a list of records), to ``out`` or stdout."""
+    import json
+    import sys
+
+    from cbm._io import atomic_write_bytes
+
+    records = [{k: (None if v != v else v) for k, v in r.items()}  # NaN (no seq/version) -> null
+               for r in df.astype(object).to_dict("records")]
+    for r in records:
+        for k in ("seq", "version"):
+            r[k] = None if r[k] is None else int(r[k])
+    if fmt == "json":
+        for r in records:
+            r["effect"] = json.loads(r["effect"]) if r["effect"] else None
+        text = json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = df.astype({"seq": "Int64", "version": "Int64"}).to_csv(index=False)
+    if out:
+        atomic_write_bytes(Path(out), text.encode("utf-8"))
+        print(f"wrote {len(records)} audit record(s) to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
 def _run(args) -> int:
     from cbm.history import EditSession
 
-    session = EditSession(args.model)
+    session = EditSession(args.model, user=getattr(args, "user", None))
     shown = list(session.warnings)
     for w in shown:
         print(f"warning: {w}")
     act = args.action
     if act in WEIGHT_EDITS:
         edit = _edit(args)
-        sets = _evalsets(session.model, args)
+        sets, effect = _evalsets(session.model, args), None
         if sets:
-            print(session.preview(edit, sets).report())
+            effect = session.preview(edit, sets)
+            print(effect.report())
         else:
             print(f"(no evaluation data: {Path(args.model) / 'data.npz'} is missing; pass --data to preview)")
         if args.dry_run:
             print("dry run: nothing changed")
             return 0
-        entry = session.apply(edit, why=args.why)
+        entry = session.apply(edit, why=args.why, effect=effect)
         print(f"applied as unsaved edit #{entry['seq']} ({len(entry['changes'])} weight(s) changed); "
               f"`cbm edit {args.model} save` writes a new version, `undo` reverts it")
     elif act == "suggest":
@@ -128,6 +164,8 @@ def _run(args) -> int:
             print("no suspicious concepts found (needs data from two or more domains, or a concept prior)")
         for r in df.itertuples():
             print(f"{r.score:8.3f}  {r._1} / {r.concept}: {r.reason}")
+    elif act == "history" and args.format != "table":
+        _export(session.audit_trail(), args.format, args.out)
     elif act == "history":
         df = session.history()
         print(df.drop(columns=["when"]).to_string(index=False) if len(df) else "no edits logged")

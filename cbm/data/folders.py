@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cbm.data.dicom import DICOM_EXTENSIONS
 from cbm.data.images import DEFAULT_MAX_PIXELS, check_max_pixels, read_image, to_rgb
 from cbm.exceptions import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
+                    *DICOM_EXTENSIONS)
 
 
 def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:

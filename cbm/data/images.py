@@ -17,6 +17,10 @@ The same rules hold everywhere:
   stretched from their own min..max to 0..255; transparent images (``RGBA``, ``LA``, ``PA``,
   ``P`` with a transparency entry) are composited on white; palette and other modes are
   converted by PIL.
+* **DICOM** (``.dcm``/``.dicom`` files, or any file with the 'DICM' marker, uploads included) is
+  read by :mod:`cbm.data.dicom`: rescale slope/intercept, the file's window (else min..max),
+  MONOCHROME1 inverted; multi-frame and undecodable compressed files refused; no patient tag is
+  ever copied out.
 * **Damage.** A missing, non-image or truncated file is a ``DataError`` naming the file.
 """
 
@@ -33,6 +37,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cbm._images import to_rgb
+from cbm.data.dicom import DICOM_EXTENSIONS, is_dicom, read_dicom
 from cbm.exceptions import DataError
 
 #: Default pixel cap (width x height): 100 megapixels, e.g. 10000 x 10000. A decoded image at the
@@ -47,6 +52,13 @@ _HOW_TO_RAISE = f"raise the limit with --max-pixels, max_pixels= or ${MAX_PIXELS
 
 class ImageTooLargeError(DataError):
     """An image has more pixels than the cap; it is refused before its pixels are decoded."""
+
+
+def too_large(label: str, width: int, height: int, cap: int) -> ImageTooLargeError:
+    """The error for an image of ``width x height`` pixels over the cap ``cap``."""
+    return ImageTooLargeError(
+        f"Image {label!r} is {width} x {height} = {width * height:,} pixels, over the {cap:,}-pixel "
+        f"limit; it was not decoded. Resize it, or {_HOW_TO_RAISE}.")
 
 
 def default_max_pixels() -> int:
@@ -95,15 +107,15 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, name: str | None
         label, fh = name or str(source), Path(source)
     else:
         label, fh = name or getattr(source, "name", None) or "image", source
+    if _looks_like_dicom(fh, label):
+        return read_dicom(str(fh) if isinstance(fh, Path) else fh, label, cap)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap decides
             with Image.open(fh) as im:
                 w, h = im.size
                 if w * h > cap:
-                    raise ImageTooLargeError(
-                        f"Image {label!r} is {w} x {h} = {w * h:,} pixels, over the {cap:,}-pixel "
-                        f"limit; it was not decoded. Resize it, or {_HOW_TO_RAISE}.")
+                    raise too_large(label, w, h, cap)
                 im.load()  # decode now, so a truncated file fails here and not later
                 return to_rgb(im)
     except DataError:
@@ -133,5 +145,24 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, name: str | None
                         "or lower the cap (--max-pixels).") from None
 
 
+def _looks_like_dicom(fh: Path | BinaryIO, label: str) -> bool:
+    """A ``.dcm``/``.dicom`` path, or any file whose header carries the 'DICM' marker."""
+    if isinstance(fh, Path):
+        if fh.suffix.lower() in DICOM_EXTENSIONS:
+            return True
+        try:
+            with open(fh, "rb") as f:
+                return is_dicom(f.read(132))
+        except OSError:
+            return False  # missing or a folder: the PIL branch names the problem
+    try:
+        pos = fh.tell()
+        head = fh.read(132)
+        fh.seek(pos)
+    except (OSError, AttributeError, ValueError):
+        return False
+    return is_dicom(head)
+
+
 __all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "ImageTooLargeError", "check_max_pixels",
-           "default_max_pixels", "read_image", "to_rgb"]
+           "default_max_pixels", "read_image", "to_rgb", "too_large"]

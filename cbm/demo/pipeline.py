@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 
 from cbm.demo.confound import ConfoundConfig, draw_tags, stamp
-from cbm.demo.garments import ARTIFACT, CLASSES, concept_labels, garment_concept_bank
+from cbm.demo.garments import (
+    ARTIFACT,
+    CLASSES,
+    concept_labels,
+    garment_concept_bank,
+    measured_thresholds,
+)
 
 SPLITS = ("train", "val", "test", "shifted")
 
@@ -81,13 +87,15 @@ def quick_config(**changes: Any) -> DemoConfig:
 
 @dataclass
 class DemoSplit:
-    """One split: stamped images, labels (class names), site, tag flags and ids."""
+    """One split: stamped images, labels (class names), site, tag flags, ids, and the images before
+    stamping (``clean``: measured concepts are read from them)."""
 
     images: np.ndarray
     y: np.ndarray
     domains: np.ndarray
     stamped: np.ndarray
     ids: np.ndarray
+    clean: np.ndarray | None = None
 
 
 def build_splits(cfg: DemoConfig, root: str | Path | None = None) -> dict[str, DemoSplit]:
@@ -116,6 +124,7 @@ def build_splits(cfg: DemoConfig, root: str | Path | None = None) -> dict[str, D
             domains=np.full(len(idx), "site A" if site == "train" else "site B"),
             stamped=tags,
             ids=np.asarray([f"{name}/{pool.ids[i]}" for i in idx]),
+            clean=pool.images[idx],
         )
     return out
 
@@ -146,15 +155,19 @@ def embed_splits(splits: dict[str, DemoSplit], cfg: DemoConfig, progress: bool =
 
 
 def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.ndarray],
-                    include: tuple[str, ...] = ("val", "test", "shifted")) -> Path:
-    """The app's evaluation file: X, labels, site, ids, images and tag flags per split."""
+                    include: tuple[str, ...] = ("train", "val", "test", "shifted"),
+                    labels: dict[str, np.ndarray] | None = None) -> Path:
+    """The app's evaluation file: X, labels, site, ids, images and tag flags per split, and the
+    per-image concept labels of the training split (what refitting edits re-ground with)."""
     from cbm.edit_eval import save_eval_data
 
-    return save_eval_data(path, {
-        name: {"X": X[name], "y": splits[name].y, "domains": splits[name].domains, "ids": splits[name].ids,
-               "images": splits[name].images, "stamped": splits[name].stamped}
-        for name in include
-    }, class_names=CLASSES)
+    out = {}
+    for name in include:
+        out[name] = {"X": X[name], "y": splits[name].y, "domains": splits[name].domains, "ids": splits[name].ids,
+                     "images": splits[name].images, "stamped": splits[name].stamped}
+        if labels is not None and name in labels:
+            out[name]["concept_labels"] = labels[name]
+    return save_eval_data(path, out, class_names=CLASSES)
 
 
 def llm_concept_bank(model: str, base_url: str | None = None, cache_dir: Path | None = None):
@@ -196,32 +209,85 @@ class DemoResult:
     model_dir: Path
     timings: dict[str, float]
     embed_summary: str
+    repairs: Any = None
+    faithfulness: Any = None
+    suspect: tuple[str, str] | None = None
+
+    @property
+    def chosen_edit(self) -> Any:
+        """The repair chosen on the validation split (None: no edit beat leaving the model as it is)."""
+        return None if self.repairs is None else self.repairs.iloc[0]["edit"]
 
     def report(self) -> str:
-        """What the run printed: the table, the suggestions, the edit's measured effect, where to look."""
-        k = self.config.confound.confounded_class
+        """What the run printed: the table, the suggestions, the repair chosen on validation data, its
+        measured effect with per-class recall and the baselines, and where to look."""
         sug = self.suggestions.head(5)
         lines = ["", "Accuracy (in-domain = training site, shifted = the other site) and sparsity:",
                  self.table(), "",
                  "Edit suggestions (concepts whose class evidence holds in one site only):"]
         lines += [f"  {r['class']:<12} <- {r['concept']!r} (weight {r['weight']:+.2f}, score {r['score']:.3f})"
                   for _, r in sug.iterrows()]
-        lines += ["", f"Global edit, previewed on cached activations (no retraining, no new data): prune "
-                  f"{ARTIFACT!r} from {k!r}", self.edit_effect.report(),
-                  f"  => shifted accuracy {100 * self.edit_effect.delta('shifted'):+.1f} points",
-                  "", f"Model directory: {self.model_dir}",
+        if self.faithfulness is not None:
+            from cbm.faithfulness import faithfulness_report
+
+            lines += ["", faithfulness_report(self.faithfulness)]
+        if self.repairs is not None:
+            k, c = self.suspect
+            lines += ["", f"Repairs of {k!r} <- {c!r}, scored on the training site's validation split only: "
+                      "the mean of accuracy on the validation images and on the same images with the artifact "
+                      "flipped (its mean shift in the embedding, from the model's own predictor):",
+                      f"    {'edit':<64}{'score':>7}{'val':>7}{'flipped':>8}{'balanced':>9}  {k} recall val/flipped"]
+            for r in self.repairs.itertuples():
+                lines.append(f"  {'*' if r.chosen else ' '} {r.name[:63]:<64}{r.score:>7.3f}{r.val_accuracy:>7.3f}"
+                             f"{r.val_flipped:>8.3f}{r.val_balanced:>9.3f}  {r.val_recall:.2f}/{r.flipped_recall:.2f}")
+            chosen = self.chosen_edit
+            lines.append(f"Chosen edit: {chosen.describe() if chosen is not None else 'none (no edit beat the model)'}")
+        if self.edit_effect is not None:
+            lines += ["", "Its effect, measured on every split (nothing committed):", self.edit_effect.report(),
+                      f"  => shifted accuracy {100 * self.edit_effect.delta('shifted'):+.1f} points"]
+        lines += ["", f"Model directory: {self.model_dir}",
                   "Timings: " + ", ".join(f"{n} {v:.1f} s" for n, v in self.timings.items()),
                   "Open it in the browser:  cbm app" + ("" if self.model_dir == default_demo_dir() / "model"
                                                        else f" {self.model_dir}")]
         return "\n".join(lines)
 
     def table(self) -> str:
-        head = f"{'model':<28}{'in-domain':>10}{'shifted':>10}{'gap':>8}{'non-zero w':>12}{'NEC':>7}"
+        head = f"{'model':<34}{'in-domain':>10}{'shifted':>10}{'gap':>8}{'non-zero w':>12}{'NEC':>7}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
-            lines.append(f"{r['model']:<28}{r['in_domain']:>10.3f}{r['shifted']:>10.3f}"
+            lines.append(f"{r['model']:<34}{r['in_domain']:>10.3f}{r['shifted']:>10.3f}"
                          f"{r['in_domain'] - r['shifted']:>8.3f}{r['nonzero']:>12}{r['nec']:>7.1f}")
         return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (what ``benchmarks/bench_demo_robustness.py`` records)."""
+        e, k = self.edit_effect, self.suspect[0] if self.suspect else self.config.confound.confounded_class
+        by = {r["model"]: r for r in self.rows}
+        base = {} if e is None or e.baselines is None else {
+            (r.split, r.model): (r.accuracy, r.recall) for r in e.baselines.itertuples()}
+        cbm = by["knowledge-prior CBM (KnoBo)"]
+        after = (lambda s: e.value(s, "all", "after")) if e is not None else (lambda s: cbm[
+            "in_domain" if s == "test" else "shifted"])
+        rec = (lambda s, w: e.value(s, f"class={k}", w)) if e is not None else (lambda s, w: np.nan)
+        return {
+            "edit": self.chosen_edit.describe() if self.chosen_edit is not None else "none",
+            "suspect": list(self.suspect) if self.suspect else None,
+            "shifted_gain_points": 100 * (after("shifted") - cbm["shifted"]),
+            "in_domain_cost_points": 100 * (cbm["in_domain"] - after("test")),
+            "shifted_after": after("shifted"), "in_domain_after": after("test"),
+            "black_box_shifted": by["black box (linear probe)"]["shifted"],
+            "black_box_same_fix_shifted": base.get(("shifted", "black box + same fix"), (np.nan,))[0],
+            "black_box_same_fix_in_domain": base.get(("test", "black box + same fix"), (np.nan,))[0],
+            "never_predict_k_shifted": base.get(("shifted", f"CBM never predicts {k}"), (np.nan,))[0],
+            "black_box_never_predict_k_shifted": base.get(("shifted", f"black box never predicts {k}"), (np.nan,))[0],
+            "k_recall_shifted_before": rec("shifted", "before"), "k_recall_shifted_after": rec("shifted", "after"),
+            "k_recall_in_domain_before": rec("test", "before"), "k_recall_in_domain_after": rec("test", "after"),
+            "cbm_in_domain": cbm["in_domain"], "cbm_shifted": cbm["shifted"],
+            "black_box_in_domain": by["black box (linear probe)"]["in_domain"],
+            "pcbm_h_in_domain": by.get("PCBM-h (CAV concepts + residual)", {}).get("in_domain"),
+            "verdict": e.verdict() if e is not None else "no edit chosen",
+            "timings": self.timings,
+        }
 
 
 def _sparsity(model) -> tuple[int, float]:
@@ -230,12 +296,37 @@ def _sparsity(model) -> tuple[int, float]:
     return int(nz.sum()), float(nz.sum(1).mean())
 
 
-def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print) -> DemoResult:
-    """Run the whole demo; writes the KnoBo model directory (with ``data.npz``) for the app."""
+def _row(label: str, m, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], dense: bool = False) -> dict[str, Any]:
+    nz, nec = _sparsity(m)
+    W = np.asarray(m.coef_)
+    return {"model": label, "in_domain": float(m.score(X["test"], splits["test"].y)),
+            "shifted": float(m.score(X["shifted"], splits["shifted"].y)),
+            "nonzero": int(W.size) if dense else nz, "nec": float(W.shape[1]) if dense else nec}
+
+
+SPARSE_L1 = 0.5
+
+
+def sparse_head(knobo, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], l1: float = SPARSE_L1):
+    """A copy of ``knobo`` with its head refitted under an L1 proximal step (exact zeros), same predictors."""
+    import copy
+
+    m = copy.deepcopy(knobo).set_params(l1=l1)
+    return m.refit(X["train"], splits["train"].y, X_val=X["val"], y_val=splits["val"].y)
+
+
+def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
+             pcbm: bool = True) -> DemoResult:
+    """Run the whole demo; writes the KnoBo model directory (with ``data.npz``) for the app.
+
+    ``pcbm=False`` leaves out the PCBM and PCBM-h rows (the robustness benchmark does, to save time).
+    """
     from cbm.edit_eval import EvalSet, preview, suggest_edits
-    from cbm.edits import Prune
+    from cbm.edits import TrainingData
+    from cbm.faithfulness import concept_faithfulness
     from cbm.io import save_model
     from cbm.models import create_model
+    from cbm.repair import compare_baselines, suggest_repairs
 
     cfg = cfg or DemoConfig()
     t: dict[str, float] = {}
@@ -252,46 +343,85 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print)
     t2 = time.perf_counter()
     bank = (garment_concept_bank() if cfg.llm_model is None
             else llm_concept_bank(cfg.llm_model, cfg.llm_base_url, cfg.cache_dir))
-    L = {s: concept_labels(bank, _class_index(splits[s].y), splits[s].stamped) for s in ("train", "val")}
+    thresholds = measured_thresholds(splits["train"].clean)
+    L = {s: concept_labels(bank, _class_index(splits[s].y), splits[s].stamped, splits[s].clean, thresholds)
+         for s in SPLITS}
     ytr, yva = splits["train"].y, splits["val"].y
-    knobo = create_model("knobo", concepts=bank, random_state=cfg.seed, verbose=progress)
+    knobo = create_model("knobo", concepts=bank, random_state=cfg.seed, verbose=progress,
+                         balance_concept=ARTIFACT if ARTIFACT in bank.names else None)
     knobo.fit(X["train"], ytr, concept_labels=L["train"], X_val=X["val"], y_val=yva)
     t["train_knobo_s"] = time.perf_counter() - t2
-    cav_bank = _cav_bank(bank, X["train"], L["train"], encoder.fingerprint, cfg.seed)
-    pcbm = create_model("pcbm", concepts=cav_bank, random_state=cfg.seed, verbose=progress)
-    pcbm.fit(X["train"], ytr)
-    t["train_pcbm_s"] = time.perf_counter() - t2 - t["train_knobo_s"]
+    hybrids = {}
+    if pcbm:
+        cav_bank = _cav_bank(bank, X["train"], L["train"], encoder.fingerprint, cfg.seed)
+        for name in ("pcbm", "pcbm-h"):
+            hybrids[name] = create_model(name, concepts=cav_bank, random_state=cfg.seed,
+                                         verbose=progress).fit(X["train"], ytr)
+        t["train_pcbm_s"] = time.perf_counter() - t2 - t["train_knobo_s"]
     probe = create_model("linear-probe", random_state=cfg.seed).fit(X["train"], ytr)
     t["train_s"] = time.perf_counter() - t2
 
-    rows = []
-    for label, m in (("black box (linear probe)", probe), ("PCBM (CAV concepts)", pcbm),
-                     ("knowledge-prior CBM (KnoBo)", knobo)):
-        nz, nec = _sparsity(m)
-        rows.append({"model": label, "in_domain": float(m.score(X["test"], splits["test"].y)),
-                     "shifted": float(m.score(X["shifted"], splits["shifted"].y)),
-                     "nonzero": nz if m is not probe else int(np.asarray(m.coef_).size),
-                     "nec": nec if m is not probe else float(np.asarray(m.coef_).shape[1])})
+    rows = [_row("black box (linear probe)", probe, X, splits, dense=True)]
+    if hybrids:
+        rows += [_row("PCBM (CAV concepts)", hybrids["pcbm"], X, splits),
+                 _row("PCBM-h (CAV concepts + residual)", hybrids["pcbm-h"], X, splits)]
+    rows.append(_row("knowledge-prior CBM (KnoBo)", knobo, X, splits))
+    if pcbm:
+        rows.append(_row(f"KnoBo, sparse head (l1={SPARSE_L1:g})", sparse_head(knobo, X, splits), X, splits))
+        t4 = time.perf_counter()
+        rows += text_scored_rows(bank, splits, X, encoder, cfg)
+        t["train_text_methods_s"] = time.perf_counter() - t4
 
+    t3 = time.perf_counter()
+    base_cols = [bank.index(n) for n in knobo.base_concepts_.names]
+    L_base = {s: L[s][:, base_cols] for s in ("train", "val")}  # columns of the grounded concepts
     evalsets = {s: EvalSet.from_model(knobo, X[s], splits[s].y, s, splits[s].domains, splits[s].ids)
                 for s in ("val", "test", "shifted")}
     suggestions = suggest_edits(knobo, evalsets, top=5)
-    effect = preview(knobo, Prune(cfg.confound.confounded_class, ARTIFACT), evalsets)
+    faith = concept_faithfulness(knobo, X["val"], yva, L["val"], bank,
+                                 nuisance=splits["val"].stamped if ARTIFACT in bank.names else None)
+    effect, repairs, suspect = None, None, None
+    if ARTIFACT in knobo.concept_names_:
+        # the artifact is a known nuisance concept; the class leaning on it most is the suspect
+        j = knobo.concept_names_.index(ARTIFACT)
+        suspect = (knobo.class_names_[int(np.argmax(knobo.coef_[:, j]))], ARTIFACT)
+        data = TrainingData(X["train"], ytr, L_base["train"], X["val"], yva)
+        repairs = suggest_repairs(knobo, evalsets["val"], *suspect, data=data)
+        chosen = repairs.iloc[0]["edit"]
+        if chosen is not None:
+            effect = preview(knobo, chosen, evalsets)
+            effect.baselines = compare_baselines(knobo, chosen, evalsets, probe, data, cls=suspect[0])
+    t["repair_s"] = time.perf_counter() - t3
 
     fingerprints = {
         "encoder": {"name": "mobilenet_v2", "pretrained": None, "image_size": cfg.image_size,
                     "fingerprint": encoder.fingerprint},
         "data": {"name": "fashion-mnist (confounded demo)", "config": _jsonable(asdict(cfg))},
     }
-    metrics = {"rows": rows, "edit_preview": effect.accuracy.to_dict("records")}
+    metrics = {"rows": rows, "edit_preview": None if effect is None else effect.accuracy.to_dict("records")}
     cfg.model_dir.mkdir(parents=True, exist_ok=True)
     save_model(knobo, cfg.model_dir, note="cbm demo: knowledge-prior CBM", metrics=metrics,
                fingerprints=fingerprints)
-    write_eval_data(cfg.model_dir / "data.npz", splits, X)
-    for name, m in (("pcbm", pcbm), ("linear-probe", probe)):
+    write_eval_data(cfg.model_dir / "data.npz", splits, X, labels=L_base)
+    for name, m in (*hybrids.items(), ("linear-probe", probe)):
         save_model(m, cfg.out_dir / "models" / name, note=f"cbm demo: {name}", fingerprints=fingerprints)
     t["total_s"] = time.perf_counter() - t0
-    return DemoResult(cfg, rows, suggestions, effect, cfg.model_dir, t, embed_summary)
+    return DemoResult(cfg, rows, suggestions, effect, cfg.model_dir, t, embed_summary, repairs, faith, suspect)
+
+
+def text_scored_rows(bank, splits: dict[str, DemoSplit], X: dict[str, np.ndarray], encoder,
+                     cfg: DemoConfig) -> list[dict[str, Any]]:
+    """LaBo, Label-free CBM, Sparse-CBM and CMS on the same images, through the offline CLIP stand-in
+    (:mod:`cbm.demo.text_methods`): rows for the accuracy table."""
+    from cbm.demo.text_methods import fit_standin, text_method_models, text_method_rows
+
+    garments = bank.subset([j for j, n in enumerate(bank.names) if n != ARTIFACT])
+    ytr = splits["train"].y
+    alignment = fit_standin(X["train"], ytr, garments, CLASSES,
+                            {"name": "mobilenet_v2", "image_size": cfg.image_size}, encoder.fingerprint,
+                            seed=cfg.seed)
+    models = text_method_models(alignment, X["train"], ytr, garments, CLASSES, seed=cfg.seed)
+    return text_method_rows(alignment, models, X, {s: splits[s].y for s in splits})
 
 
 def _class_index(y: np.ndarray) -> np.ndarray:

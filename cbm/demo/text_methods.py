@@ -45,13 +45,14 @@ def text_method_models(alignment: Any, X_train: np.ndarray, y_train: Sequence[st
     concepts = embed_bank(bank, text_encoder)
     concepts = concepts.with_vectors(concepts.vectors, encoder_fingerprint=alignment.fingerprint)
     Z = alignment.project(X_train)
-    # CMS pairs class embeddings with ``classes_``, the sorted labels (scikit-learn's order)
-    class_text = text_encoder.encode_text([TEMPLATE.format(cls=c) for c in np.unique(y_train)])
+    names = [str(c) for c in np.unique(y_train)]
+    class_text = dict(zip(names, text_encoder.encode_text([TEMPLATE.format(cls=c) for c in names]),
+                          strict=True))  # CMS matches class embeddings by name
     out = {}
     for method in methods:
         extra = {"class_embeddings": class_text} if method == "cms" else {}
-        model = create_model(method, concepts=concepts, random_state=seed, **extra)
-        out[method] = model.fit(Z, np.asarray(y_train))
+        model = create_model(method, concepts=concepts, random_state=seed)
+        out[method] = model.fit(Z, np.asarray(y_train), **extra)
     return out
 
 

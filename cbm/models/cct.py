@@ -49,7 +49,7 @@ from torch import nn
 
 from cbm.bank import ConceptBank
 from cbm.exceptions import NotFittedError
-from cbm.models._base import BaseConceptModel, resolve_device
+from cbm.models._base import BaseConceptModel, resolve_device, seed_from
 from cbm.models._early_stopping import EarlyStopping
 
 
@@ -332,33 +332,46 @@ class ConceptCentricTransformer(BaseConceptModel):
     # -- input ------------------------------------------------------------------------------
     @staticmethod
     def _as_tokens(X: Any, what: str = "X") -> np.ndarray:
-        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        from sklearn.utils.validation import check_array  # scikit-learn's messages for bad input
+
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
+        arr = check_array(arr, allow_nd=True, dtype=None, ensure_all_finite=True, input_name=what)
         if arr.ndim == 2:
             arr = arr[:, None, :]
         if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
             raise ValueError(f"ConceptCentricTransformer: {what} must be patch tokens (n_samples, n_tokens, dim) "
                              f"or embeddings (n_samples, dim); got shape {arr.shape}.")
         if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
-            raise ValueError(f"{what} must hold finite floats; check the token cache.")
+            raise ValueError(f"{what} must hold finite floats (it contains NaN or infinite values, or is not "
+                             "float); check the token cache.")
         return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr)
 
     def _check_X(self, X: Any) -> torch.Tensor:
         arr = self._as_tokens(X)
         if arr.shape[2] != self.n_features_in_:
-            raise ValueError(f"ConceptCentricTransformer was fitted on {self.n_features_in_}-d tokens; got "
-                             f"shape {arr.shape}. Use tokens from the same encoder.")
+            raise ValueError(f"X has {arr.shape[2]} features, but ConceptCentricTransformer is expecting "
+                             f"{self.n_features_in_} features as input ({self.n_features_in_}-d tokens); got shape "
+                             f"{arr.shape}. Use tokens from the same encoder.")
         return torch.from_numpy(arr)  # stays on CPU (float16 caches too); batches move to the device
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ConceptCentricTransformer:
         """Fit on patch tokens ``X`` (N, T, d) and labels ``y``; ``concept_labels`` (N, M),
         ``spatial_concept_labels`` (N, T, M) (NaN = unknown) and ``X_val``/``y_val`` optional."""
+        from sklearn.utils.multiclass import check_classification_targets
+
         self._validate_params()
         Xn = self._as_tokens(X)
+        if y is None:
+            raise ValueError("ConceptCentricTransformer requires y to be passed, but the target y is None.")
         y_np = np.asarray(y)
+        if y_np.ndim == 2 and y_np.shape[1] > 1:
+            raise ValueError(f"ConceptCentricTransformer predicts one class per sample, but y has shape "
+                             f"{y_np.shape} (multi-label or multi-output targets). Pass one label per sample.")
         if y_np.ndim != 1 or len(y_np) != len(Xn):
             raise ValueError(f"X has {len(Xn)} samples but y has shape {y_np.shape}; pass one label per sample.")
-        if self.concepts is None or len(self.concepts) == 0:
+        check_classification_targets(y_np)
+        if self._concept_bank() is None:
             raise ValueError("ConceptCentricTransformer needs concepts=ConceptBank(names): one slot per concept.")
         self.classes_, y_idx = np.unique(y_np, return_inverse=True)
         if len(self.classes_) < 2:
@@ -385,7 +398,7 @@ class ConceptCentricTransformer(BaseConceptModel):
             known = np.isin(yv, self.classes_)
             val = (Xv[known], torch.as_tensor(np.searchsorted(self.classes_, yv[known])))
         dev = self.device_
-        seed = 0 if self.random_state is None else int(self.random_state)
+        seed = seed_from(self.random_state)
         devices = [dev.index or 0] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -429,6 +442,7 @@ class ConceptCentricTransformer(BaseConceptModel):
             if stopper.best_state is not None:
                 net.load_state_dict(stopper.best_state)
         self.net_ = net.eval()
+        self.n_iter_ = len(self.history_)
         self.base_concepts_ = self.concepts
         self._set_head(X)
         self.keep_ = np.arange(M)
@@ -500,7 +514,7 @@ class ConceptCentricTransformer(BaseConceptModel):
         self._check_fitted()
         return self._residual(self._check_X(X)).numpy()
 
-    def decision_function(self, X: Any) -> np.ndarray:
+    def logits(self, X: Any) -> np.ndarray:
         """Class scores (N, K): the network's logits (plus any weight edits)."""
         self._check_fitted()
         Xt = self._check_X(X)

@@ -9,6 +9,13 @@
 
 Concept labels come from ``fit(..., concept_labels=)`` (N x M per image: 1 yes, 0 no, -1 unknown = unused) or, without them,
 from the prior: images of classes with +1 are positives, with -1 negatives, 0 unused.
+
+Grounding without shortcuts (``balance_concept``): name a known nuisance concept (an imaging
+artifact) and every other predictor is trained with sample weights balanced over (its label,
+the nuisance label) cells, so the nuisance is independent of the label it learns; the nuisance's
+own predictor is balanced over (class, nuisance) cells, so it cannot be a class detector.
+A fitted model may also carry a linear concept eraser (LEACE, set by
+:class:`cbm.edits.EraseConcept`), applied to X before every predictor.
 """
 
 from __future__ import annotations
@@ -50,6 +57,14 @@ class KnoBo(BaseConceptModel):
     max_epochs : int, default=300
     patience : int, default=30
         Early stopping on validation accuracy when ``fit(..., X_val=, y_val=)`` is given.
+    balance_concept : str or None, default=None
+        A nuisance concept (e.g. an imaging artifact) whose labels decorrelate the grounding of
+        every other concept (see the module docstring).
+    l1 : float, default=0
+        Sparse head: a proximal (soft-threshold) step of ``lr * l1`` after every Adam update makes
+        weights exactly zero. Adam's steps are about ``lr`` per weight, so ``l1`` is relative to them:
+        a weight survives only where its normalised gradient is consistently above ``l1``; keep it
+        below 1 (``l1 >= 1`` zeroes every weight).
     random_state : int, RandomState or None, default=0
         Seeds the held-out split of the grounding step (None: a fresh seed per fit).
     device : str, verbose : bool
@@ -76,6 +91,8 @@ class KnoBo(BaseConceptModel):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
+        "balance_concept": [str, None],
+        "l1": [Interval(Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
         "device": [str],
         "verbose": ["verbose"],
@@ -84,8 +101,8 @@ class KnoBo(BaseConceptModel):
     def __init__(self, *, concepts: ConceptBank | None = None, threshold: float = 0.6,
                  max_concepts: int | None = None, grounding_l2: float = 1e-3,
                  grounding_val_fraction: float = 0.2, lam: float = 1.0, lr: float = 1e-2,
-                 max_epochs: int = 300, patience: int = 30, random_state: int = 0,
-                 device: str = "auto", verbose: bool = False):
+                 max_epochs: int = 300, patience: int = 30, balance_concept: str | None = None,
+                 l1: float = 0.0, random_state: int = 0, device: str = "auto", verbose: bool = False):
         self.concepts = concepts
         self.threshold = threshold
         self.max_concepts = max_concepts
@@ -95,6 +112,8 @@ class KnoBo(BaseConceptModel):
         self.lr = lr
         self.max_epochs = max_epochs
         self.patience = patience
+        self.balance_concept = balance_concept
+        self.l1 = l1
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -119,15 +138,18 @@ class KnoBo(BaseConceptModel):
         P = torch.as_tensor(prior, device=self.device_)[y]
         return torch.where(P > 0, 1.0, torch.where(P < 0, 0.0, -1.0))
 
-    def _ground(self, Xn: torch.Tensor, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,)."""
+    def _ground(self, Xn: torch.Tensor, L: torch.Tensor,
+                groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,).
+
+        ``groups`` (N, M) int: samples are weighted so every non-empty (label, group) cell of a
+        concept weighs the same (label-balanced when None).
+        """
         gen = torch.Generator(device="cpu").manual_seed(self._seed)
         held = (torch.rand(len(Xn), generator=gen) < self.grounding_val_fraction).to(Xn.device)
         used, pos = L >= 0, L > 0
         train = used & ~held[:, None]
-        n_pos = (train & pos).sum(0).clamp(min=1)
-        n_neg = (train & ~pos).sum(0).clamp(min=1)
-        weight = torch.where(pos, 0.5 / n_pos, 0.5 / n_neg) * train  # class-balanced, per concept
+        weight = balanced_weights(pos, train, groups)
         W = torch.zeros(L.shape[1], Xn.shape[1], device=Xn.device, requires_grad=True)
         b = torch.zeros(L.shape[1], device=Xn.device, requires_grad=True)
         opt = torch.optim.LBFGS([W, b], lr=1, max_iter=200, line_search_fn="strong_wolfe")
@@ -160,8 +182,11 @@ class KnoBo(BaseConceptModel):
         if concepts is None:
             raise ValueError("KnoBo needs concepts=ConceptBank(...) naming the concepts to ground.")
         prior = class_prior(concepts, self.classes_)
+        for k in ("eraser_left_", "eraser_right_", "eraser_bias_"):
+            self.__dict__.pop(k, None)
         Xn = F.normalize(X, dim=1)
-        W, b, acc = self._ground(Xn, self._concept_labels(y, concept_labels, prior, len(concepts)))
+        L = self._concept_labels(y, concept_labels, prior, len(concepts))
+        W, b, acc = self._ground(Xn, L, self._balance_groups(L, y))
         self.grounding_accuracy_ = acc
         order = [j for j in np.argsort(-np.nan_to_num(acc, nan=-1)) if acc[j] >= self.threshold]
         if self.max_concepts is not None:
@@ -185,14 +210,30 @@ class KnoBo(BaseConceptModel):
         P = None if prior is None else torch.as_tensor(prior[:, self.selected_], device=self.device_)
         self._fit_head(self._activations(X), y, P, val_arrays(self, X_val, y_val))
 
-    def _fit_head(self, A: torch.Tensor, y: torch.Tensor, P: torch.Tensor | None, val) -> None:
+    def _balance_groups(self, L: torch.Tensor, y: torch.Tensor, nuisance: torch.Tensor | None = None,
+                        j: int | None = None) -> torch.Tensor | None:
+        """(N, M) grounding groups: the nuisance label for every concept, the class for the nuisance
+        concept itself (column ``j``; by default ``balance_concept``'s labels and column)."""
+        if nuisance is None:
+            if self.balance_concept is None:
+                return None
+            j = self.concepts.index(self.balance_concept)
+            nuisance = L[:, j] > 0
+        groups = nuisance.long()[:, None].expand(-1, L.shape[1]).clone()
+        if j is not None:
+            groups[:, j] = y
+        return groups
+
+    def _fit_head(self, A: torch.Tensor, y: torch.Tensor, P: torch.Tensor | None, val,
+                  Av: torch.Tensor | None = None) -> None:
         from tqdm.auto import tqdm
 
         K, M = len(self.classes_), A.shape[1]
         W = torch.zeros(K, M, device=A.device, requires_grad=True)
         b = torch.zeros(K, device=A.device, requires_grad=True)
         opt = torch.optim.Adam([W, b], lr=self.lr)
-        Av = None if val is None else self._activations(val[0])
+        if Av is None and val is not None:
+            Av = self._activations(val[0])
         stop = EarlyStopping(self.patience)
         self.n_iter_ = 0
         for _ in tqdm(range(self.max_epochs), desc="KnoBo head", disable=not self.verbose):
@@ -203,6 +244,9 @@ class KnoBo(BaseConceptModel):
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if self.l1:
+                with torch.no_grad():  # proximal step of the L1 penalty: exact zeros
+                    W.copy_(torch.sign(W) * (W.abs() - self.lr * self.l1).clamp(min=0))
             if Av is not None:
                 with torch.no_grad():
                     z = Av @ W.T + b
@@ -218,15 +262,99 @@ class KnoBo(BaseConceptModel):
         return self._score_vectors(X, as_tensor(self.grounding_W_, X.device), as_tensor(self.grounding_b_, X.device))
 
     def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
-        """Concept probability ``sigmoid(<x / |x|, v> + b)`` (concepts given as CAVs)."""
-        return torch.sigmoid(F.normalize(X, dim=1) @ vectors.T + intercepts)
+        """Concept probability ``sigmoid(<x' / |x'|, v> + b)``, x' = x after the eraser (if any)."""
+        return torch.sigmoid(F.normalize(self.erase(X), dim=1) @ vectors.T + intercepts)
+
+    def erase(self, X: Any) -> Any:
+        """X with the fitted concept eraser applied (unchanged without one); tensor or array in, same out."""
+        if getattr(self, "eraser_left_", None) is None:
+            return X
+        Xt = as_tensor(X, X.device if isinstance(X, torch.Tensor) else "cpu")
+        L, R, mu = (as_tensor(a, Xt.device) for a in (self.eraser_left_, self.eraser_right_, self.eraser_bias_))
+        out = Xt - ((Xt - mu) @ R.T) @ L.T
+        return out if isinstance(X, torch.Tensor) else out.numpy()
+
+    def set_eraser(self, left: np.ndarray | None, right: np.ndarray | None = None,
+                   bias: np.ndarray | None = None) -> None:
+        """Install a LEACE eraser ``x - L R (x - bias)`` (L: d x r, R: r x d); None removes it."""
+        if left is None:
+            for k in ("eraser_left_", "eraser_right_", "eraser_bias_"):
+                self.__dict__.pop(k, None)
+            return
+        d = self.n_features_in_
+        left, right, bias = (np.asarray(a, np.float32) for a in (left, right, bias))
+        if left.shape[0] != d or right.shape != (left.shape[1], d) or bias.shape != (d,):
+            raise ValueError(f"eraser shapes must be L (d, r), R (r, d), bias (d,) with d={d}; got "
+                             f"{left.shape}, {right.shape}, {bias.shape}.")
+        self.eraser_left_, self.eraser_right_, self.eraser_bias_ = left, right, bias
+
+    def refit(self, X: Any, y: Any, *, concept_labels: Any = None, nuisance: Any = None,
+              X_val: Any = None, y_val: Any = None) -> KnoBo:
+        """Refit on the same training data after an edit: the head on the current concepts and,
+        given ``concept_labels`` (N x M_base, columns in ``base_concepts_`` order), the concept
+        predictors too (weighted to be independent of ``nuisance`` (N,) flags when given). The
+        eraser, if any, is applied first."""
+        self._check_fitted()
+        Xt = self._check_X(X)
+        y_idx = _class_indices(self, y)
+        if concept_labels is not None:
+            names = self.base_concepts_.names
+            L = as_tensor(concept_labels, self.device_)
+            if L.shape != (len(y_idx), len(names)):
+                raise ValueError(f"concept_labels must have one column per grounded concept (base_concepts_, "
+                                 f"{len(names)}) and one row per sample; got {tuple(L.shape)}.")
+            L = torch.where(L > 0, 1.0, torch.where(L < 0, -1.0, 0.0))
+            jb = names.index(self.balance_concept) if self.balance_concept in names else None
+            if nuisance is None and jb is not None:
+                nuisance = (L[:, jb] > 0).cpu().numpy()
+            groups = None if nuisance is None else self._balance_groups(
+                L, y_idx, torch.as_tensor(np.asarray(nuisance) > 0, device=Xt.device), jb)
+            W, b, _ = self._ground(F.normalize(self.erase(Xt), dim=1), L, groups)
+            self.grounding_W_, self.grounding_b_ = W.cpu().numpy(), b.cpu().numpy()
+            self.base_concepts_ = self.base_concepts_.with_vectors(
+                self.grounding_W_, self.grounding_b_, encoder_fingerprint=self.base_concepts_.encoder_fingerprint)
+            if not len(self._added_vectors):
+                self.concepts_ = self.base_concepts_.subset(self.keep_.tolist())
+        A = as_tensor(self.transform(Xt), self.device_)
+        val = val_arrays(self, X_val, y_val)
+        Av = None if val is None else as_tensor(self.transform(val[0]), self.device_)
+        prior = class_prior(self.concepts_, self.classes_)
+        P = None if prior is None else torch.as_tensor(prior, device=self.device_)
+        self._fit_head(A, y_idx, P, val, Av)
+        return self
 
     def _extra_state(self) -> dict[str, np.ndarray]:
-        return {"grounding_W": self.grounding_W_, "grounding_b": self.grounding_b_,
-                "selected": self.selected_, "grounding_accuracy": self.grounding_accuracy_}
+        out = {"grounding_W": self.grounding_W_, "grounding_b": self.grounding_b_,
+               "selected": self.selected_, "grounding_accuracy": self.grounding_accuracy_}
+        if getattr(self, "eraser_left_", None) is not None:
+            out.update(eraser_left=self.eraser_left_, eraser_right=self.eraser_right_,
+                       eraser_bias=self.eraser_bias_)
+        return out
 
     def _load_extra_state(self, tensors: dict[str, np.ndarray]) -> None:
         self.grounding_W_ = tensors["grounding_W"].astype(np.float32)
         self.grounding_b_ = tensors["grounding_b"].astype(np.float32)
         self.selected_ = tensors["selected"].astype(np.int64)
         self.grounding_accuracy_ = tensors["grounding_accuracy"].astype(np.float32)
+        if "eraser_left" in tensors:
+            self.set_eraser(tensors["eraser_left"], tensors["eraser_right"], tensors["eraser_bias"])
+
+
+def _class_indices(model: KnoBo, y: Any) -> torch.Tensor:
+    y = np.asarray(y)
+    unknown = sorted(set(y.tolist()) - set(model.classes_.tolist()))
+    if unknown:
+        raise ValueError(f"y has labels the model was not fitted on: {unknown[:5]}.")
+    return torch.as_tensor(np.searchsorted(model.classes_, y), device=model.device_)
+
+
+def balanced_weights(pos: torch.Tensor, train: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
+    """(N, M) sample weights summing to 1 per concept: every non-empty (label, group) cell weighs
+    the same, so the group is independent of the label under the weights."""
+    cell = pos.long() if groups is None else pos.long() + 2 * groups.long()
+    n_cells = int(cell.max().item()) + 1 if cell.numel() else 1
+    onehot = F.one_hot(cell, n_cells).float() * train[..., None]      # (N, M, C)
+    counts = onehot.sum(0)                                              # (M, C)
+    per = torch.where(counts > 0, 1.0 / counts.clamp(min=1), 0.0)
+    per = per / (counts > 0).sum(1, keepdim=True).clamp(min=1)
+    return (onehot * per[None]).sum(-1)

@@ -50,3 +50,16 @@ def test_thumbnail_scales_small_images_crisply():
     img = thumbnail(np.arange(16, dtype=np.uint8).reshape(4, 4), size=40)
     assert img.size == (40, 40)
     assert thumbnail(np.zeros((8, 8, 3), np.float32)).mode == "RGB"
+
+
+def test_an_uploaded_dicom_is_read_from_its_bytes_without_patient_tags(tmp_path):
+    from dicom_files import PATIENT_NAME, write_dicom
+
+    path = write_dicom(tmp_path / "chest.dcm", np.arange(256, dtype=np.uint16).reshape(16, 16) * 16,
+                       photometric="MONOCHROME1")
+    img = load_upload(path.read_bytes(), name="chest.dcm")
+    assert img.mode == "RGB" and img.size == (16, 16)
+    assert np.asarray(img)[0, 0, 0] == 255  # MONOCHROME1: the lowest value shows white
+    with pytest.raises(DataError, match="'chest.dcm'") as err:
+        load_upload(path.read_bytes()[:400], name="chest.dcm")
+    assert PATIENT_NAME.split("^")[0] not in str(err.value)

@@ -216,3 +216,28 @@ class TestEditPage:
         at = _open("edit")
         assert _shifted_accuracy(at) != before
         assert "1 unsaved edit(s)" in _texts(at)
+
+    def test_the_audit_trail_names_who_edited(self, model_dir, moving_prune):
+        from cbm.edits import Prune
+        from cbm.history import EditSession
+
+        EditSession(model_dir, user="dr.app").apply(Prune(*moving_prune), why="spurious tag")
+        at = _open("edit")
+        assert not at.exception, at.exception
+        assert any(e.label.startswith("Audit trail") for e in at.expander)
+        trail = next(df.value for df in at.dataframe if "who" in df.value.columns)
+        assert trail["who"].tolist() == ["dr.app"] and trail["why"].tolist() == ["spurious tag"]
+
+    def test_apply_asks_for_the_why_and_logs_it(self, model_dir, moving_prune, monkeypatch):
+        from cbm.history import EditSession
+
+        monkeypatch.setenv("CBM_USER", "dr.tab")
+        at = _open("edit")
+        at.selectbox(key=_state.EDIT_CLASS).select(moving_prune[0])
+        at.selectbox(key=_state.EDIT_CONCEPT).select(moving_prune[1]).run()
+        at.text_input(key=_state.EDIT_WHY).input("hospital tag, not anatomy").run()
+        at.button(key=_state.EDIT_APPLY).click().run()
+        assert not at.exception, at.exception
+        trail = EditSession(model_dir).audit_trail()
+        assert trail[["action", "who", "why"]].values.tolist() == [
+            ["edit", "dr.tab", "hospital tag, not anatomy"]]

@@ -81,6 +81,16 @@ def test_select_concepts_takes_discriminative_concepts_per_class(score, coverage
     assert out.names == ["c0", "c4"] and out.metadata["selection"]["score"] == score
 
 
+def test_labels_may_be_class_names_matched_to_the_bank_by_name():
+    bank = _bank_two_classes()
+    images = np.array([[1, 0, 0], [1, .1, 0], [0, 1, 0], [.1, 1, 0]], np.float32)
+    _, by_index = select_concepts(bank, images, [0, 0, 1, 1], n_per_class=1)
+    _, by_name = select_concepts(bank, images, ["a", "a", "b", "b"], n_per_class=1)
+    assert by_name["per_class"] == by_index["per_class"] == {"a": ["c0"], "b": ["c4"]}
+    with pytest.raises(ValueError, match=r"does not have: \['z'\]"):
+        select_concepts(bank, images, ["a", "a", "b", "z"], n_per_class=1)
+
+
 def test_total_budget_and_required_inputs():
     bank = _bank_two_classes()
     out, _ = select_concepts(bank, n_total=4)

@@ -27,3 +27,29 @@ def test_labels_use_class_answers_and_the_stamp_itself():
     assert L[0, bank.index("handle")] == 1 and L[1, bank.index("handle")] == 0
     assert L[1, bank.index("zipper")] == -1  # "unknown": not used to ground the concept
     assert L[:, bank.index(ARTIFACT)].tolist() == [1, 0]
+
+
+def test_bank_lists_40_to_80_concepts_with_measured_ones_unknown_for_every_class():
+    from cbm.demo.garments import MEASURED
+
+    bank = garment_concept_bank()
+    assert 40 <= len(bank) <= 80
+    for name in MEASURED:
+        assert (bank.prior[:, bank.index(name)] == 0).all()
+
+
+def test_measured_concepts_vary_within_a_class():
+    from cbm.demo.garments import MEASURED, measured_thresholds
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((40, 28, 28), np.uint8)
+    for i in range(40):  # same class, different darkness and width
+        w = 6 + i % 10
+        images[i, 2:26, 14 - w:14 + w] = 60 + 5 * i + rng.integers(0, 20)
+    bank = garment_concept_bank()
+    y = np.full(40, CLASSES.index("Shirt"))
+    L = concept_labels(bank, y, np.zeros(40, bool), images, measured_thresholds(images))
+    for name in ("dark fabric", "wide silhouette"):
+        col = L[:, bank.index(name)]
+        assert (col == 1).any() and (col == 0).any(), name
+    assert set(L[:, bank.index(next(iter(MEASURED)))]) <= {-1, 0, 1}

@@ -193,7 +193,7 @@ def test_explanations_add_up_through_the_hybrid_residual(fitted):
     model, X, _, _, _ = fitted
     e = explain(model, X[:5])
     np.testing.assert_allclose(model.logits_from_activations(model.transform(X[:5]), model.residual_logits(X[:5])),
-                               model.decision_function(X[:5]), atol=1e-4)
+                               model.logits(X[:5]), atol=1e-4)
     assert len(e) == 5
 
 
@@ -203,9 +203,9 @@ def test_same_seed_same_model_and_the_global_rng_is_untouched(bank):
     a = ConceptCentricTransformer(concepts=bank, **{**FAST, "max_epochs": 2}).fit(X, y, concept_labels=C)
     assert torch.equal(torch.get_rng_state(), before)
     b = ConceptCentricTransformer(concepts=bank, **{**FAST, "max_epochs": 2}).fit(X, y, concept_labels=C)
-    np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))
+    np.testing.assert_array_equal(a.logits(X), b.logits(X))
     c = ConceptCentricTransformer(concepts=bank, **{**FAST, "max_epochs": 2, "random_state": 1}).fit(X, y)
-    assert not np.allclose(a.decision_function(X), c.decision_function(X))
+    assert not np.allclose(a.logits(X), c.logits(X))
 
 
 def test_save_load_round_trip_gives_identical_predictions_and_maps(fitted, tmp_path):
@@ -213,7 +213,7 @@ def test_save_load_round_trip_gives_identical_predictions_and_maps(fitted, tmp_p
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     assert isinstance(loaded, ConceptCentricTransformer) and loaded.dim == model.dim
-    np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
+    np.testing.assert_array_equal(loaded.logits(X), model.logits(X))
     np.testing.assert_array_equal(loaded.concept_maps(X), model.concept_maps(X))
 
 
@@ -228,7 +228,7 @@ def test_removing_a_concept_masks_its_slot(fitted, tmp_path):
     maps = m.concept_maps(X)
     assert maps.shape == (len(X), 2, 3, 3)
     np.testing.assert_allclose(maps.sum(1), 1, rtol=1e-5)  # attention re-spreads over the kept slots
-    assert not np.allclose(m.decision_function(X), model.decision_function(X))
+    assert not np.allclose(m.logits(X), model.logits(X))
     assert clone(m).get_params()["concepts"] is not None
 
 
@@ -236,9 +236,9 @@ def test_weight_edits_act_on_top_of_the_network(fitted, tmp_path):
     model, X, _, _, _ = fitted
     save_model(model, tmp_path / "m")
     m = load_model(tmp_path / "m")
-    before = m.decision_function(X)
+    before = m.logits(X)
     m.coef_[1, 0] += 2.0
-    np.testing.assert_allclose(m.decision_function(X) - before, np.outer(m.transform(X)[:, 0], [0, 2.0]), atol=1e-4)
+    np.testing.assert_allclose(m.logits(X) - before, np.outer(m.transform(X)[:, 0], [0, 2.0]), atol=1e-4)
 
 
 def test_ct_variant_pooled_embeddings_and_spatial_targets(bank):
@@ -248,7 +248,7 @@ def test_ct_variant_pooled_embeddings_and_spatial_targets(bank):
     ct = create_model("cct", concepts=bank, variant="ct", **{**FAST, "max_epochs": 3})
     ct.fit(X, y, concept_labels=C, spatial_concept_labels=S)
     assert not hasattr(ct.net_, "slot_attention") and ct.transform(X).shape == (64, 3)
-    np.testing.assert_allclose(ct.concept_contributions(X).sum(1) + ct.intercept_, ct.decision_function(X),
+    np.testing.assert_allclose(ct.concept_contributions(X).sum(1) + ct.intercept_, ct.logits(X),
                                atol=1e-4)  # one stream, no background: the concepts explain it all
     pooled = ConceptCentricTransformer(concepts=bank, **{**FAST, "max_epochs": 2}).fit(X.mean(1), y)
     assert pooled.concept_maps(X.mean(1)).shape == (64, 3, 1, 1)

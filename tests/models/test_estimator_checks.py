@@ -36,6 +36,13 @@ FAST = {
     "dense-head": {"max_iter": 100},
 }
 
+#: methods scikit-learn's checks cannot drive, and why
+NOT_CHECKED = {
+    "cct": "it reads patch tokens X of shape (N, T, d), while the checks feed 2-d X; the shared "
+           "contract tests (tests/models/test_common.py) and tests/models/test_cct.py cover it",
+}
+CHECKED = [m for m in list_methods() if m not in NOT_CHECKED]
+
 #: why a check fails for every method, by design
 _FLOAT32 = ("activations and logits are computed in float32 by torch (on GPU when present); a matrix "
             "product's last bits depend on the batch size (BLAS blocking), about 1e-7 relative, above this "
@@ -44,7 +51,7 @@ _FLOAT32 = ("activations and logits are computed in float32 by torch (on GPU whe
 #: method -> {check name: why it is expected to fail}. Non-strict: where BLAS happens to give
 #: bit-identical results for both batch sizes the check passes.
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
-    method: {"check_methods_subset_invariance": _FLOAT32} for method in list_methods()
+    method: {"check_methods_subset_invariance": _FLOAT32} for method in CHECKED
 }
 
 
@@ -77,7 +84,7 @@ def _checked_class(method: str) -> type:
     return cls
 
 
-ESTIMATORS = [_checked_class(m)(device="cpu", **FAST[m]) for m in list_methods()]
+ESTIMATORS = [_checked_class(m)(device="cpu", **FAST[m]) for m in CHECKED]
 
 
 def _expected_failures(estimator) -> dict[str, str]:

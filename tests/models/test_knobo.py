@@ -132,3 +132,54 @@ def test_labels_that_are_not_0_to_k_minus_1_match_the_prior_by_name(world, relab
     relabelled = KnoBo(concepts=bank, **kw).fit(tr.X, names[tr.y])
     np.testing.assert_array_equal(relabelled.selected_, reference.selected_)
     np.testing.assert_array_equal(relabelled.predict(te.X), names[reference.predict(te.X)])
+
+def test_balanced_weights_make_the_nuisance_independent_of_each_label():
+    import torch
+
+    from cbm.models.knobo import balanced_weights
+
+    g = torch.Generator().manual_seed(0)
+    pos = torch.rand(400, 2, generator=g) < 0.5
+    nuisance = (torch.rand(400, generator=g) < torch.where(pos[:, 0], 0.9, 0.1)).long()  # confounded
+    w = balanced_weights(pos, torch.ones_like(pos), nuisance[:, None].expand(-1, 2))
+    for j in range(2):
+        for lab in (True, False):
+            m = pos[:, j] == lab
+            rate = (w[m, j] * nuisance[m]).sum() / w[m, j].sum()
+            assert abs(rate.item() - 0.5) < 1e-5
+        assert abs(w[:, j].sum().item() - 1) < 1e-5
+
+
+def test_balance_concept_grounds_the_artifact_across_classes(world):
+    tr = world["train"]
+    names = world.bank.names
+    m = KnoBo(concepts=world.bank, device="cpu", balance_concept=names[world.spurious_index])
+    m.fit(tr.X, tr.y, concept_labels=tr.concepts)
+    assert m.balance_concept in m.concept_names_
+
+
+def test_sparse_head_has_exact_zeros(world, from_labels):
+    import copy
+
+    tr, va = world["train"], world["val"]
+    sparse = copy.deepcopy(from_labels).set_params(l1=0.5).refit(tr.X, tr.y, X_val=va.X, y_val=va.y)
+    assert (sparse.coef_ == 0).sum() > (from_labels.coef_ == 0).sum()
+    assert sparse.score(world["test"].X, world["test"].y) > 0.5
+
+
+def test_eraser_is_applied_before_the_predictors_and_saved(world, from_labels, tmp_path):
+    import copy
+
+    m = copy.deepcopy(from_labels)
+    d = m.n_features_in_
+    u = np.zeros((d, 1), np.float32)
+    u[0] = 1.0
+    X = world["test"].X[:20]
+    m.set_eraser(u, u.T, np.zeros(d, np.float32))
+    X0 = X.copy()
+    X0[:, 0] = 0
+    np.testing.assert_allclose(m.transform(X), from_labels.transform(X0), atol=1e-6)
+    save_model(m, tmp_path / "m")
+    np.testing.assert_allclose(load_model(tmp_path / "m").transform(X), m.transform(X), atol=1e-6)
+    with pytest.raises(ValueError, match="eraser shapes"):
+        m.set_eraser(u[:5], u.T, np.zeros(d, np.float32))

@@ -1,0 +1,115 @@
+"""The evaluation-data file: the ``.npz`` that ``cbm train``, ``cbm demo`` and ``ConceptWorld.save_npz``
+write and that the app, ``cbm edit``, ``cbm eval``, ``cbm explain`` and refitting edits read.
+
+Arrays are stored per split as ``<key>_<split>`` (``X``, ``y``, optional ``domains``, ``ids``,
+``images``, ``concept_labels``, ...) plus ``class_names``; no pickles; written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbm._io import atomic_path
+from cbm.exceptions import DataError, unknown_name_message
+
+
+def save_eval_data(path: str | Path, splits: Mapping[str, Mapping[str, Any]],
+                   class_names: Iterable[str] | None = None) -> Path:
+    """Write evaluation splits as the ``.npz`` that the app, ``cbm edit`` and ``cbm explain`` read.
+
+    ``splits`` maps a split name to arrays ``X`` (N, d) and ``y`` (N,), optionally ``domains``,
+    ``ids``, ``images`` (uint8 thumbnails) and any other per-sample array; they are stored as
+    ``<key>_<split>``. No pickles; written atomically.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    if class_names is not None:
+        arrays["class_names"] = np.asarray([str(c) for c in class_names])
+    for name, split in splits.items():
+        if "X" not in split or "y" not in split:
+            raise DataError(f"Split {name!r} needs arrays 'X' and 'y'; got {sorted(split)}.")
+        for key, value in split.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind == "O":
+                arr = arr.astype(str)
+            arrays[f"{key}_{name}"] = arr.astype(np.float32) if key == "X" else arr
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+#: Display and search order of evaluation splits: in-domain test data first, then the shifted domain.
+SPLIT_ORDER = ("test", "shifted", "val", "train")
+
+
+def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every split of an evaluation ``.npz`` as ``{split: {"X", "y", "domains"?, "ids"?, "images"?, ...}}``.
+
+    Splits come in :data:`SPLIT_ORDER` (others after, by name); integer labels are decoded through
+    ``class_names`` when the file has them; ``X`` is float32. The inverse of :func:`save_eval_data`.
+    """
+    path = _npz(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"Evaluation data {str(path)!r} cannot be read ({e}); write it again with "
+                        "`cbm train` or save_eval_data.") from None
+    names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
+    names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
+    classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
+    out = {}
+    for n in names:
+        split = {k[: -len(n) - 1]: v for k, v in arrays.items() if k.endswith(f"_{n}")}
+        split["X"] = split["X"].astype(np.float32)
+        y = split["y"]
+        split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
+        out[n] = split
+    return out
+
+
+def npz_splits(path: str | Path) -> list[str]:
+    """Split names in an evaluation ``.npz`` (those with both ``X_<split>`` and ``y_<split>``)."""
+    with np.load(_npz(path), allow_pickle=False) as z:
+        return [k[2:] for k in z.files if k.startswith("X_") and f"y_{k[2:]}" in z.files]
+
+
+def _npz(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Evaluation data {str(path)!r} not found; pass the .npz written by `cbm train` "
+                        "(arrays X_<split>, y_<split>, optional domains_<split>, ids_<split>).")
+    return path
+
+
+def read_sample(path: str | Path, sample: str, split: str | None = None) -> tuple[str, int, np.ndarray, Any]:
+    """One sample of an evaluation ``.npz`` by id (``ids_<split>``) or row number.
+
+    Returns ``(split, row, x (d,), label)``; ``split=None`` searches test, shifted, val, train.
+    """
+    with np.load(_npz(path), allow_pickle=False) as z:
+        have = [k[2:] for k in z.files if k.startswith("X_")]
+        order = [split] if split else [s for s in SPLIT_ORDER if s in have] + \
+            [s for s in have if s not in SPLIT_ORDER]
+        for s in order:
+            if s not in have:
+                raise DataError(unknown_name_message("split", s, have) + f" (in {str(path)!r})")
+            ids = z[f"ids_{s}"].astype(str) if f"ids_{s}" in z.files else None
+            hit = np.flatnonzero(ids == str(sample)) if ids is not None else []
+            if not len(hit) and str(sample).isdigit() and int(sample) < len(z[f"X_{s}"]):
+                hit = [int(sample)]
+            if len(hit):
+                i = int(hit[0])
+                y = z[f"y_{s}"][i] if f"y_{s}" in z.files else None
+                if y is not None and "class_names" in z.files and np.asarray(y).dtype.kind in "iu":
+                    y = z["class_names"].astype(str)[int(y)]
+                return s, i, z[f"X_{s}"][i].astype(np.float32), y
+    raise DataError(f"No sample {sample!r} in {str(path)!r} (splits searched: {order}); give an id from "
+                    "ids_<split> or a row number.")
+
+
+__all__ = ["SPLIT_ORDER", "load_eval_data", "npz_splits", "read_sample", "save_eval_data"]

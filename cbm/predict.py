@@ -1,0 +1,264 @@
+"""Batch predictions with explanations: a model over a folder, manifest or embedding cache -> CSV.
+
+:func:`predict_to_csv` writes one row per image::
+
+    id, predicted, p:<class 1>, ..., p:<class K>, concepts_for, concepts_against, model_version
+
+``concepts_for`` / ``concepts_against`` list the ``top`` concepts with the largest positive /
+most negative contributions to the predicted class as ``name (+0.123); other (+0.045)``.
+``model_version`` is the saved version, with ``+N`` when N unsaved edits were applied on it.
+
+The source is streamed in batches (memory: one batch of embeddings and explanations), and each
+batch is appended to the CSV with one write followed by fsync. A run that is stopped or crashes
+can simply be run again: ids already in the CSV are skipped, and a partial last line left by a
+crash is cut off first. The CSV must have been written by the same model version (columns and
+``model_version`` are checked), so rows of two models never mix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbm.exceptions import CBMError, DataError, EncoderMismatchError
+from cbm.explain import encoder_for, explain, recorded_fingerprint, softmax
+
+__all__ = ["PredictStats", "predict_to_csv", "prediction_columns"]
+
+#: Manifest suffixes accepted as SOURCE (anything else that is a file is refused).
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
+
+
+@dataclass
+class PredictStats:
+    """What one :func:`predict_to_csv` run did."""
+
+    out: Path
+    total: int = 0  # rows in the source
+    written: int = 0  # rows appended by this run
+    resumed: int = 0  # rows already in the CSV, skipped
+    skipped: list[str] = field(default_factory=list)  # unreadable images (messages naming them)
+    model_version: str = ""
+
+    def summary(self) -> str:
+        """One line for the command line."""
+        parts = [f"wrote {self.written} prediction(s) to {self.out}"]
+        if self.resumed:
+            parts.append(f"{self.resumed} already there were kept")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)} unreadable image(s)")
+        return ", ".join(parts) + f" (model version {self.model_version})"
+
+
+def prediction_columns(class_names: list[str]) -> list[str]:
+    """The CSV header for a model with ``class_names``."""
+    return ["id", "predicted", *[f"p:{c}" for c in class_names], "concepts_for", "concepts_against",
+            "model_version"]
+
+
+def _version_label(session: Any) -> str:
+    version = getattr(session.model, "version_", None)
+    pending = len(session.pending)
+    return f"{version}" + (f"+{pending}" if pending else "")
+
+
+def _done_ids(out: Path, header: list[str], version: str) -> set[str]:
+    """Ids already in ``out`` (cutting off a partial last line); refuse another model's CSV."""
+    if not out.exists() or out.stat().st_size == 0:
+        return set()
+    with open(out, "rb+") as fh:  # a crash mid-write can leave a line without its newline
+        data_end = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, data_end - 1))
+        if fh.read(1) != b"\n":
+            fh.seek(0)
+            keep = fh.read().rfind(b"\n") + 1
+            fh.truncate(keep)
+    done: set[str] = set()
+    with open(out, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        found = next(reader, None)
+        if found is None:
+            return done
+        if found != header:
+            raise DataError(f"{str(out)!r} has other columns than this model's predictions (another "
+                            "model or a different file?); pass another --out or delete it.")
+        for row in reader:
+            if len(row) != len(header):
+                raise DataError(f"{str(out)!r} has a damaged row (line {reader.line_num}); delete the "
+                                "row or the file, then run again.")
+            if row[-1] != version:
+                raise DataError(f"{str(out)!r} holds predictions of model version {row[-1]!r}, but the "
+                                f"model is now at {version!r}; pass another --out or delete it.")
+            done.add(row[0])
+    return done
+
+
+def _append(out: Path, text: str) -> None:
+    """Append ``text`` with one write, then flush it to disk."""
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _format(names: list[str], contrib: np.ndarray, idx: np.ndarray, positive: bool) -> str:
+    return "; ".join(f"{names[j]} ({contrib[j]:+.3f})" for j in idx
+                     if contrib[j] != 0 and (contrib[j] > 0) == positive)
+
+
+def _rows(model: Any, ids: list[str], X: np.ndarray, top: int, version: str) -> str:
+    """CSV text of one batch."""
+    e = explain(model, np.asarray(X, np.float32), top=top)
+    proba = softmax(e.logits)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for i, rid in enumerate(ids):
+        k = int(e.target[i])
+        writer.writerow([rid, e.class_names[k], *[f"{p:.6f}" for p in proba[i]],
+                         _format(e.concept_names, e.contributions[i], e.top_positive[i], True),
+                         _format(e.concept_names, e.contributions[i], e.top_negative[i], False),
+                         version])
+    return buf.getvalue()
+
+
+def _cache_batches(path: Path, model: Any, batch_size: int) -> tuple[int, Iterator[tuple[list[str], np.ndarray]]]:
+    from cbm.store import EmbeddingCache
+
+    cache = EmbeddingCache(path)
+    data_fp = cache.manifest.get("encoder")
+    model_fp = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))
+    if data_fp and model_fp and data_fp != model_fp:
+        raise EncoderMismatchError(f"Embedding cache {str(path)!r} was embedded by {data_fp!r}, but the "
+                                   f"model was trained on {model_fp!r}; embed the images with the "
+                                   "model's encoder (or pass the image folder instead).")
+    if cache.dim != getattr(model, "n_features_in_", cache.dim):
+        raise DataError(f"Embedding cache {str(path)!r} has {cache.dim}-dimensional embeddings; the model "
+                        f"expects {model.n_features_in_}.")
+    ids = cache.ids
+
+    def gen() -> Iterator[tuple[list[str], np.ndarray]]:
+        for start, block in cache.iter_blocks(batch_size, dtype=np.float32):
+            yield ids[start:start + len(block)], block
+
+    return len(cache), gen()
+
+
+def _image_batches(dataset: Any, model: Any, batch_size: int, pretrained: str | None,
+                   skipped: list[str], done: set[str]) -> Iterator[tuple[list[str], np.ndarray]]:
+    encoder = None
+    todo = [i for i, rid in enumerate(dataset.ids) if rid not in done]
+    for start in range(0, len(todo), batch_size):
+        ids, images = [], []
+        for i in todo[start:start + batch_size]:
+            try:
+                images.append(dataset[i])
+            except DataError as err:
+                skipped.append(str(err))
+                continue
+            ids.append(dataset.ids[i])
+        if not images:
+            yield [], np.zeros((0, 0), np.float32)
+            continue
+        if encoder is None:  # only now: a folder of unreadable files never loads torch
+            encoder = encoder_for(model, pretrained)
+        yield ids, np.asarray(encoder.encode_images(images), np.float32).reshape(len(images), -1)
+
+
+def _open_source(source: Path, root: str | Path | None, max_pixels: int | None) -> Any:
+    """An ImageDataset for an image folder or manifest; None for an embedding cache folder."""
+    from cbm.data import image_folder, read_manifest
+
+    if source.is_dir():
+        if (source / "manifest.json").is_file():
+            return None
+        ds = image_folder(source)
+    elif source.suffix.lower() in MANIFEST_SUFFIXES:
+        ds = read_manifest(source, root=root)
+    elif source.exists():
+        raise DataError(f"SOURCE {str(source)!r} is neither an image folder, a manifest "
+                        f"({', '.join(MANIFEST_SUFFIXES)}) nor an embedding cache folder.")
+    else:
+        raise FileNotFoundError(f"SOURCE {str(source)!r} not found; pass an image folder, a manifest "
+                                "or an embedding cache folder (`cbm embed` output).")
+    ds.max_pixels = max_pixels
+    return ds
+
+
+def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *, top: int = 3,
+                   batch_size: int | None = None, pretrained: str | None = None,
+                   root: str | Path | None = None, max_pixels: int | None = None,
+                   progress: bool = True) -> PredictStats:
+    """Predict and explain every image of ``source`` with the model in ``model_dir``; append to ``out``.
+
+    Parameters
+    ----------
+    model_dir : path
+        Model directory (its current version, with unsaved edits applied).
+    source : path
+        An image folder (``<class>/<image>`` or flat), a CSV/JSONL manifest (``path`` column), or
+        an embedding cache folder written by ``cbm embed`` (with the model's encoder).
+    out : path
+        The CSV; when it exists, ids already in it are skipped (resume).
+    top : int
+        Concepts listed for and against each prediction.
+    batch_size : int, optional
+        Rows per batch (default 4096 embeddings, or 32 images to embed).
+    pretrained : str, optional
+        The encoder's checkpoint, if it moved since training (images only).
+    """
+    from tqdm.auto import tqdm
+
+    from cbm.history import EditSession
+
+    if top < 0:
+        raise ValueError(f"top must be >= 0; got {top}.")
+    out, source = Path(out), Path(source).expanduser()
+    dataset = _open_source(source, root, max_pixels)
+    session = EditSession(model_dir)
+    model, version = session.model, _version_label(session)
+    if getattr(model, "multilabel_", False):
+        raise CBMError("cbm predict writes one class per image; this model is multi-label.")
+    header = prediction_columns(list(model.class_names_))
+    done = _done_ids(out, header, version)
+    stats = PredictStats(out=out, model_version=version, resumed=len(done))
+    if dataset is None:
+        total, batches = _cache_batches(source, model, batch_size or 4096)
+    else:
+        total = len(dataset)
+        batches = _image_batches(dataset, model, batch_size or 32, pretrained, stats.skipped, done)
+    stats.total = total
+    if not out.exists() or out.stat().st_size == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(header)
+        _append(out, buf.getvalue())
+    bar = tqdm(total=total, initial=len(done) if dataset is not None else 0, unit="img",
+               desc="predict", disable=not progress, leave=False)
+    n_skipped = 0
+    try:
+        for ids, X in batches:
+            if dataset is None:  # a cache streams every row; drop those already written
+                keep = [i for i, rid in enumerate(ids) if rid not in done]
+                bar.update(len(ids))
+                ids, X = [ids[i] for i in keep], X[keep]
+            else:
+                bar.update(len(ids) + len(stats.skipped) - n_skipped)
+                n_skipped = len(stats.skipped)
+            if not ids:
+                continue
+            _append(out, _rows(model, ids, X, top, version))
+            stats.written += len(ids)
+    finally:
+        bar.close()
+    return stats

@@ -1,0 +1,131 @@
+"""Repairs of the demo's confounder on the quick configuration: refitting edits preview, apply, undo,
+save and replay like head edits; the repair is chosen on validation data only; the report shows the
+chosen edit, per-class recall and the baselines."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from cbm.demo import ARTIFACT
+from cbm.edit_eval import load_evalsets, preview
+from cbm.edits import Edit, EraseConcept, RefitWithout, TrainingData
+from cbm.exceptions import EditError
+from cbm.history import EditSession
+from cbm.io import load_model
+
+
+@pytest.fixture()
+def model_dir(quick_demo, tmp_path):
+    """A private copy of the demo's model directory (with its data.npz)."""
+    return shutil.copytree(quick_demo.model_dir, tmp_path / "model")
+
+
+@pytest.fixture()
+def confounded(quick_demo):
+    return quick_demo.suspect[0]
+
+
+@pytest.mark.parametrize("make", [lambda k: RefitWithout(ARTIFACT), lambda k: EraseConcept(ARTIFACT, k)],
+                         ids=["refit-without", "erase-concept"])
+def test_refitting_edit_previews_applies_undoes_and_saves(model_dir, confounded, make):
+    edit = make(confounded)
+    s = EditSession(model_dir)
+    sets = load_evalsets(s.model, model_dir / "data.npz", ["test", "shifted"])
+    W0, X = s.model.coef_.copy(), sets["shifted"].X
+    logits0 = s.model.decision_function(X)
+
+    effect = s.preview(edit, sets)  # training data from the model directory's data.npz
+    assert ARTIFACT in s.model.concept_names_  # preview commits nothing
+
+    s.apply(edit, why="repair the confounder")
+    assert ARTIFACT not in s.model.concept_names_
+    after = s.model.decision_function(X).argmax(1)
+    assert np.isclose((after == sets["shifted"].y).mean(), effect.value("shifted", "all", "after"))
+    assert sets["shifted"].sync(s.model).activations.shape[1] == len(s.model.concept_names_)
+
+    s.undo()
+    np.testing.assert_array_equal(s.model.coef_, W0)
+    np.testing.assert_allclose(s.model.decision_function(X), logits0, rtol=0, atol=1e-6)
+    assert getattr(s.model, "eraser_left_", None) is None
+
+    s.redo()
+    replayed = EditSession(model_dir).model  # a new process replays the pending edit
+    np.testing.assert_allclose(replayed.decision_function(X), s.model.decision_function(X), atol=1e-4)
+    v = s.save("repair")
+    loaded = load_model(model_dir, v)
+    np.testing.assert_allclose(loaded.decision_function(X), s.model.decision_function(X), atol=1e-5)
+    if isinstance(edit, EraseConcept):
+        assert loaded.eraser_left_.shape[0] == X.shape[1]  # the eraser is part of the saved weights
+
+
+def test_refitting_edits_round_trip_through_dicts_without_their_data():
+    e = EraseConcept(ARTIFACT, "Shirt", class_conditional=True).using(object())
+    d = e.to_dict()
+    assert d == {"kind": "erase-concept", "concept": ARTIFACT, "cls": "Shirt", "threshold": 0.5,
+                 "class_conditional": True, "refit_predictors": False}
+    assert Edit.from_dict(d) == e
+    assert Edit.from_dict(RefitWithout(ARTIFACT).to_dict()) == RefitWithout(ARTIFACT)
+
+
+def test_refitting_edit_without_training_data_says_how_to_give_it(quick_demo):
+    model = load_model(quick_demo.model_dir)
+    del model.model_dir_
+    with pytest.raises(EditError, match="TrainingData"):
+        RefitWithout(ARTIFACT).apply(model)
+
+
+def test_eraser_uses_the_models_predictor_not_the_stamp(quick_demo, confounded):
+    """The eraser is fitted against the model's own artifact predictions on non-k training images."""
+    model = load_model(quick_demo.model_dir)
+    data = TrainingData.for_model(model)
+    edit = EraseConcept(ARTIFACT, confounded)
+    flags = edit.training_flags(model, data)
+    assert flags.dtype == bool and 0 < flags.mean() < 1
+    L, R, bias = edit.fit_eraser(model, data)
+    keep = data.y != confounded
+    Xe = data.X[keep] - ((data.X[keep] - bias) @ R.T) @ L.T
+    # after erasure the predicted-artifact groups have the same mean embedding (LEACE's guarantee)
+    gap = Xe[flags[keep]].mean(0) - Xe[~flags[keep]].mean(0)
+    assert np.abs(gap).max() < 1e-2 * np.abs(data.X[keep]).mean()
+
+
+def test_repair_is_chosen_on_validation_data_only(quick_demo):
+    reps = quick_demo.repairs
+    assert reps["chosen"].iloc[0] and reps["chosen"].sum() == 1
+    assert reps["score"].iloc[0] == reps["score"].max()
+    assert np.allclose(reps["score"], (reps["val_accuracy"] + reps["val_flipped"]) / 2)
+    assert "no edit" in set(reps["name"])  # leaving the model alone is a candidate too
+
+
+def test_preview_of_the_chosen_edit_has_recall_and_baselines(quick_demo):
+    e = quick_demo.edit_effect
+    if e is None:
+        pytest.skip("no edit beat the unedited model on validation data")
+    rec = e.recall()
+    assert rec.index[0] == quick_demo.suspect[0]  # the affected class first
+    assert {"shifted before", "shifted after", "test before", "test after"} <= set(rec.columns)
+    models = set(e.baselines["model"])
+    k = quick_demo.suspect[0]
+    assert {"black box", "black box + same fix", f"CBM never predicts {k}", "CBM after the edit"} <= models
+    never = e.baselines[e.baselines["model"] == f"CBM never predicts {k}"]
+    assert (never["recall"] == 0).all()
+
+
+def test_report_prints_the_chosen_edit_baselines_recall_and_verdict(quick_demo):
+    text = quick_demo.report()
+    assert "Chosen edit:" in text and "Repairs of" in text
+    assert "Concept faithfulness" in text
+    if quick_demo.edit_effect is not None:
+        assert "per-class recall" in text and "black box + same fix" in text and "verdict:" in text
+
+
+def test_preview_of_a_head_edit_reports_recall_for_its_class(quick_demo):
+    from cbm.edits import Prune
+
+    model = load_model(quick_demo.model_dir)
+    sets = load_evalsets(model, quick_demo.model_dir / "data.npz", ["test", "shifted"])
+    k = quick_demo.suspect[0]
+    eff = preview(model, Prune(k, ARTIFACT), sets)
+    assert eff.affected == k and eff.recall().index[0] == k
+    assert eff.verdict()
