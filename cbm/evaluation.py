@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cbm.metrics import accuracy, anec, nec
+from cbm.metrics import accuracy, anec, anec_truncated, nec
 
 
 @dataclass
@@ -238,7 +238,7 @@ def concept_leakage(A: np.ndarray, y: Any, thresholds: np.ndarray, truth: np.nda
 def evaluate_concepts(model: Any, X: Any, y: Any, annotations: Any, *, split: str = "test",
                       thresholds: np.ndarray | None = None, anec_k: Sequence[float] = (5,),
                       leakage: bool = True, interventions: Sequence[str] | None = None,
-                      random_state: int = 0) -> ConceptEvaluation:
+                      random_state: int = 0, train: tuple[Any, Any] | None = None) -> ConceptEvaluation:
     """Concept-level metrics of a fitted model on one split.
 
     Parameters
@@ -251,6 +251,9 @@ def evaluate_concepts(model: Any, X: Any, y: Any, annotations: Any, *, split: st
         pass thresholds fitted on a validation split, as :func:`evaluate_splits` does).
     interventions : sequence of policy names, optional
         Also compute intervention curves (:func:`cbm.interventions.intervention_curves`).
+    train : (X_train, y_train), optional
+        The training split: ANEC is then VLG-CBM's (a final layer refitted along a sparsity path);
+        without it the model's own head is truncated (``anec_truncated``) and a note says so.
     """
     names = model.concept_names_
     A = model.transform(X)
@@ -275,11 +278,17 @@ def evaluate_concepts(model: Any, X: Any, y: Any, annotations: Any, *, split: st
 
         curves = intervention_curves(model, y=y, truth=T, activations=A, residual=R, policies=interventions,
                                      cost=cost, thresholds=thresholds, random_state=random_state)
+    if train is not None:  # VLG-CBM's ANEC: a final layer refitted on the training split
+        anec_scores = {str(k): anec(model, X, y, k, train=train) for k in anec_k}
+    else:
+        anec_scores = {str(k): anec_truncated(model, X, y, k) for k in anec_k}
+        if anec_k:
+            notes.append("ANEC truncates the model's own head (no training split given to refit it)")
     return ConceptEvaluation(
         method=getattr(model, "method", type(model).__name__), split=split, n_samples=len(A),
         n_concepts=len(names), concepts=[names[j] for j in cols], n=n, positives=pos, accuracy=acc, auc=auc,
         thresholds=np.asarray(thresholds, np.float32)[cols], task_accuracy=accuracy(y.astype(str), pred.astype(str)),
-        nec=nec(model.coef_), anec={str(k): anec(model, X, y, k) for k in anec_k}, leakage=leak,
+        nec=nec(model.coef_), anec=anec_scores, leakage=leak,
         interventions=curves, notes=notes)
 
 

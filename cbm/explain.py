@@ -540,8 +540,9 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
     expected = recorded_fingerprint(record)
     if expected and "|kind=tokens" in expected:  # a token model (cct): the encoder's patch tokens
         base = expected.split("|kind=tokens")[0]
-        encoder = rebuild_encoder({**record, "fingerprint": base} if isinstance(record, Mapping) else base,
-                                  pretrained).tokens()
+        if isinstance(record, Mapping):  # the token view's spec names its base encoder + "-tokens"
+            record = {**record, "fingerprint": base, "name": str(record.get("name", "")).removesuffix("-tokens")}
+        encoder = rebuild_encoder(record if isinstance(record, Mapping) else base, pretrained).tokens()
         if encoder.fingerprint != expected:
             raise EncoderMismatchError(f"The rebuilt token encoder has fingerprint {encoder.fingerprint!r}, but "
                                        f"the model was trained on {expected!r}.")

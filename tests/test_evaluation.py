@@ -17,7 +17,7 @@ from cbm.evaluation import (
     fit_thresholds,
     roc_auc,
 )
-from cbm.metrics import anec, nec
+from cbm.metrics import anec, anec_truncated, nec
 from cbm.models import create_model
 
 
@@ -82,7 +82,12 @@ class TestEvaluateConcepts:
         assert len(ev.concepts) == len(model.concept_names_) == ev.n_concepts
         assert ev.mean_auc > 0.8  # the synthetic embeddings contain the concept directions
         assert ev.nec == nec(model.coef_)
-        assert ev.anec["5"] == anec(model, world["test"].X, world["test"].y, 5)
+        assert ev.anec["5"] == anec_truncated(model, world["test"].X, world["test"].y, 5)
+        assert any("ANEC truncates" in n for n in ev.notes)  # no training split to refit on
+        tr = world["train"]
+        refit = evaluate_concepts(model, world["test"].X, world["test"].y, annotations(world, "test"),
+                                  train=(tr.X, tr.y))
+        assert refit.anec["5"] == anec(model, world["test"].X, world["test"].y, 5, train=(tr.X, tr.y))
         assert set(ev.leakage) == {"soft", "hard", "leakage", "true"}
         assert "thresholds fitted on 'test' itself" in ev.notes[0]
 
@@ -110,6 +115,7 @@ def test_evaluate_splits_fits_thresholds_on_validation(model, world):
     splits = {s: {"X": world[s].X, "y": world[s].y} for s in anns}
     out = evaluate_splits(model, splits, anns, leakage=False)
     assert list(out) == ["val", "test", "shifted"]
-    assert out["test"].notes == [] and "reference split" in out["val"].notes[0]
+    assert not [n for n in out["test"].notes if "threshold" in n]  # cut-offs come from val
+    assert "reference split" in out["val"].notes[0]
     th_val = fit_thresholds(model.transform(world["val"].X), anns["val"].matrix_for(model.concept_names_))
     np.testing.assert_allclose(out["test"].thresholds, th_val)
