@@ -542,6 +542,9 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
         base = expected.split("|kind=tokens")[0]
         if isinstance(record, Mapping):  # the token view's spec names its base encoder + "-tokens"
             record = {**record, "fingerprint": base, "name": str(record.get("name", "")).removesuffix("-tokens")}
+            size = dict(p.split("=", 1) for p in base.split("|") if "=" in p).get("size", "")
+            if "image_size" not in record and size.isdigit():
+                record["image_size"] = int(size)
         encoder = rebuild_encoder(record if isinstance(record, Mapping) else base, pretrained).tokens()
         if encoder.fingerprint != expected:
             raise EncoderMismatchError(f"The rebuilt token encoder has fingerprint {encoder.fingerprint!r}, but "
