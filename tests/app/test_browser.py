@@ -126,6 +126,7 @@ def _nav(page, title: str) -> None:
 
 def _choose(page, key: str, option: str) -> None:
     page.locator(f".st-key-{key} input").click()
+    page.keyboard.type(option)  # long option lists are virtualised: type to filter, then pick
     page.get_by_role("option", name=option, exact=True).click()
     _settle(page)
 
