@@ -156,35 +156,6 @@ def _generate_encoder(args):
     return enc
 
 
-def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray | None, str | None]:
-    """``(X, y or None, encoder fingerprint or None)`` from an embedding cache folder (``cbm embed``;
-    labels as class names), a ``.npz`` with ``X`` and optional ``y`` (``class_names`` decode
-    integer labels), or a ``.npy`` array."""
-    from cbm.exceptions import DataError
-
-    path = Path(path)
-    if path.is_dir():
-        from cbm.store import EmbeddingCache
-
-        cache = EmbeddingCache(path, verify="size")
-        y, classes = cache.labels, cache.manifest.get("classes") or []
-        if y is not None and classes:
-            y = np.asarray([str(c) for c in classes])[y]
-        return cache.as_array(np.float32), y, cache.manifest.get("encoder")
-    if not path.is_file():
-        raise FileNotFoundError(f"Embeddings {str(path)!r} not found; give an embedding cache folder "
-                                "(`cbm embed` prints it), a .npz with X and y, or a .npy array.")
-    if path.suffix == ".npy":
-        return np.load(path), None, None
-    with np.load(path, allow_pickle=False) as z:
-        if "X" not in z.files:
-            raise DataError(f"{str(path)!r} has no array 'X' (found {z.files[:8]}); save X (N, d) and y (N,).")
-        X, y = z["X"], (z["y"] if "y" in z.files else None)
-        if y is not None and "class_names" in z.files and y.dtype.kind in "iu":
-            y = z["class_names"].astype(str)[y]
-        return X, y, (str(z["encoder"]) if "encoder" in z.files else None)
-
-
 def _need(args, *names: str) -> None:
     missing = [n for n in names if not getattr(args, n.replace("-", "_"))]
     if missing:
@@ -303,6 +274,8 @@ def _filter(args) -> int:
     bank = ConceptBank.load(args.bank)
     images = None
     if args.images:
+        from cbm.data.training import read_embeddings
+
         images, _, fp = read_embeddings(args.images)
         bank.check_encoder(fp)
     out, log = filter_concepts(
@@ -324,6 +297,8 @@ def _select(args) -> int:
     bank = ConceptBank.load(args.bank)
     X = y = None
     if args.embeddings:
+        from cbm.data.training import read_embeddings
+
         X, y, fp = read_embeddings(args.embeddings)
         bank.check_encoder(fp)
         if y is None:

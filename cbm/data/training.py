@@ -117,3 +117,28 @@ def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
     spec = cache.manifest.get("encoder_spec")
     return splits, {"fingerprint": fp, "encoder": spec if isinstance(spec, dict) else fp,
                     "classes": classes or None, "splits": parts.record()}
+
+
+def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """``(X, y or None, encoder fingerprint or None)`` from an embedding cache folder (``cbm embed``;
+    labels as class names), a ``.npz`` with ``X`` and optional ``y`` (``class_names`` decode
+    integer labels), or a ``.npy`` array."""
+    path = Path(path)
+    if path.is_dir():
+        cache = EmbeddingCache(path)  # shards checked by sha256 once per file state
+        y, classes = cache.labels, cache.manifest.get("classes") or []
+        if y is not None and classes:
+            y = np.asarray([str(c) for c in classes])[y]
+        return cache.as_array(np.float32), y, cache.manifest.get("encoder")
+    if not path.is_file():
+        raise FileNotFoundError(f"Embeddings {str(path)!r} not found; give an embedding cache folder "
+                                "(`cbm embed` prints it), a .npz with X and y, or a .npy array.")
+    if path.suffix == ".npy":
+        return np.load(path), None, None
+    with np.load(path, allow_pickle=False) as z:
+        if "X" not in z.files:
+            raise DataError(f"{str(path)!r} has no array 'X' (found {z.files[:8]}); save X (N, d) and y (N,).")
+        X, y = z["X"], (z["y"] if "y" in z.files else None)
+        if y is not None and "class_names" in z.files and y.dtype.kind in "iu":
+            y = z["class_names"].astype(str)[y]
+        return X, y, (str(z["encoder"]) if "encoder" in z.files else None)
