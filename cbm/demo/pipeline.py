@@ -414,13 +414,16 @@ def text_scored_rows(bank, splits: dict[str, DemoSplit], X: dict[str, np.ndarray
     """LaBo, Label-free CBM, Sparse-CBM and CMS on the same images, through the offline CLIP stand-in
     (:mod:`cbm.demo.text_methods`): rows for the accuracy table."""
     from cbm.demo.text_methods import fit_standin, text_method_models, text_method_rows
+    from cbm.encoders import create_encoder
 
     garments = bank.subset([j for j, n in enumerate(bank.names) if n != ARTIFACT])
     ytr = splits["train"].y
+    minilm = create_encoder("minilm")
     alignment = fit_standin(X["train"], ytr, garments, CLASSES,
                             {"name": "mobilenet_v2", "image_size": cfg.image_size}, encoder.fingerprint,
-                            seed=cfg.seed)
-    models = text_method_models(alignment, X["train"], ytr, garments, CLASSES, seed=cfg.seed)
+                            seed=cfg.seed, text_encoder=minilm)
+    models = text_method_models(alignment, X["train"], ytr, garments, CLASSES, seed=cfg.seed,
+                                text_encoder=minilm)
     return text_method_rows(alignment, models, X, {s: splits[s].y for s in splits})
 
 
