@@ -413,7 +413,7 @@ def text_scored_rows(bank, splits: dict[str, DemoSplit], X: dict[str, np.ndarray
                      cfg: DemoConfig) -> list[dict[str, Any]]:
     """LaBo, Label-free CBM, Sparse-CBM and CMS on the same images, through the offline CLIP stand-in
     (:mod:`cbm.demo.text_methods`): rows for the accuracy table."""
-    from cbm.demo.text_methods import fit_standin, text_method_models, text_method_rows
+    from cbm.demo.text_methods import LABELS, fit_standin, text_method_models
     from cbm.encoders import create_encoder
 
     garments = bank.subset([j for j, n in enumerate(bank.names) if n != ARTIFACT])
@@ -424,7 +424,8 @@ def text_scored_rows(bank, splits: dict[str, DemoSplit], X: dict[str, np.ndarray
                             seed=cfg.seed, text_encoder=minilm)
     models = text_method_models(alignment, X["train"], ytr, garments, CLASSES, seed=cfg.seed,
                                 text_encoder=minilm)
-    return text_method_rows(alignment, models, X, {s: splits[s].y for s in splits})
+    Z = {s: alignment.project(X[s]) for s in ("test", "shifted")}
+    return [_row(LABELS[method], model, Z, splits) for method, model in models.items()]
 
 
 def _class_index(y: np.ndarray) -> np.ndarray:

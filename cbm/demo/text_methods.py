@@ -58,17 +58,3 @@ def text_method_models(alignment: Any, X_train: np.ndarray, y_train: Sequence[st
 
 LABELS = {"labo": "LaBo (stand-in text)", "lf-cbm": "Label-free CBM (stand-in text)",
           "sparse-cbm": "Sparse-CBM (stand-in text)", "cms": "Concept Matrix Search (stand-in)"}
-
-
-def text_method_rows(alignment: Any, models: Mapping[str, Any], X: Mapping[str, np.ndarray],
-                     y: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-    """Rows for the demo's accuracy table: in-domain (``test``) and ``shifted`` accuracy, sparsity."""
-    rows = []
-    Z = {s: alignment.project(X[s]) for s in ("test", "shifted")}
-    for method, model in models.items():
-        W = np.abs(np.asarray(model.coef_)) > 1e-6
-        rows.append({"model": LABELS.get(method, method),
-                     "in_domain": float(model.score(Z["test"], np.asarray(y["test"]))),
-                     "shifted": float(model.score(Z["shifted"], np.asarray(y["shifted"]))),
-                     "nonzero": int(W.sum()), "nec": float(W.sum(1).mean())})
-    return rows
