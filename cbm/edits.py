@@ -25,6 +25,7 @@ from cbm.bank import ConceptBank, Provenance
 from cbm.data.evalfile import load_eval_data
 from cbm.exceptions import EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
+from cbm.metrics import independence_weights
 
 _F32_MAX = float(np.finfo(np.float32).max)
 _HEAD = ("coef_", "intercept_", "keep_", "_added_vectors", "_added_intercepts", "concepts_")
@@ -499,11 +500,28 @@ class RefitEdit(Edit):
         j = concept_index(model, self.concept)
         return model.transform(data.X)[:, j] > threshold
 
-    def _nuisance_and_drop(self, model: Any, data: TrainingData) -> tuple[np.ndarray, str]:
+    def _nuisance_and_drop(self, model: Any, data: TrainingData) -> tuple[np.ndarray, dict[str, Any]]:
+        """The concept's training flags and the refit's weights (read before the concept is dropped)."""
         flags = self.training_flags(model, data)
-        name = model.concept_names_[concept_index(model, self.concept)]
-        model.remove_concept(concept_index(model, name))
-        return flags, name
+        weights = self._balancing_weights(model, data, flags)
+        model.remove_concept(concept_index(model, self.concept))
+        return flags, weights
+
+    def _balancing_weights(self, model: Any, data: TrainingData, flags: np.ndarray) -> dict[str, Any]:
+        """``refit`` keywords weighing the head's training (and early-stopping) data so the concept,
+        as the model's own predictor sees it, is independent of the class (when ``reweight``)."""
+        if not getattr(self, "reweight", False):
+            return {}
+        out = {"sample_weight": independence_weights(data.y, flags)}
+        if data.X_val is not None and data.y_val is not None:
+            j = concept_index(model, self.concept)
+            out["val_weight"] = independence_weights(data.y_val, model.transform(data.X_val)[:, j] > 0.5)
+        return out
+
+    def _refit_model(self, model: Any, data: TrainingData, flags: np.ndarray, weights: dict[str, Any]) -> None:
+        labels = data.concept_labels if getattr(self, "refit_predictors", False) else None
+        model.refit(data.X, data.y, concept_labels=labels, nuisance=flags if labels is not None else None,
+                    X_val=data.X_val, y_val=data.y_val, **weights)
 
 
 @dataclass
@@ -511,17 +529,19 @@ class RefitWithout(RefitEdit):
     """Drop ``concept`` and refit the head on the same training data (seconds). With
     ``refit_predictors`` and per-image concept labels in the training data, the concept predictors
     are re-grounded too (slower), weighted so the dropped concept (as the model's own predictor
-    sees it) is independent of each label."""
+    sees it) is independent of each label. With ``reweight``, the head's training images are
+    weighted so that concept is independent of the class (each (class, concept on/off) group
+    weighs ``P(class) P(on/off) / P(class, on/off)``), so the head cannot learn the concept's
+    correlation with a class through the remaining concepts either."""
 
     concept: int | str
     refit_predictors: bool = False
+    reweight: bool = False
     kind: ClassVar[str] = "refit-without"
 
     def _refit(self, model: Any, data: TrainingData) -> None:
-        flags, _ = self._nuisance_and_drop(model, data)
-        labels = data.concept_labels if self.refit_predictors else None
-        model.refit(data.X, data.y, concept_labels=labels, nuisance=flags if labels is not None else None,
-                    X_val=data.X_val, y_val=data.y_val)
+        flags, weights = self._nuisance_and_drop(model, data)
+        self._refit_model(model, data, flags, weights)
 
 
 @dataclass
@@ -534,7 +554,8 @@ class EraseConcept(RefitEdit):
     never against hidden ground truth; ``class_conditional`` also erases the concept's interaction
     with each of those classes. It is stored in the model (saved with its weights) and applied to X
     before every concept predictor and the head; the head is refitted on the erased training
-    embeddings (and, with ``refit_predictors``, the concept predictors too).
+    embeddings (and, with ``refit_predictors``, the concept predictors too); ``reweight`` weighs
+    that refit as :class:`RefitWithout` does.
     """
 
     concept: int | str
@@ -542,6 +563,7 @@ class EraseConcept(RefitEdit):
     threshold: float = 0.5
     class_conditional: bool = False
     refit_predictors: bool = False
+    reweight: bool = False
     kind: ClassVar[str] = "erase-concept"
 
     def _check(self, model: Any) -> int:
@@ -578,11 +600,9 @@ class EraseConcept(RefitEdit):
 
     def _refit(self, model: Any, data: TrainingData) -> None:
         eraser = self.fit_eraser(model, data)
-        flags, _ = self._nuisance_and_drop(model, data)
+        flags, weights = self._nuisance_and_drop(model, data)
         model.set_eraser(*eraser)
-        labels = data.concept_labels if self.refit_predictors else None
-        model.refit(data.X, data.y, concept_labels=labels, nuisance=flags if labels is not None else None,
-                    X_val=data.X_val, y_val=data.y_val)
+        self._refit_model(model, data, flags, weights)
 
 del Edit._registry[RefitEdit.kind]  # an abstract base, not an edit of its own
 EDIT_KINDS = tuple(Edit._registry)

@@ -71,6 +71,19 @@ def domain_accuracy(y_true: Any, y_pred: Any, domains: Any, in_domain: str | Non
     return out
 
 
+def independence_weights(y: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Sample weights making ``flags`` independent of ``y``: ``P(y) P(f) / P(y, f)`` per sample,
+    normalised to mean 1."""
+    y, flags = np.asarray(y), np.asarray(flags, bool)
+    w = np.zeros(len(y))
+    for c in np.unique(y):
+        for f in (False, True):
+            cell = (y == c) & (flags == f)
+            if cell.any():
+                w[cell] = (y == c).mean() * (flags == f).mean() / cell.mean()
+    return w / w.mean()
+
+
 def nonzero_weights(coef: Any, tol: float = 0.0) -> int:
     """Number of class-concept weights with ``|w| > tol``."""
     return int((np.abs(np.asarray(coef)) > tol).sum())
@@ -315,5 +328,6 @@ def format_report(rep: Mapping[str, Any]) -> str:
 
 
 __all__ = ["accuracy", "anec", "anec_heads", "anec_truncated", "concept_recovery", "domain_accuracy",
+           "independence_weights",
            "format_report", "head_accuracy", "nec", "nonzero_weights", "per_class_accuracy", "prune_to_nec",
            "report", "top_k_accuracy"]

@@ -2,12 +2,13 @@
 compare it honestly with the black box, the black box given the same fix, and "never predict k".
 
 :func:`suggest_repairs` previews candidate edits (prune, prune-normalise, refit without the
-concept, erase it from the representation) for a suspected confounder (class ``k`` leaning on
-concept ``c``) on the training site's *validation* split, scored by accuracy reweighted so the
-concept, as the model's own predictor sees it, is independent of the class: every (class,
-predicted concept) group weighs ``P(class) P(concept) / P(class, concept)``. A model that
-predicts ``k`` from the artifact loses the untagged ``k`` and tagged non-``k`` groups, which
-this weighting brings back to their share under independence. Shifted data is never used.
+concept, erase it from the representation; the refits also with the head's training reweighted
+so the concept, as the model's own predictor sees it, is independent of the class, and the
+erasure also with the concept predictors re-grounded) for a suspected confounder (class ``k``
+leaning on concept ``c``) on the training site's *validation* split. Each is scored by the mean
+of its validation accuracy and its accuracy on the same images with the concept flipped (the
+concept's mean shift in the embedding, added where the predictor is off and removed where it is
+on), so an edit that keeps relying on the concept loses. Shifted data is never used.
 
 :func:`compare_baselines` puts the edited model next to the black box, the black box given the
 same fix (the concept's LEACE eraser, then the probe refitted) and both models with class ``k``
@@ -26,19 +27,7 @@ from cbm.edit_eval import EvalSet, affected_class, as_evalsets, edited_copy
 from cbm.edits import Edit, EraseConcept, Prune, PruneNormalize, RefitWithout, TrainingData
 from cbm.exceptions import EditError
 from cbm.explain import class_index, concept_index
-
-
-def independence_weights(y: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Sample weights making ``flags`` independent of ``y``: ``P(y) P(f) / P(y, f)`` per sample,
-    normalised to mean 1."""
-    y, flags = np.asarray(y), np.asarray(flags, bool)
-    w = np.zeros(len(y))
-    for c in np.unique(y):
-        for f in (False, True):
-            cell = (y == c) & (flags == f)
-            if cell.any():
-                w[cell] = (y == c).mean() * (flags == f).mean() / cell.mean()
-    return w / w.mean()
+from cbm.metrics import independence_weights
 
 
 def repair_candidates(model: Any, cls: int | str, concept: int | str,
@@ -48,8 +37,11 @@ def repair_candidates(model: Any, cls: int | str, concept: int | str,
     c = model.concept_names_[concept_index(model, concept)]
     out: list[Edit | None] = [None, Prune(k, c), PruneNormalize(k, c)]
     if hasattr(model, "refit"):
-        out += [RefitWithout(c).using(data), EraseConcept(c, k).using(data),
+        out += [RefitWithout(c).using(data), RefitWithout(c, reweight=True).using(data),
+                EraseConcept(c, k).using(data), EraseConcept(c, k, reweight=True).using(data),
                 EraseConcept(c, k, class_conditional=True).using(data)]
+        if data is not None and data.concept_labels is not None:
+            out.append(EraseConcept(c, k, refit_predictors=True, reweight=True).using(data))
     return out
 
 

@@ -31,7 +31,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 
 from cbm.bank import ConceptBank
 from cbm.losses import prior_loss
-from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._base import BaseConceptModel, as_tensor, seed_from
 from cbm.models._early_stopping import EarlyStopping
 from cbm.models.labo import class_prior, val_arrays
 
@@ -225,7 +225,7 @@ class KnoBo(BaseConceptModel):
         return groups
 
     def _fit_head(self, A: torch.Tensor, y: torch.Tensor, P: torch.Tensor | None, val,
-                  Av: torch.Tensor | None = None) -> None:
+                  Av: torch.Tensor | None = None, weights: tuple[Any, Any] | None = None) -> None:
         from tqdm.auto import tqdm
 
         K, M = len(self.classes_), A.shape[1]
@@ -234,11 +234,14 @@ class KnoBo(BaseConceptModel):
         opt = torch.optim.Adam([W, b], lr=self.lr)
         if Av is None and val is not None:
             Av = self._activations(val[0])
+        w, wv = (None, None) if weights is None else (
+            None if v is None else torch.as_tensor(np.asarray(v, np.float32), device=A.device) for v in weights)
         stop = EarlyStopping(self.patience)
         self.n_iter_ = 0
         for _ in tqdm(range(self.max_epochs), desc="KnoBo head", disable=not self.verbose):
             self.n_iter_ += 1
-            loss = F.cross_entropy(A @ W.T + b, y)
+            loss = (F.cross_entropy(A @ W.T + b, y) if w is None
+                    else (F.cross_entropy(A @ W.T + b, y, reduction="none") * w).sum() / w.sum())
             if P is not None and self.lam:
                 loss = loss + self.lam * prior_loss(W, P)
             opt.zero_grad()
@@ -250,7 +253,9 @@ class KnoBo(BaseConceptModel):
             if Av is not None:
                 with torch.no_grad():
                     z = Av @ W.T + b
-                    acc, vloss = (z.argmax(1) == val[1]).float().mean().item(), F.cross_entropy(z, val[1]).item()
+                    hit, ce = (z.argmax(1) == val[1]).float(), F.cross_entropy(z, val[1], reduction="none")
+                    acc, vloss = ((hit.mean().item(), ce.mean().item()) if wv is None
+                                  else ((hit * wv).sum().item() / wv.sum().item(), (ce * wv).sum().item() / wv.sum().item()))
                 if stop.update(acc, vloss, lambda: (W.detach().clone(), b.detach().clone())):
                     break
         best = stop.best_state
@@ -289,14 +294,17 @@ class KnoBo(BaseConceptModel):
         self.eraser_left_, self.eraser_right_, self.eraser_bias_ = left, right, bias
 
     def refit(self, X: Any, y: Any, *, concept_labels: Any = None, nuisance: Any = None,
-              X_val: Any = None, y_val: Any = None) -> KnoBo:
+              X_val: Any = None, y_val: Any = None, sample_weight: Any = None,
+              val_weight: Any = None) -> KnoBo:
         """Refit on the same training data after an edit: the head on the current concepts and,
         given ``concept_labels`` (N x M_base, columns in ``base_concepts_`` order), the concept
         predictors too (weighted to be independent of ``nuisance`` (N,) flags when given). The
-        eraser, if any, is applied first."""
+        eraser, if any, is applied first. ``sample_weight`` (N,) and ``val_weight`` weigh the
+        head's training loss and its early-stopping score."""
         self._check_fitted()
         Xt = self._check_X(X)
         y_idx = _class_indices(self, y)
+        self._seed = seed_from(getattr(self, "random_state", 0))  # a loaded model re-grounds as fit did
         if concept_labels is not None:
             names = self.base_concepts_.names
             L = as_tensor(concept_labels, self.device_)
@@ -320,7 +328,8 @@ class KnoBo(BaseConceptModel):
         Av = None if val is None else as_tensor(self.transform(val[0]), self.device_)
         prior = class_prior(self.concepts_, self.classes_)
         P = None if prior is None else torch.as_tensor(prior, device=self.device_)
-        self._fit_head(A, y_idx, P, val, Av)
+        weights = None if sample_weight is None and val_weight is None else (sample_weight, val_weight)
+        self._fit_head(A, y_idx, P, val, Av, weights)
         return self
 
     def _extra_state(self) -> dict[str, np.ndarray]:

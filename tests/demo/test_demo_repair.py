@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cbm.demo import ARTIFACT
-from cbm.edit_eval import load_evalsets, preview
+from cbm.edit_eval import edited_copy, load_evalsets, preview
 from cbm.edits import Edit, EraseConcept, RefitWithout, TrainingData
 from cbm.exceptions import EditError
 from cbm.history import EditSession
@@ -26,8 +26,11 @@ def confounded(quick_demo):
     return quick_demo.suspect[0]
 
 
-@pytest.mark.parametrize("make", [lambda k: RefitWithout(ARTIFACT), lambda k: EraseConcept(ARTIFACT, k)],
-                         ids=["refit-without", "erase-concept"])
+@pytest.mark.parametrize("make", [lambda k: RefitWithout(ARTIFACT), lambda k: EraseConcept(ARTIFACT, k),
+                                  lambda k: RefitWithout(ARTIFACT, reweight=True),
+                                  lambda k: EraseConcept(ARTIFACT, k, refit_predictors=True, reweight=True)],
+                         ids=["refit-without", "erase-concept", "refit-without-reweighted",
+                              "erase-concept-regrounded-reweighted"])
 def test_refitting_edit_previews_applies_undoes_and_saves(model_dir, confounded, make):
     edit = make(confounded)
     s = EditSession(model_dir)
@@ -59,12 +62,31 @@ def test_refitting_edit_previews_applies_undoes_and_saves(model_dir, confounded,
         assert loaded.eraser_left_.shape[0] == X.shape[1]  # the eraser is part of the saved weights
 
 
+def test_reweighted_refit_weighs_the_head_so_the_concept_is_independent_of_the_class(quick_demo, confounded):
+    """The reweighted head differs from the plain refit, and its weights balance (class, concept) cells."""
+    from cbm.metrics import independence_weights
+
+    model = load_model(quick_demo.model_dir)
+    data = TrainingData.for_model(model)
+    plain = edited_copy(model, RefitWithout(ARTIFACT).using(data))[0]
+    weighted = edited_copy(model, RefitWithout(ARTIFACT, reweight=True).using(data))[0]
+    assert not np.allclose(plain.coef_, weighted.coef_)
+    flags = RefitWithout(ARTIFACT).training_flags(model, data)
+    w = independence_weights(data.y, flags)
+    k = data.y == confounded
+    # weighted, P(concept on | k) is the concept's overall rate, as if it were independent of the class
+    assert 0 < flags[k].mean() < 1 and not np.isclose(flags[k].mean(), flags.mean())
+    assert np.isclose((w * flags)[k].sum() / w[k].sum(), flags.mean())
+
+
 def test_refitting_edits_round_trip_through_dicts_without_their_data():
     e = EraseConcept(ARTIFACT, "Shirt", class_conditional=True).using(object())
     d = e.to_dict()
     assert d == {"kind": "erase-concept", "concept": ARTIFACT, "cls": "Shirt", "threshold": 0.5,
-                 "class_conditional": True, "refit_predictors": False}
+                 "class_conditional": True, "refit_predictors": False, "reweight": False}
     assert Edit.from_dict(d) == e
+    older = {k: v for k, v in d.items() if k != "reweight"}  # logged before ``reweight`` existed
+    assert Edit.from_dict(older) == e
     assert Edit.from_dict(RefitWithout(ARTIFACT).to_dict()) == RefitWithout(ARTIFACT)
 
 
