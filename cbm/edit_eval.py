@@ -427,7 +427,8 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
             m = dom == d
             E = np.full(W.shape, np.nan)
             for k in range(W.shape[0]):
-                pos, neg = m & (y == k), m & (y != k)
+                has = (y[:, k] == 1) if y.ndim == 2 else (y == k)  # a finding's column, or a class
+                pos, neg = m & has, m & ~has
                 if pos.any() and neg.any():
                     E[k] = W[k] * (A[pos].mean(0) - A[neg].mean(0))
             ev[d] = E

@@ -14,9 +14,10 @@ finding gets one row of weights ``coef_[j] = W1 - W0`` on the concepts and one s
     Prune("effusion", "rib").apply(model)           # cbm.edits weight edits act per finding
 
 Works with every method whose concept activations do not depend on the labels (linear probe,
-PCBM, dense head), and with KnoBo when its concepts are grounded on per-image concept labels
-(``fit(X, Y, concept_labels=...)``; a bank prior over the findings becomes each finding's
-present/absent prior). The per-finding models must end with the same concepts and activations
+PCBM, dense head), and with KnoBo when its concepts are grounded once for every finding: on
+per-image concept labels (``fit(X, Y, concept_labels=...)``) or, without them, on labels derived
+from a bank prior over the findings (a concept is positive where a finding it belongs to is
+present); that prior also becomes each finding's absent/present head prior. The per-finding models must end with the same concepts and activations
 (checked at fit time); LaBo learns its concept layer from the labels and is not suited.
 
 Saved with :func:`cbm.io.save_model` like any model: the shared concept layer (the first
@@ -163,6 +164,7 @@ class MultiLabelCBM(BaseEstimator):
 
     @property
     def base_concepts_(self) -> Any:
+        """The concept bank the shared concept layer was fitted with."""
         return self.concept_model_.base_concepts_
 
     def _extra_state(self) -> dict[str, np.ndarray]:

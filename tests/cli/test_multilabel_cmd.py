@@ -106,6 +106,12 @@ def test_edit_previews_per_finding_applies_undoes_and_saves(trained, data):
     np.testing.assert_array_equal(np.delete(v2.coef_, 2, 0), np.delete(before, 2, 0))
 
 
+def test_edit_suggest_ranks_finding_concept_weights_across_splits(trained):
+    model_dir, _ = trained
+    out = run_cli(["edit", model_dir, "suggest", "--top", "3"])
+    assert "no suspicious concepts found" in out or any(f"{f} / " in out for f in FINDINGS)
+
+
 def test_train_refuses_methods_that_cannot_learn_findings(data, tmp_path):
     msg = fail_cli(["train", "--method", "labo", "--concepts", data / "bank", "--data", data / "splits.npz",
                     "--out", tmp_path / "m"])
