@@ -168,7 +168,7 @@ class MultiLabelCBM(BaseEstimator):
         return self.concept_model_.base_concepts_
 
     def _extra_state(self) -> dict[str, np.ndarray]:
-        return self.concept_model_._extra_state()
+        return {k[6:]: v for k, v in self.concept_model_.state_tensors().items() if k.startswith("extra.")}
 
     def state_tensors(self) -> dict[str, np.ndarray]:
         """The shared concept layer's learned state, with the finding weights as its head."""
@@ -239,12 +239,12 @@ def _prior_concept_labels(est: Any, Y: np.ndarray, names: list[str] | None) -> n
     """Per-image concept labels (N, M) from a bank prior over the findings, for methods that ground
     concepts on labels (KnoBo): 1 where a present finding has the concept (+1), 0 where none does
     but some finding could, or a present finding excludes it (-1), -1 (unused) otherwise."""
-    import inspect
+    from cbm.models import fit_arguments
 
     bank = getattr(est, "concepts", None)
+    takes_labels = "concept_labels" in fit_arguments(est, {"train": {"concepts": None}}, {})
     if (bank is None or bank.prior is None or bank.classes is None or names is None
-            or not all(n in bank.classes for n in names)
-            or "concept_labels" not in inspect.signature(est._fit).parameters):
+            or not all(n in bank.classes for n in names) or not takes_labels):
         return None
     P = np.asarray(bank.prior[[bank.classes.index(n) for n in names]], np.float32)
     pos, excluded = (Y @ (P > 0)) > 0, (Y @ (P < 0)) > 0
