@@ -3,9 +3,11 @@
 Target (issue 20): 10,000 cached embeddings predicted with explanations (top concepts for and
 against) in under 10 s on 2 cores. A PCBM with 50 concepts and 10 classes is trained on a synthetic
 concept world (dim 512), saved as a model directory, and the embeddings are written by the
-EmbeddingStore (float16 shards, as `cbm embed` writes them). Timed: a fresh run of
-:func:`cbm.predict.predict_to_csv` end to end (model load, cache verification, explanations, CSV
-with fsync per batch) and a resumed run that finds every id already written.
+EmbeddingStore (float16 shards, as `cbm embed` writes them). The model directory holds its
+evaluation data.npz (as `cbm train` writes it), so the out-of-distribution columns are computed.
+Timed: a fresh run of :func:`cbm.predict.predict_to_csv` end to end (model load, cache
+verification, out-of-distribution calibration and scores, explanations, CSV with fsync per batch)
+and a resumed run that finds every id already written.
 
 Writes ``benchmarks/results/predict.json`` (``--quick``: 2,000 rows, ``predict_quick.json``).
 """
@@ -23,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import write_result  # noqa: E402
 
+from cbm.data.evalfile import save_eval_data  # noqa: E402
 from cbm.data.synthetic import make_concept_world  # noqa: E402
 from cbm.io import save_model  # noqa: E402
 from cbm.models import create_model  # noqa: E402
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         save_model(model, tmp / "model", fingerprints={"encoder": LookupEncoder.fingerprint})
+        save_eval_data(tmp / "model" / "data.npz", {s: {"X": world[s].X, "y": world[s].y} for s in ("val", "test")})
         cache = EmbeddingStore(tmp / "cache").get_or_compute(LookupEncoder(X), Rows(n), progress=False)
         t0 = time.perf_counter()
         stats = predict_to_csv(tmp / "model", cache.path, tmp / "p.csv", progress=False)
@@ -78,8 +82,10 @@ def main(argv: list[str] | None = None) -> dict:
         resumed = time.perf_counter() - t0
         lines = (tmp / "p.csv").read_text().count("\n")
         assert stats.written == n and again.written == 0 and lines == n + 1, (stats, again, lines)
+        assert stats.ood_threshold is not None  # the ood_score / ood_flag columns were written
         res = {
-            "shape": {"rows": n, "concepts": len(world.bank), "classes": 10, "dim": 512, "top": 3},
+            "shape": {"rows": n, "concepts": len(world.bank), "classes": 10, "dim": 512, "top": 3,
+                      "ood_columns": True},
             "seconds": {"predict_fresh": round(fresh, 3), "predict_resumed_all_done": round(resumed, 3)},
             "rows_per_s": round(n / fresh),
             "csv_bytes": (tmp / "p.csv").stat().st_size,

@@ -46,6 +46,11 @@ def encode_labels(model: Any, y: Any, class_names: Iterable[str] | None = None) 
     """Labels (names, original class values, or indices into ``class_names``) -> class indices."""
     y = np.asarray(y)
     names = model.class_names_
+    if getattr(model, "multilabel_", False):  # findings: an indicator matrix, one column per finding
+        if y.ndim != 2 or y.shape[1] != len(names) or (y.size and not np.isin(y, (0, 1)).all()):
+            raise DataError(f"The model is multi-label with {len(names)} findings {names[:10]}; the evaluation "
+                            f"labels must be a 0/1 matrix (N, {len(names)}), got shape {y.shape}.")
+        return y.astype(np.int8)
     if y.dtype.kind in "iu" and class_names is not None:
         y = np.asarray(list(class_names))[y]
     elif y.dtype.kind in "iu" and np.asarray(model.classes_).dtype.kind in "iu":
@@ -345,6 +350,22 @@ def affected_class(model: Any, edit: Edit) -> str | None:
     return model.class_names_[int(np.argmax(np.asarray(model.coef_)[:, j]))]
 
 
+def _edited_logits(model: Any, edit: Edit, sets: list[EvalSet]
+                   ) -> tuple[list[dict[str, Any]], list[tuple[np.ndarray, np.ndarray]]]:
+    """The weight changes of ``edit`` and each split's logits (before, after) it, the model untouched."""
+    from cbm.edits import RefitEdit
+
+    if isinstance(edit, RefitEdit):
+        missing = [es.name for es in sets if es.X is None]
+        if missing:
+            raise EditError(f"Previewing {edit.kind} re-scores the embeddings of splits {missing}; build them with "
+                            "EvalSet.from_model(..., keep_X=True).")
+        m2, changes = edited_copy(model, edit)
+        return changes, [(es.logits(model), m2.decision_function(es.X)) for es in sets]
+    plan = edit.plan(model)
+    return plan.changes, [(b := es.logits(model), updated_logits(model, plan, es, b)) for es in sets]
+
+
 def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet],
             target: str | None = None) -> EditEffect:
     """Accuracy before and after ``edit`` on each split (and per class), and the samples whose
@@ -354,24 +375,13 @@ def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | 
     applied to a copy of the model on their training data and re-score each split's ``X``.
     ``target`` names the split the edit should help (default: "shifted" when present).
     """
-    from cbm.edits import RefitEdit
-
     sets = as_evalsets(evalsets)
     names = model.class_names_
-    refit = isinstance(edit, RefitEdit)
-    if refit:
-        missing = [es.name for es in sets if es.X is None]
-        if missing:
-            raise EditError(f"Previewing {edit.kind} re-scores the embeddings of splits {missing}; build them with "
-                            "EvalSet.from_model(..., keep_X=True).")
-        m2, changes = edited_copy(model, edit)
-    else:
-        plan = edit.plan(model)
-        changes = plan.changes
+    changes, logits = _edited_logits(model, edit, sets)
+    if getattr(model, "multilabel_", False):
+        return _preview_findings(model, edit, sets, changes, logits)
     rows, changed = [], {}
-    for es in sets:
-        before = es.logits(model)
-        after = m2.decision_function(es.X) if refit else updated_logits(model, plan, es, before)
+    for es, (before, after) in zip(sets, logits, strict=True):
         p0, p1 = before.argmax(1), after.argmax(1)
         ok0, ok1 = p0 == es.y, p1 == es.y
         for group, mask in _groups(es, names):
@@ -417,7 +427,8 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
             m = dom == d
             E = np.full(W.shape, np.nan)
             for k in range(W.shape[0]):
-                pos, neg = m & (y == k), m & (y != k)
+                has = (y[:, k] == 1) if y.ndim == 2 else (y == k)  # a finding's column, or a class
+                pos, neg = m & has, m & ~has
                 if pos.any() and neg.any():
                     E[k] = W[k] * (A[pos].mean(0) - A[neg].mean(0))
             ev[d] = E
@@ -457,7 +468,99 @@ def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = N
     return out
 
 
+@dataclass
+class FindingEditEffect(EditEffect):
+    """What an edit of a multi-label model does, per finding (a :class:`EditEffect`).
+
+    Attributes
+    ----------
+    findings : DataFrame
+        One row per finding and split, the most affected finding first: split, finding, n,
+        n_positive, auroc_before, auroc_after, ap_before, ap_after, changed (samples whose
+        presence call, probability >= 0.5, flips). ``accuracy`` holds each split's mean AUROC
+        (group "all").
+    """
+
+    findings: pd.DataFrame | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Per split and finding: AUROC and average precision before and after (for the edit log)."""
+        out: dict[str, Any] = {}
+        for r in self.findings.itertuples():
+            out.setdefault(str(r.split), {})[str(r.finding)] = {
+                "n": int(r.n), "auroc_before": round(float(r.auroc_before), 6),
+                "auroc_after": round(float(r.auroc_after), 6), "ap_before": round(float(r.ap_before), 6),
+                "ap_after": round(float(r.ap_after), 6), "predictions_changed": int(r.changed)}
+        return out
+
+    def verdict(self) -> str:
+        """Plain words: which finding moves most, and whether the others stay put."""
+        f = self.findings
+        if f is None or f.empty:
+            return "No evaluation data to judge the edit on."
+        top = f.iloc[0]
+        d_auc, d_ap = top.auroc_after - top.auroc_before, top.ap_after - top.ap_before
+        if not (abs(d_auc) > 1e-9 or abs(d_ap) > 1e-9):
+            return "The edit changes no finding's AUROC or average precision."
+        rest = f[f["finding"] != top.finding]
+        moved = rest[((rest.auroc_after - rest.auroc_before).abs() > 1e-9)
+                     | ((rest.ap_after - rest.ap_before).abs() > 1e-9)]["finding"].unique()
+        words = (f"The edit moves {top.finding!r} most: AUROC {top.auroc_before:.3f} -> {top.auroc_after:.3f}, "
+                 f"AP {top.ap_before:.3f} -> {top.ap_after:.3f} on {top.split!r}")
+        return words + (f"; it also changes {', '.join(map(repr, moved))}." if len(moved)
+                        else "; the other findings are unchanged.")
+
+    def report(self) -> str:
+        """Readable summary: the edit and, per finding (most affected first), AUROC and AP before -> after."""
+        lines = [f"edit: {self.edit.describe()} ({len(self.changes)} weight(s) change)",
+                 "  per finding, before -> after (most affected first):",
+                 f"    {'finding':<16}{'split':<10}{'AUROC':>18}{'AP':>18}{'calls changed':>15}"]
+        for r in self.findings.itertuples():
+            lines.append(f"    {str(r.finding):<16}{str(r.split):<10}{r.auroc_before:>8.3f} -> {r.auroc_after:.3f}"
+                         f"{r.ap_before:>8.3f} -> {r.ap_after:.3f}{r.changed:>15d}")
+        lines.append("  verdict: " + self.verdict())
+        return "\n".join(lines)
+
+
+def _ranking(y: np.ndarray, z: np.ndarray) -> tuple[float, float]:
+    """(AUROC, average precision) of scores ``z`` for 0/1 labels ``y``; NaN without both outcomes."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if y.min() == y.max():
+        return np.nan, np.nan
+    return float(roc_auc_score(y, z)), float(average_precision_score(y, z))
+
+
+def _preview_findings(model: Any, edit: Edit, sets: list[EvalSet], changes: list[dict[str, Any]],
+                      logits: list[tuple[np.ndarray, np.ndarray]]) -> FindingEditEffect:
+    """:func:`preview` of a multi-label model: AUROC and AP per finding and split, before and after."""
+    names = model.class_names_
+    rows, acc, changed = [], [], {}
+    for es, (before, after) in zip(sets, logits, strict=True):
+        flips = (before >= 0) != (after >= 0)  # probability >= 0.5 <=> logit >= 0
+        for k, name in enumerate(names):
+            (a0, p0), (a1, p1) = _ranking(es.y[:, k], before[:, k]), _ranking(es.y[:, k], after[:, k])
+            rows.append((es.name, name, len(es), int(es.y[:, k].sum()), a0, a1, p0, p1, int(flips[:, k].sum())))
+        idx, col = np.nonzero(flips)
+        changed[es.name] = pd.DataFrame({
+            "index": idx, "id": es.ids[idx] if es.ids is not None else idx,
+            "finding": [names[k] for k in col], "before": before[idx, col] >= 0, "after": after[idx, col] >= 0})
+        split_rows = rows[-len(names):]
+        b, a = np.nanmean([r[4] for r in split_rows] or [np.nan]), np.nanmean([r[5] for r in split_rows] or [np.nan])
+        acc.append((es.name, "all", len(es), b, a, a - b))
+    df = pd.DataFrame(rows, columns=["split", "finding", "n", "n_positive", "auroc_before", "auroc_after",
+                                     "ap_before", "ap_after", "changed"])
+    move = ((df.auroc_after - df.auroc_before).abs().fillna(0) + (df.ap_after - df.ap_before).abs().fillna(0)
+            + 1e-6 * df.changed)
+    rank = move.groupby(df["finding"]).max().sort_values(ascending=False, kind="stable")
+    df = df.assign(_r=df["finding"].map({f: i for i, f in enumerate(rank.index)})).sort_values(
+        ["_r"], kind="stable").drop(columns="_r").reset_index(drop=True)
+    return FindingEditEffect(edit, pd.DataFrame(changes, columns=["class", "concept", "old", "new"]),
+                             pd.DataFrame(acc, columns=["split", "group", "n", "before", "after", "delta"]),
+                             changed, affected=affected_class(model, edit), findings=df)
+
+
 # the evaluation-file format lives in cbm.data.evalfile; re-exported for callers of this module
-__all__ = ["SPLIT_ORDER", "EditEffect", "EvalSet", "encode_labels", "head_token", "load_eval_data",
+__all__ = ["SPLIT_ORDER", "EditEffect", "EvalSet", "FindingEditEffect", "encode_labels", "head_token", "load_eval_data",
            "load_evalsets", "npz_splits", "preview", "read_sample", "save_eval_data", "suggest_edits",
            "updated_logits"]

@@ -92,6 +92,8 @@ def current_user(user: str | None = None) -> str:
 def effect_summary(effect: Any) -> dict[str, Any]:
     """The measured effect of an edit (an :class:`~cbm.edit_eval.EditEffect`) as a small JSON dict:
     per split, n, accuracy before and after, and how many predictions change."""
+    if hasattr(effect, "findings"):  # multi-label: AUROC and AP per finding and split
+        return effect.summary()
     acc = effect.accuracy[effect.accuracy["group"] == "all"]
     return {str(r.split): {"n": int(r.n), "accuracy_before": round(float(r.before), 6),
                            "accuracy_after": round(float(r.after), 6),

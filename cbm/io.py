@@ -226,7 +226,7 @@ def save_model(
             "format": MODEL_FORMAT,
             "method": model.method,
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "params": _json_params(model),
+            "params": _json_params(getattr(model, "concept_model_", model)),
             "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_],
             "n_features_in": int(model.n_features_in_),
             "fingerprints": fingerprints or {},
@@ -235,6 +235,7 @@ def save_model(
             "version": version,
             "parent": prev,
             "note": note,
+            **({"multilabel": True} if getattr(model, "multilabel_", False) else {}),
             **(extra or {}),
         }
         _write_version(model, path, version, config, metrics)
@@ -321,6 +322,10 @@ def load_model(path: str | Path, version: int | None = None):
         tensors, classes=config["classes"], base_concepts=base,
         concepts=ConceptBank.load(vdir / "concepts"), n_features_in=config["n_features_in"],
     )
+    if config.get("multilabel"):  # one sigmoid per finding on the saved concept layer
+        from cbm.models.multilabel import MultiLabelCBM
+
+        model = MultiLabelCBM.from_concept_model(model)
     model.model_dir_ = str(path)
     model.version_ = config["version"]
     model.fingerprints_ = config.get("fingerprints", {})

@@ -2,11 +2,21 @@
 
 :func:`predict_to_csv` writes one row per image::
 
-    id, predicted, p:<class 1>, ..., p:<class K>, concepts_for, concepts_against, model_version
+    id, predicted, p:<class 1>, ..., p:<class K>, concepts_for, concepts_against,
+    [ood_score, ood_flag,] model_version
 
 ``concepts_for`` / ``concepts_against`` list the ``top`` concepts with the largest positive /
 most negative contributions to the predicted class as ``name (+0.123); other (+0.045)``.
 ``model_version`` is the saved version, with ``+N`` when N unsaved edits were applied on it.
+
+A multi-label model gets ``findings`` (the findings with probability >= 0.5, ``; ``-separated)
+instead of ``predicted``, one ``p:<finding>`` sigmoid per finding, and ``explained`` naming the
+most likely finding, whose concepts ``concepts_for`` / ``concepts_against`` list.
+
+``ood_score`` is the out-of-distribution score (:mod:`cbm.ood`: Mahalanobis distance to the
+model's in-distribution evaluation embeddings, ``MODEL_DIR/data.npz``) and ``ood_flag`` is 1 when
+it is above the threshold calibrated to flag 5% of them; both columns are there whenever the
+model directory has that data.
 
 The source is streamed in batches (memory: one batch of embeddings and explanations), and each
 batch is appended to the CSV with one write followed by fsync. A run that is stopped or crashes
@@ -27,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from cbm.exceptions import CBMError, DataError, EncoderMismatchError
+from cbm.exceptions import DataError, EncoderMismatchError
 from cbm.explain import encoder_for, explain, recorded_fingerprint, softmax
 
-__all__ = ["PredictStats", "predict_to_csv", "prediction_columns"]
+__all__ = ["PredictStats", "ood_detector", "predict_to_csv", "prediction_columns"]
 
 #: Manifest suffixes accepted as SOURCE (anything else that is a file is refused).
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
@@ -46,6 +56,7 @@ class PredictStats:
     resumed: int = 0  # rows already in the CSV, skipped
     skipped: list[str] = field(default_factory=list)  # unreadable images (messages naming them)
     model_version: str = ""
+    ood_threshold: float | None = None  # the calibrated out-of-distribution threshold, if scored
 
     def summary(self) -> str:
         """One line for the command line."""
@@ -54,13 +65,31 @@ class PredictStats:
             parts.append(f"{self.resumed} already there were kept")
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)} unreadable image(s)")
+        if self.ood_threshold is not None:
+            parts.append(f"ood_flag marks ood_score above {self.ood_threshold:.2f}")
         return ", ".join(parts) + f" (model version {self.model_version})"
 
 
-def prediction_columns(class_names: list[str]) -> list[str]:
-    """The CSV header for a model with ``class_names``."""
-    return ["id", "predicted", *[f"p:{c}" for c in class_names], "concepts_for", "concepts_against",
-            "model_version"]
+def prediction_columns(class_names: list[str], *, multilabel: bool = False, ood: bool = False) -> list[str]:
+    """The CSV header for a model with ``class_names`` (findings when ``multilabel``)."""
+    return ["id", "findings" if multilabel else "predicted", *[f"p:{c}" for c in class_names],
+            *(["explained"] if multilabel else []), "concepts_for", "concepts_against",
+            *(["ood_score", "ood_flag"] if ood else []), "model_version"]
+
+
+def ood_detector(model_dir: str | Path) -> Any:
+    """The out-of-distribution detector of a model directory (:func:`cbm.ood.fit_ood` on its
+    evaluation data ``data.npz``), or None when it has no such data."""
+    from cbm.data.evalfile import load_eval_data
+    from cbm.ood import fit_ood
+
+    data = Path(model_dir) / "data.npz"
+    if not data.is_file():
+        return None
+    try:
+        return fit_ood({s: d["X"] for s, d in load_eval_data(data).items()})
+    except DataError:
+        return None
 
 
 def _version_label(session: Any) -> str:
@@ -117,17 +146,24 @@ def _format(names: list[str], contrib: np.ndarray, idx: np.ndarray, positive: bo
                      if contrib[j] != 0 and (contrib[j] > 0) == positive)
 
 
-def _rows(model: Any, ids: list[str], X: np.ndarray, top: int, version: str) -> str:
+def _rows(model: Any, ids: list[str], X: np.ndarray, top: int, version: str, ood: Any = None) -> str:
     """CSV text of one batch."""
-    e = explain(model, np.asarray(X, np.float32), top=top)
-    proba = softmax(e.logits)
+    X = np.asarray(X, np.float32)
+    e = explain(model, X, top=top)
+    multilabel = getattr(model, "multilabel_", False)
+    proba = 1 / (1 + np.exp(-np.clip(e.logits.astype(np.float64), -60, 60))) if multilabel else softmax(e.logits)
+    score = None if ood is None else ood.score(X)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for i, rid in enumerate(ids):
         k = int(e.target[i])
-        writer.writerow([rid, e.class_names[k], *[f"{p:.6f}" for p in proba[i]],
+        called = ("; ".join(c for c, p in zip(e.class_names, proba[i], strict=True) if p >= 0.5)
+                  if multilabel else e.class_names[k])
+        writer.writerow([rid, called, *[f"{p:.6f}" for p in proba[i]],
+                         *([e.class_names[k]] if multilabel else []),
                          _format(e.concept_names, e.contributions[i], e.top_positive[i], True),
                          _format(e.concept_names, e.contributions[i], e.top_negative[i], False),
+                         *([] if score is None else [f"{score[i]:.3f}", int(score[i] > ood.threshold_)]),
                          version])
     return buf.getvalue()
 
@@ -198,7 +234,7 @@ def _open_source(source: Path, root: str | Path | None, max_pixels: int | None) 
 def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *, top: int = 3,
                    batch_size: int | None = None, pretrained: str | None = None,
                    root: str | Path | None = None, max_pixels: int | None = None,
-                   progress: bool = True) -> PredictStats:
+                   progress: bool = True, with_ood: bool = True) -> PredictStats:
     """Predict and explain every image of ``source`` with the model in ``model_dir``; append to ``out``.
 
     Parameters
@@ -216,6 +252,9 @@ def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *
         Rows per batch (default 4096 embeddings, or 32 images to embed).
     pretrained : str, optional
         The encoder's checkpoint, if it moved since training (images only).
+    with_ood : bool
+        Add the ``ood_score`` and ``ood_flag`` columns when the model directory has evaluation
+        data to calibrate them on (default True).
     """
     from tqdm.auto import tqdm
 
@@ -227,11 +266,12 @@ def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *
     dataset = _open_source(source, root, max_pixels)
     session = EditSession(model_dir)
     model, version = session.model, _version_label(session)
-    if getattr(model, "multilabel_", False):
-        raise CBMError("cbm predict writes one class per image; this model is multi-label.")
-    header = prediction_columns(list(model.class_names_))
+    ood = ood_detector(model_dir) if with_ood else None
+    header = prediction_columns(list(model.class_names_), multilabel=getattr(model, "multilabel_", False),
+                                ood=ood is not None)
     done = _done_ids(out, header, version)
-    stats = PredictStats(out=out, model_version=version, resumed=len(done))
+    stats = PredictStats(out=out, model_version=version, resumed=len(done),
+                         ood_threshold=None if ood is None else ood.threshold_)
     if dataset is None:
         total, batches = _cache_batches(source, model, batch_size or 4096)
     else:
@@ -257,7 +297,7 @@ def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *
                 n_skipped = len(stats.skipped)
             if not ids:
                 continue
-            _append(out, _rows(model, ids, X, top, version))
+            _append(out, _rows(model, ids, X, top, version, ood))
             stats.written += len(ids)
     finally:
         bar.close()

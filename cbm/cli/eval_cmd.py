@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--version", type=int, default=None, help="model version (default: current)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --data synthetic)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    p.add_argument("--specificity", type=float, default=0.9,
+                   help="multi-label models: report each finding's sensitivity at this specificity (default 0.9)")
     from cbm.cli import _concept_eval
 
     _concept_eval.add_arguments(p)
@@ -43,6 +45,14 @@ def check_compatible(model, splits: dict, extras: dict, where: str) -> None:
         raise EncoderMismatchError(f"{where} was embedded by {data_fp!r}, but the model was trained on "
                                    f"{model_fp!r}; embed the images with the model's encoder.")
     model.concepts_.check_encoder(data_fp)
+    if getattr(model, "multilabel_", False):
+        findings = extras.get("findings")
+        if findings is None or list(findings) != model.class_names_:
+            raise ClassMismatchError(
+                f"The model is multi-label with findings {model.class_names_[:20]}; {where} has "
+                + ("single-label targets" if findings is None else f"findings {list(findings)[:20]}")
+                + ". Evaluate on a 0/1 indicator matrix whose class_names are the model's findings, in order.")
+        return
     known = set(model.class_names_)
     seen = sorted({str(c) for s in splits.values() for c in np.asarray(s["y"]).tolist()})
     unknown = [c for c in seen if c not in known]
@@ -62,8 +72,14 @@ def _run(args) -> int:
     data = args.data or str(Path(args.model_dir) / "data.npz")
     splits, extras = load_training_data(data, args.seed, require_train=False)
     check_compatible(model, splits, extras, f"--data {data!r}")
-    metrics = report(model, splits)
-    print(format_report(metrics))
+    if getattr(model, "multilabel_", False):
+        from cbm.models.multilabel import finding_metrics, format_finding_metrics
+
+        metrics = finding_metrics(model, splits, args.specificity)
+        print(format_finding_metrics(metrics))
+    else:
+        metrics = report(model, splits)
+        print(format_report(metrics))
     from cbm.cli import _concept_eval
 
     if _concept_eval.wanted(args):

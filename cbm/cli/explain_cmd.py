@@ -6,6 +6,8 @@
     cbm explain runs/birds --image photo.jpg --pretrained moved/ckpt.safetensors
 
 The model is read with its unsaved edits applied (see `cbm edit`).
+A multi-label model is explained per finding: each finding's probability and the concepts for and
+against it, most likely finding first (``--class FINDING`` for one).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def _run(args) -> int:
         data = Path(args.data) if args.data else Path(args.model) / "data.npz"
         split, row, x, label = read_sample(data, args.sample, args.split)
         x, where = x[None], f"sample {args.sample!r} ({split} row {row})"
+    if getattr(model, "multilabel_", False):
+        print(explain_findings(model, x, where, label, args.cls, args.top))
+        if args.image:
+            _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
+        return 0
     e = explain(model, x, target=args.cls, top=args.top)
     p = softmax(e.logits)[0]
     pred = e.class_names[int(e.pred[0])]
@@ -64,6 +71,28 @@ def _run(args) -> int:
     if args.image:
         _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
     return 0
+
+
+def explain_findings(model, x, where: str, label=None, finding: str | None = None, top: int = 5) -> str:
+    """Per-finding explanation of one sample of a multi-label model, most likely finding first."""
+    from cbm.explain import class_index, explain
+
+    p = model.predict_proba(x)[0]
+    names = model.class_names_
+    order = [class_index(model, finding)] if finding else list(map(int, (-p).argsort(kind="stable")))
+    present = [f"{names[k]} ({p[k]:.0%})" for k in map(int, (-p).argsort(kind="stable")) if p[k] >= 0.5]
+    lines = [f"{where}: findings " + (", ".join(present) if present else "none above 50%")
+             + ("" if label is None else f"; true findings {list(label)}")]
+    for k in order:
+        e = explain(model, x, target=names[k], top=top)
+        lines.append(f"finding {names[k]!r}: probability {p[k]:.1%} ({'present' if p[k] >= 0.5 else 'absent'}), "
+                     f"logit {e.logits[0, k]:+.3f}")
+        for side, idx in (("for", e.top_positive[0]), ("against", e.top_negative[0])):
+            c = e.contributions[0]
+            parts = [f"{e.concept_names[j]} ({c[j]:+.3f})" for j in idx if c[j] != 0 and (c[j] > 0) == (side == "for")]
+            lines.append(f"  {side}: " + (", ".join(parts) if parts else "none"))
+        lines.append(f"  intercept: {e.intercept[k]:+.3f}")
+    return "\n".join(lines)
 
 
 def _print_ood(data: Path, x) -> None:

@@ -5,7 +5,9 @@
     cbm predict runs/xray manifest.csv --out p.csv --top 5
 
 One row per image: id, predicted class, a probability per class, the top concepts for and
-against (with contributions) and the model version. Run it again to resume: ids already in
+against (with contributions), the out-of-distribution score and flag (when MODEL_DIR has its
+evaluation data.npz) and the model version. A multi-label model writes the findings called
+(probability >= 0.5) and one probability per finding. Run it again to resume: ids already in
 the CSV are skipped.
 """
 
@@ -27,6 +29,8 @@ def add_parser(sub) -> None:
                    help="the encoder's checkpoint file, if it moved since training")
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="skip images over N pixels (default $CBM_MAX_IMAGE_PIXELS or 100 million)")
+    p.add_argument("--no-ood", action="store_true",
+                   help="leave out the out-of-distribution columns (ood_score, ood_flag)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -38,7 +42,8 @@ def _run(args) -> int:
         raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}.")
     stats = predict_to_csv(args.model, args.source, args.out, top=args.top,
                            batch_size=args.batch_size, pretrained=args.pretrained, root=args.root,
-                           max_pixels=args.max_pixels, progress=not args.no_progress)
+                           max_pixels=args.max_pixels, progress=not args.no_progress,
+                           with_ood=not args.no_ood)
     for message in stats.skipped[:5]:
         print(f"  skipped: {message}")
     print(stats.summary())

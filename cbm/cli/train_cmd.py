@@ -9,6 +9,12 @@ X_shifted, y_shifted, domains_*, concepts_*, class_names, class_embeddings``), a
 (``cbm embed`` output, split 60/20/20 stratified by ``--seed``), or ``synthetic`` for a :func:`cbm.make_concept_world` demo
 (its concept bank is used when ``--concepts`` is not given).
 
+Multi-label findings (several per image): give ``y_<split>`` in the ``.npz`` as a 0/1 indicator
+matrix (N, L) and ``class_names`` naming its L columns (the findings; e.g. ``MultiLabelBinarizer``
+output). The model then has one sigmoid output per finding (``--method pcbm``, ``knobo``,
+``linear-probe`` or ``dense-head``); KnoBo grounds its concepts on ``concepts_train`` or on the
+bank's prior over the findings.
+
 Models are trained on class *names* (folder names, manifest labels, ``class_names``). A bank's class
 prior is matched to them by name; a mismatch is refused unless ``--class-map DATA=BANK,...`` maps it.
 A bank whose vectors come from another encoder than the embeddings is refused.
@@ -30,7 +36,10 @@ def add_parser(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--method", required=True, choices=list_methods(), help="the CBM method")
     p.add_argument("--concepts", metavar="BANK_DIR", help="concept bank folder (ConceptBank.save)")
-    p.add_argument("--data", metavar="PATH", help="splits .npz, EmbeddingStore folder, or 'synthetic'")
+    p.add_argument("--data", metavar="PATH",
+                   help="splits .npz, EmbeddingStore folder, or 'synthetic'; a .npz whose y_<split> are "
+                        "0/1 matrices (N, findings) with class_names naming the columns trains a "
+                        "multi-label model (one sigmoid per finding)")
     p.add_argument("--world", action="store_true", help="same as --data synthetic")
     p.add_argument("--class-map", metavar="MAP",
                    help="match data classes to the bank's deliberately: 'data=bank,...' or a .json file")
@@ -50,6 +59,8 @@ def add_parser(sub) -> None:
 
 #: Methods that read the bank's class-concept prior (so its classes must match the data's by name).
 PRIOR_METHODS = ("labo", "knobo")
+#: Methods that learn multi-label findings (one sigmoid per finding on one shared concept layer).
+MULTILABEL_METHODS = ("pcbm", "knobo", "linear-probe", "dense-head")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -112,6 +123,9 @@ def _run(args) -> int:
         raise ValueError("cbm train needs --data PATH (or --world for the synthetic demo).")
     splits, extras = load_training_data(spec, args.seed)
     train = splits["train"]
+    findings = extras.get("findings")
+    if findings is not None:
+        return _run_multilabel(args, spec, splits, extras, findings)
     extras["train_classes"] = sorted({str(c) for c in np.asarray(train["y"]).tolist()})
     model = build_model(args, extras)
     if "class_embeddings" in model.get_params() and model.class_embeddings is None \
@@ -126,6 +140,34 @@ def _run(args) -> int:
     save_eval_data(Path(args.out) / "data.npz", eval_splits)
     print(format_report(metrics))
     print(f"saved {args.method} with {len(model.concept_names_)} concepts to {args.out} (version {version})")
+    return 0
+
+
+def _run_multilabel(args, spec, splits: dict, extras: dict, findings: list[str]) -> int:
+    """``cbm train`` on a multi-label indicator matrix: one sigmoid per finding (MultiLabelCBM)."""
+    from cbm.data.training import encoder_record
+    from cbm.edit_eval import save_eval_data
+    from cbm.io import save_model
+    from cbm.models import fit_arguments
+    from cbm.models.multilabel import MultiLabelCBM, finding_metrics, format_finding_metrics
+
+    if args.method not in MULTILABEL_METHODS:
+        raise ValueError(f"--data {str(spec)!r} has multi-label targets (2-D y_train); --method "
+                         f"{args.method!r} cannot learn them. Use one of {', '.join(MULTILABEL_METHODS)}.")
+    extras["train_classes"] = list(findings)
+    base = build_model(args, extras)
+    model = MultiLabelCBM(base, finding_names=findings)
+    train = splits["train"]
+    model.fit(train["X"], train["y"], **fit_arguments(base, splits, extras))
+    metrics = finding_metrics(model, splits)
+    fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": extras.get("splits")}
+    version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method} (multi-label)",
+                         metrics=metrics, fingerprints=fingerprints)
+    eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
+    save_eval_data(Path(args.out) / "data.npz", eval_splits, class_names=findings)
+    print(format_finding_metrics(metrics))
+    print(f"saved multi-label {args.method} ({len(findings)} findings, {len(model.concept_names_)} concepts) "
+          f"to {args.out} (version {version})")
     return 0
 
 

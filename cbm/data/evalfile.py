@@ -67,7 +67,10 @@ def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         split = {k[: -len(n) - 1]: v for k, v in arrays.items() if k.endswith(f"_{n}")}
         split["X"] = split["X"].astype(np.float32)
         y = split["y"]
-        split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
+        if y.ndim == 2:  # a multi-label indicator matrix (columns: the findings in class_names)
+            split["y"] = y.astype(np.int8)
+        else:
+            split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
         out[n] = split
     return out
 
@@ -105,7 +108,9 @@ def read_sample(path: str | Path, sample: str, split: str | None = None) -> tupl
             if len(hit):
                 i = int(hit[0])
                 y = z[f"y_{s}"][i] if f"y_{s}" in z.files else None
-                if y is not None and "class_names" in z.files and np.asarray(y).dtype.kind in "iu":
+                if y is not None and "class_names" in z.files and np.ndim(y) == 1:  # findings
+                    y = [str(n) for n, v in zip(z["class_names"].astype(str), y, strict=True) if v]
+                elif y is not None and "class_names" in z.files and np.asarray(y).dtype.kind in "iu":
                     y = z["class_names"].astype(str)[int(y)]
                 return s, i, z[f"X_{s}"][i].astype(np.float32), y
     raise DataError(f"No sample {sample!r} in {str(path)!r} (splits searched: {order}); give an id from "

@@ -27,7 +27,8 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
 
     ``spec`` is a ``.npz`` with ``X_<split>, y_<split>`` (optional ``domains_*``, ``concepts_*``,
     ``ids_*``, ``class_names`` decoding integer labels, ``class_embeddings`` in ``class_names``
-    order), an EmbeddingStore entry folder (``cbm embed``; labelled rows split 60/20/20, stratified,
+    order; a 2-D 0/1 ``y_<split>`` (N, L) is a multi-label indicator matrix whose columns
+    ``class_names`` names, extras ``findings``), an EmbeddingStore entry folder (``cbm embed``; labelled rows split 60/20/20, stratified,
     seeded), or ``"synthetic"`` for :func:`cbm.data.make_concept_world`. The evaluation ``data.npz``
     that ``cbm train`` writes beside a model has no train split: pass ``require_train=False``.
 
@@ -73,17 +74,38 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
     if emb is not None and names is not None and len(emb) == len(names):
         emb = _sorted_rows(emb, names)
     fp = str(arrays["encoder"]) if "encoder" in arrays else None
-    return splits, {"class_embeddings": emb, "fingerprint": fp, "encoder": fp,
-                    "classes": None if names is None else list(names)}
+    extras = {"class_embeddings": emb, "fingerprint": fp, "encoder": fp,
+              "classes": None if names is None else list(names)}
+    if any(np.ndim(s["y"]) == 2 for s in splits.values()):
+        if not all(np.ndim(s["y"]) == 2 for s in splits.values()):
+            raise DataError(f"{spec!r} mixes multi-label (2-D) and single-label (1-D) y_<split> arrays; "
+                            "give every split the same kind of labels.")
+        width = next(iter(splits.values()))["y"].shape[1]
+        extras["findings"] = list(names) if names is not None else [str(j) for j in range(width)]
+        extras["class_embeddings"] = None
+    return splits, extras
 
 
 def _decode(y: np.ndarray, names: np.ndarray | None, what: str) -> np.ndarray:
     """Integer labels as class names (through ``names``); names pass through as str."""
+    if y.ndim == 2:  # multi-label: an indicator matrix, its columns named by ``names``
+        return _indicator(y, names, what)
     if names is None or y.dtype.kind not in "iu":
         return y.astype(str) if y.dtype.kind in "SUO" else y
     if len(y) and (y.min() < 0 or y.max() >= len(names)):
         raise DataError(f"{what} has label {int(y.max())} but class_names has only {len(names)} names.")
     return names[y]
+
+
+def _indicator(y: np.ndarray, names: np.ndarray | None, what: str) -> np.ndarray:
+    """A multi-label target: a 0/1 matrix (N, L) whose L columns ``class_names`` names."""
+    if names is not None and len(names) != y.shape[1]:
+        raise DataError(f"{what} is a multi-label indicator matrix with {y.shape[1]} columns, but "
+                        f"class_names has {len(names)} names; give one name per finding column.")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise DataError(f"{what} is 2-D, so it is read as a multi-label indicator matrix, but it holds "
+                        f"{y[~np.isin(y, (0, 1))].ravel()[0]!r}; use 0 (absent) and 1 (present).")
+    return y.astype(np.int8)
 
 
 def _sorted_rows(rows: np.ndarray, names: Any) -> np.ndarray:

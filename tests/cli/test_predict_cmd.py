@@ -33,8 +33,9 @@ def test_one_row_per_image_with_probabilities_concepts_and_version(from_images):
     rows = read_rows(from_images)
     assert len(rows) == 30 and len({r["id"] for r in rows}) == 30
     assert list(rows[0]) == ["id", "predicted", *[f"p:{c}" for c in sorted(CLASSES)],
-                             "concepts_for", "concepts_against", "model_version"]
+                             "concepts_for", "concepts_against", "ood_score", "ood_flag", "model_version"]
     for r in rows:
+        assert float(r["ood_score"]) >= 0 and r["ood_flag"] in ("0", "1")
         p = np.array([float(r[f"p:{c}"]) for c in CLASSES])
         assert abs(p.sum() - 1) < 1e-4 and r["predicted"] in CLASSES
         assert r["model_version"] == "1"

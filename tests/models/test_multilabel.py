@@ -3,30 +3,12 @@ its own planted concepts, and AUROC / AP / sensitivity per finding."""
 
 import numpy as np
 import pytest
+from findings_world import FINDINGS, NAMES, PLANTED, prior_bank, world
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from cbm.bank import ConceptBank
 from cbm.explain import contributions, explain
 from cbm.models import create_model
 from cbm.models.multilabel import MultiLabelCBM, check_indicator, finding_report
-
-FINDINGS = ["effusion", "cardiomegaly", "nodule"]
-PLANTED = {"effusion": {"blunted angle", "fluid line"}, "cardiomegaly": {"wide heart", "big shadow"},
-           "nodule": {"round spot", "dense dot"}}
-NAMES = ["blunted angle", "fluid line", "wide heart", "big shadow", "round spot", "dense dot",
-         "rib", "clavicle", "tube", "marker"]
-
-
-def world(n: int, seed: int):
-    """Concepts present at random; a finding is present when either of its two concepts is."""
-    rng = np.random.default_rng(0)
-    V = rng.standard_normal((len(NAMES), 48)).astype(np.float32)
-    V /= np.linalg.norm(V, axis=1, keepdims=True)
-    rng = np.random.default_rng(seed)
-    C = (rng.random((n, len(NAMES))) < 0.25).astype(np.float32)
-    X = C @ V + 0.15 * rng.standard_normal((n, 48)).astype(np.float32)
-    Y = np.stack([C[:, 2 * j] + C[:, 2 * j + 1] > 0 for j in range(3)], axis=1).astype(int)
-    return X, Y, ConceptBank(NAMES, vectors=V)
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +104,35 @@ def test_weight_edits_act_on_one_finding_and_undo_exactly(pcbm):
     with pytest.raises(EditError, match="prune it for every finding"):
         RemoveConcept("rib").apply(model)
     np.testing.assert_array_equal(model.coef_, coef)
+
+
+@pytest.mark.parametrize("method", ["pcbm", "linear-probe", "knobo"])
+def test_a_saved_multi_label_model_loads_with_identical_probabilities(method, tmp_path):
+    from cbm.io import load_config, load_model, save_model
+
+    X, Y, bank = world(400, 8)
+    base = create_model(method) if method == "linear-probe" else create_model(method, concepts=prior_bank(bank))
+    model = MultiLabelCBM(base, finding_names=FINDINGS).fit(X, Y)
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded, MultiLabelCBM) and loaded.method == method
+    assert loaded.class_names_ == FINDINGS and loaded.concept_names_ == model.concept_names_
+    X2, _, _ = world(100, 9)
+    np.testing.assert_array_equal(loaded.predict_proba(X2), model.predict_proba(X2))
+    assert load_config(tmp_path / "m")["multilabel"] is True
+
+
+def test_knobo_grounds_shared_concepts_from_the_prior_over_findings():
+    X, Y, bank = world(600, 10)
+    model = MultiLabelCBM(create_model("knobo", concepts=prior_bank(bank)), finding_names=FINDINGS).fit(X, Y)
+    for j, finding in enumerate(FINDINGS):
+        top2 = {model.concept_names_[i] for i in np.argsort(-model.coef_[j])[:2]}
+        assert top2 == PLANTED[finding]
+    X2, Y2, _ = world(300, 11)
+    assert (finding_report(Y2, model.predict_proba(X2), FINDINGS)["auroc"] > 0.95).all()
+
+
+def test_knobo_without_concept_labels_or_a_prior_over_the_findings_is_refused_with_a_hint():
+    X, Y, bank = world(200, 12)
+    with pytest.raises(ValueError, match="concept_labels"):
+        MultiLabelCBM(create_model("knobo", concepts=bank), finding_names=FINDINGS).fit(X, Y)
