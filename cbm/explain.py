@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cbm import arrays
 from cbm.exceptions import CBMError, EditError, EncoderMismatchError, unknown_name_message
 
 Target = int | str | Sequence[int] | np.ndarray | None
@@ -625,10 +626,8 @@ def concept_map(model: Any, X: Any = None, *, image: Any = None, encoder: Any = 
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of logits."""
-    z = np.asarray(z, np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    """Row-wise softmax of logits as float32 (:func:`cbm.arrays.softmax`, for display and CSVs)."""
+    return arrays.softmax(z, np.float32)
 
 
 __all__ = [

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Lowest first. A module may import from its own layer and the layers before it, never after.
 #: A module belongs to the first entry whose name equals it or is a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("cbm", "cbm.exceptions", "cbm._io", "cbm._images")),
+    ("foundation", ("cbm", "cbm.exceptions", "cbm._io", "cbm._images", "cbm.arrays", "cbm.tensors")),
     ("kernels", ("cbm.kernels",)),
     ("core", ("cbm.bank", "cbm.metrics", "cbm.solvers", "cbm.losses", "cbm.store")),
     ("encoders", ("cbm.encoders",)),

@@ -19,8 +19,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from cbm.encoders._base import Encoder, EncoderLoadError, NoTextTowerError, resolve_device
+from cbm.encoders._base import Encoder, EncoderLoadError, NoTextTowerError
 from cbm.exceptions import unknown_name_message
+from cbm.tensors import resolve_device
 
 __all__ = [
     "create_encoder", "list_encoders",
