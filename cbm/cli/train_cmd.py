@@ -100,11 +100,10 @@ def build_model(args, extras: dict[str, Any]):
 
 def _run(args) -> int:
     from cbm.data import load_training_data
-    from cbm.data.training import encoder_record
+    from cbm.data.training import encoder_record, fit_arguments
     from cbm.edit_eval import save_eval_data
     from cbm.io import check_target, save_model
     from cbm.metrics import format_report, report
-    from cbm.models import fit_arguments
 
     check_target(args.out)  # a file there is refused before any training
     spec = "synthetic" if args.world else args.data

@@ -92,6 +92,23 @@ def _sorted_rows(rows: np.ndarray, names: Any) -> np.ndarray:
     return np.asarray(rows)[np.argsort(np.asarray(names), kind="stable")]
 
 
+def fit_arguments(model: Any, splits: Mapping[str, Mapping[str, Any]], extras: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """The fit-time extras ``model.fit`` takes, from splits ``{name: {"X", "y", "concepts"?}}`` and extras
+    as :func:`load_training_data` gives them: the validation split, per-image concept labels, class text
+    embeddings (those the model's :meth:`~cbm.models.BaseConceptModel.fit_param_names` lists)."""
+    accepted = model.fit_param_names()
+    out = {}
+    if "X_val" in accepted and "val" in splits:
+        out.update(X_val=splits["val"]["X"], y_val=splits["val"]["y"])
+    if "concept_labels" in accepted and "concepts" in splits["train"]:
+        out["concept_labels"] = splits["train"]["concepts"]
+    if "class_embeddings" in accepted and extras.get("class_embeddings") is not None \
+            and getattr(model, "class_embeddings", None) is None:
+        out["class_embeddings"] = extras["class_embeddings"]
+    return out
+
+
 def encoder_record(extras: Mapping[str, Any]) -> Any:
     """What a model records as its encoder: the spec (rebuildable) or else the fingerprint string."""
     return extras.get("encoder") or extras.get("fingerprint")

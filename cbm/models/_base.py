@@ -12,6 +12,7 @@ same for every method. Subclasses implement the hooks marked "subclass hook".
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
@@ -195,6 +196,30 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def _device(self) -> torch.device:
         return getattr(self, "device_", torch.device("cpu"))
+
+    @property
+    def added_concept_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors (m, d) and intercepts (m,) of the concepts added by edits, in ``concept_names_`` order
+        (they come after the kept base concepts: column ``len(keep_) + i`` is added concept ``i``)."""
+        self._check_fitted()
+        return self._added_vectors, self._added_intercepts
+
+    @torch.no_grad()
+    def score_concept_vectors(self, X: Any, vectors: Any, intercepts: Any) -> np.ndarray:
+        """Activations (N, m) for embeddings ``X`` of concepts given as vectors (m, d) and intercepts (m,).
+
+        What :meth:`add_concept` would add as columns of :meth:`transform`, without changing the
+        model; raises :class:`~cbm.exceptions.EditError` when the method's concept layer is learned
+        and cannot score a vector.
+        """
+        dev = self._device()
+        out = self._score_vectors(as_tensor(X, dev), as_tensor(vectors, dev), as_tensor(intercepts, dev))
+        return out.float().cpu().numpy()
+
+    @classmethod
+    def fit_param_names(cls) -> set[str]:
+        """Names of the extra keyword arguments :meth:`fit` passes to this method (``X_val``, ...)."""
+        return set(inspect.signature(cls._fit).parameters) - {"self", "X", "y", "fit_params"}
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The concept names, one per column of :meth:`transform`."""
