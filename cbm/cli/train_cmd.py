@@ -134,7 +134,7 @@ def class_text_embeddings(extras: dict[str, Any], bank: Any, template: str) -> n
     The encoder is rebuilt from the embedding cache's record (or the bank's) and checked against the
     images' fingerprint, so class texts and images share one space. None when nothing is recorded.
     """
-    from cbm.explain import rebuild_encoder
+    from cbm.encoders.rebuild import rebuild_encoder
 
     record = extras.get("encoder")
     if not isinstance(record, dict) and bank is not None:
