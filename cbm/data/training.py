@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cbm.data.evalfile import read_arrays
 from cbm.data.splits import make_splits
 from cbm.data.synthetic import make_concept_world
 from cbm.exceptions import DataError
@@ -50,11 +51,7 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
     if not path.is_file():
         raise FileNotFoundError(f"--data {spec!r} does not exist; give a .npz of splits, an "
                                 "EmbeddingStore folder, or 'synthetic'.")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"--data {spec!r} is not a readable .npz file ({e}).") from None
+    arrays = read_arrays(path, f"--data {spec!r}")
     names = arrays["class_names"].astype(str) if "class_names" in arrays else None
     splits = {}
     for name in SPLITS:
@@ -152,10 +149,10 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, st
                                 "(`cbm embed` prints it), a .npz with X and y, or a .npy array.")
     if path.suffix == ".npy":
         return np.load(path), None, None
-    with np.load(path, allow_pickle=False) as z:
-        if "X" not in z.files:
-            raise DataError(f"{str(path)!r} has no array 'X' (found {z.files[:8]}); save X (N, d) and y (N,).")
-        X, y = z["X"], (z["y"] if "y" in z.files else None)
-        if y is not None and "class_names" in z.files and y.dtype.kind in "iu":
-            y = z["class_names"].astype(str)[y]
-        return X, y, (str(z["encoder"]) if "encoder" in z.files else None)
+    z = read_arrays(path, f"Embeddings {str(path)!r}")
+    if "X" not in z:
+        raise DataError(f"{str(path)!r} has no array 'X' (found {list(z)[:8]}); save X (N, d) and y (N,).")
+    X, y = z["X"], z.get("y")
+    if y is not None and "class_names" in z and y.dtype.kind in "iu":
+        y = z["class_names"].astype(str)[y]
+    return X, y, (str(z["encoder"]) if "encoder" in z else None)
