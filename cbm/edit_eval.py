@@ -10,6 +10,7 @@ look spurious: their evidence for a class holds in one domain and not in another
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,13 +323,19 @@ def edited_copy(model: Any, edit: Edit) -> tuple[Any, list[dict[str, Any]]]:
     import copy
 
     key = (id(model), head_token(model), concept_layer_token(model))
-    cached = getattr(edit, "_edited", None)
-    if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
+    cached = _EDITED.get(id(edit))
+    if cached is not None and cached[0]() is edit and cached[1] == key:
+        return cached[2], cached[3]
     m2 = copy.deepcopy(model)
     record = edit.apply(m2)
-    object.__setattr__(edit, "_edited", (key, m2, record.changes))
+    if id(edit) not in _EDITED:  # the entry lives as long as the edit
+        weakref.finalize(edit, _EDITED.pop, id(edit), None)
+    _EDITED[id(edit)] = (weakref.ref(edit), key, m2, record.changes)
     return m2, record.changes
+
+
+#: id(edit) -> (weak reference to the edit, model key, edited copy, changes), for :func:`edited_copy`
+_EDITED: dict[int, tuple[weakref.ref, tuple, Any, list[dict[str, Any]]]] = {}
 
 
 def affected_class(model: Any, edit: Edit) -> str | None:
