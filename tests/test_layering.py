@@ -7,7 +7,10 @@ time) and function-level imports (run on first call, used to defer torch, open_c
 
 - no cycle among module-level imports (``if TYPE_CHECKING:`` imports never run and are left out);
 - no import, at any level, from a module in a higher layer of :data:`LAYERS`;
-- no ``from cbm.x import _name`` of a private name defined in another module.
+- no ``from cbm.x import _name`` of a private name defined in another module;
+- no private module (``cbm.models._base``) imported from outside its package;
+- no private attribute (``model._fit``) read on anything but ``self`` or a class of the same module,
+  beyond the few same-package hooks in :data:`KNOWN_REACH_INS`.
 
 Names reached through strings (``importlib.import_module`` in ``cbm.__getattr__`` and in the model
 registry of ``cbm.models``) are not imports and are not seen here.
