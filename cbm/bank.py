@@ -180,7 +180,9 @@ class ConceptBank:
         return [p.source for p in self.provenance]
 
     # -- operations returning a new bank ---------------------------------------------------
-    def _replace(self, **changes: Any) -> ConceptBank:
+    def replace(self, **changes: Any) -> ConceptBank:
+        """A new bank with the given fields changed (``names``, ``texts``, ``vectors``, ``intercepts``,
+        ``provenance``, ``classes``, ``prior``, ``metadata``, ``encoder_fingerprint``), checked as on creation."""
         kw = dict(
             names=self.names, texts=self.texts, vectors=self.vectors, intercepts=self.intercepts,
             provenance=self.provenance, classes=self.classes, prior=self.prior,
@@ -197,7 +199,7 @@ class ConceptBank:
         def take(a):
             return None if a is None else a[idx]
 
-        return self._replace(
+        return self.replace(
             names=[self.names[i] for i in idx],
             texts=[self.texts[i] for i in idx],
             vectors=take(self.vectors),
@@ -223,17 +225,17 @@ class ConceptBank:
             self.index(old)
         names = [mapping.get(n, n) for n in self.names]
         texts = [mapping.get(n, t) if t == n else t for n, t in zip(self.names, self.texts, strict=True)]
-        return self._replace(names=names, texts=texts)
+        return self.replace(names=names, texts=texts)
 
     def with_vectors(
         self, vectors: Any, intercepts: Any | None = None, encoder_fingerprint: str | None = None
     ) -> ConceptBank:
         """The same concepts with new vectors (for example text embeddings of ``texts``)."""
-        return self._replace(vectors=vectors, intercepts=intercepts, encoder_fingerprint=encoder_fingerprint)
+        return self.replace(vectors=vectors, intercepts=intercepts, encoder_fingerprint=encoder_fingerprint)
 
     def with_prior(self, classes: Sequence[str], prior: Any) -> ConceptBank:
         """A copy with a (K, M) class x concept prior for ``classes``."""
-        return self._replace(classes=list(classes), prior=prior)
+        return self.replace(classes=list(classes), prior=prior)
 
     def merge(self, other: ConceptBank) -> ConceptBank:
         """Concatenate two banks; names already present in ``self`` are skipped.
@@ -424,4 +426,4 @@ def match_classes(bank: ConceptBank, classes: Sequence[Any],
             "or map them deliberately with --class-map DATA=BANK[,DATA=BANK...] (or a .json file).")
     rows = [bank.classes.index(s) for s in source]
     prior = None if bank.prior is None else bank.prior[rows]
-    return bank._replace(classes=data, prior=prior)
+    return bank.replace(classes=data, prior=prior)

@@ -10,6 +10,7 @@ look spurious: their evidence for a class holds in one domain and not in another
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,8 @@ def head_token(model: Any) -> str:
 def concept_layer_token(model: Any) -> str:
     """Fingerprint of the concept layer (what refitting edits change: predictors, eraser)."""
     h = hashlib.sha1()
-    for k, v in sorted(model._extra_state().items()):
+    layer = {k.removeprefix("extra."): v for k, v in model.state_tensors().items() if k.startswith("extra.")}
+    for k, v in sorted(layer.items()):
         h.update(k.encode())
         h.update(np.ascontiguousarray(v).tobytes())
     return h.hexdigest()
@@ -130,8 +132,9 @@ class EvalSet:
             if j < m_base:
                 raise EditError(f"Split {self.name!r} has no activations for concept {n!r}; rebuild it with "
                                 "EvalSet.from_model(model, X, y).")
-            vec = model._added_vectors[j - m_base : j - m_base + 1]
-            cols.append(self._score(model, n, vec, model._added_intercepts[j - m_base : j - m_base + 1])[:, 0])
+            vectors, intercepts = model.added_concept_vectors
+            i = j - m_base
+            cols.append(self._score(model, n, vectors[i : i + 1], intercepts[i : i + 1])[:, 0])
         self.activations = np.stack(cols, 1).astype(np.float32)
         self.concept_names = list(names)
         self._logits = None
@@ -153,11 +156,7 @@ class EvalSet:
             if self.X is None:
                 raise EditError(f"Scoring the new concept {name!r} on split {self.name!r} needs its embeddings; "
                                 "build the split with EvalSet.from_model(..., keep_X=True).")
-            from cbm.models._base import as_tensor
-
-            dev = model._device()
-            out = model._score_vectors(as_tensor(self.X, dev), as_tensor(vectors, dev), as_tensor(intercepts, dev))
-            self._extra[key] = out.float().cpu().numpy()
+            self._extra[key] = model.score_concept_vectors(self.X, vectors, intercepts)
         return self._extra[key]
 
     def added_column(self, model: Any, plan: Plan) -> np.ndarray:
@@ -329,13 +328,19 @@ def edited_copy(model: Any, edit: Edit) -> tuple[Any, list[dict[str, Any]]]:
     import copy
 
     key = (id(model), head_token(model), concept_layer_token(model))
-    cached = getattr(edit, "_edited", None)
-    if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
+    cached = _EDITED.get(id(edit))
+    if cached is not None and cached[0]() is edit and cached[1] == key:
+        return cached[2], cached[3]
     m2 = copy.deepcopy(model)
     record = edit.apply(m2)
-    object.__setattr__(edit, "_edited", (key, m2, record.changes))
+    if id(edit) not in _EDITED:  # the entry lives as long as the edit
+        weakref.finalize(edit, _EDITED.pop, id(edit), None)
+    _EDITED[id(edit)] = (weakref.ref(edit), key, m2, record.changes)
     return m2, record.changes
+
+
+#: id(edit) -> (weak reference to the edit, model key, edited copy, changes), for :func:`edited_copy`
+_EDITED: dict[int, tuple[weakref.ref, tuple, Any, list[dict[str, Any]]]] = {}
 
 
 def affected_class(model: Any, edit: Edit) -> str | None:

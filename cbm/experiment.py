@@ -144,9 +144,10 @@ def _safe(label: str) -> str:
 def run_once(cfg: dict[str, Any], seed: int, base: Path, memo: dict | None = None) -> tuple[Any, dict[str, Any]]:
     """Fit and evaluate one grid point with one seed: ``(model, metrics dict)``."""
     from cbm._experiment_data import prepare
+    from cbm.data.training import fit_arguments
     from cbm.evaluation import evaluate_splits
     from cbm.metrics import report
-    from cbm.models import create_model, fit_arguments, get_model_class
+    from cbm.models import create_model, get_model_class
 
     key = json.dumps([cfg.get("data"), cfg.get("encoder"), cfg.get("concepts"), seed
                       if (cfg["data"].get("source") == "synthetic" or cfg["data"].get("source") in ("npz", "store"))

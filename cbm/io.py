@@ -210,7 +210,10 @@ def save_model(
     Holds the directory's lock; the version number is the highest on disk plus one. ``extra``
     adds fields to the version's ``config.json`` (the edit history records its edits there).
     """
-    model._check_fitted()
+    # scikit-learn is loaded by the fit already; importing it here keeps `import cbm.io` light
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model, msg="This %(name)s is not fitted yet; call fit(X, y) first.")
     path = check_target(path)
     path.mkdir(parents=True, exist_ok=True)
     with model_dir_lock(path):

@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from cbm.exceptions import DataError, EncoderMismatchError
-from cbm.explain import encoder_for, explain, recorded_fingerprint, softmax
+from cbm.encoders.rebuild import encoder_for, recorded_fingerprint
+from cbm.exceptions import CBMError, DataError, EncoderMismatchError
+from cbm.explain import explain, softmax
 
 __all__ = ["PredictStats", "ood_detector", "predict_to_csv", "prediction_columns"]
 

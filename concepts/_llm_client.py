@@ -28,9 +28,10 @@ from typing import Any
 
 from cbm._io import atomic_write_json
 from cbm.exceptions import CBMError
+from cbm.store import default_cache_dir
 
 API_KEY_ENV = ("CBM_LLM_API_KEY", "OPENAI_API_KEY")
-DEFAULT_CACHE = Path(os.environ.get("CBM_CACHE_DIR", Path.home() / ".cache" / "cbmkit")) / "llm"
+DEFAULT_CACHE = default_cache_dir() / "llm"
 
 #: USD per one million tokens (input, output); extend with ``prices=`` for other models.
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {

@@ -23,15 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from cbm.arrays import unit_rows
 from cbm.bank import ConceptBank, normalize_text
 from cbm.concepts.text import encode_texts
 
 _ARTICLES = ("", "a ", "an ", "the ")
-
-
-def _unit(x: Any) -> np.ndarray:
-    x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def top_activation(concepts: Any, images: Any, k: int = 5) -> np.ndarray:
@@ -107,11 +103,11 @@ def filter_concepts(
     need_sim = (class_similarity is not None and classes) or duplicate_similarity is not None
     emb = None
     if need_sim and (encoder is not None or text_embeddings is not None):
-        emb = _unit(text_embeddings if text_embeddings is not None
-                    else encode_texts(encoder, bank.texts))
+        emb = unit_rows(text_embeddings if text_embeddings is not None
+                        else encode_texts(encoder, bank.texts), np.float32)
         if class_similarity is not None and classes:
-            cemb = _unit(class_embeddings if class_embeddings is not None
-                         else encode_texts(encoder, classes))
+            cemb = unit_rows(class_embeddings if class_embeddings is not None
+                             else encode_texts(encoder, classes), np.float32)
             sim = emb @ cemb.T
             for j in np.flatnonzero(keep):
                 k = int(sim[j].argmax())

@@ -27,13 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from cbm.arrays import unit_rows
 from cbm.bank import ConceptBank, Provenance, normalize_text
 from cbm.concepts.textbook import Passage, load_corpus, make_retriever
-
-
-def _unit(x: Any) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _words(text: str) -> set[str]:
@@ -161,8 +157,8 @@ def extract_textbook_concepts(
             for k in range(len(classes))]
     specificity = counts / np.maximum(counts.sum(0, keepdims=True), 1e-12)   # share per class
     if encoder is not None:
-        phrase_emb = _unit(encoder.encode_text(list(vocab)))
-        doc_emb = _unit(encoder.encode_text([d or c for d, c in zip(docs, classes, strict=True)]))
+        phrase_emb = unit_rows(encoder.encode_text(list(vocab)), np.float64)
+        doc_emb = unit_rows(encoder.encode_text([d or c for d, c in zip(docs, classes, strict=True)]), np.float64)
         relevance = doc_emb @ phrase_emb.T                                      # (K, V) KeyBERT
         sim = phrase_emb @ phrase_emb.T
     else:
@@ -232,7 +228,7 @@ def concept_overlap(found: Sequence[str], reference: Sequence[str], encoder: Any
     if not found or not reference:
         return {"recall": 0.0, "precision": 0.0, "pairs": []}
     if encoder is not None:
-        sim = _unit(encoder.encode_text(found)) @ _unit(encoder.encode_text(reference)).T
+        sim = unit_rows(encoder.encode_text(found), np.float64) @ unit_rows(encoder.encode_text(reference), np.float64).T
         match = sim >= threshold
     else:
         fw = [_words(f) for f in found]

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cbm._io import read_json
+from cbm.arrays import unit_rows
 from cbm.bank import ConceptBank, Provenance, normalize_text
 from cbm.concepts.llm import fill, load_prompt, parse_concept_list
 from cbm.exceptions import DataError
@@ -128,21 +129,14 @@ class DenseRetriever:
     def __init__(self, passages: Sequence[Passage], encoder: Any) -> None:
         self.passages = list(passages)
         self.encoder = encoder
-        self._emb = _unit(encoder.encode_text([p.text for p in self.passages]))
+        self._emb = unit_rows(encoder.encode_text([p.text for p in self.passages]), np.float64)
 
     def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
         """The ``k`` passages closest to ``query`` by cosine similarity, with their scores, best first."""
-        q = _unit(self.encoder.encode_text([query]))[0]
+        q = unit_rows(self.encoder.encode_text([query]), np.float64)[0]
         scores = self._emb @ q
         top = np.argsort(-scores, kind="stable")[: min(k, len(self.passages))]
         return [(self.passages[int(i)], float(scores[i])) for i in top]
-
-
-def _unit(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def make_retriever(passages: Sequence[Passage], retriever: str = "bm25",

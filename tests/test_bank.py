@@ -129,3 +129,13 @@ def test_class_map_maps_data_classes_to_bank_classes(tmp_path):
         parse_class_map("zebra")
     with pytest.raises(ValueError, match="not bank classes"):
         match_classes(_bank(), ["0"], "0=lion")
+
+
+def test_replace_changes_only_the_given_fields_and_checks_them():
+    bank = _bank()
+    plain = bank.replace(prior=None, classes=None)
+    assert plain.prior is None and plain.classes is None
+    assert plain.names == bank.names and np.array_equal(plain.vectors, bank.vectors)
+    assert bank.prior is not None  # the original is left as it was
+    with pytest.raises(ValueError, match="3 names but 2 vectors"):
+        bank.replace(vectors=np.zeros((2, 4)))

@@ -6,7 +6,7 @@ import torch
 
 from cbm import explain as ex
 from cbm.data import make_concept_world
-from cbm.exceptions import CBMError, EditError
+from cbm.exceptions import EditError
 from cbm.models.baselines import LinearProbe
 
 
@@ -120,34 +120,3 @@ def test_unknown_names_get_the_closest_suggestion(fitted):
         ex.concept_index(fitted, "featur 1")
     with pytest.raises(EditError, match="Unknown class"):
         ex.class_index(fitted, "penguin")
-
-
-def test_explaining_an_image_needs_a_recorded_encoder(fitted):
-    fitted.fingerprints_ = {}
-    with pytest.raises(CBMError, match="no image encoder"):
-        ex.encoder_for(fitted)
-
-
-def test_rebuild_encoder_from_a_spec_loads_a_local_checkpoint(tmp_path):
-    from cbm.encoders import create_encoder
-
-    enc = create_encoder("openclip:cbm-tiny-clip", device="cpu")
-    ckpt = enc.save_checkpoint(tmp_path / "tiny.safetensors")
-    loaded = create_encoder("openclip:cbm-tiny-clip", pretrained=str(ckpt), device="cpu")
-    again = ex.rebuild_encoder(loaded.spec)
-    assert again.fingerprint == loaded.fingerprint and loaded.spec["pretrained"] == str(ckpt.resolve())
-    with pytest.raises(CBMError, match="--pretrained PATH"):
-        ex.rebuild_encoder(loaded.fingerprint)  # a bare fingerprint does not say where the file is
-    assert ex.rebuild_encoder(loaded.fingerprint, pretrained=str(ckpt)).fingerprint == loaded.fingerprint
-
-
-def test_encoder_for_refuses_a_model_whose_concepts_come_from_another_encoder(fitted, tmp_path):
-    from cbm.encoders import create_encoder
-    from cbm.exceptions import EncoderMismatchError
-
-    enc = create_encoder("openclip:cbm-tiny-clip", pretrained=str(
-        create_encoder("openclip:cbm-tiny-clip", device="cpu").save_checkpoint(tmp_path / "t.pt")), device="cpu")
-    fitted.fingerprints_ = {"encoder": enc.spec}
-    fitted.concepts_ = fitted.concepts_.with_vectors(np.ones((len(fitted.concepts_), 64)), None, "other-encoder")
-    with pytest.raises(EncoderMismatchError, match="other-encoder"):
-        ex.encoder_for(fitted)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from cbm.data.evalfile import read_arrays
+
 #: accepted by --interventions besides the policy names
 ALL = "all"
 
@@ -112,5 +114,4 @@ def _stored_arrays(data: str | None) -> dict[str, np.ndarray]:
     """Per-sample arrays of an ``.npz`` --data file that the training loader does not return (ids, flags)."""
     if not data or not str(data).endswith(".npz") or not Path(data).is_file():
         return {}
-    with np.load(data, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files if k.split("_", 1)[0] in ("ids", "stamped", "concepts")}
+    return {k: v for k, v in read_arrays(data).items() if k.split("_", 1)[0] in ("ids", "stamped", "concepts")}

@@ -36,8 +36,8 @@ def add_parser(sub) -> None:
 
 def check_compatible(model, splits: dict, extras: dict, where: str) -> None:
     """Refuse data from another encoder or with classes the model does not know (by name)."""
+    from cbm.encoders.rebuild import recorded_fingerprint
     from cbm.exceptions import ClassMismatchError, EncoderMismatchError
-    from cbm.explain import recorded_fingerprint
 
     data_fp = extras.get("fingerprint")
     model_fp = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))

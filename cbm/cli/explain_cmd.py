@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
 
 def _run(args) -> int:
     from cbm.edit_eval import read_sample
-    from cbm.explain import counterfactual_table, embed_image, encoder_for, explain, softmax
+    from cbm.encoders.rebuild import encoder_for
+    from cbm.explain import counterfactual_table, embed_image, explain, softmax
     from cbm.history import EditSession
 
     image = None

@@ -111,11 +111,10 @@ def build_model(args, extras: dict[str, Any]):
 
 def _run(args) -> int:
     from cbm.data import load_training_data
-    from cbm.data.training import encoder_record
+    from cbm.data.training import encoder_record, fit_arguments
     from cbm.edit_eval import save_eval_data
     from cbm.io import check_target, save_model
     from cbm.metrics import format_report, report
-    from cbm.models import fit_arguments
 
     check_target(args.out)  # a file there is refused before any training
     spec = "synthetic" if args.world else args.data
@@ -177,7 +176,7 @@ def class_text_embeddings(extras: dict[str, Any], bank: Any, template: str) -> n
     The encoder is rebuilt from the embedding cache's record (or the bank's) and checked against the
     images' fingerprint, so class texts and images share one space. None when nothing is recorded.
     """
-    from cbm.explain import rebuild_encoder
+    from cbm.encoders.rebuild import rebuild_encoder
 
     record = extras.get("encoder")
     if not isinstance(record, dict) and bank is not None:

@@ -7,6 +7,7 @@ Arrays are stored per split as ``<key>_<split>`` (``X``, ``y``, optional ``domai
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,7 @@ def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     Splits come in :data:`SPLIT_ORDER` (others after, by name); integer labels are decoded through
     ``class_names`` when the file has them; ``X`` is float32. The inverse of :func:`save_eval_data`.
     """
-    path = _npz(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"Evaluation data {str(path)!r} cannot be read ({e}); write it again with "
-                        "`cbm train` or save_eval_data.") from None
+    arrays = read_arrays(path)
     names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
     names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
     classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
@@ -73,6 +68,19 @@ def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
             split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
         out[n] = split
     return out
+
+
+def read_arrays(path: str | Path, what: str | None = None) -> dict[str, np.ndarray]:
+    """Every array of an evaluation-format ``.npz`` by its stored name (``X_test``, ``class_names`` ...),
+    as stored; no pickles. ``what`` names the file in messages (default "Evaluation data 'PATH'")."""
+    path = _npz(path)
+    what = what or f"Evaluation data {str(path)!r}"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{what} cannot be read as a .npz file ({e}); write it again with "
+                        "`cbm train` or save_eval_data.") from None
 
 
 def npz_splits(path: str | Path) -> list[str]:
@@ -117,4 +125,4 @@ def read_sample(path: str | Path, sample: str, split: str | None = None) -> tupl
                     "ids_<split> or a row number.")
 
 
-__all__ = ["SPLIT_ORDER", "load_eval_data", "npz_splits", "read_sample", "save_eval_data"]
+__all__ = ["SPLIT_ORDER", "load_eval_data", "npz_splits", "read_arrays", "read_sample", "save_eval_data"]

@@ -20,6 +20,7 @@ import numpy as np
 
 from cbm.data.folders import ImageDataset
 from cbm.exceptions import DataError
+from cbm.store import default_cache_dir
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -33,7 +34,7 @@ def search_dirs(root: str | Path | None = None) -> list[Path]:
     dirs = [Path(root).expanduser()] if root is not None else []
     if os.environ.get("CBM_FASHION_MNIST"):
         dirs.append(Path(os.environ["CBM_FASHION_MNIST"]).expanduser())
-    cache = Path(os.environ.get("CBM_CACHE_DIR") or Path.home() / ".cache" / "cbmkit").expanduser()
+    cache = default_cache_dir()
     return dirs + [SYSTEM_DIR, cache / "fashion-mnist", cache / "fashion-mnist" / "FashionMNIST" / "raw"]
 
 

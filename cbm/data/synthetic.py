@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from cbm._io import atomic_path
+from cbm.arrays import unit_rows
 from cbm.bank import ConceptBank, Provenance
 
 _BIRD_CLASSES = [
@@ -226,7 +227,7 @@ def make_concept_world(
 
     vectors, class_emb, fingerprint = _embed(rng, texts, class_texts, G, dim, text_encoder)
     d = vectors.shape[1]
-    nuisance = _unit(rng.standard_normal((n_nuisance, d)))
+    nuisance = unit_rows(rng.standard_normal((n_nuisance, d)))
     sp_idx = n_concepts - 1 if spurious else None
     sp_cls = spurious_class if spurious else None
 
@@ -313,21 +314,17 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _unit(a: np.ndarray) -> np.ndarray:
-    return a / np.linalg.norm(a, axis=-1, keepdims=True)
-
-
 def _embed(rng: np.random.Generator, texts: list[str], class_texts: list[str], G: np.ndarray,
            dim: int, text_encoder: Any) -> tuple[np.ndarray, np.ndarray, str]:
     """Concept and class text embeddings: random directions, or a real text encoder."""
     if text_encoder is None:
-        vectors = _unit(rng.standard_normal((len(texts), dim)))
-        class_emb = _unit(G.astype(np.float64) @ vectors + 0.3 * _unit(rng.standard_normal((len(G), dim))))
+        vectors = unit_rows(rng.standard_normal((len(texts), dim)))
+        class_emb = unit_rows(G.astype(np.float64) @ vectors + 0.3 * unit_rows(rng.standard_normal((len(G), dim))))
         return vectors.astype(np.float32), class_emb, f"synthetic-random-{dim}d"
     encoder = _load_text_encoder(text_encoder)
     fp = str(getattr(encoder, "fingerprint", None) or type(encoder).__name__)
-    vectors = _unit(np.asarray(encoder.encode_text(texts), np.float64))
-    class_emb = _unit(np.asarray(encoder.encode_text(class_texts), np.float64))
+    vectors = unit_rows(np.asarray(encoder.encode_text(texts), np.float64))
+    class_emb = unit_rows(np.asarray(encoder.encode_text(class_texts), np.float64))
     return vectors.astype(np.float32), class_emb, fp
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cbm.data.evalfile import read_arrays
 from cbm.data.splits import make_splits
 from cbm.data.synthetic import make_concept_world
 from cbm.exceptions import DataError
@@ -51,11 +52,7 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
     if not path.is_file():
         raise FileNotFoundError(f"--data {spec!r} does not exist; give a .npz of splits, an "
                                 "EmbeddingStore folder, or 'synthetic'.")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"--data {spec!r} is not a readable .npz file ({e}).") from None
+    arrays = read_arrays(path, f"--data {spec!r}")
     names = arrays["class_names"].astype(str) if "class_names" in arrays else None
     splits = {}
     for name in SPLITS:
@@ -114,6 +111,23 @@ def _sorted_rows(rows: np.ndarray, names: Any) -> np.ndarray:
     return np.asarray(rows)[np.argsort(np.asarray(names), kind="stable")]
 
 
+def fit_arguments(model: Any, splits: Mapping[str, Mapping[str, Any]], extras: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """The fit-time extras ``model.fit`` takes, from splits ``{name: {"X", "y", "concepts"?}}`` and extras
+    as :func:`load_training_data` gives them: the validation split, per-image concept labels, class text
+    embeddings (those the model's :meth:`~cbm.models.BaseConceptModel.fit_param_names` lists)."""
+    accepted = model.fit_param_names()
+    out = {}
+    if "X_val" in accepted and "val" in splits:
+        out.update(X_val=splits["val"]["X"], y_val=splits["val"]["y"])
+    if "concept_labels" in accepted and "concepts" in splits["train"]:
+        out["concept_labels"] = splits["train"]["concepts"]
+    if "class_embeddings" in accepted and extras.get("class_embeddings") is not None \
+            and getattr(model, "class_embeddings", None) is None:
+        out["class_embeddings"] = extras["class_embeddings"]
+    return out
+
+
 def encoder_record(extras: Mapping[str, Any]) -> Any:
     """What a model records as its encoder: the spec (rebuildable) or else the fingerprint string."""
     return extras.get("encoder") or extras.get("fingerprint")
@@ -157,10 +171,10 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, st
                                 "(`cbm embed` prints it), a .npz with X and y, or a .npy array.")
     if path.suffix == ".npy":
         return np.load(path), None, None
-    with np.load(path, allow_pickle=False) as z:
-        if "X" not in z.files:
-            raise DataError(f"{str(path)!r} has no array 'X' (found {z.files[:8]}); save X (N, d) and y (N,).")
-        X, y = z["X"], (z["y"] if "y" in z.files else None)
-        if y is not None and "class_names" in z.files and y.dtype.kind in "iu":
-            y = z["class_names"].astype(str)[y]
-        return X, y, (str(z["encoder"]) if "encoder" in z.files else None)
+    z = read_arrays(path, f"Embeddings {str(path)!r}")
+    if "X" not in z:
+        raise DataError(f"{str(path)!r} has no array 'X' (found {list(z)[:8]}); save X (N, d) and y (N,).")
+    X, y = z["X"], z.get("y")
+    if y is not None and "class_names" in z and y.dtype.kind in "iu":
+        y = z["class_names"].astype(str)[y]
+    return X, y, (str(z["encoder"]) if "encoder" in z else None)

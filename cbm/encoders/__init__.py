@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cbm.encoders._base import Encoder, EncoderLoadError, NoTextTowerError, resolve_device
 from cbm.exceptions import unknown_name_message
+
+if TYPE_CHECKING:  # torch loads with the first encoder, not with `import cbm.encoders`
+    from cbm.encoders._base import Encoder
 
 __all__ = [
     "create_encoder", "list_encoders",
@@ -36,11 +38,17 @@ _ENCODERS = {
 }
 
 
+#: names that need torch, from the modules that define them
+_LAZY = {"Encoder": "cbm.encoders._base", "EncoderLoadError": "cbm.encoders._base",
+         "NoTextTowerError": "cbm.encoders._base", "resolve_device": "cbm.tensors",
+         **{cls: module for module, cls in _ENCODERS.values()}}
+
+
 def __getattr__(name: str) -> Any:
-    """Encoder classes load lazily (open_clip and sentence-transformers are slow to import)."""
-    for module, cls in _ENCODERS.values():
-        if cls == name:
-            return getattr(importlib.import_module(module), cls)
+    """Encoders and their helpers load lazily (torch, open_clip and sentence-transformers are slow
+    to import), so rebuilding one from a record and naming them stays cheap."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cbm.encoders' has no attribute {name!r}")
 
 

@@ -36,13 +36,6 @@ class NoTextTowerError(CBMError, NotImplementedError):
     """The encoder has no text tower (or no image tower) for the requested call."""
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> CUDA when present, else CPU; anything else is passed to ``torch.device``."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()

@@ -30,14 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from cbm.encoders._base import Encoder, EncoderLoadError, resolve_device
+from cbm.arrays import unit_rows
+from cbm.encoders._base import Encoder, EncoderLoadError
+from cbm.tensors import resolve_device
 
 ALIGNMENT_FILE = "alignment.safetensors"
 CONFIG_FILE = "alignment.json"
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 @dataclass
@@ -69,7 +67,7 @@ class TextAlignment:
         if X.ndim != 2 or X.shape[1] != self.weight.shape[0]:
             raise ValueError(f"TextAlignment.project expects (N, {self.weight.shape[0]}) features "
                              f"from {self.image_fingerprint!r}; got shape {X.shape}.")
-        return _unit((X - self.mean) / self.scale @ self.weight + self.bias).astype(np.float32)
+        return unit_rows((X - self.mean) / self.scale @ self.weight + self.bias).astype(np.float32)
 
     def save(self, path: str | Path) -> Path:
         """Write ``alignment.safetensors`` + ``alignment.json`` into folder ``path`` (atomically)."""
@@ -172,7 +170,7 @@ def fit_text_alignment(
         raise ValueError("Every image needs at least one non-empty caption.")
     texts = sorted({c for cs in per_image for c in cs})
     col = {t: j for j, t in enumerate(texts)}
-    T = _unit(np.asarray(text_encoder.encode_text(texts), np.float64))
+    T = unit_rows(np.asarray(text_encoder.encode_text(texts), np.float64))
     targets = np.zeros((len(X), len(texts)))
     for i, cs in enumerate(per_image):
         targets[i, [col[c] for c in cs]] = 1.0 / len(cs)
@@ -255,4 +253,4 @@ class TextAlignedEncoder(Encoder):
         return torch.from_numpy(self.alignment.project(self.image_encoder.encode_images(x)))
 
     def _encode_text_batch(self, texts: list[str]) -> np.ndarray:
-        return _unit(np.asarray(self.text_encoder.encode_text(texts), np.float32))
+        return unit_rows(np.asarray(self.text_encoder.encode_text(texts), np.float32))

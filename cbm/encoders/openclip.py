@@ -28,10 +28,10 @@ from cbm.encoders._base import (
     EncoderLoadError,
     describe_mismatch,
     file_sha256,
-    resolve_device,
     state_dict_sha256,
 )
 from cbm.exceptions import unknown_name_message
+from cbm.tensors import resolve_device
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cbm.exceptions import unknown_name_message
 
@@ -47,24 +47,7 @@ def create_model(method: str, **params) -> BaseConceptModel:
     return get_model_class(method)(**params)
 
 
-def fit_arguments(model: BaseConceptModel, splits: dict, extras: dict) -> dict[str, Any]:
-    """The fit-time extras ``model.fit`` takes, from splits ``{name: {"X", "y", "concepts"?}}`` and extras:
-    the validation split, per-image concept labels, class text embeddings (as ``load_training_data`` gives)."""
-    import inspect
-
-    accepted = inspect.signature(model._fit).parameters
-    out = {}
-    if "X_val" in accepted and "val" in splits:
-        out.update(X_val=splits["val"]["X"], y_val=splits["val"]["y"])
-    if "concept_labels" in accepted and "concepts" in splits["train"]:
-        out["concept_labels"] = splits["train"]["concepts"]
-    if "class_embeddings" in accepted and extras.get("class_embeddings") is not None \
-            and getattr(model, "class_embeddings", None) is None:
-        out["class_embeddings"] = extras["class_embeddings"]
-    return out
-
-
-__all__ = ["BaseConceptModel", "create_model", "fit_arguments", "get_model_class", "list_methods"]
+__all__ = ["BaseConceptModel", "create_model", "get_model_class", "list_methods"]
 
 
 def __getattr__(name: str):

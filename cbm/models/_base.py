@@ -12,7 +12,7 @@ same for every method. Subclasses implement the hooks marked "subclass hook".
 
 from __future__ import annotations
 
-import warnings
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,21 +23,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_feature_names_in, validate_data
 
 from cbm import exceptions
+from cbm.arrays import softmax
 from cbm.bank import ConceptBank
 from cbm.exceptions import EditError
+from cbm.tensors import as_tensor, resolve_device
 
 
 class NotFittedError(exceptions.NotFittedError, SklearnNotFittedError):
     """Raised by an unfitted model: both cbmkit's and scikit-learn's ``NotFittedError``."""
-
-
-def as_tensor(X: Any, device: str | torch.device = "cpu") -> torch.Tensor:
-    """float32 tensor on ``device`` from a numpy array, tensor or memmap (read-only ones too)."""
-    if isinstance(X, torch.Tensor):
-        return X.detach().to(device=device, dtype=torch.float32)
-    with warnings.catch_warnings():  # read-only memmaps are only ever read
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
 
 
 def seed_from(random_state: Any) -> int:
@@ -50,13 +43,6 @@ def seed_from(random_state: Any) -> int:
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(np.iinfo(np.int32).max))
     return int(random_state)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """"auto" -> CUDA when present, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def require_vectors(model: BaseConceptModel) -> ConceptBank:
@@ -211,6 +197,30 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
     def _device(self) -> torch.device:
         return getattr(self, "device_", torch.device("cpu"))
 
+    @property
+    def added_concept_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors (m, d) and intercepts (m,) of the concepts added by edits, in ``concept_names_`` order
+        (they come after the kept base concepts: column ``len(keep_) + i`` is added concept ``i``)."""
+        self._check_fitted()
+        return self._added_vectors, self._added_intercepts
+
+    @torch.no_grad()
+    def score_concept_vectors(self, X: Any, vectors: Any, intercepts: Any) -> np.ndarray:
+        """Activations (N, m) for embeddings ``X`` of concepts given as vectors (m, d) and intercepts (m,).
+
+        What :meth:`add_concept` would add as columns of :meth:`transform`, without changing the
+        model; raises :class:`~cbm.exceptions.EditError` when the method's concept layer is learned
+        and cannot score a vector.
+        """
+        dev = self._device()
+        out = self._score_vectors(as_tensor(X, dev), as_tensor(vectors, dev), as_tensor(intercepts, dev))
+        return out.float().cpu().numpy()
+
+    @classmethod
+    def fit_param_names(cls) -> set[str]:
+        """Names of the extra keyword arguments :meth:`fit` passes to this method (``X_val``, ...)."""
+        return set(inspect.signature(cls._fit).parameters) - {"self", "X", "y", "fit_params"}
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The concept names, one per column of :meth:`transform`."""
         self._check_fitted()
@@ -275,7 +285,7 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, K): the softmax of the logits."""
-        return _softmax(self.logits(X).astype(np.float64))
+        return softmax(self.logits(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """The most likely class of each sample (N,)."""
@@ -336,8 +346,3 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         self._added_intercepts = tensors["added_intercepts"].astype(np.float32)
         self._load_extra_state({k[6:]: v for k, v in tensors.items() if k.startswith("extra.")})
 
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -202,7 +202,7 @@ class KnoBo(BaseConceptModel):
         self.grounding_b_ = b[self.selected_].cpu().numpy()
         bank = concepts.subset(self.selected_.tolist()).with_vectors(
             self.grounding_W_, self.grounding_b_, encoder_fingerprint=concepts.encoder_fingerprint)
-        self.base_concepts_ = bank._replace(
+        self.base_concepts_ = bank.replace(
             metadata={**bank.metadata, "grounding_accuracy": acc[self.selected_].tolist()},
             provenance=[replace(p, detail={**p.detail, "grounding_accuracy": float(acc[j])})
                         for j, p in zip(self.selected_, bank.provenance, strict=True)],

@@ -52,3 +52,30 @@ def test_embedding_cache_labels_are_the_datasets_class_names(tmp_path):
     splits, extras = load_training_data(path)
     assert set(splits["train"]["y"].tolist()) == {"pantalon", "été"}
     assert extras["fingerprint"] == "flat-64" and extras["encoder"] == Flat.spec
+
+
+def test_fit_arguments_pass_only_the_extras_a_method_takes():
+    from cbm.data.training import fit_arguments
+    from cbm.models import create_model
+
+    splits, extras = load_training_data("synthetic")
+    labo = fit_arguments(create_model("labo"), splits, extras)
+    assert set(labo) == {"X_val", "y_val"} and labo["X_val"] is splits["val"]["X"]
+    assert set(fit_arguments(create_model("knobo"), splits, extras)) == {"X_val", "y_val", "concept_labels"}
+    assert set(fit_arguments(create_model("cms"), splits, extras)) == {"class_embeddings"}
+    assert fit_arguments(create_model("pcbm"), splits, extras) == {}
+
+
+def test_an_unreadable_npz_gets_one_message_naming_the_option(tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(DataError, match="--data .*broken.npz.* cannot be read as a .npz file"):
+        load_training_data(bad)
+
+
+def test_embeddings_npz_decodes_integer_labels(tmp_path):
+    from cbm.data.training import read_embeddings
+
+    np.savez(tmp_path / "e.npz", X=np.ones((2, 3), np.float32), y=np.array([1, 0]), class_names=["a", "b"])
+    X, y, fp = read_embeddings(tmp_path / "e.npz")
+    assert X.shape == (2, 3) and y.tolist() == ["b", "a"] and fp is None

@@ -117,7 +117,7 @@ def test_errors_are_clear(world):
     with pytest.raises(ValueError, match="concept_labels must have shape"):
         KnoBo(concepts=world.bank).fit(tr.X, tr.y, concept_labels=np.ones((3, 3)))
     with pytest.raises(ValueError, match="needs concept labels"):
-        KnoBo(concepts=world.bank._replace(prior=None, classes=None)).fit(tr.X, tr.y)
+        KnoBo(concepts=world.bank.replace(prior=None, classes=None)).fit(tr.X, tr.y)
     with pytest.raises(ValueError, match="'threshold' parameter of KnoBo"):
         KnoBo(concepts=world.bank, threshold=2).fit(tr.X, tr.y)
 
@@ -126,7 +126,7 @@ def test_errors_are_clear(world):
 def test_labels_that_are_not_0_to_k_minus_1_match_the_prior_by_name(world, relabel):
     tr, te = world["train"], world["test"]
     names = np.asarray(world.class_names) if relabel == "names" else np.arange(10, 10 + len(world.class_names))
-    bank = world.bank._replace(classes=[str(c) for c in names])
+    bank = world.bank.replace(classes=[str(c) for c in names])
     kw = dict(max_epochs=30, device="cpu")
     reference = KnoBo(concepts=world.bank, **kw).fit(tr.X, tr.y)
     relabelled = KnoBo(concepts=bank, **kw).fit(tr.X, names[tr.y])

@@ -40,7 +40,7 @@ def test_prior_initialises_association(world):
 
 
 def test_prior_from_provenance_when_bank_has_no_prior(world):
-    bank = world.bank._replace(prior=None, classes=None)
+    bank = world.bank.replace(prior=None, classes=None)
     P = class_prior(bank, np.asarray(world.class_names))
     np.testing.assert_array_equal(P > 0, world.class_concepts > 0)
 
@@ -128,7 +128,7 @@ def test_l1_term_shrinks_the_association_and_diversity_spreads_class_scores(worl
 def test_labels_that_are_not_0_to_k_minus_1_match_the_prior_by_name(world, relabel):
     tr, te = world["train"], world["test"]
     names = np.asarray(world.class_names) if relabel == "names" else np.arange(10, 15)
-    bank = world.bank._replace(classes=[str(c) for c in names])
+    bank = world.bank.replace(classes=[str(c) for c in names])
     kw = dict(concepts=bank, max_epochs=20, device="cpu")
     reference = LaBo(**{**kw, "concepts": world.bank}).fit(tr.X, tr.y)
     relabelled = LaBo(**kw).fit(tr.X, names[tr.y])
