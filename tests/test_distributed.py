@@ -3,6 +3,7 @@ answers as one process; a worker killed mid-shard, and the rerun that completes 
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -73,30 +74,38 @@ def _assert_same_entry(a, b):
     np.testing.assert_array_equal(a.labels, b.labels)
 
 
+@pytest.fixture(scope="module")
+def ray_store(ray_cluster, tmp_path_factory, digits):
+    """The same entry, written by 2 Ray workers."""
+    store = EmbeddingStore(tmp_path_factory.mktemp("ray"), shard_size=SHARD)
+    return store.get_or_compute(PixelEncoder(), digits, batch_size=8, progress=False, engine="ray",
+                                workers=2)
+
+
 def test_the_store_written_by_ray_workers_equals_the_local_one_bit_for_bit(
-        ray_cluster, tmp_path, digits, local_store):
-    cache = EmbeddingStore(tmp_path, shard_size=SHARD).get_or_compute(
-        PixelEncoder(), digits, batch_size=8, progress=False, engine="ray", workers=2)
-    assert not cache.stats.cache_hit and cache.stats.n_computed == 50 and len(cache.shards) == 4
-    assert cache.path.name == local_store.path.name  # the same content key
-    _assert_same_entry(cache, local_store)
-    again = EmbeddingStore(tmp_path, shard_size=SHARD).get_or_compute(
+        ray_store, digits, local_store):
+    assert not ray_store.stats.cache_hit and ray_store.stats.n_computed == 50
+    assert len(ray_store.shards) == 4
+    assert ray_store.path.name == local_store.path.name  # the same content key
+    _assert_same_entry(ray_store, local_store)
+    again = EmbeddingStore(ray_store.path.parents[1], shard_size=SHARD).get_or_compute(
         PixelEncoder(), digits, progress=False, engine="ray")
     assert again.stats.cache_hit
 
 
-def test_a_rerun_computes_only_the_missing_shards(ray_cluster, tmp_path, digits, local_store):
-    store = EmbeddingStore(tmp_path, shard_size=SHARD)
-    first = store.get_or_compute(PixelEncoder(), digits, batch_size=8, progress=False,
-                                 engine="ray", workers=2)
+@pytest.mark.slow
+def test_a_rerun_computes_only_the_missing_shards(ray_store, tmp_path, digits, local_store):
+    shutil.copytree(ray_store.path.parents[1], tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "embeddings" / ray_store.path.name
     for f in ("manifest.json", "shard-00001.npy", "shard-00001.json", "shard-00003.npy"):
-        (first.path / f).unlink()
-    again = store.get_or_compute(PixelEncoder(), digits, batch_size=8, progress=False,
-                                 engine="ray", workers=2)
+        (path / f).unlink()
+    again = EmbeddingStore(tmp_path, shard_size=SHARD).get_or_compute(
+        PixelEncoder(), digits, batch_size=8, progress=False, engine="ray", workers=2)
     assert again.stats.resumed_shards == 2 and again.stats.n_computed == 16 + 2
     _assert_same_entry(again, local_store)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_shard_leaves_no_half_shard_and_the_rerun_completes_it(
         ray_cluster, tmp_path, digits, local_store):
     pids = tmp_path / "pids"
@@ -126,17 +135,17 @@ def test_a_worker_killed_mid_shard_leaves_no_half_shard_and_the_rerun_completes_
     assert sorted(f.stem for f in path.glob("shard-*.npy")) == done  # no shard without its record
     assert 1 <= 4 - len(done) <= 2 and "shard(s) 0" in str(err.value)  # the first shard was lost
     again = store.get_or_compute(PixelEncoder(), digits, batch_size=8, progress=False,
-                                 engine="ray", workers=2)
+                                 engine="ray", workers=1)
     assert again.stats.resumed_shards == len(done)
     assert not list(path.glob(".shard-*.tmp"))  # the killed writer's temp file is cleared
     _assert_same_entry(again, local_store)
 
 
-def test_search_on_ray_gives_the_local_answer(ray_cluster, local_store):
+def test_search_on_ray_gives_the_local_answer(ray_store, local_store):
     query = torch.randn(2, 6)
     local = concept_search(local_store, query, [1.0, -1.0], 7)
     for block_size in (5, 65536):
-        scores, idx = local_store.search(query, [1.0, -1.0], 7, engine="ray", workers=2,
+        scores, idx = ray_store.search(query, [1.0, -1.0], 7, engine="ray", workers=2,
                                          block_size=block_size)
         assert torch.equal(idx, local[1]) and torch.equal(scores, local[0])
     assert torch.equal(local_store.search(query, [1.0, -1.0], 7)[1], local[1])
