@@ -460,7 +460,7 @@ class EmbeddingStore:
                        progress: bool = True, verify: bool | str = "auto",
                        worker: tuple[int, int] = (0, 1), kind: str = "embeddings",
                        engine: str = "local", address: str | None = None,
-                       workers: int | None = None) -> EmbeddingCache | None:
+                       workers: int | None = None, cpus_per_worker: int = 1) -> EmbeddingCache | None:
         """Embeddings of ``dataset`` by ``encoder``, from the cache or computed (and cached).
 
         ``dataset`` needs ``len``, ``[i]`` (an image; :class:`~cbm.exceptions.DataError` marks
@@ -468,9 +468,10 @@ class EmbeddingStore:
         ``ids``, ``domains`` are kept when present. With ``worker=(i, n)`` this call fills every
         n-th shard and returns None unless all shards are then done. ``kind="tokens"`` caches the
         encoder's patch tokens, (N, T, d) float16 (``encoder.tokens()``), in an entry of their own.
-        ``engine="ray"`` fills the shards with ``workers`` Ray actors (on the cluster at
-        ``address``, the one this process is connected to, or a local one; see
-        :mod:`cbm.distributed`); the entry is the one a local run writes, bit for bit.
+        ``engine="ray"`` fills the shards with ``workers`` Ray actors of ``cpus_per_worker`` CPUs
+        (on the cluster at ``address``, the one this process is connected to, or a local one; see
+        :mod:`cbm.distributed`); the entry is the one a local run with as many torch threads
+        writes, bit for bit.
         """
         if engine == "ray":
             if worker != (0, 1):
@@ -480,7 +481,7 @@ class EmbeddingStore:
 
             return embed_on_ray(self, encoder, dataset, batch_size=batch_size, force=force,
                                 progress=progress, verify=verify, kind=kind, address=address,
-                                workers=workers)
+                                workers=workers, cpus_per_worker=cpus_per_worker)
         if engine != "local":
             raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}.")
         t0 = time.perf_counter()

@@ -47,6 +47,8 @@ def add_parser(sub) -> None:
                         "else a local one)")
     p.add_argument("--workers", type=int, default=None,
                    help="--engine ray: number of actors (default: one per CPU of the cluster)")
+    p.add_argument("--cpus-per-worker", type=int, default=1,
+                   help="--engine ray: CPUs (torch threads) per actor (default 1)")
     p.set_defaults(func=_run)
 
 
@@ -98,6 +100,7 @@ def _run(args) -> int:
         cache = store.get_or_compute(encoder, dataset, batch_size=args.batch_size, force=args.force,
                                      kind="tokens" if args.tokens else "embeddings",
                                      engine=args.engine, address=args.address, workers=args.workers,
+                                     cpus_per_worker=args.cpus_per_worker,
                                      progress=not args.no_progress and sys.stderr.isatty())
     stats = cache.stats
     print(f"{len(dataset)} images in {dataset.name!r}, encoder {encoder.name} ({encoder.fingerprint})")
