@@ -93,10 +93,12 @@ class ShardWriter:
         return os.getpid()
 
 
+def _check_count(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
 def _n_workers(ray: Any, workers: int | None, n_tasks: int, cpus: int = 1) -> int:
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise ValueError(f"workers must be a positive integer; got {workers!r}.")
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
     return max(1, min(workers, n_tasks))
@@ -114,14 +116,14 @@ def embed_on_ray(store: EmbeddingStore, encoder: Any, dataset: Any, *, batch_siz
     is written by this process once every shard is there. Raises
     :class:`~cbm.exceptions.WorkerLostError` when a worker died (the finished shards are kept).
     """
+    _check_count("workers", workers)
+    _check_count("cpus_per_worker", cpus_per_worker)
     t0 = time.perf_counter()
     plan = store.plan(encoder, dataset, force=force, kind=kind)
     if plan.complete:
         return plan.cache_hit(dataset, t0, verify)
     todo = [s for s in range(plan.n_shards) if not plan.shard_done(s)]
     resumed = plan.n_shards - len(todo)
-    if isinstance(cpus_per_worker, bool) or not isinstance(cpus_per_worker, int) or cpus_per_worker < 1:
-        raise ValueError(f"cpus_per_worker must be a positive integer; got {cpus_per_worker!r}.")
     local_cpus = None if workers is None else workers * cpus_per_worker
     with ray_session(address, num_cpus=local_cpus) as ray:
         n = _n_workers(ray, workers, len(todo), cpus_per_worker)
@@ -246,8 +248,8 @@ def search_on_ray(cache: EmbeddingCache, query: Any, weights: Any = None, topk: 
     """
     import torch
 
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
-        raise ValueError(f"topk must be a positive integer; got {topk!r}.")
+    _check_count("topk", topk)
+    _check_count("workers", workers)
     with ray_session(address, num_cpus=workers) as ray:
         n = _n_workers(ray, workers, len(cache.manifest["shards"]))
         task = ray.remote(num_cpus=1)(search_shards)
@@ -297,8 +299,8 @@ def scores_on_ray(cache: EmbeddingCache, concepts: Any, k: int, *, per: str = "i
         raise ValueError(f"per must be 'image' or 'concept'; got {per!r}.")
     concepts = torch.as_tensor(np.asarray(concepts)) if not isinstance(concepts, torch.Tensor) \
         else concepts
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}.")
+    _check_count("k", k)
+    _check_count("workers", workers)
     with ray_session(address, num_cpus=workers) as ray:
         n = _n_workers(ray, workers, len(cache.manifest["shards"]))
         task = ray.remote(num_cpus=1)(score_shards)

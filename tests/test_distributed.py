@@ -162,3 +162,5 @@ def test_bad_engine_and_worker_values_are_refused(tmp_path, digits):
         EmbeddingStore(tmp_path).get_or_compute(PixelEncoder(), digits, engine="spark")
     with pytest.raises(ValueError, match="exclude each other"):
         EmbeddingStore(tmp_path).get_or_compute(PixelEncoder(), digits, engine="ray", worker=(0, 2))
+    with pytest.raises(ValueError, match="workers must be a positive integer; got 0"):
+        EmbeddingStore(tmp_path).get_or_compute(PixelEncoder(), digits, engine="ray", workers=0)
