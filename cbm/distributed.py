@@ -112,8 +112,8 @@ def embed_on_ray(store: EmbeddingStore, encoder: Any, dataset: Any, *, batch_siz
 
     ``workers`` actors (default: one per ``cpus_per_worker`` CPUs of the cluster, at most one per
     missing shard) each load the encoder once, run torch on ``cpus_per_worker`` threads, and take
-    the next missing shard whenever they finish one. The manifest
-    is written by this process once every shard is there. Raises
+    the next missing shard whenever they finish one. The manifest is written by this process
+    once every shard is there. Raises
     :class:`~cbm.exceptions.WorkerLostError` when a worker died (the finished shards are kept).
     """
     _check_count("workers", workers)
