@@ -49,6 +49,14 @@ class NotFittedError(CBMError, AttributeError):
     """An estimator was used before ``fit``."""
 
 
+class MissingDependencyError(CBMError, ImportError):
+    """An optional dependency (e.g. Ray for ``engine="ray"``) is not installed."""
+
+
+class WorkerLostError(CBMError, RuntimeError):
+    """A worker of a distributed run died; the work it finished is kept, a rerun does the rest."""
+
+
 def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` entries of ``choices`` that look most like ``name``."""
     choices = list(choices)

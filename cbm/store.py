@@ -297,8 +297,105 @@ class EmbeddingCache:
     def skipped(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("skipped", []))
 
+    def search(self, query: Any, weights: Any = None, topk: int = 10, *, normalize: bool = True,
+               block_size: int = 65536, engine: str = "local", address: str | None = None,
+               workers: int | None = None) -> tuple[Any, Any]:
+        """Top-``topk`` rows for a (weighted) concept query: :func:`cbm.kernels.concept_search`
+        streamed here, or with ``engine="ray"`` over groups of shards on Ray (same answer)."""
+        if engine == "ray":
+            from cbm.distributed import search_on_ray
+
+            return search_on_ray(self, query, weights, topk, normalize=normalize,
+                                 block_size=block_size, workers=workers, address=address)
+        if engine != "local":
+            raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}.")
+        from cbm.kernels import concept_search
+
+        return concept_search(self, query, weights, topk, normalize=normalize, block_size=block_size)
+
+    def top_scores(self, concepts: Any, k: int, *, per: str = "image", scale: float = 1.0,
+                   bias: Any = None, normalize: bool = True, engine: str = "local",
+                   address: str | None = None, workers: int | None = None) -> tuple[Any, Any]:
+        """Top-``k`` :func:`cbm.kernels.concept_scores` per image ((N, k) values and concept
+        indices) or per concept (``per="concept"``: (k, M) values and row indices), shard by shard;
+        ``engine="ray"`` scores the shards on Ray (same answer)."""
+        if engine == "ray":
+            from cbm.distributed import scores_on_ray
+
+            return scores_on_ray(self, concepts, k, per=per, scale=scale, bias=bias,
+                                 normalize=normalize, workers=workers, address=address)
+        if engine != "local":
+            raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}.")
+        if per not in ("image", "concept"):
+            raise ValueError(f"per must be 'image' or 'concept'; got {per!r}.")
+        import torch
+
+        from cbm.kernels import concept_scores
+
+        concepts = torch.as_tensor(np.asarray(concepts)) if not isinstance(concepts, torch.Tensor) \
+            else concepts
+        if per == "image":
+            parts = [concept_scores(s, concepts, scale=scale, bias=bias, normalize=normalize, topk=k)
+                     for s in self.shards]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        s = concept_scores(self.as_array(dtype=None), concepts, scale=scale, bias=bias,
+                           normalize=normalize)
+        return torch.topk(s, min(k, s.shape[0]), dim=0)
+
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.path)!r}, n={len(self)}, dim={self.dim})"
+
+
+@dataclass
+class ShardPlan:
+    """One entry being written: its folder, the encoder to compute with, and its shards.
+
+    Shard ``s`` holds dataset rows ``rows(s)``. Shards are independent, so any number of workers
+    (processes with ``worker=(i, n)``, Ray actors) may fill disjoint ones; the manifest is written
+    once all are done. Made by :meth:`EmbeddingStore.plan`.
+    """
+
+    path: Path
+    encoder: Any
+    info: dict[str, Any]
+    n_images: int
+    shard_size: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether the manifest is written (every shard done, the entry readable)."""
+        return (self.path / "manifest.json").is_file()
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_images // self.shard_size)
+
+    def rows(self, s: int) -> range:
+        """Dataset rows of shard ``s``."""
+        return range(s * self.shard_size, min(self.n_images, (s + 1) * self.shard_size))
+
+    def cache_hit(self, dataset: Any, t0: float, verify: bool | str = "auto") -> EmbeddingCache:
+        """The complete entry, opened (``verify``), with the stats of a cache hit since ``t0``."""
+        cache = EmbeddingCache(self.path, verify=verify)
+        cache.stats = EmbedStats(len(dataset), len(cache), len(cache.skipped), cache.dim,
+                                 time.perf_counter() - t0, True, self.path, skipped=cache.skipped)
+        return cache
+
+    def shard_done(self, s: int) -> bool:
+        """Whether shard ``s`` is finished and intact; a corrupt one is removed (and recomputed)."""
+        rec, npy = self.path / f"shard-{s:05d}.json", self.path / f"shard-{s:05d}.npy"
+        if not rec.is_file() or not npy.is_file():
+            return False
+        record = _read_record(rec)
+        if record["bytes"] == npy.stat().st_size and (
+                _known_sha256(npy, {}) == record["sha256"] or _sha256(npy) == record["sha256"]):
+            _remember(npy, record["sha256"])
+            return True
+        warnings.warn(f"Embedding cache shard {str(npy)!r} from an earlier run is truncated or corrupt "
+                      "(size or sha256 differs from its record); it is recomputed.", stacklevel=3)
+        npy.unlink(missing_ok=True)
+        rec.unlink(missing_ok=True)
+        return False
 
 
 class EmbeddingStore:
@@ -327,18 +424,14 @@ class EmbeddingStore:
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in getattr(encoder, "name", "encoder"))
         return self.root / "embeddings" / f"{name}-{self.key(encoder.fingerprint, _dataset_fp(dataset))}"
 
-    def get_or_compute(self, encoder: Any, dataset: Any, *, batch_size: int = 64, force: bool = False,
-                       progress: bool = True, verify: bool | str = "auto",
-                       worker: tuple[int, int] = (0, 1), kind: str = "embeddings") -> EmbeddingCache | None:
-        """Embeddings of ``dataset`` by ``encoder``, from the cache or computed (and cached).
+    def plan(self, encoder: Any, dataset: Any, *, force: bool = False,
+             kind: str = "embeddings") -> ShardPlan:
+        """Where the entry of ``encoder`` over ``dataset`` lives and how it is cut into shards.
 
-        ``dataset`` needs ``len``, ``[i]`` (an image; :class:`~cbm.exceptions.DataError` marks
-        an unreadable one, which is skipped and reported) and ``fingerprint``; ``labels``,
-        ``ids``, ``domains`` are kept when present. With ``worker=(i, n)`` this call fills every
-        n-th shard and returns None unless all shards are then done. ``kind="tokens"`` caches the
-        encoder's patch tokens, (N, T, d) float16 (``encoder.tokens()``), in an entry of their own.
+        Creates the folder and its ``entry.json`` (a resumed entry keeps the shard size it was
+        started with); ``force=True`` deletes the entry first. The plan's ``encoder`` is the one
+        to compute with (the token view for ``kind="tokens"``).
         """
-        t0 = time.perf_counter()
         if kind == "tokens":
             encoder = encoder.tokens()
         elif kind != "embeddings":
@@ -347,10 +440,7 @@ class EmbeddingStore:
         if force and path.exists():
             shutil.rmtree(path)
         if (path / "manifest.json").is_file():
-            cache = EmbeddingCache(path, verify=verify)
-            cache.stats = EmbedStats(len(dataset), len(cache), len(cache.skipped), cache.dim,
-                                     time.perf_counter() - t0, True, path, skipped=cache.skipped)
-            return cache
+            return ShardPlan(path, encoder, {}, len(dataset), self.shard_size)
         n = len(dataset)
         if n == 0:
             raise DataError(f"Dataset {getattr(dataset, 'name', '')!r} is empty; nothing to embed.")
@@ -364,49 +454,68 @@ class EmbeddingStore:
             info["shard_size"] = _read_record(path / "entry.json")["shard_size"]  # resume as started
         else:
             atomic_write_json(path / "entry.json", info)
-        size = info["shard_size"]
-        n_shards = -(-n // size)
-        todo = [s for s in range(worker[0], n_shards, worker[1]) if not self._shard_done(path, s)]
+        return ShardPlan(path, encoder, info, n, int(info["shard_size"]))
+
+    def get_or_compute(self, encoder: Any, dataset: Any, *, batch_size: int = 64, force: bool = False,
+                       progress: bool = True, verify: bool | str = "auto",
+                       worker: tuple[int, int] = (0, 1), kind: str = "embeddings",
+                       engine: str = "local", address: str | None = None,
+                       workers: int | None = None, cpus_per_worker: int = 1) -> EmbeddingCache | None:
+        """Embeddings of ``dataset`` by ``encoder``, from the cache or computed (and cached).
+
+        ``dataset`` needs ``len``, ``[i]`` (an image; :class:`~cbm.exceptions.DataError` marks
+        an unreadable one, which is skipped and reported) and ``fingerprint``; ``labels``,
+        ``ids``, ``domains`` are kept when present. With ``worker=(i, n)`` this call fills every
+        n-th shard and returns None unless all shards are then done. ``kind="tokens"`` caches the
+        encoder's patch tokens, (N, T, d) float16 (``encoder.tokens()``), in an entry of their own.
+        ``engine="ray"`` fills the shards with ``workers`` Ray actors of ``cpus_per_worker`` CPUs
+        (on the cluster at ``address``, the one this process is connected to, or a local one; see
+        :mod:`cbm.distributed`); the entry is the one a local run with as many torch threads
+        writes, bit for bit.
+        """
+        if engine == "ray":
+            if worker != (0, 1):
+                raise ValueError("worker=(i, n) and engine='ray' exclude each other: Ray hands out "
+                                 "the shards itself.")
+            from cbm.distributed import embed_on_ray
+
+            return embed_on_ray(self, encoder, dataset, batch_size=batch_size, force=force,
+                                progress=progress, verify=verify, kind=kind, address=address,
+                                workers=workers, cpus_per_worker=cpus_per_worker)
+        if engine != "local":
+            raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}.")
+        t0 = time.perf_counter()
+        plan = self.plan(encoder, dataset, force=force, kind=kind)
+        if plan.complete:
+            return plan.cache_hit(dataset, t0, verify)
+        n, n_shards = len(dataset), plan.n_shards
+        todo = [s for s in range(worker[0], n_shards, worker[1]) if not plan.shard_done(s)]
         resumed = len(range(worker[0], n_shards, worker[1])) - len(todo)
         done_imgs = 0
-        bar = _progress(sum(min(n, (s + 1) * size) - s * size for s in todo), progress, encoder.name)
+        bar = progress_bar(sum(len(plan.rows(s)) for s in todo), progress, plan.encoder.name)
         try:
             for s in todo:
-                done_imgs += self._compute_shard(path, s, range(s * size, min(n, (s + 1) * size)),
-                                                 encoder, dataset, batch_size, bar)
+                done_imgs += self.compute_shard(plan, s, dataset, batch_size, bar)
         finally:
             bar.close()
-        if not all(s in todo or self._shard_done(path, s) for s in range(n_shards)):
+        if not all(s in todo or plan.shard_done(s) for s in range(n_shards)):
             return None
-        self._finalize(path, dataset, n_shards, info)
-        cache = EmbeddingCache(path, verify=False)
+        cache = self.finalize(plan, dataset)
         skipped = cache.skipped
         if skipped:
             warnings.warn(f"Skipped {len(skipped)} of {n} images that could not be read, e.g. "
                           f"{skipped[0]['reason']}", stacklevel=2)
         cache.stats = EmbedStats(n, len(cache), len(skipped), cache.dim, time.perf_counter() - t0,
-                                 False, path, n_computed=done_imgs, resumed_shards=resumed, skipped=skipped)
+                                 False, plan.path, n_computed=done_imgs, resumed_shards=resumed,
+                                 skipped=skipped)
         return cache
 
     @staticmethod
-    def _shard_done(path: Path, s: int) -> bool:
-        """Whether shard ``s`` is finished and intact; a corrupt one is removed (and recomputed)."""
-        rec, npy = path / f"shard-{s:05d}.json", path / f"shard-{s:05d}.npy"
-        if not rec.is_file() or not npy.is_file():
-            return False
-        record = _read_record(rec)
-        if record["bytes"] == npy.stat().st_size and (
-                _known_sha256(npy, {}) == record["sha256"] or _sha256(npy) == record["sha256"]):
-            _remember(npy, record["sha256"])
-            return True
-        warnings.warn(f"Embedding cache shard {str(npy)!r} from an earlier run is truncated or corrupt "
-                      "(size or sha256 differs from its record); it is recomputed.", stacklevel=3)
-        npy.unlink(missing_ok=True)
-        rec.unlink(missing_ok=True)
-        return False
-
-    def _compute_shard(self, path: Path, s: int, rows: range, encoder: Any, dataset: Any,
-                       batch_size: int, bar: Any) -> int:
+    def compute_shard(plan: ShardPlan, s: int, dataset: Any, batch_size: int = 64,
+                      bar: Any = None) -> int:
+        """Embed the rows of shard ``s`` and write it atomically (``.npy``, then its ``.json``
+        record); returns the number of images kept. The unit of work of every engine."""
+        path, rows, encoder = plan.path, plan.rows(s), plan.encoder
         feats, kept, skipped = [], [], []
         reduce = _reducer(encoder)
         for b in range(rows.start, rows.stop, batch_size):
@@ -422,7 +531,8 @@ class EmbeddingStore:
                 del items
                 feats.append(np.asarray(encoder.encode_images(batch, batch_size=batch_size), np.float16))
                 kept += idx
-            bar.update(min(rows.stop, b + batch_size) - b)
+            if bar is not None:
+                bar.update(min(rows.stop, b + batch_size) - b)
         row_shape = getattr(encoder, "row_shape", (int(encoder.dim),))
         arr = np.concatenate(feats) if feats else np.zeros((0, *row_shape), np.float16)
         npy = path / f"shard-{s:05d}.npy"
@@ -434,7 +544,10 @@ class EmbeddingStore:
             "index": kept, "skipped": skipped})
         return len(kept)
 
-    def _finalize(self, path: Path, dataset: Any, n_shards: int, info: dict[str, Any]) -> None:
+    @staticmethod
+    def finalize(plan: ShardPlan, dataset: Any) -> EmbeddingCache:
+        """Write ``rows.npz`` and, last, ``manifest.json`` once every shard is done; the entry."""
+        path, info, n_shards = plan.path, plan.info, plan.n_shards
         recs = [_read_record(path / f"shard-{s:05d}.json") for s in range(n_shards)]
         index = np.asarray([i for r in recs for i in r["index"]], dtype=np.int64)
         if not len(index):
@@ -456,6 +569,9 @@ class EmbeddingStore:
             "shards": [{k: r[k] for k in ("file", "rows", "bytes", "sha256")} for r in recs],
             "rows": {"file": rows_file.name, "bytes": rows_file.stat().st_size, "sha256": _sha256(rows_file)},
             "skipped": [dict(sk, id=_ids(dataset, sk["index"])) for r in recs for sk in r["skipped"]]})
+        for orphan in path.glob(".shard-*.tmp"):  # left by a writer killed mid-shard (SIGKILL)
+            orphan.unlink(missing_ok=True)
+        return EmbeddingCache(path, verify=False)
 
 
 def _image_of(item: Any) -> Any:
@@ -495,7 +611,8 @@ def _ids(dataset: Any, i: int) -> str:
     return str(ids[i]) if ids is not None else str(i)
 
 
-def _progress(total: int, enabled: bool, desc: str) -> Any:
+def progress_bar(total: int, enabled: bool, desc: str) -> Any:
+    """One tqdm bar over ``total`` images (all shards, all workers)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled or total == 0, unit="img", desc=f"embed {desc}",

@@ -93,3 +93,18 @@ def write_png_bomb():
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(request):
+    """A local Ray cluster with 2 CPUs for one test module (skipped without Ray), stopped after.
+
+    The test module's own classes (fake encoders) are sent to the workers by value."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.cloudpickle.register_pickle_by_value(request.module)
+    try:
+        yield ray
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(request.module)
+        ray.shutdown()

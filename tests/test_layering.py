@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("cbm", "cbm.exceptions", "cbm._io", "cbm._images", "cbm.arrays", "cbm.tensors")),
     ("kernels", ("cbm.kernels",)),
-    ("core", ("cbm.bank", "cbm.metrics", "cbm.solvers", "cbm.losses", "cbm.store")),
+    ("core", ("cbm.bank", "cbm.metrics", "cbm.solvers", "cbm.losses", "cbm.store",
+              "cbm.distributed")),  # the store on Ray: same layer, called by EmbeddingStore
     ("encoders", ("cbm.encoders",)),
     ("data", ("cbm.data",)),
     ("concepts", ("cbm.concepts",)),

@@ -86,6 +86,10 @@ def add_parser(sub) -> None:
     q.add_argument("--concept", action="append", required=True, help="concept to look for (repeatable)")
     q.add_argument("--not", dest="exclude", action="append", default=[], help="concept to avoid (repeatable)")
     q.add_argument("--top", type=int, default=10)
+    q.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: Ray tasks search groups of shards of the cache, merged (same answer)")
+    q.add_argument("--address", default=None, help="--engine ray: cluster ('auto', ray://host:10001)")
+    q.add_argument("--workers", type=int, default=None, help="--engine ray: parallel tasks")
     q.set_defaults(func=_search)
 
     sh = cs.add_parser("show", help="print a bank as a table with provenance")
@@ -102,6 +106,13 @@ def _search(args) -> int:
     from cbm.kernels import concept_search
     from cbm.store import EmbeddingCache
 
+    if args.engine == "ray":
+        from cbm.distributed import import_ray
+
+        import_ray()
+        if args.embeddings.suffix == ".npy":
+            raise DataError(f"--engine ray searches an embedding cache folder (`cbm embed`), not the "
+                            f"single array {str(args.embeddings)!r}; drop --engine ray for it.")
     bank = ConceptBank.load(args.bank)
     if bank.vectors is None:
         raise DataError(f"Concept bank {str(args.bank)!r} has no vectors; make it with "
@@ -119,7 +130,11 @@ def _search(args) -> int:
     if dim != bank.vectors.shape[1]:
         raise DataError(f"The bank's vectors are {bank.vectors.shape[1]}-d but the embeddings in "
                         f"{str(args.embeddings)!r} are not; use a bank made with the same encoder.")
-    scores, idx = concept_search(store, query, weights, args.top)
+    if args.engine == "ray":
+        scores, idx = store.search(query, weights, args.top, engine="ray", address=args.address,
+                                   workers=args.workers)
+    else:
+        scores, idx = concept_search(store, query, weights, args.top)
     label = " and ".join(args.concept) + "".join(f" and not {n}" for n in args.exclude)
     print(f"top {len(idx)} for {label!r}:")
     for s, i in zip(scores.tolist(), idx.tolist(), strict=True):

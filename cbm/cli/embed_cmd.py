@@ -4,6 +4,7 @@
     cbm embed data.csv --encoder openclip:ViT-B-32 --pretrained ~/ckpt/vit-b-32.safetensors
     cbm embed fashion-mnist:test --limit 2000
     cbm embed photos/ --image-size 224 --tokens        # 7 x 7 patch tokens for `cbm train --method cct`
+    cbm embed photos/ --engine ray --address auto      # shards filled by the workers of a Ray cluster
 
 Prints a summary (images, skipped, dim, throughput, cache path); a second run says "cache hit".
 """
@@ -38,6 +39,16 @@ def add_parser(sub) -> None:
     p.add_argument("--tokens", action="store_true",
                    help="cache patch tokens (N, T, d) instead of pooled embeddings (for --method cct)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): this process; ray: Ray actors fill the shards "
+                        "(pip install 'cbmkit[ray]'; the cache dir must be on storage all nodes see)")
+    p.add_argument("--address", default=None,
+                   help="--engine ray: cluster to use ('auto', ray://host:10001; default $RAY_ADDRESS, "
+                        "else a local one)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="--engine ray: number of actors (default: one per CPU of the cluster)")
+    p.add_argument("--cpus-per-worker", type=int, default=1,
+                   help="--engine ray: CPUs (torch threads) per actor (default 1)")
     p.set_defaults(func=_run)
 
 
@@ -66,6 +77,10 @@ def _run(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    if args.engine == "ray":
+        from cbm.distributed import import_ray
+
+        import_ray()  # before any work: one clear message when Ray is missing
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1; got {args.max_pixels}.")
     with warnings.catch_warnings(record=True) as caught:
@@ -84,6 +99,8 @@ def _run(args) -> int:
         warnings.filterwarnings("ignore", message="Skipped")  # the summary below reports them
         cache = store.get_or_compute(encoder, dataset, batch_size=args.batch_size, force=args.force,
                                      kind="tokens" if args.tokens else "embeddings",
+                                     engine=args.engine, address=args.address, workers=args.workers,
+                                     cpus_per_worker=args.cpus_per_worker,
                                      progress=not args.no_progress and sys.stderr.isatty())
     stats = cache.stats
     print(f"{len(dataset)} images in {dataset.name!r}, encoder {encoder.name} ({encoder.fingerprint})")

@@ -185,3 +185,26 @@ def test_generate_is_bounded_by_timeout_retries_and_budget(endpoint, tmp_path, c
     assert main(["concepts", "generate", "--source", "llm", "--classes", "z", "--model", "m",
                  "--no-cache", "--cache-dir", str(tmp_path), "--out", str(tmp_path / "q")]) == 2
     assert "contradict" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_search_with_engine_ray_prints_the_local_answer(tmp_path, capsys, ray_cluster):
+    from PIL import Image
+
+    from cbm.concepts import ConceptBank
+
+    for i in range(12):
+        (tmp_path / "imgs" / "a").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (20 * i, 255 - 20 * i, 90)).save(tmp_path / "imgs" / "a" / f"{i}.png")
+    assert main(["embed", str(tmp_path / "imgs"), "--image-size", "32", "--device", "cpu",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    entry, = (tmp_path / "cache" / "embeddings").glob("mobilenet_v2-*")
+    ConceptBank(["warm", "cold"], vectors=np.random.default_rng(0).normal(size=(2, 1280))).save(
+        tmp_path / "bank")
+    capsys.readouterr()
+    args = ["concepts", "search", str(tmp_path / "bank"), "--embeddings", str(entry),
+            "--concept", "warm", "--not", "cold", "--top", "4"]
+    assert main(args) == 0
+    local = capsys.readouterr().out
+    assert main([*args, "--engine", "ray", "--workers", "2"]) == 0
+    assert capsys.readouterr().out == local and len(local.splitlines()) == 5

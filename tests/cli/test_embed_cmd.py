@@ -68,3 +68,28 @@ def test_a_decompression_bomb_is_skipped_and_counted(folder, tmp_path, capsys, w
     out = capsys.readouterr().out
     assert "embedded 6 of 8 images" in out and "skipped 2 unreadable image(s)" in out
     assert "bomb.png" in out and "large.png" in out
+
+
+@pytest.mark.slow
+def test_engine_ray_writes_the_cache_a_local_run_writes(folder, tmp_path, capsys, one_thread):
+    """`--engine ray` starts a local Ray cluster (2 workers), fills the shards, and stops it; with
+    as many torch threads (1) as the local run, the shard is the same bit for bit."""
+    assert _embed(folder, "--cache-dir", tmp_path / "local") == 0
+    capsys.readouterr()
+    assert _embed(folder, "--cache-dir", tmp_path / "ray", "--engine", "ray", "--workers", "2") == 0
+    assert "embedded 6 of 6 images (dim 1280)" in capsys.readouterr().out
+    local, = (tmp_path / "local" / "embeddings").glob("mobilenet_v2-*")
+    ray_entry = tmp_path / "ray" / "embeddings" / local.name
+    assert (ray_entry / "manifest.json").is_file()
+    assert (ray_entry / "shard-00000.npy").read_bytes() == (local / "shard-00000.npy").read_bytes()
+
+
+def test_engine_ray_without_ray_is_one_message_naming_the_install(folder, tmp_path, capsys,
+                                                                  monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert _embed(folder, "--cache-dir", tmp_path, "--engine", "ray") == 2
+    err = capsys.readouterr().err
+    assert "pip install 'cbmkit[ray]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "embeddings").exists()  # refused before any work
