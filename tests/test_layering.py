@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("edits", ("cbm.edits",)),
     ("edit evaluation", ("cbm.edit_eval", "cbm.faithfulness")),
     ("repairs", ("cbm.repair",)),
-    ("edit history", ("cbm.history",)),
+    ("edit history", ("cbm.history", "cbm.edit_report")),
     ("batch predictions", ("cbm.predict",)),
     ("demo", ("cbm.demo",)),
     ("research bench", ("cbm.annotations", "cbm.evaluation", "cbm.interventions", "cbm.experiment",
