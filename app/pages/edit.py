@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cbm.app import _charts, _state
+from cbm.app import _args, _cache, _charts, _keys
 from cbm.exceptions import CBMError
 
 #: label -> (cbm.edits kind, needs a class, needs a concept, needs a weight, needs a text)
@@ -26,7 +26,7 @@ KINDS = {
 
 def current_accuracy(model, path) -> dict[str, float]:
     """Metric tiles: accuracy per split for the model as it is now."""
-    acc = _state.accuracy_table(model, path)
+    acc = _cache.accuracy_table(model, path)
     for col, (s, a) in zip(st.columns(max(1, len(acc))), acc.items(), strict=False):
         col.metric(f"Accuracy ({s})", f"{a:.1%}", help="fraction of images classified correctly now")
     return acc
@@ -37,21 +37,21 @@ def edit_form(model, path):
     from cbm import edits
 
     c1, c2, c3 = st.columns([2, 2, 2])
-    kind = c1.radio("What to do", list(KINDS), key=_state.EDIT_KIND)
+    kind = c1.radio("What to do", list(KINDS), key=_keys.EDIT_KIND)
     name, needs_cls, needs_concept, needs_w, needs_text = KINDS[kind]
-    cls = c2.selectbox("Class", model.class_names_, key=_state.EDIT_CLASS) if needs_cls else None
-    concept = c3.selectbox("Concept", model.concept_names_, key=_state.EDIT_CONCEPT) if needs_concept else None
+    cls = c2.selectbox("Class", model.class_names_, key=_keys.EDIT_CLASS) if needs_cls else None
+    concept = c3.selectbox("Concept", model.concept_names_, key=_keys.EDIT_CONCEPT) if needs_concept else None
     value = c2.number_input("New weight", value=1.0 if needs_text else 0.0, step=0.1,
-                            key=_state.EDIT_WEIGHT) if needs_w else None
+                            key=_keys.EDIT_WEIGHT) if needs_w else None
     if name != "add-concept":
         fields = {"cls": cls, "concept": concept, "value": value}
         return edits.create_edit(name, **{k: v for k, v in fields.items() if v is not None})
-    text = c3.text_input("Concept text", key=_state.EDIT_TEXT, placeholder="e.g. a ribbed collar")
+    text = c3.text_input("Concept text", key=_keys.EDIT_TEXT, placeholder="e.g. a ribbed collar")
     if not text.strip():
         st.info("Type the concept to add; it is embedded with the model's text encoder.")
         return None
     try:
-        return edits.AddConcept.from_text(text.strip(), _state.model_encoder(path), {cls: value})
+        return edits.AddConcept.from_text(text.strip(), _cache.model_encoder(path), {cls: value})
     except (CBMError, ImportError, NotImplementedError, ValueError) as e:
         st.error(f"The concept cannot be embedded: {e}")
         return None
@@ -62,7 +62,7 @@ def preview(model, path, edit) -> None:
     from cbm.edit_eval import preview as preview_edit
 
     try:
-        effect = preview_edit(model, edit, _state.evalsets(model, path))
+        effect = preview_edit(model, edit, _cache.evalsets(model, path))
     except (CBMError, ValueError, KeyError) as e:
         st.error(f"This edit cannot be applied: {e}")
         return
@@ -108,7 +108,7 @@ def honest_summary(model, path, edit, effect) -> None:
         except CBMError:
             data = None
         try:
-            effect.baselines = compare_baselines(model, edit, _state.evalsets(model, path), bb, data,
+            effect.baselines = compare_baselines(model, edit, _cache.evalsets(model, path), bb, data,
                                                  cls=effect.affected)
         except (CBMError, ValueError, KeyError) as e:
             st.caption(f"Baselines unavailable: {e}")
@@ -128,18 +128,18 @@ def honest_summary(model, path, edit, effect) -> None:
 
 def controls(session, edit) -> None:
     """Apply / Undo / Redo / Save; each action reruns the page so every number is fresh."""
-    why = st.text_input("Why this edit?", key=_state.EDIT_WHY, placeholder="why this edit "
+    why = st.text_input("Why this edit?", key=_keys.EDIT_WHY, placeholder="why this edit "
                         "(kept in the audit trail with who and when)")
     c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 2, 1])
-    if c1.button("Apply", key=_state.EDIT_APPLY, type="primary", disabled=edit is None):
+    if c1.button("Apply", key=_keys.EDIT_APPLY, type="primary", disabled=edit is None):
         _act(lambda: session.apply(edit, why=why), f"Applied: {edit.describe()}")
-    if c2.button("Undo", key=_state.EDIT_UNDO, disabled=not session.can_undo):
+    if c2.button("Undo", key=_keys.EDIT_UNDO, disabled=not session.can_undo):
         _act(session.undo, "Undid the last edit.")
-    if c3.button("Redo", key=_state.EDIT_REDO, disabled=not session.can_redo):
+    if c3.button("Redo", key=_keys.EDIT_REDO, disabled=not session.can_redo):
         _act(session.redo, "Redid the edit.")
-    note = c4.text_input("Note for the new version", key=_state.EDIT_NOTE, label_visibility="collapsed",
+    note = c4.text_input("Note for the new version", key=_keys.EDIT_NOTE, label_visibility="collapsed",
                          placeholder="note for the new version")
-    if c5.button("Save as new version", key=_state.EDIT_SAVE, disabled=not session.can_undo):
+    if c5.button("Save as new version", key=_keys.EDIT_SAVE, disabled=not session.can_undo):
         _act(lambda: session.save(note=note), "Saved as a new version; earlier versions stay loadable.")
 
 
@@ -147,9 +147,9 @@ def _act(fn, message: str) -> None:
     try:
         fn()
     except (CBMError, ValueError, KeyError) as e:
-        st.session_state[_state.EDIT_FLASH] = ("error", str(e))
+        st.session_state[_keys.EDIT_FLASH] = ("error", str(e))
     else:
-        st.session_state[_state.EDIT_FLASH] = ("success", message)
+        st.session_state[_keys.EDIT_FLASH] = ("success", message)
     st.rerun()
 
 
@@ -170,7 +170,7 @@ def history(session) -> None:
 def suggestions(model, path) -> None:
     """Weights the library flags for review (evidence in one domain only, or against the prior)."""
     with st.expander("Suggested edits to review (concepts that look spurious)"):
-        found = _state.suggestions(model, path)
+        found = _cache.suggestions(model, path)
         if found.empty:
             st.caption("Nothing looks spurious.")
             return
@@ -180,12 +180,12 @@ def suggestions(model, path) -> None:
 
 def render() -> None:
     st.title("Edit")
-    path = _state.require_model_dir()
-    session = _state.edit_session(str(path))
-    model = _state.current_model(path)
+    path = _args.require_model_dir()
+    session = _cache.edit_session(str(path))
+    model = _cache.current_model(path)
     for w in session.warnings:
         st.warning(w)
-    flash = st.session_state.pop(_state.EDIT_FLASH, None)
+    flash = st.session_state.pop(_keys.EDIT_FLASH, None)
     if flash:
         getattr(st, flash[0])(flash[1])
     current_accuracy(model, path)
