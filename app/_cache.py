@@ -85,6 +85,16 @@ def encoder_label(path: Path) -> str:
     return str(enc.get("name")) if isinstance(enc, dict) else str(enc).split("|")[0]
 
 
+def has_text_tower(path: Path) -> bool:
+    """Whether the recorded encoder embeds text too (so a concept can be added from text)."""
+    from cbm.encoders import has_text_tower as known
+
+    enc = (config(path).get("fingerprints") or {}).get("encoder")
+    if isinstance(enc, dict):
+        enc = enc.get("fingerprint") or enc.get("name")
+    return bool(enc) and known(str(enc))
+
+
 @st.cache_resource(show_spinner="Loading the encoder...")
 def _encoder(spec: str, _model):
     return encoder_for(_model)

@@ -36,6 +36,14 @@ EDIT_SAVE = "edit_save"
 EDIT_NOTE = "edit_note"
 EDIT_WHY = "edit_why"
 EDIT_FLASH = "edit_flash"
+EDIT_EXAMPLES = "edit_examples"  # not a widget: {row: "pos" | "neg"}, the gallery images picked so far
+EDIT_EX = "edit_ex"  # prefix of each gallery tile's picker: edit_ex_<row>
+EDIT_EX_NAME = "edit_ex_name"
+EDIT_EX_CLASS = "edit_ex_class"
+EDIT_EX_PAGE = "edit_ex_page"
+EDIT_EX_CLEAR = "edit_ex_clear"
+EDIT_REPORT_SEQ = "edit_report_seq"
+EDIT_REPORT = "edit_report"
 UPLOAD_FILE = "upload_file"
 # explanation views shared by Explore and Upload
 WHY_NOT = "why_not"  # prefixed by the page: explore_why_not, upload_why_not
