@@ -87,6 +87,18 @@ def logged_edit(model_dir: str | Path, seq: int) -> tuple[Any, Edit, dict[str, A
     return model, Edit.from_dict(entry["edit"]), entry
 
 
+def plain_description(edit: Edit) -> str:
+    """The edit in words; an added concept by its name, origin and class weights, not its vector."""
+    if edit.kind != "add-concept":
+        return edit.describe()
+    d = edit.detail or {}
+    origin = (f"a CAV fitted on {d['n_positive']} example(s) that show it and {d['n_negative']} that don't"
+              if "n_positive" in d else f"the text “{edit.text}”" if edit.text else f"a {edit.source} vector")
+    w = edit.weights.items() if isinstance(edit.weights, dict) else enumerate(edit.weights)
+    weights = ", ".join(f"{v:+.2f} for {c}" for c, v in w if v) or "no class weight"
+    return f"add the concept “{edit.name}” ({origin}) with weight {weights}"
+
+
 def _pct(v: float) -> str:
     return "-" if v != v else f"{v:.1%}"
 
@@ -107,7 +119,7 @@ def edit_html(effect: EditEffect, *, title: str, entry: dict[str, Any] | None = 
     e = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{e(title)}</h1>",
-             f"<p><b>The edit:</b> {e(effect.edit.describe())}.</p>"]
+             f"<p><b>The edit:</b> {e(plain_description(effect.edit))}.</p>"]
     if entry is not None:
         where = (f"saved in version {entry['version']}" if entry["status"] == "saved"
                  else f"{entry['status']}, made on version {entry['base_version']}")
@@ -179,4 +191,5 @@ def edit_report(model_dir: str | Path, seq: int, data: str | Path | None = None)
     return edit_html(effect, title=f"Edit #{seq}: its effect, before and after", entry=entry, images=images)
 
 
-__all__ = ["BLACK_BOX", "black_box", "edit_html", "edit_report", "logged_edit", "preview_with_baselines"]
+__all__ = ["BLACK_BOX", "black_box", "edit_html", "edit_report", "logged_edit", "plain_description",
+           "preview_with_baselines"]

@@ -109,3 +109,15 @@ def test_cli_writes_the_edit_report_and_names_bad_numbers(edited_dir, tmp_path, 
     assert "no edit #9" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", str(path), "--edit", "1", "--sample", "3"])
+
+
+def test_an_added_concept_is_described_by_its_name_and_examples_not_its_vector():
+    from cbm.edit_report import plain_description
+    from cbm.edits import AddConcept
+
+    rng = np.random.default_rng(0)
+    edit = AddConcept.from_examples("corner tag", rng.normal(1, 1, (4, 8)), rng.normal(-1, 1, (4, 8)),
+                                    {"Shirt": -2.0})
+    words = plain_description(edit)
+    assert words == ("add the concept “corner tag” (a CAV fitted on 4 example(s) that show it and 4 that "
+                     "don't) with weight -2.00 for Shirt")

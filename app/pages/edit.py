@@ -26,7 +26,7 @@ KINDS = {
 }
 #: Gallery tiles per page when picking examples, and per row.
 EXAMPLES_PER_PAGE, EXAMPLES_PER_ROW = 12, 6
-SHOWS, LACKS = "shows it", "doesn't"
+SHOWS, LACKS = "yes", "no"
 
 
 def current_accuracy(model, path) -> dict[str, float]:
@@ -98,14 +98,15 @@ def examples_form(model, path, column, cls, value):
     split = "train" if "train" in data else next(iter(data), None)
     d = data.get(split) if split else None
     if d is None or d.images is None:
-        st.info("Picking examples needs the images of the training split in data.npz (`cbm demo` and "
-                "`cbm train --images` store them).")
+        st.info("Picking examples needs the training images in data.npz (`images_train`, as `cbm demo` "
+                "stores them); without them, fit a CAV on your own examples with `cbm concepts generate --source cav`.")
         return None
     name = column.text_input("Name of the new concept", key=_keys.EDIT_EX_NAME, placeholder="e.g. a ribbed collar")
     picks = st.session_state.setdefault(_keys.EDIT_EXAMPLES, {})
-    st.markdown(f"**Pick examples among the {_aliases.split_label(split)} images**: mark some that show the "
-                "concept and some that don't (at least two of each). The concept becomes the direction that "
-                "separates their embeddings; the preview below measures it on the other splits.")
+    st.markdown(f"**Pick examples among the {_aliases.split_label(split)} images**: answer \"Shows it?\" "
+                "with yes for some that show the concept and no for some that don't (at least two of each). "
+                "The concept becomes the direction that separates their embeddings; the preview below "
+                "measures it on the other splits.")
     f1, f2, f3 = st.columns([2, 1, 1])
     classes = [str(c) for c in dict.fromkeys(d.y.astype(str))]
     show = f1.selectbox("Show images of", ["every class", *classes], key=_keys.EDIT_EX_CLASS)
@@ -119,9 +120,9 @@ def examples_form(model, path, column, cls, value):
             r = int(r)
             sid = str(d.ids[r]) if d.ids is not None else str(r)
             col.image(_images.thumbnail(d.images[r]), caption=f"{sid} ({d.y[r]})", width=96)
-            col.segmented_control(f"Does {sid} show it?", [SHOWS, LACKS], key=f"{_keys.EDIT_EX}_{r}",
+            col.segmented_control("Shows it?", [SHOWS, LACKS], key=f"{_keys.EDIT_EX}_{r}",
                                   default={"pos": SHOWS, "neg": LACKS}.get(picks.get(r)),
-                                  label_visibility="collapsed", on_change=_pick, args=(r,))
+                                  on_change=_pick, args=(r,))
     pos = [r for r, v in picks.items() if v == "pos"]
     neg = [r for r, v in picks.items() if v == "neg"]
     st.caption(f"Picked: {len(pos)} image(s) that show it, {len(neg)} that don't.")

@@ -27,7 +27,7 @@ NAME = "picked corner tag"
 
 
 def _mark(page, row: int, choice: str) -> None:
-    page.locator(f".st-key-edit_ex_{row} button", has_text=choice).first.click()
+    page.locator(f".st-key-edit_ex_{row} button").get_by_text(choice, exact=True).click()
     _settle(page)
 
 
@@ -49,10 +49,10 @@ def test_add_a_concept_from_examples_and_download_the_edit_report(server, browse
     page.keyboard.press("Enter")
     _settle(page)
     for row in (0, 1):
-        _mark(page, row, "shows it")
-    _mark(page, 2, "doesn")
+        _mark(page, row, "yes")
+    _mark(page, 2, "no")
     with _timed(app_timings, "mark an example (fit and preview)"):
-        _mark(page, 3, "doesn")
+        _mark(page, 3, "no")
         page.wait_for_selector("text=Picked: 2 image(s) that show it, 2 that don't.", timeout=WAIT_MS)
         page.wait_for_selector("text=Verdict.", timeout=WAIT_MS)
     _shot(page, "edit-examples")
