@@ -35,7 +35,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 WAIT_MS = 30_000
 #: Screenshots the README shows, copied to docs/screenshots/ by `make screenshots` only.
-README_SHOTS = ("explore", "explore-why-not", "versions", "edit", "edit-examples")
+README_SHOTS = ("explore-why-not", "versions", "edit", "edit-examples")
 
 
 def _free_port() -> int:
