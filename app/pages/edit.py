@@ -228,6 +228,7 @@ def report_download(path, rows) -> None:
 
 
 def history(session, path) -> None:
+    """The logged edits, a report download for any of them and the audit trail."""
     st.subheader("Edit history")
     rows = session.history()
     st.caption(f"Editing version {session.version}; {len(session.pending)} unsaved edit(s), kept in "
@@ -255,6 +256,7 @@ def suggestions(model, path) -> None:
 
 
 def render() -> None:
+    """Draw the Edit page."""
     st.title("Edit")
     path = _args.require_model_dir()
     session = _cache.edit_session(str(path))
