@@ -107,6 +107,8 @@ def test_cli_writes_the_edit_report_and_names_bad_numbers(edited_dir, tmp_path, 
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert main(["report", str(path), "--edit", "9", "-o", str(out)]) == 2
     assert "no edit #9" in capsys.readouterr().err
+    assert main(["report", str(path), "--edit", "1", "--versus", "cardinal"]) == 2
+    assert "--versus apply to --sample only" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", str(path), "--edit", "1", "--sample", "3"])
 

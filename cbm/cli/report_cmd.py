@@ -40,6 +40,9 @@ def _run(args) -> int:
     from cbm.report import sample_report
 
     if args.edit is not None:
+        extra = [f"--{k}" for k in ("split", "versus", "concept") if getattr(args, k) is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} apply to --sample only; an edit's report covers every split.")
         return _write(_edit_page(args), Path(args.output or f"report-edit-{args.edit}.html"))
     model = EditSession(args.model).model
     data = Path(args.data) if args.data else Path(args.model) / "data.npz"
