@@ -73,6 +73,9 @@ def browser_model(request, tmp_path) -> tuple[Path, tuple[str, str]]:
 
     path = tmp_path / "demo-model"
     shutil.copytree(demo.model_dir, path)
+    black_box = demo.model_dir.parent / "models" / "linear-probe"  # the edit preview's baselines
+    if black_box.is_dir():
+        shutil.copytree(black_box, tmp_path / "models" / "linear-probe")
     return path, (demo.config.confound.confounded_class, ARTIFACT)
 
 
