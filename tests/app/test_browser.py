@@ -201,6 +201,7 @@ def test_explore_edit_undo_in_chromium(server, browser, browser_model, app_timin
     with _timed(app_timings, "pick the concept (preview with baselines)"):
         _choose(page, "edit_concept", concept)
     page.wait_for_selector("text=Verdict.", timeout=WAIT_MS)
+    page.set_viewport_size({"width": 1366, "height": 2000})  # the baselines sit below the recall table
     _shot(page, "edit")  # the preview: verdict, recall per class, baselines, before committing it
     with _timed(app_timings, "apply the edit"):
         page.locator(".st-key-edit_apply button").click()
