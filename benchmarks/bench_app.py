@@ -41,10 +41,12 @@ def main(argv: list[str] | None = None) -> int:
                str(ROOT / "tests" / "app")]
         rc = subprocess.run(cmd, env=env, cwd=ROOT).returncode
         timings = json.loads(out.read_text()) if out.is_file() else {}
-    if rc != 0 or not timings:
-        print(f"the browser tests {'failed' if rc else 'measured nothing (Chromium missing?)'}; "
-              "nothing written", file=sys.stderr)
-        return rc or 1
+    if rc != 0:
+        print("the browser tests failed; nothing written", file=sys.stderr)
+        return rc
+    if not timings:  # skipped: no Chromium here (`make bench` goes on)
+        print("the browser tests measured nothing (is Chromium installed?); nothing written", file=sys.stderr)
+        return 0
     steps = {k: v for k, v in timings.items() if k not in LOADS}
     payload = {
         "model": "synthetic fixture" if args.quick else "quick demo (Fashion-MNIST, MobileNetV2)",
