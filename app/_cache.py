@@ -207,6 +207,20 @@ def suggestions(model, path: Path):
     return _suggestions(model, model_token(model), str(path))
 
 
+@st.cache_resource(show_spinner="Measuring the edit and its baselines...", max_entries=16)
+def _edit_preview(_model, token: str, path: str, edit_key: str, _edit):
+    from cbm.edit_report import preview_with_baselines
+
+    return preview_with_baselines(_model, _edit, evalsets(_model, Path(path)), path)
+
+
+def edit_preview(model, path: Path, edit):
+    """:func:`cbm.edit_report.preview_with_baselines` of ``edit`` on the current head (cached per head
+    and edit: undo, or coming back to an edit, does not refit the baselines)."""
+    key = json.dumps(edit.to_dict(), sort_keys=True, default=str)
+    return _edit_preview(model, model_token(model), str(path), key, edit)
+
+
 def accuracy_table(model, path: Path) -> dict[str, float]:
     """Accuracy per split (fraction correct), for the metric tiles."""
     return {s: accuracy(d.y, predictions(model, path, s).pred) for s, d in eval_data(path).items() if len(d)}

@@ -144,10 +144,8 @@ def examples_form(model, path, column, cls, value):
 
 def preview(model, path, edit) -> None:
     """Accuracy before/after on every split and per class, and the images whose prediction flips."""
-    from cbm.edit_report import preview_with_baselines
-
     try:
-        effect = preview_with_baselines(model, edit, _cache.evalsets(model, path), path)
+        effect = _cache.edit_preview(model, path, edit)
     except (CBMError, ValueError, KeyError) as e:
         st.error(f"This edit cannot be applied: {e}")
         return
