@@ -119,9 +119,10 @@ def browser():
 
 
 def _settle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
+    """Wait until Streamlit has finished the current script run (no status widget, nothing stale)."""
     page.wait_for_timeout(300)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=WAIT_MS)
+    page.wait_for_selector('[data-stale="true"]', state="detached", timeout=WAIT_MS)
 
 
 def _shot(page, name: str) -> None:
@@ -200,7 +201,8 @@ def test_explore_edit_undo_in_chromium(server, browser, browser_model, app_timin
         _choose(page, "edit_class", cls)
     with _timed(app_timings, "pick the concept (preview with baselines)"):
         _choose(page, "edit_concept", concept)
-    page.wait_for_selector("text=Verdict.", timeout=WAIT_MS)
+    page.wait_for_selector("text=change their prediction", timeout=WAIT_MS)  # this edit's preview, not a stale one
+    _settle(page)
     page.set_viewport_size({"width": 1366, "height": 2000})  # the baselines sit below the recall table
     _shot(page, "edit")  # the preview: verdict, recall per class, baselines, before committing it
     with _timed(app_timings, "apply the edit"):
