@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cbmkit-installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: setup demo test lint bench app
+.PHONY: setup demo test lint bench app screenshots
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,8 @@ bench: $(STAMP)
 
 app: $(STAMP)
 	$(VENV)/bin/cbm app
+
+# README pictures (docs/screenshots/) and the app's timings (benchmarks/results/app.json) from the
+# browser tests; the test suite itself writes screenshots only to the ignored test-artifacts/.
+screenshots: $(STAMP)
+	CBM_UPDATE_SCREENSHOTS=1 nice $(PY) benchmarks/bench_app.py

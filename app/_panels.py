@@ -11,12 +11,12 @@ import numpy as np
 import streamlit as st
 
 from cbm import explain
-from cbm.app import _charts, _state
+from cbm.app import _cache, _charts, _keys
 from cbm.exceptions import CBMError
 from cbm.report import explanation_html, heat_overlay
 
 
-def prediction_panel(model, preds: _state.Predictions, i: int, image, caption: str, note: str = "", *,
+def prediction_panel(model, preds: _cache.Predictions, i: int, image, caption: str, note: str = "", *,
                      key: str = "explore", path=None, true: str | None = None, raw_image=None,
                      ood: tuple[float, float] | None = None, title: str = "Explanation"):
     """Image, predicted class with probability, and the top-10 concept contributions for sample ``i``.
@@ -33,7 +33,7 @@ def prediction_panel(model, preds: _state.Predictions, i: int, image, caption: s
         st.markdown(f"### Predicted: {name}\n{preds.proba[i, k]:.0%} sure{', ' + note if note else ''}")
         st.plotly_chart(_charts.probability_bars(model.class_names_, preds.proba[i], name))
     with right:
-        contrib, residual = _state.explain_sample(model, preds, i, k)
+        contrib, residual = _cache.explain_sample(model, preds, i, k)
         top = np.argsort(-np.abs(contrib))[:10]
         st.plotly_chart(_charts.contribution_bars(
             [model.concept_names_[j] for j in top], contrib[top], residual=residual,
@@ -49,19 +49,19 @@ def prediction_panel(model, preds: _state.Predictions, i: int, image, caption: s
                                 ood_score=None if ood is None else ood[0],
                                 ood_threshold=None if ood is None else ood[1])
         st.download_button("Download this explanation (HTML)", page, file_name="explanation.html",
-                           mime="text/html", key=f"{key}_{_state.REPORT}",
+                           mime="text/html", key=f"{key}_{_keys.REPORT}",
                            help="One self-contained page with the image, numbers and text; opens offline.")
     return right
 
 
-def why_not(model, preds: _state.Predictions, i: int, key: str, true: str | None) -> explain.Contrast:
+def why_not(model, preds: _cache.Predictions, i: int, key: str, true: str | None) -> explain.Contrast:
     """"Why <predicted> and not <class>": a class picker, the separating concepts and the smallest flip."""
     classes = model.class_names_
     pred = classes[int(preds.proba[i].argmax())]
     others = [c for c in classes if c != pred] or classes
     res = None if preds.residual is None else preds.residual[i]
     default = explain.contrast(model, preds.activations[i], pred, None, residual=res, true=true).b
-    wkey = f"{key}_{_state.WHY_NOT}"
+    wkey = f"{key}_{_keys.WHY_NOT}"
     sample = f"{i}|{true}|{pred}|{preds.activations[i].sum():.6g}"  # a new sample gets the new default
     if st.session_state.get(f"_{wkey}_sample") != sample or st.session_state.get(wkey) not in others:
         st.session_state[wkey] = default if default in others else others[0]
@@ -79,16 +79,16 @@ def why_not(model, preds: _state.Predictions, i: int, key: str, true: str | None
     return c
 
 
-def evidence(model, preds: _state.Predictions, i: int, key: str, path, raw_image, contrib: np.ndarray):
+def evidence(model, preds: _cache.Predictions, i: int, key: str, path, raw_image, contrib: np.ndarray):
     """One concept's raw score, its percentile among training images and (on request) where it fires."""
     names = model.concept_names_
-    ckey = f"{key}_{_state.EVIDENCE}"
+    ckey = f"{key}_{_keys.EVIDENCE}"
     if st.session_state.get(ckey) not in names:
         st.session_state[ckey] = names[int(np.argmax(np.abs(contrib)))]
     st.subheader("Evidence for a concept")
     concept = st.selectbox("Concept", names, key=ckey, help="Default: the concept that contributes most.")
     j = names.index(concept)
-    ref, where = _state.reference_activations(model, path)
+    ref, where = _cache.reference_activations(model, path)
     value = float(preds.activations[i, j])
     pct = explain.concept_percentile(ref[:, j], value) if len(ref) else None
     st.markdown(f"Score of **{concept}** in this image: **{value:.3f}**"
@@ -96,12 +96,12 @@ def evidence(model, preds: _state.Predictions, i: int, key: str, path, raw_image
     heat = None
     if raw_image is None:
         return concept, pct, None
-    okey = f"{key}_{_state.OCCLUDE}_{concept}"
-    if st.button("Show where it fires in the image", key=f"{key}_{_state.OCCLUDE}"):
+    okey = f"{key}_{_keys.OCCLUDE}_{concept}"
+    if st.button("Show where it fires in the image", key=f"{key}_{_keys.OCCLUDE}"):
         st.session_state[okey] = True
     if st.session_state.get(okey):
         try:
-            heat = _state.occlusion(model, path, raw_image, concept)
+            heat = _cache.occlusion(model, path, raw_image, concept)
         except (CBMError, ImportError, ValueError, OSError) as e:
             st.info(f"The concept map needs the model's image encoder, which cannot be used here: {e}")
             return concept, pct, None

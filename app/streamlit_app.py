@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbm.app import _images, _state
+from cbm.app import _args, _images
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
@@ -19,7 +19,7 @@ def main() -> None:
     """Configure the app and run the selected page."""
     # a local image: a ":material/...:" page icon makes the browser fetch it from fonts.gstatic.com
     st.set_page_config(page_title="cbmkit", page_icon=_images.page_icon(), layout="wide")
-    path = _state.require_model_dir()
+    path = _args.require_model_dir()
     st.sidebar.caption(f"Model: `{path.name}`  \n{path}")
     nav = st.navigation([
         st.Page(PAGES / "model.py", title="Model", icon=":material/insights:", default=True),

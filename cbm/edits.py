@@ -292,6 +292,18 @@ class AddConcept(Edit):
         return cls(name, np.asarray(vector, np.float32).ravel().tolist(), weights, float(intercept),
                    None, source, None, detail)
 
+    @classmethod
+    def from_examples(cls, name: str, positives: Any, negatives: Any, weights: dict[str, float] | list[float],
+                      method: str = "svm", random_state: int = 0, **detail: Any) -> AddConcept:
+        """A CAV fitted on embeddings (n, d) of examples that show the concept and that do not
+        (e.g. images picked in the app's gallery) with :func:`cbm.concepts.cav.fit_cav`."""
+        from cbm.concepts.cav import fit_cav
+
+        cav = fit_cav(positives, negatives, method=method, random_state=random_state)
+        return cls.from_vector(name, cav["vector"], weights, cav["intercept"], method=method,
+                               n_positive=len(positives), n_negative=len(negatives),
+                               train_acc=float(cav["train_acc"]), val_acc=float(cav["val_acc"]), **detail)
+
     def bank(self, default_fingerprint: str | None = None) -> ConceptBank:
         """The concept as a one-concept bank; a vector with no fingerprint (a CAV fitted on the
         model's own embeddings) takes ``default_fingerprint``."""

@@ -20,7 +20,7 @@ from cbm.exceptions import DataError
 from cbm.explain import concept_percentile, contrast, contributions, softmax
 from cbm.ood import fit_ood
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}
+CSS = """body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em}table{border-collapse:collapse}
 td,th{padding:2px 8px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .bar{display:inline-block;height:12px}.pos{background:#1f77b4}.neg{background:#ff7f0e}
@@ -84,7 +84,7 @@ def explanation_html(model: Any, activations: Any, *, residual: Any = None, imag
     c = contrast(model, a, k, versus, residual=r, true=true)
     e = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"]
+             f"<style>{CSS}</style></head><body><h1>{e(title)}</h1>"]
     if ood_score is not None and ood_threshold is not None and ood_score > ood_threshold:
         parts.append(f"<p class='warn'>This image is unlike the training images (out-of-distribution score "
                      f"{ood_score:.1f}, above the threshold {ood_threshold:.1f}); treat the prediction with care.</p>")

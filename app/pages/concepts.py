@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cbm.app import _images, _state
+from cbm.app import _aliases, _args, _cache, _images, _keys
 
 GALLERY = 6
 
@@ -13,7 +13,7 @@ GALLERY = 6
 def provenance(prov, text: str) -> None:
     """Where the concept came from, in full: prompt, textbook citations or CAV example sets."""
     d = prov.detail or {}
-    st.markdown(f"**Text:** {text}  \n**Source:** {_state.provenance_line(prov)}"
+    st.markdown(f"**Text:** {text}  \n**Source:** {_aliases.provenance_line(prov)}"
                 + (f"  \n**Created:** {prov.created}" if prov.created else ""))
     if prov.source == "llm":
         if d.get("prompt"):
@@ -66,12 +66,12 @@ def ranked(activations: np.ndarray, j: int, k: int, largest: bool) -> np.ndarray
 
 def gallery(model, path, j: int) -> None:
     """Images of a split where the concept is most and least active."""
-    data = _state.eval_data(path)
+    data = _cache.eval_data(path)
     if not data:
         st.info("No evaluation data (`data.npz`) next to the model, so no image gallery.")
         return
-    split = _state.split_picker(data)
-    d, p = data[split], _state.predictions(model, path, split)
+    split = _keys.split_picker(data)
+    d, p = data[split], _cache.predictions(model, path, split)
     k = min(GALLERY, len(d))
     for title, largest in (("Most", True), ("Least", False)):
         st.markdown(f"**{title} active in {split}**")
@@ -112,16 +112,16 @@ def faithfulness(model, path) -> None:
 def render() -> None:
     """Draw the Concepts page: search concepts, see their provenance and the images that activate them."""
     st.title("Concepts")
-    path = _state.require_model_dir()
-    model = _state.current_model(path)
+    path = _args.require_model_dir()
+    model = _cache.current_model(path)
     names = model.concept_names_
-    query = st.text_input("Search concepts", key=_state.CONCEPT_QUERY, placeholder="e.g. collar")
+    query = st.text_input("Search concepts", key=_keys.CONCEPT_QUERY, placeholder="e.g. collar")
     hits = [n for n in names if query.lower() in n.lower()
             or query.lower() in model.concepts_.texts[names.index(n)].lower()]
     if not hits:
         st.info(f"No concept matches {query!r}; {len(names)} concepts in the model.")
         st.stop()
-    name = st.selectbox(f"Concept ({len(hits)} match)", hits, key=_state.CONCEPT_PICK)
+    name = st.selectbox(f"Concept ({len(hits)} match)", hits, key=_keys.CONCEPT_PICK)
     j = names.index(name)
     left, right = st.columns([3, 2])
     with left:

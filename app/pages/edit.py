@@ -6,9 +6,10 @@ on disk: a rerun, a reload or a second browser tab never loses them.
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
-from cbm.app import _charts, _state
+from cbm.app import _aliases, _args, _cache, _charts, _images, _keys
 from cbm.exceptions import CBMError
 
 #: label -> (cbm.edits kind, needs a class, needs a concept, needs a weight, needs a text)
@@ -20,16 +21,25 @@ KINDS = {
     "Refit the head without the concept (training data)": ("refit-without", False, True, False, False),
     "Erase the concept from the embeddings, then refit (class = the confounded one)":
         ("erase-concept", True, True, False, False),
+    "Add a concept from example images": ("add-examples", True, False, True, False),
     "Add a concept from text": ("add-concept", True, False, True, True),
 }
+#: Gallery tiles per page when picking examples, and per row.
+EXAMPLES_PER_PAGE, EXAMPLES_PER_ROW = 12, 6
+SHOWS, LACKS = "yes", "no"
 
 
 def current_accuracy(model, path) -> dict[str, float]:
     """Metric tiles: accuracy per split for the model as it is now."""
-    acc = _state.accuracy_table(model, path)
+    acc = _cache.accuracy_table(model, path)
     for col, (s, a) in zip(st.columns(max(1, len(acc))), acc.items(), strict=False):
         col.metric(f"Accuracy ({s})", f"{a:.1%}", help="fraction of images classified correctly now")
     return acc
+
+
+def edit_kinds(path) -> list[str]:
+    """The edits this model allows: "from text" only when its encoder has a text tower."""
+    return [k for k in KINDS if KINDS[k][0] != "add-concept" or _cache.has_text_tower(path)]
 
 
 def edit_form(model, path):
@@ -37,32 +47,105 @@ def edit_form(model, path):
     from cbm import edits
 
     c1, c2, c3 = st.columns([2, 2, 2])
-    kind = c1.radio("What to do", list(KINDS), key=_state.EDIT_KIND)
+    kind = c1.radio("What to do", edit_kinds(path), key=_keys.EDIT_KIND)
+    if not _cache.has_text_tower(path):
+        c1.caption(f"Adding a concept from text needs an encoder that also reads text (such as CLIP); this "
+                   f"model's encoder, {_cache.encoder_label(path)}, reads images only, so add a concept "
+                   "from example images instead.")
     name, needs_cls, needs_concept, needs_w, needs_text = KINDS[kind]
-    cls = c2.selectbox("Class", model.class_names_, key=_state.EDIT_CLASS) if needs_cls else None
-    concept = c3.selectbox("Concept", model.concept_names_, key=_state.EDIT_CONCEPT) if needs_concept else None
-    value = c2.number_input("New weight", value=1.0 if needs_text else 0.0, step=0.1,
-                            key=_state.EDIT_WEIGHT) if needs_w else None
+    cls = c2.selectbox("Class", model.class_names_, key=_keys.EDIT_CLASS) if needs_cls else None
+    concept = c3.selectbox("Concept", model.concept_names_, key=_keys.EDIT_CONCEPT) if needs_concept else None
+    value = c2.number_input("New weight", value=1.0 if name.startswith("add") else 0.0, step=0.1,
+                            key=_keys.EDIT_WEIGHT) if needs_w else None
+    if name == "add-examples":
+        return examples_form(model, path, c3, cls, value)
     if name != "add-concept":
         fields = {"cls": cls, "concept": concept, "value": value}
         return edits.create_edit(name, **{k: v for k, v in fields.items() if v is not None})
-    text = c3.text_input("Concept text", key=_state.EDIT_TEXT, placeholder="e.g. a ribbed collar")
+    text = c3.text_input("Concept text", key=_keys.EDIT_TEXT, placeholder="e.g. a ribbed collar")
     if not text.strip():
         st.info("Type the concept to add; it is embedded with the model's text encoder.")
         return None
     try:
-        return edits.AddConcept.from_text(text.strip(), _state.model_encoder(path), {cls: value})
+        return edits.AddConcept.from_text(text.strip(), _cache.model_encoder(path), {cls: value})
     except (CBMError, ImportError, NotImplementedError, ValueError) as e:
         st.error(f"The concept cannot be embedded: {e}")
         return None
 
 
+def _pick(row: int) -> None:
+    """Record a gallery tile's choice (it outlives the tile when the gallery pages on)."""
+    value = st.session_state.get(f"{_keys.EDIT_EX}_{row}")
+    picks = st.session_state.setdefault(_keys.EDIT_EXAMPLES, {})
+    if value is None:
+        picks.pop(row, None)
+    else:
+        picks[row] = "pos" if value == SHOWS else "neg"
+
+
+def _clear_picks() -> None:
+    for row in st.session_state.get(_keys.EDIT_EXAMPLES, {}):
+        st.session_state.pop(f"{_keys.EDIT_EX}_{row}", None)
+    st.session_state[_keys.EDIT_EXAMPLES] = {}
+
+
+def examples_form(model, path, column, cls, value):
+    """Pick training images that show the new concept and some that do not; a CAV fitted on their
+    embeddings becomes the concept. Returns the edit once there are two of each and a name."""
+    from cbm.edits import AddConcept
+
+    data = _cache.eval_data(path)
+    split = "train" if "train" in data else next(iter(data), None)
+    d = data.get(split) if split else None
+    if d is None or d.images is None:
+        st.info("Picking examples needs the training images in data.npz (`images_train`, as `cbm demo` "
+                "stores them); without them, fit a CAV on your own examples with `cbm concepts generate --source cav`.")
+        return None
+    name = column.text_input("Name of the new concept", key=_keys.EDIT_EX_NAME, placeholder="e.g. a ribbed collar")
+    picks = st.session_state.setdefault(_keys.EDIT_EXAMPLES, {})
+    st.markdown(f"**Pick examples among the {_aliases.split_label(split)} images**: answer \"Shows it?\" "
+                "with yes for some that show the concept and no for some that don't (at least two of each). "
+                "The concept becomes the direction that separates their embeddings; the preview below "
+                "measures it on the other splits.")
+    f1, f2, f3 = st.columns([2, 1, 1])
+    classes = [str(c) for c in dict.fromkeys(d.y.astype(str))]
+    show = f1.selectbox("Show images of", ["every class", *classes], key=_keys.EDIT_EX_CLASS)
+    rows = np.arange(len(d)) if show == "every class" else np.flatnonzero(d.y.astype(str) == show)
+    pages = max(1, -(-len(rows) // EXAMPLES_PER_PAGE))
+    page = int(f2.number_input(f"Page (of {pages})", 1, pages, 1, key=_keys.EDIT_EX_PAGE))
+    f3.button("Clear the picks", key=_keys.EDIT_EX_CLEAR, on_click=_clear_picks, disabled=not picks)
+    shown = rows[(page - 1) * EXAMPLES_PER_PAGE: page * EXAMPLES_PER_PAGE]
+    for start in range(0, len(shown), EXAMPLES_PER_ROW):
+        for col, r in zip(st.columns(EXAMPLES_PER_ROW), shown[start:start + EXAMPLES_PER_ROW], strict=False):
+            r = int(r)
+            sid = str(d.ids[r]) if d.ids is not None else str(r)
+            col.image(_images.thumbnail(d.images[r]), caption=f"{sid} ({d.y[r]})", width=96)
+            col.segmented_control("Shows it?", [SHOWS, LACKS], key=f"{_keys.EDIT_EX}_{r}",
+                                  default={"pos": SHOWS, "neg": LACKS}.get(picks.get(r)),
+                                  on_change=_pick, args=(r,))
+    pos = [r for r, v in picks.items() if v == "pos"]
+    neg = [r for r, v in picks.items() if v == "neg"]
+    st.caption(f"Picked: {len(pos)} image(s) that show it, {len(neg)} that don't.")
+    if len(pos) < 2 or len(neg) < 2 or not name.strip():
+        st.info("Mark at least two images that show the concept and two that don't, and name it.")
+        return None
+    ids = [str(d.ids[r]) if d.ids is not None else str(r) for r in pos + neg]
+    try:
+        edit = AddConcept.from_examples(name.strip(), d.X[pos], d.X[neg], {cls: value}, split=split, ids=ids)
+    except (CBMError, ValueError) as e:
+        st.error(f"The concept cannot be fitted from these examples: {e}")
+        return None
+    acc = edit.detail.get("val_acc")
+    st.caption(f"Fitted “{name.strip()}” from {len(pos)} + {len(neg)} examples"
+               + (f"; it tells held-out picks apart {acc:.0%} of the time" if isinstance(acc, float) else "")
+               + f". Applying it adds the concept with weight {value:+.2f} for {cls}.")
+    return edit
+
+
 def preview(model, path, edit) -> None:
     """Accuracy before/after on every split and per class, and the images whose prediction flips."""
-    from cbm.edit_eval import preview as preview_edit
-
     try:
-        effect = preview_edit(model, edit, _state.evalsets(model, path))
+        effect = _cache.edit_preview(model, path, edit)
     except (CBMError, ValueError, KeyError) as e:
         st.error(f"This edit cannot be applied: {e}")
         return
@@ -82,36 +165,11 @@ def preview(model, path, edit) -> None:
                 st.dataframe(df.drop(columns="index").rename(columns={"before": "now"}), hide_index=True)
 
 
-def _black_box(path):
-    """The black box saved next to the model by ``cbm demo`` (``../models/linear-probe``), or None."""
-    from pathlib import Path
-
-    from cbm.io import load_model
-
-    probe = Path(path).parent / "models" / "linear-probe"
-    try:
-        return load_model(probe) if (probe / "model.json").is_file() else None
-    except CBMError:
-        return None
-
-
 def honest_summary(model, path, edit, effect) -> None:
     """Per-class recall before and after as numbers (the affected class first), the baselines side
-    by side on every split, and a verdict in plain words."""
-    from cbm.edits import TrainingData
-    from cbm.repair import compare_baselines
-
-    bb = _black_box(path)
-    if bb is not None and effect.affected is not None:
-        try:
-            data = TrainingData.for_model(model)
-        except CBMError:
-            data = None
-        try:
-            effect.baselines = compare_baselines(model, edit, _state.evalsets(model, path), bb, data,
-                                                 cls=effect.affected)
-        except (CBMError, ValueError, KeyError) as e:
-            st.caption(f"Baselines unavailable: {e}")
+    by side on every split, and a verdict in plain words (all as :mod:`cbm.edit_report` computes them)."""
+    if getattr(effect, "baseline_error", None):
+        st.caption(f"Baselines unavailable: {effect.baseline_error}")
     st.markdown(f"**Verdict.** {effect.verdict()}")
     rec = effect.recall()
     if len(rec):
@@ -128,18 +186,18 @@ def honest_summary(model, path, edit, effect) -> None:
 
 def controls(session, edit) -> None:
     """Apply / Undo / Redo / Save; each action reruns the page so every number is fresh."""
-    why = st.text_input("Why this edit?", key=_state.EDIT_WHY, placeholder="why this edit "
+    why = st.text_input("Why this edit?", key=_keys.EDIT_WHY, placeholder="why this edit "
                         "(kept in the audit trail with who and when)")
     c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 2, 1])
-    if c1.button("Apply", key=_state.EDIT_APPLY, type="primary", disabled=edit is None):
+    if c1.button("Apply", key=_keys.EDIT_APPLY, type="primary", disabled=edit is None):
         _act(lambda: session.apply(edit, why=why), f"Applied: {edit.describe()}")
-    if c2.button("Undo", key=_state.EDIT_UNDO, disabled=not session.can_undo):
+    if c2.button("Undo", key=_keys.EDIT_UNDO, disabled=not session.can_undo):
         _act(session.undo, "Undid the last edit.")
-    if c3.button("Redo", key=_state.EDIT_REDO, disabled=not session.can_redo):
+    if c3.button("Redo", key=_keys.EDIT_REDO, disabled=not session.can_redo):
         _act(session.redo, "Redid the edit.")
-    note = c4.text_input("Note for the new version", key=_state.EDIT_NOTE, label_visibility="collapsed",
+    note = c4.text_input("Note for the new version", key=_keys.EDIT_NOTE, label_visibility="collapsed",
                          placeholder="note for the new version")
-    if c5.button("Save as new version", key=_state.EDIT_SAVE, disabled=not session.can_undo):
+    if c5.button("Save as new version", key=_keys.EDIT_SAVE, disabled=not session.can_undo):
         _act(lambda: session.save(note=note), "Saved as a new version; earlier versions stay loadable.")
 
 
@@ -147,19 +205,36 @@ def _act(fn, message: str) -> None:
     try:
         fn()
     except (CBMError, ValueError, KeyError) as e:
-        st.session_state[_state.EDIT_FLASH] = ("error", str(e))
+        st.session_state[_keys.EDIT_FLASH] = ("error", str(e))
     else:
-        st.session_state[_state.EDIT_FLASH] = ("success", message)
+        st.session_state[_keys.EDIT_FLASH] = ("success", message)
     st.rerun()
 
 
-def history(session) -> None:
+def report_download(path, rows) -> None:
+    """Pick a logged edit; download its before/after as a self-contained HTML page (made on click)."""
+    from cbm.edit_report import edit_report
+
+    labels = dict(zip(rows["seq"], rows["edit"], strict=True))
+    c1, c2 = st.columns([3, 2])
+    seq = c1.selectbox("Report on edit", list(labels)[::-1], key=_keys.EDIT_REPORT_SEQ,
+                       format_func=lambda s: f"#{s}: {labels[s]}")
+    c2.download_button("Download its before/after (HTML)", data=lambda: edit_report(path, seq),
+                       file_name=f"edit-{seq}.html", mime="text/html", key=_keys.EDIT_REPORT,
+                       on_click="ignore", help="Verdict, recall per class before and after, baselines and the "
+                       "images whose prediction changes, on one page that opens offline.")
+
+
+def history(session, path) -> None:
+    """The logged edits, a report download for any of them and the audit trail."""
     st.subheader("Edit history")
     rows = session.history()
     st.caption(f"Editing version {session.version}; {len(session.pending)} unsaved edit(s), kept in "
                "the model directory until saved (a reload does not lose them).")
     if not rows.empty:
         st.dataframe(rows.drop(columns=["why"]).iloc[::-1], hide_index=True)
+    if not rows.empty:
+        report_download(path, rows)
     trail = session.audit_trail()
     if not trail.empty:
         with st.expander(f"Audit trail: who changed the model, when and why ({len(trail)} actions)"):
@@ -170,7 +245,7 @@ def history(session) -> None:
 def suggestions(model, path) -> None:
     """Weights the library flags for review (evidence in one domain only, or against the prior)."""
     with st.expander("Suggested edits to review (concepts that look spurious)"):
-        found = _state.suggestions(model, path)
+        found = _cache.suggestions(model, path)
         if found.empty:
             st.caption("Nothing looks spurious.")
             return
@@ -179,13 +254,14 @@ def suggestions(model, path) -> None:
 
 
 def render() -> None:
+    """Draw the Edit page."""
     st.title("Edit")
-    path = _state.require_model_dir()
-    session = _state.edit_session(str(path))
-    model = _state.current_model(path)
+    path = _args.require_model_dir()
+    session = _cache.edit_session(str(path))
+    model = _cache.current_model(path)
     for w in session.warnings:
         st.warning(w)
-    flash = st.session_state.pop(_state.EDIT_FLASH, None)
+    flash = st.session_state.pop(_keys.EDIT_FLASH, None)
     if flash:
         getattr(st, flash[0])(flash[1])
     current_accuracy(model, path)
@@ -193,7 +269,7 @@ def render() -> None:
     if edit is not None:
         preview(model, path, edit)
     controls(session, edit)
-    history(session)
+    history(session, path)
     suggestions(model, path)
 
 

@@ -6,20 +6,20 @@ import numpy as np
 import streamlit as st
 
 from cbm import explain
-from cbm.app import _images, _panels, _state
+from cbm.app import _args, _cache, _images, _keys, _panels
 
 ALL = "(all)"
 GALLERY = 12
 
 
-def filters(d: _state.SplitData, p: _state.Predictions, classes: list[str]) -> np.ndarray:
+def filters(d: _cache.SplitData, p: _cache.Predictions, classes: list[str]) -> np.ndarray:
     """Filter widgets; returns the indices of the samples that pass."""
     c1, c2, c3, c4 = st.columns(4)
-    true = c1.selectbox("True class", [ALL, *classes], key=_state.EXPLORE_CLASS)
-    pred = c2.selectbox("Predicted class", [ALL, *classes], key=_state.EXPLORE_PRED)
-    right = c3.selectbox("Prediction is", [ALL, "correct", "wrong"], key=_state.EXPLORE_CORRECT)
+    true = c1.selectbox("True class", [ALL, *classes], key=_keys.EXPLORE_CLASS)
+    pred = c2.selectbox("Predicted class", [ALL, *classes], key=_keys.EXPLORE_PRED)
+    right = c3.selectbox("Prediction is", [ALL, "correct", "wrong"], key=_keys.EXPLORE_CORRECT)
     domains = [ALL, *sorted(set(d.domains.astype(str)))] if d.domains is not None else [ALL]
-    dom = c4.selectbox("Site (domain)", domains, key=_state.EXPLORE_DOMAIN,
+    dom = c4.selectbox("Site (domain)", domains, key=_keys.EXPLORE_DOMAIN,
                        help="where the image was taken; the shifted split holds the new site")
     ok = np.ones(len(d), bool)
     if true != ALL:
@@ -33,20 +33,20 @@ def filters(d: _state.SplitData, p: _state.Predictions, classes: list[str]) -> n
     return np.flatnonzero(ok)
 
 
-def label(d: _state.SplitData, p: _state.Predictions, i: int) -> str:
+def label(d: _cache.SplitData, p: _cache.Predictions, i: int) -> str:
     """One line naming a sample, its true and predicted class, the confidence and right/WRONG."""
     name = str(d.ids[i]) if d.ids is not None else f"#{i}"
     mark = "right" if p.pred[i] == d.y[i] else "WRONG"
     return f"{name}: {d.y[i]} -> {p.pred[i]} ({p.confidence[i]:.0%}, {mark})"
 
 
-def gallery(d: _state.SplitData, p: _state.Predictions, idx: np.ndarray) -> None:
+def gallery(d: _cache.SplitData, p: _cache.Predictions, idx: np.ndarray) -> None:
     """Thumbnails of one page of matches, each with an Open button, and a page picker."""
     pages = max(1, -(-len(idx) // GALLERY))
-    if not 1 <= int(st.session_state.get(_state.EXPLORE_PAGE, 1)) <= pages:
-        st.session_state[_state.EXPLORE_PAGE] = 1
+    if not 1 <= int(st.session_state.get(_keys.EXPLORE_PAGE, 1)) <= pages:
+        st.session_state[_keys.EXPLORE_PAGE] = 1
     if pages > 1:
-        page = st.number_input(f"Gallery page (of {pages})", 1, pages, key=_state.EXPLORE_PAGE,
+        page = st.number_input(f"Gallery page (of {pages})", 1, pages, key=_keys.EXPLORE_PAGE,
                                help=f"{GALLERY} images per page")
     else:
         page = 1
@@ -59,10 +59,10 @@ def gallery(d: _state.SplitData, p: _state.Predictions, idx: np.ndarray) -> None
                 st.image(_images.thumbnail(d.images[i], 96))
             st.caption(f"{d.y[i]} -> **{p.pred[i]}**")
             if st.button("Open", key=f"explore_open_{pos}"):
-                st.session_state[_state.EXPLORE_SAMPLE] = int(i)
+                st.session_state[_keys.EXPLORE_SAMPLE] = int(i)
 
 
-def detail(model, d: _state.SplitData, p: _state.Predictions, i: int, path=None) -> None:
+def detail(model, d: _cache.SplitData, p: _cache.Predictions, i: int, path=None) -> None:
     """One sample: image, prediction, what pushed toward and against it, and a counterfactual."""
     classes = model.class_names_
     image = None if d.images is None else _images.thumbnail(d.images[i], 240)
@@ -74,9 +74,9 @@ def detail(model, d: _state.SplitData, p: _state.Predictions, i: int, path=None)
                                      title=f"Why the model predicts {p.pred[i]} for {name}")
     with right:
         off = st.multiselect("What if these concepts were switched off?", model.concept_names_,
-                             key=_state.EXPLORE_OFF, placeholder="pick concepts")
+                             key=_keys.EXPLORE_OFF, placeholder="pick concepts")
         if off:
-            q = _state.counterfactual(model, p, i, off)
+            q = _cache.counterfactual(model, p, i, off)
             new = classes[int(np.argmax(q))]
             change = "unchanged" if new == p.pred[i] else f"changes from {p.pred[i]}"
             st.markdown(f"**New prediction: {new}** ({q.max():.0%} sure), {change}.")
@@ -93,27 +93,27 @@ def detail(model, d: _state.SplitData, p: _state.Predictions, i: int, path=None)
 def render() -> None:
     """Draw the Explore page: filter samples, pick one, see its contributions and switch concepts off."""
     st.title("Explore")
-    _state.restore()
-    path = _state.require_model_dir()
-    model = _state.current_model(path)
-    data = _state.require_eval_data(path)
-    split = _state.split_picker(data)
-    d, p = data[split], _state.predictions(model, path, split)
+    _keys.restore()
+    path = _args.require_model_dir()
+    model = _cache.current_model(path)
+    data = _cache.require_eval_data(path)
+    split = _keys.split_picker(data)
+    d, p = data[split], _cache.predictions(model, path, split)
     idx = filters(d, p, model.class_names_)
-    _state.remember()
+    _keys.remember()
     st.caption(f"{len(idx)} of {len(d)} images match.")
     if not len(idx):
         st.info("No image matches these filters; widen them.")
         st.stop()
     gallery(d, p, idx)
-    current = st.session_state.get(_state.EXPLORE_SAMPLE)
+    current = st.session_state.get(_keys.EXPLORE_SAMPLE)
     if current not in idx:
         current = int(idx[0])
-    st.session_state[_state.EXPLORE_SAMPLE] = current
-    st.selectbox("Sample", [int(i) for i in idx], key=_state.EXPLORE_SAMPLE,
+    st.session_state[_keys.EXPLORE_SAMPLE] = current
+    st.selectbox("Sample", [int(i) for i in idx], key=_keys.EXPLORE_SAMPLE,
                  format_func=lambda i: label(d, p, i))
-    _state.remember()
-    detail(model, d, p, int(st.session_state[_state.EXPLORE_SAMPLE]), path)
+    _keys.remember()
+    detail(model, d, p, int(st.session_state[_keys.EXPLORE_SAMPLE]), path)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import streamlit as st
 
-from cbm.app import _charts, _state
+from cbm.app import _aliases, _args, _cache, _charts, _keys
 from cbm.metrics import nec, nonzero_weights, per_class_accuracy
 
 
@@ -28,17 +28,17 @@ def summary(model, cfg: dict) -> None:
 
 def quality(model, path) -> None:
     """Accuracy per split and per class, and how sparse the head is."""
-    data = _state.eval_data(path)
+    data = _cache.eval_data(path)
     coef = model.coef_
     cols = st.columns(len(data) + 2)
-    for col, (s, acc) in zip(cols, _state.accuracy_table(model, path).items(), strict=False):
+    for col, (s, acc) in zip(cols, _cache.accuracy_table(model, path).items(), strict=False):
         col.metric(f"Accuracy ({s})", f"{acc:.1%}", help="fraction of images classified correctly")
     cols[-2].metric("Non-zero weights", f"{nonzero_weights(coef)} / {coef.size}")
     cols[-1].metric("Concepts per class", f"{nec(coef):.1f}",
                     help="average number of concepts with a non-zero weight for a class")
     if data:
-        split = _state.split_picker(data)
-        d, p = data[split], _state.predictions(model, path, split)
+        split = _keys.split_picker(data)
+        d, p = data[split], _cache.predictions(model, path, split)
         acc = per_class_accuracy(d.y, p.pred)
         st.plotly_chart(_charts.accuracy_bars(acc, title=f"Accuracy per class ({split})"),
                         width="stretch")
@@ -51,10 +51,10 @@ def heatmap(model) -> None:
                "exact weight and where the concept came from.")
     classes, names = model.class_names_, model.concept_names_
     c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
-    keep_cls = c1.multiselect("Classes", classes, default=classes, key=_state.MODEL_CLASSES)
-    query = c2.text_input("Filter concepts", key=_state.MODEL_FILTER, placeholder="e.g. sleeve")
-    order = c3.selectbox("Sort concepts by", ["largest weight", "name", "position"], key=_state.MODEL_SORT)
-    top = c4.number_input("Show", 1, max(1, len(names)), min(40, len(names)), key=_state.MODEL_TOPN)
+    keep_cls = c1.multiselect("Classes", classes, default=classes, key=_keys.MODEL_CLASSES)
+    query = c2.text_input("Filter concepts", key=_keys.MODEL_FILTER, placeholder="e.g. sleeve")
+    order = c3.selectbox("Sort concepts by", ["largest weight", "name", "position"], key=_keys.MODEL_SORT)
+    top = c4.number_input("Show", 1, max(1, len(names)), min(40, len(names)), key=_keys.MODEL_TOPN)
     rows = [classes.index(c) for c in keep_cls]
     cols = [j for j, n in enumerate(names) if query.lower() in n.lower()]
     if not rows or not cols:
@@ -66,7 +66,7 @@ def heatmap(model) -> None:
     elif order == "name":
         cols = sorted(cols, key=lambda j: names[j].lower())
     cols = cols[: int(top)]
-    prov = [_state.provenance_line(model.concepts_.provenance[j]) for j in cols]
+    prov = [_aliases.provenance_line(model.concepts_.provenance[j]) for j in cols]
     fig = _charts.weight_heatmap(model.coef_[np.ix_(rows, cols)], keep_cls, [names[j] for j in cols], prov)
     st.plotly_chart(fig)
 
@@ -91,9 +91,9 @@ def concept_checks(model, path) -> None:
     if not file.is_file():
         return
     st.subheader("Do the concepts mean what they say?")
-    split = st.session_state.get(_state.SPLIT) or next(iter(_state.eval_data(path)), None)
+    split = st.session_state.get(_keys.SPLIT) or next(iter(_cache.eval_data(path)), None)
     try:
-        ev = _concept_checks(model, _state.model_token(model), str(file), str(split))
+        ev = _concept_checks(model, _cache.model_token(model), str(file), str(split))
     except ValueError as e:
         st.info(f"Concept labels in data.npz cannot be used: {e}")
         return
@@ -117,9 +117,9 @@ def concept_checks(model, path) -> None:
 def render() -> None:
     """Draw the Model page: summary, accuracy, sparsity and the class x concept weights."""
     st.title("Model")
-    path = _state.require_model_dir()
-    model = _state.current_model(path)
-    summary(model, _state.config(path))
+    path = _args.require_model_dir()
+    model = _cache.current_model(path)
+    summary(model, _cache.config(path))
     quality(model, path)
     heatmap(model)
     concept_checks(model, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cbm.app import _images, _panels, _state
+from cbm.app import _args, _cache, _images, _keys, _panels
 from cbm.exceptions import CBMError, DataError
 from cbm.explain import embed_image
 
@@ -13,9 +13,9 @@ from cbm.explain import embed_image
 def embed(path, image) -> np.ndarray:
     """(1, d) embedding of a PIL image with the model's encoder; stops with a message on failure."""
     try:
-        encoder = _state.model_encoder(path)
+        encoder = _cache.model_encoder(path)
         with st.spinner("Embedding the image..."):
-            return embed_image(_state.current_model(path), image, encoder=encoder)
+            return embed_image(_cache.current_model(path), image, encoder=encoder)
     except (CBMError, ImportError, ValueError, KeyError, FileNotFoundError, OSError) as e:
         st.error(f"**The model's image encoder cannot be used here.** {e}")
         st.stop()
@@ -24,16 +24,16 @@ def embed(path, image) -> np.ndarray:
 def render() -> None:
     """Draw the Upload page: embed an uploaded image and explain the model's prediction."""
     st.title("Upload")
-    path = _state.require_model_dir()
-    model = _state.current_model(path)
-    spec = _state.encoder_spec(path)
+    path = _args.require_model_dir()
+    model = _cache.current_model(path)
+    spec = _cache.encoder_spec(path)
     if spec is None:
         st.info("This model's config does not name the image encoder it was trained with "
                 "(`fingerprints.encoder`), so new images cannot be embedded. Retrain with `cbm train`, "
                 "which records it.")
         st.stop()
-    st.caption(f"Images are embedded with `{_state.encoder_label(path)}`, the encoder the model was trained on.")
-    up = st.file_uploader("Drop an image (PNG, JPEG, 16-bit TIFF or DICOM)", type=None, key=_state.UPLOAD_FILE)
+    st.caption(f"Images are embedded with `{_cache.encoder_label(path)}`, the encoder the model was trained on.")
+    up = st.file_uploader("Drop an image (PNG, JPEG, 16-bit TIFF or DICOM)", type=None, key=_keys.UPLOAD_FILE)
     if up is None:
         st.info("Upload an image to see what the model predicts and why.")
         st.stop()
@@ -43,7 +43,7 @@ def render() -> None:
         st.error(str(e))
         st.stop()
     X = embed(path, image)
-    preds = _state.predict_embeddings(model, X)
+    preds = _cache.predict_embeddings(model, X)
     ood = out_of_distribution(path, X)
     _panels.prediction_panel(model, preds, 0, image, up.name, key="upload", path=path,
                              raw_image=np.asarray(image.convert("RGB")), ood=ood,
@@ -54,7 +54,7 @@ def render() -> None:
 def out_of_distribution(path, X: np.ndarray) -> tuple[float, float] | None:
     """Warn when the image is unlike the training images; returns (score, threshold) or None."""
     try:
-        det = _state.ood_detector(path)
+        det = _cache.ood_detector(path)
         if det is None:
             st.caption("data.npz holds no images of the training sites, so how unusual this image is "
                        "cannot be checked.")

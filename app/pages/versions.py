@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cbm.app import _state
+from cbm.app import _aliases, _args, _cache, _keys
 from cbm.exceptions import CBMError
 from cbm.io import list_versions, load_config, load_model, read_pointer
 from cbm.metrics import accuracy
@@ -30,9 +30,9 @@ def version_accuracy(path: str, version: int, mtime: float) -> dict[str, float]:
     """Accuracy of a saved version on every split of data.npz."""
     model = load_model(path, version)
     out = {}
-    for s, d in _state.eval_data(path).items():
-        pred = _state.predict_embeddings(model, d.X).pred
-        out[_state.split_label(s)] = accuracy(d.y, pred)
+    for s, d in _cache.eval_data(path).items():
+        pred = _cache.predict_embeddings(model, d.X).pred
+        out[_aliases.split_label(s)] = accuracy(d.y, pred)
     return out
 
 
@@ -40,8 +40,8 @@ def compare(path, session, versions: list[int]) -> None:
     """Two version pickers, the weights that differ and the accuracy of each on every split."""
     st.subheader("Compare two versions")
     c1, c2 = st.columns(2)
-    a = c1.selectbox("From version", versions, index=0, key=_state.VERSION_A)
-    b = c2.selectbox("To version", versions, index=len(versions) - 1, key=_state.VERSION_B)
+    a = c1.selectbox("From version", versions, index=0, key=_keys.VERSION_A)
+    b = c2.selectbox("To version", versions, index=len(versions) - 1, key=_keys.VERSION_B)
     if a == b:
         st.info("Pick two different versions to compare.")
         return
@@ -74,25 +74,25 @@ def revert(path, session, versions: list[int]) -> None:
     if not older:
         st.caption("There is only one version.")
         return
-    v = st.selectbox("Version", older, index=len(older) - 1, key=_state.VERSION_REVERT)
-    if st.button(f"Make version {v} current", key=f"{_state.VERSION_REVERT}_go",
+    v = st.selectbox("Version", older, index=len(older) - 1, key=_keys.VERSION_REVERT)
+    if st.button(f"Make version {v} current", key=f"{_keys.VERSION_REVERT}_go",
                  help="Saves a copy of it as the newest version; every version stays on disk."):
         try:
             new = session.revert_to(v)
         except CBMError as e:
             st.error(str(e))
             return
-        st.session_state[_state.VERSION_FLASH] = f"Version {v} is current again, saved as version {new}."
+        st.session_state[_keys.VERSION_FLASH] = f"Version {v} is current again, saved as version {new}."
         st.rerun()
 
 
 def render() -> None:
     """Draw the Versions page."""
     st.title("Versions")
-    path = _state.require_model_dir()
-    _state.current_model(path)
-    session = _state.edit_session(str(path))
-    flash = st.session_state.pop(_state.VERSION_FLASH, None)
+    path = _args.require_model_dir()
+    _cache.current_model(path)
+    session = _cache.edit_session(str(path))
+    flash = st.session_state.pop(_keys.VERSION_FLASH, None)
     if flash:
         st.success(flash)
     try:

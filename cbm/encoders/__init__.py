@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # torch loads with the first encoder, not with `import cbm.en
     from cbm.encoders._base import Encoder
 
 __all__ = [
-    "create_encoder", "list_encoders",
+    "create_encoder", "has_text_tower", "list_encoders",
     "Encoder", "EncoderLoadError", "NoTextTowerError", "resolve_device",
     "MobileNetV2Encoder", "OpenCLIPEncoder", "MiniLMEncoder", "TextAlignedEncoder",
 ]
@@ -60,6 +60,20 @@ def list_encoders(include_openclip: bool = True) -> list[str]:
 
         names += [f"openclip:{a}" for a in list_architectures()]
     return names
+
+
+def has_text_tower(name: str) -> bool:
+    """Whether encoder ``name`` (or a recorded fingerprint, ``"mobilenet_v2|weights=..."``) also embeds
+    text, decided without building it: MobileNetV2 and token views no; MiniLM, aligned, OpenCLIP yes."""
+    base = str(name).split("|")[0]
+    if "|kind=tokens" in str(name) or base.endswith("-tokens"):
+        return False
+    if base.startswith("openclip"):
+        return True
+    if base not in _ENCODERS:
+        return False
+    module, cls = _ENCODERS[base]
+    return bool(getattr(importlib.import_module(module), cls).supports_text)
 
 
 def create_encoder(name: str, pretrained: str | Path | None = None, **kwargs: Any) -> Encoder:

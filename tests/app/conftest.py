@@ -5,6 +5,8 @@ The template is built once per session; each test gets its own copy, because edi
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -93,3 +95,14 @@ def moving_prune(model_dir) -> tuple[str, str]:
                 best, pick = abs(acc - base), (cls, model.concept_names_[j])
     assert pick is not None, "no single prune changes the fixture's shifted accuracy"
     return pick
+
+
+@pytest.fixture(scope="session")
+def app_timings() -> dict[str, float]:
+    """Seconds per page load and interaction, measured by the browser tests; written to the JSON file
+    named by ``$CBM_APP_TIMINGS`` (set by benchmarks/bench_app.py) at the end, else dropped."""
+    timings: dict[str, float] = {}
+    yield timings
+    out = os.environ.get("CBM_APP_TIMINGS")
+    if out and timings:
+        Path(out).write_text(json.dumps(timings, indent=2) + "\n")

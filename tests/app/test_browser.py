@@ -2,8 +2,12 @@
 
 Walks the path a user takes: open Explore, open a sample, go to Edit, prune a concept, see the
 shifted-split accuracy change, undo. Screenshots of every page go to test-artifacts/screenshots/
-(ignored by git). To refresh the README's pictures, run it with ``CBM_UPDATE_SCREENSHOTS=1``: only
-then are Explore and Edit copied to docs/screenshots/.
+(ignored by git). Only an explicit ``make screenshots`` (``CBM_UPDATE_SCREENSHOTS=1``) copies the
+README's pictures (:data:`README_SHOTS`) to docs/screenshots/, and only ``benchmarks/bench_app.py``
+(which ``make screenshots`` runs) writes the measured load and interaction times
+(``CBM_APP_TIMINGS``, see :func:`_timed`) to benchmarks/results/app.json.
+
+``CBM_BROWSER_MODEL=synthetic`` walks the small synthetic model instead of the quick demo (fast).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,6 +34,8 @@ DOCS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 WAIT_MS = 30_000
+#: Screenshots the README shows, copied to docs/screenshots/ by `make screenshots` only.
+README_SHOTS = ("explore-why-not", "versions", "edit", "edit-examples")
 
 
 def _free_port() -> int:
@@ -57,6 +64,8 @@ def browser_model(request, tmp_path) -> tuple[Path, tuple[str, str]]:
     """The quick demo's model (real Fashion-MNIST images) and its spurious (class, concept) when the
     data is installed; else the synthetic fixture model and a prune that moves its shifted accuracy."""
     try:
+        if os.environ.get("CBM_BROWSER_MODEL") == "synthetic":
+            pytest.skip("CBM_BROWSER_MODEL=synthetic")
         demo = request.getfixturevalue("quick_demo")
     except pytest.skip.Exception:
         return request.getfixturevalue("model_dir"), request.getfixturevalue("moving_prune")
@@ -64,6 +73,9 @@ def browser_model(request, tmp_path) -> tuple[Path, tuple[str, str]]:
 
     path = tmp_path / "demo-model"
     shutil.copytree(demo.model_dir, path)
+    black_box = demo.model_dir.parent / "models" / "linear-probe"  # the edit preview's baselines
+    if black_box.is_dir():
+        shutil.copytree(black_box, tmp_path / "models" / "linear-probe")
     return path, (demo.config.confound.confounded_class, ARTIFACT)
 
 
@@ -107,15 +119,28 @@ def browser():
 
 
 def _settle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
+    """Wait until Streamlit has finished the current script run (no status widget, nothing stale)."""
     page.wait_for_timeout(300)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=WAIT_MS)
+    page.wait_for_selector('[data-stale="true"]', state="detached", timeout=WAIT_MS)
 
 
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("document.querySelector('[data-testid=stMain]')?.scrollTo(0, 0)")
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if name in README_SHOTS and os.environ.get("CBM_UPDATE_SCREENSHOTS") == "1":  # `make screenshots` only
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHOTS / f"{name}.png", DOCS / f"{name}.png")
+
+
+@contextmanager
+def _timed(timings: dict, name: str):
+    """Seconds from the action to the page settled again (Streamlit's status widget gone), kept in
+    ``timings[name]``; measured, never asserted (benchmarks/bench_app.py writes them out)."""
+    t0 = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - t0, 3)
 
 
 def _nav(page, title: str) -> None:
@@ -136,52 +161,67 @@ def _metric(page, label: str) -> str:
     return m.locator('[data-testid="stMetricValue"]').inner_text()
 
 
-def test_explore_edit_undo_in_chromium(server, browser, browser_model):
+def test_explore_edit_undo_in_chromium(server, browser, browser_model, app_timings):
     cls, concept = browser_model[1]
     page = browser.new_page(viewport={"width": 1366, "height": 1500})
     outside = []  # the app must ask nothing of outside hosts (favicon, fonts, statistics)
     page.on("request", lambda r: None if urlparse(r.url).scheme in ("data", "blob") or urlparse(
         r.url).hostname in ("127.0.0.1", "localhost") else outside.append(r.url))
-    page.goto(server)
-    page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
-    _settle(page)
+    with _timed(app_timings, "cold first load"):
+        page.goto(server)
+        page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
+        _settle(page)
     _shot(page, "model")
+    warm = browser.new_page(viewport={"width": 1366, "height": 1500})
+    with _timed(app_timings, "warm first load"):  # a new tab on a running server: the caches are warm
+        warm.goto(server)
+        warm.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
+        _settle(warm)
+    warm.close()
 
-    _nav(page, "Explore")
-    page.locator(".st-key-explore_open_0 button").click()
-    page.wait_for_selector("text=Predicted:", timeout=WAIT_MS)
-    _settle(page)
+    with _timed(app_timings, "open Explore"):
+        _nav(page, "Explore")
+    with _timed(app_timings, "open a sample"):
+        page.locator(".st-key-explore_open_0 button").click()
+        page.wait_for_selector("text=Predicted:", timeout=WAIT_MS)
+        _settle(page)
     _shot(page, "explore")
 
-    _nav(page, "Concepts")
+    with _timed(app_timings, "open Concepts"):
+        _nav(page, "Concepts")
     _shot(page, "concepts")
-    _nav(page, "Upload")
+    with _timed(app_timings, "open Upload"):
+        _nav(page, "Upload")
     _shot(page, "upload")
 
-    _nav(page, "Edit")
+    with _timed(app_timings, "open Edit"):
+        _nav(page, "Edit")
     before = _metric(page, "Accuracy (shifted)")
-    _choose(page, "edit_class", cls)
-    _choose(page, "edit_concept", concept)
-    _shot(page, "edit")  # the preview: accuracy now and after the edit, before committing it
-    page.locator(".st-key-edit_apply button").click()
-    page.wait_for_function(
-        "([label, old]) => [...document.querySelectorAll('[data-testid=stMetric]')]"
-        ".some(m => m.innerText.includes(label) && !m.innerText.includes(old))",
-        arg=["Accuracy (shifted)", before], timeout=WAIT_MS)
+    with _timed(app_timings, "pick the class to edit"):
+        _choose(page, "edit_class", cls)
+    with _timed(app_timings, "pick the concept (preview with baselines)"):
+        _choose(page, "edit_concept", concept)
+    page.wait_for_selector("text=change their prediction", timeout=WAIT_MS)  # this edit's preview, not a stale one
     _settle(page)
+    page.set_viewport_size({"width": 1366, "height": 2000})  # the baselines sit below the recall table
+    _shot(page, "edit")  # the preview: verdict, recall per class, baselines, before committing it
+    with _timed(app_timings, "apply the edit"):
+        page.locator(".st-key-edit_apply button").click()
+        page.wait_for_function(
+            "([label, old]) => [...document.querySelectorAll('[data-testid=stMetric]')]"
+            ".some(m => m.innerText.includes(label) && !m.innerText.includes(old))",
+            arg=["Accuracy (shifted)", before], timeout=WAIT_MS)
+        _settle(page)
     after = _metric(page, "Accuracy (shifted)")
     assert after != before
     _shot(page, "edit-applied")
 
-    page.locator(".st-key-edit_undo button").click()
-    page.wait_for_function(
-        "([label, old]) => [...document.querySelectorAll('[data-testid=stMetric]')]"
-        ".some(m => m.innerText.includes(label) && m.innerText.includes(old))",
-        arg=["Accuracy (shifted)", before], timeout=WAIT_MS)
+    with _timed(app_timings, "undo"):
+        page.locator(".st-key-edit_undo button").click()
+        page.wait_for_function(
+            "([label, old]) => [...document.querySelectorAll('[data-testid=stMetric]')]"
+            ".some(m => m.innerText.includes(label) && m.innerText.includes(old))",
+            arg=["Accuracy (shifted)", before], timeout=WAIT_MS)
+        _settle(page)
     assert _metric(page, "Accuracy (shifted)") == before
     assert outside == []
-
-    if os.environ.get("CBM_UPDATE_SCREENSHOTS") == "1":  # opt in: the suite never rewrites tracked files
-        DOCS.mkdir(parents=True, exist_ok=True)
-        for name in ("explore", "edit"):
-            shutil.copyfile(SHOTS / f"{name}.png", DOCS / f"{name}.png")

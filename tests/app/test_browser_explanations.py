@@ -6,36 +6,54 @@ ignored ``test-artifacts/screenshots/``; nothing is written into tracked files.
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from test_browser import WAIT_MS, _choose, _nav, _settle, _shot, browser, browser_model, server  # noqa: F401
+from test_browser import (  # noqa: F401
+    WAIT_MS,
+    _choose,
+    _nav,
+    _settle,
+    _shot,
+    _timed,
+    browser,
+    browser_model,
+    server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_why_not_concept_map_report_and_revert(server, browser, browser_model, tmp_path):  # noqa: F811
+def test_why_not_concept_map_report_and_revert(server, browser, browser_model, tmp_path,  # noqa: F811
+                                               app_timings):
     from cbm.edits import Prune
     from cbm.history import EditSession
     from cbm.io import read_pointer
 
     model_dir, (cls, concept) = browser_model
+    if os.environ.get("CBM_BROWSER_MODEL") == "synthetic":
+        pytest.skip("the concept map needs the quick demo's real image encoder")
     page = browser.new_page(viewport={"width": 1366, "height": 1800})
     page.goto(server)
     page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
     _settle(page)
 
     _nav(page, "Explore")
-    _choose(page, "explore_class", cls)
-    _choose(page, "explore_correct", "wrong")
-    page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
+    with _timed(app_timings, "filter Explore by class"):
+        _choose(page, "explore_class", cls)
+    with _timed(app_timings, "filter Explore to wrong predictions (why not)"):
+        _choose(page, "explore_correct", "wrong")
+        page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
 
     _settle(page)
     page.locator(".st-key-explore_evidence input").click()
     page.keyboard.type(concept)  # long option lists are virtualised: type to filter
     page.keyboard.press("Enter")
     _settle(page)
-    page.locator(".st-key-explore_occlude button").click()
-    page.wait_for_selector("text=Red: hiding this region", timeout=120_000)
-    _settle(page)
+    with _timed(app_timings, "concept map (occlusion through the encoder, first time)"):
+        page.locator(".st-key-explore_occlude button").click()
+        page.wait_for_selector("text=Red: hiding this region", timeout=120_000)
+        _settle(page)
     page.wait_for_timeout(1000)
     _shot(page, "explore-why-not")
 
@@ -55,7 +73,8 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     _nav(page, "Versions")
     page.wait_for_selector("text=Compare two versions", timeout=WAIT_MS)
     _choose(page, "version_revert", "1")
-    page.locator(".st-key-version_revert_go button").first.click()
-    page.wait_for_selector("text=Version 1 is current again", timeout=WAIT_MS)
+    with _timed(app_timings, "revert to version 1"):
+        page.locator(".st-key-version_revert_go button").first.click()
+        page.wait_for_selector("text=Version 1 is current again", timeout=WAIT_MS)
     _shot(page, "versions")
     assert read_pointer(model_dir)["current"] == 3

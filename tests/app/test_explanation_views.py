@@ -7,10 +7,11 @@ import re
 
 import numpy as np
 import pytest
+import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cbm.app import ENTRY, _state
+from cbm.app import ENTRY, _cache, _keys
 from cbm.io import list_versions, load_config, load_model, read_pointer
 
 TIMEOUT = 90
@@ -35,10 +36,10 @@ def _count_images(at: AppTest) -> int:
 
 
 def _wrong_sample(at: AppTest, model_dir):
-    at.selectbox(key=_state.EXPLORE_CORRECT).select("wrong").run()
-    i = at.session_state[_state.EXPLORE_SAMPLE]
-    split = at.session_state[_state.SPLIT]
-    return i, _state.eval_data(model_dir)[split], _state.predictions(load_model(model_dir), model_dir, split)
+    at.selectbox(key=_keys.EXPLORE_CORRECT).select("wrong").run()
+    i = at.session_state[_keys.EXPLORE_SAMPLE]
+    split = at.session_state[_keys.SPLIT]
+    return i, _cache.eval_data(model_dir)[split], _cache.predictions(load_model(model_dir), model_dir, split)
 
 
 class TestWhyNot:
@@ -65,7 +66,7 @@ class TestWhyNot:
         at.selectbox(key="explore_why_not").select(other).run()
         j = next(int(j) for j in np.flatnonzero(p.pred != d.y)
                  if j != i and p.pred[j] != other and d.y[j] != other)
-        at.selectbox(key=_state.EXPLORE_SAMPLE).set_value(j).run()
+        at.selectbox(key=_keys.EXPLORE_SAMPLE).set_value(j).run()
         assert at.selectbox(key="explore_why_not").value == d.y[j]
 
 
@@ -81,7 +82,7 @@ class TestEvidenceAndReport:
     def test_switching_concepts_off_says_what_changed(self, model_dir):
         at = _open("explore")
         model = load_model(model_dir)
-        at.multiselect(key=_state.EXPLORE_OFF).set_value(model.concept_names_[:2]).run()
+        at.multiselect(key=_keys.EXPLORE_OFF).set_value(model.concept_names_[:2]).run()
         assert "What changed:" in _texts(at)
         assert f"switching off **{model.concept_names_[0]}**" in _texts(at) or \
             f"switching off **{model.concept_names_[1]}**" in _texts(at)
@@ -103,7 +104,7 @@ class TestEvidenceAndReport:
                 return np.stack([np.full(dim, np.asarray(im).mean() / 255, np.float32) for im in images])
 
         monkeypatch.setattr(cbm.encoders, "create_encoder", lambda name, **kw: Bright(), raising=False)
-        _state.st.cache_resource.clear()
+        st.cache_resource.clear()
         at = _open("explore")
         n_images = _count_images(at)
         at.button(key="explore_occlude").click().run()
@@ -116,24 +117,24 @@ class TestEvidenceAndReport:
 class TestKeptState:
     def test_filters_and_split_survive_a_visit_to_another_page(self, model_dir):
         at = _open("explore")
-        at.selectbox(key=_state.SPLIT).select("shifted").run()
-        at.selectbox(key=_state.EXPLORE_CORRECT).select("wrong").run()
+        at.selectbox(key=_keys.SPLIT).select("shifted").run()
+        at.selectbox(key=_keys.EXPLORE_CORRECT).select("wrong").run()
         at.switch_page("pages/model.py").run()
         at.switch_page("pages/explore.py").run()
         assert not at.exception, at.exception
-        assert at.selectbox(key=_state.EXPLORE_CORRECT).value == "wrong"
-        assert at.session_state[_state.SPLIT] == "shifted"
+        assert at.selectbox(key=_keys.EXPLORE_CORRECT).value == "wrong"
+        assert at.session_state[_keys.SPLIT] == "shifted"
 
     def test_gallery_pages_through_all_matches(self, model_dir):
         at = _open("explore")
-        pager = at.number_input(key=_state.EXPLORE_PAGE)
+        pager = at.number_input(key=_keys.EXPLORE_PAGE)
         pager.set_value(2).run()
         assert not at.exception, at.exception
         assert "Showing images 13-24 of" in _texts(at)
 
     def test_splits_are_named_in_plain_words(self, model_dir):
         at = _open("explore")
-        assert "shifted (new site)" in at.selectbox(key=_state.SPLIT).options
+        assert "shifted (new site)" in at.selectbox(key=_keys.SPLIT).options
 
 
 def _png(color=(200, 10, 10), size=(28, 28)) -> bytes:
@@ -153,12 +154,12 @@ class TestUploadWarnsOutOfDistribution:
                     return np.tile(np.asarray(vector, np.float32), (len(images), 1))
 
             monkeypatch.setattr(cbm.encoders, "create_encoder", lambda name, **kw: Fixed(), raising=False)
-            _state.st.cache_resource.clear()
+            st.cache_resource.clear()
         return use
 
     def _upload(self):
         at = _open("upload")
-        at.file_uploader(key=_state.UPLOAD_FILE).upload("x.png", _png(), "image/png").run()
+        at.file_uploader(key=_keys.UPLOAD_FILE).upload("x.png", _png(), "image/png").run()
         assert not at.exception, at.exception
         return at
 
@@ -207,8 +208,8 @@ class TestVersionsPage:
     def test_revert_makes_version_1_current(self, model_dir, moving_prune):
         self._two_versions(model_dir, moving_prune)
         at = _open("versions")
-        at.selectbox(key=_state.VERSION_REVERT).select(1)
-        at.button(key=f"{_state.VERSION_REVERT}_go").click().run()
+        at.selectbox(key=_keys.VERSION_REVERT).select(1)
+        at.button(key=f"{_keys.VERSION_REVERT}_go").click().run()
         assert not at.exception, at.exception
         current = read_pointer(model_dir)["current"]
         assert current == 3 and load_config(model_dir, current).get("reverted_from") == 1

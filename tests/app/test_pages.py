@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cbm.app import ENTRY, _state
+from cbm.app import ENTRY, _cache, _keys
 from cbm.io import load_model
 
 TIMEOUT = 60
@@ -55,35 +56,35 @@ class TestModelPage:
 
     def test_concept_filter_narrows_the_heatmap(self, model_dir):
         at = _open()
-        at.text_input(key=_state.MODEL_FILTER).input("no such concept").run()
+        at.text_input(key=_keys.MODEL_FILTER).input("no such concept").run()
         assert "No class or concept matches the filters." in [i.value for i in at.info]
 
 
 class TestExplorePage:
     def test_filters_and_open_a_sample(self, model_dir):
         at = _open("explore")
-        at.selectbox(key=_state.EXPLORE_CORRECT).select("wrong").run()
+        at.selectbox(key=_keys.EXPLORE_CORRECT).select("wrong").run()
         assert not at.exception
         at.button(key="explore_open_1").click().run()
-        picked = at.session_state[_state.EXPLORE_SAMPLE]
-        data = _state.eval_data(model_dir)[at.session_state[_state.SPLIT]]
-        preds = _state.predictions(load_model(model_dir), model_dir, at.session_state[_state.SPLIT])
+        picked = at.session_state[_keys.EXPLORE_SAMPLE]
+        data = _cache.eval_data(model_dir)[at.session_state[_keys.SPLIT]]
+        preds = _cache.predictions(load_model(model_dir), model_dir, at.session_state[_keys.SPLIT])
         assert preds.pred[picked] != data.y[picked]
         assert f"Predicted: {preds.pred[picked]}" in _texts(at)
 
     def test_counterfactual_reports_new_prediction(self, model_dir):
         at = _open("explore")
         model = load_model(model_dir)
-        at.multiselect(key=_state.EXPLORE_OFF).set_value(model.concept_names_[:3]).run()
+        at.multiselect(key=_keys.EXPLORE_OFF).set_value(model.concept_names_[:3]).run()
         assert not at.exception
         assert "New prediction:" in _texts(at)
 
     def test_no_match_is_explained(self, model_dir):
         at = _open("explore")
         model = load_model(model_dir)
-        at.selectbox(key=_state.EXPLORE_CLASS).select(model.class_names_[0])
-        at.selectbox(key=_state.EXPLORE_PRED).select(model.class_names_[1])
-        at.selectbox(key=_state.EXPLORE_CORRECT).select("correct").run()
+        at.selectbox(key=_keys.EXPLORE_CLASS).select(model.class_names_[0])
+        at.selectbox(key=_keys.EXPLORE_PRED).select(model.class_names_[1])
+        at.selectbox(key=_keys.EXPLORE_CORRECT).select("correct").run()
         assert "No image matches these filters; widen them." in [i.value for i in at.info]
 
 
@@ -91,9 +92,9 @@ class TestConceptsPage:
     def test_search_and_provenance(self, model_dir):
         at = _open("concepts")
         name = load_model(model_dir).concept_names_[-1]
-        at.text_input(key=_state.CONCEPT_QUERY).input(name[:6]).run()
-        assert name in at.selectbox(key=_state.CONCEPT_PICK).options
-        at.selectbox(key=_state.CONCEPT_PICK).select(name).run()
+        at.text_input(key=_keys.CONCEPT_QUERY).input(name[:6]).run()
+        assert name in at.selectbox(key=_keys.CONCEPT_PICK).options
+        at.selectbox(key=_keys.CONCEPT_PICK).select(name).run()
         assert not at.exception
         assert at.subheader[0].value == name
 
@@ -150,11 +151,11 @@ class TestUploadPredicts:
             return _FakeEncoder(dim)
 
         monkeypatch.setattr(cbm.encoders, "create_encoder", create_encoder, raising=False)
-        _state.st.cache_resource.clear()
+        st.cache_resource.clear()
 
     def test_image_gets_prediction_with_the_recorded_encoder(self, model_dir):
         at = _open("upload")
-        at.file_uploader(key=_state.UPLOAD_FILE).upload("red.png", _png(), "image/png").run()
+        at.file_uploader(key=_keys.UPLOAD_FILE).upload("red.png", _png(), "image/png").run()
         assert not at.exception, at.exception
         assert "Predicted:" in _texts(at)
         assert self.calls == [("synthetic", {"pretrained": None, "image_size": 28})]  # via cbm.explain.encoder_for
@@ -166,7 +167,7 @@ class TestUploadPredicts:
     ])
     def test_bad_upload_gets_one_clear_message(self, model_dir, content, message):
         at = _open("upload")
-        at.file_uploader(key=_state.UPLOAD_FILE).upload("bad.png", content, "image/png").run()
+        at.file_uploader(key=_keys.UPLOAD_FILE).upload("bad.png", content, "image/png").run()
         assert not at.exception, at.exception
         assert message in at.error[0].value
         assert "Predicted:" not in _texts(at)
@@ -182,8 +183,8 @@ class TestEditPage:
         model = load_model(model_dir)
         k = 0
         j = int(np.argmax(np.abs(model.coef_[k])))
-        at.selectbox(key=_state.EDIT_CLASS).select(model.class_names_[k])
-        at.selectbox(key=_state.EDIT_CONCEPT).select(model.concept_names_[j]).run()
+        at.selectbox(key=_keys.EDIT_CLASS).select(model.class_names_[k])
+        at.selectbox(key=_keys.EDIT_CONCEPT).select(model.concept_names_[j]).run()
         assert not at.exception, at.exception
         shown = next(df.value for df in at.dataframe if "group" in df.value.columns)
         assert {"test", "shifted", "train"} <= set(shown["split"])
@@ -195,14 +196,14 @@ class TestEditPage:
 
         at = _open("edit")
         before = _shifted_accuracy(at)
-        at.selectbox(key=_state.EDIT_CLASS).select(moving_prune[0])
-        at.selectbox(key=_state.EDIT_CONCEPT).select(moving_prune[1]).run()
-        at.button(key=_state.EDIT_APPLY).click().run()
+        at.selectbox(key=_keys.EDIT_CLASS).select(moving_prune[0])
+        at.selectbox(key=_keys.EDIT_CONCEPT).select(moving_prune[1]).run()
+        at.button(key=_keys.EDIT_APPLY).click().run()
         assert not at.exception, at.exception
         assert _shifted_accuracy(at) != before
         assert "Applied: prune(" in at.success[0].value
         assert len(EditSession(model_dir).pending) == 1  # on disk, not only in session_state
-        at.button(key=_state.EDIT_UNDO).click().run()
+        at.button(key=_keys.EDIT_UNDO).click().run()
         assert _shifted_accuracy(at) == before
         assert EditSession(model_dir).pending == []
 
@@ -233,10 +234,10 @@ class TestEditPage:
 
         monkeypatch.setenv("CBM_USER", "dr.tab")
         at = _open("edit")
-        at.selectbox(key=_state.EDIT_CLASS).select(moving_prune[0])
-        at.selectbox(key=_state.EDIT_CONCEPT).select(moving_prune[1]).run()
-        at.text_input(key=_state.EDIT_WHY).input("hospital tag, not anatomy").run()
-        at.button(key=_state.EDIT_APPLY).click().run()
+        at.selectbox(key=_keys.EDIT_CLASS).select(moving_prune[0])
+        at.selectbox(key=_keys.EDIT_CONCEPT).select(moving_prune[1]).run()
+        at.text_input(key=_keys.EDIT_WHY).input("hospital tag, not anatomy").run()
+        at.button(key=_keys.EDIT_APPLY).click().run()
         assert not at.exception, at.exception
         trail = EditSession(model_dir).audit_trail()
         assert trail[["action", "who", "why"]].values.tolist() == [

@@ -1,4 +1,5 @@
-"""What every page shares: the model directory, cached loads and the session-state keys.
+"""Cached loads every page shares: the model and its edit session, the encoder, evaluation data,
+predictions, suggestions, the out-of-distribution detector and occlusion maps.
 
 Expensive things are cached (``st.cache_resource`` for the model and its edit session,
 ``st.cache_data`` for evaluation data and predictions), so switching pages and applying an edit
@@ -12,7 +13,6 @@ Edits live in the model directory's history (:class:`cbm.history.EditSession`), 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,42 +21,13 @@ import numpy as np
 import streamlit as st
 
 from cbm import explain
-from cbm.app import ENTRY, resolve_model_dir
+from cbm.app._aliases import split_label
 from cbm.edit_eval import EvalSet, encode_labels, head_token, load_eval_data, suggest_edits
 from cbm.exceptions import CBMError, ModelDirError
 from cbm.explain import encoder_for, softmax
 from cbm.history import EditSession
-from cbm.io import load_config, load_metrics, read_pointer
+from cbm.io import load_config, load_metrics
 from cbm.metrics import accuracy
-
-# -- session-state keys (widget keys double as stable CSS hooks: .st-key-<key>) -----------------
-SPLIT = "split"
-EXPLORE_CLASS = "explore_class"
-EXPLORE_PRED = "explore_pred"
-EXPLORE_CORRECT = "explore_correct"
-EXPLORE_DOMAIN = "explore_domain"
-EXPLORE_SAMPLE = "explore_sample"
-EXPLORE_OFF = "explore_off"
-MODEL_CLASSES = "model_classes"
-MODEL_FILTER = "model_filter"
-MODEL_SORT = "model_sort"
-MODEL_TOPN = "model_topn"
-CONCEPT_QUERY = "concept_query"
-CONCEPT_PICK = "concept_pick"
-EDIT_KIND = "edit_kind"
-EDIT_CLASS = "edit_class"
-EDIT_CONCEPT = "edit_concept"
-EDIT_WEIGHT = "edit_weight"
-EDIT_TEXT = "edit_text"
-EDIT_APPLY = "edit_apply"
-EDIT_UNDO = "edit_undo"
-EDIT_REDO = "edit_redo"
-EDIT_SAVE = "edit_save"
-EDIT_NOTE = "edit_note"
-EDIT_WHY = "edit_why"
-EDIT_FLASH = "edit_flash"
-UPLOAD_FILE = "upload_file"
-
 
 
 @dataclass(frozen=True)
@@ -74,27 +45,7 @@ class SplitData:
         return len(self.y)
 
 
-# -- model directory ---------------------------------------------------------------------------
-def model_dir() -> Path:
-    """The model directory from the script arguments, ``$CBM_MODEL_DIR`` or the demo default."""
-    ours = bool(sys.argv) and Path(sys.argv[0]).resolve() == ENTRY  # `streamlit run ENTRY -- DIR`
-    args = [a for a in sys.argv[1:] if not a.startswith("-")] if ours else []
-    return resolve_model_dir(args[0] if args else None).resolve()
-
-
-def require_model_dir() -> Path:
-    """:func:`model_dir`, validated; on a problem, show what is wrong and how to fix it, and stop."""
-    try:
-        path = model_dir()
-        read_pointer(path)
-    except CBMError as e:
-        st.error(f"**Cannot open the model.** {e}")
-        st.info("Start the app with a model directory: `cbm app MODEL_DIR`, or run `cbm demo` "
-                "first to create the demo model.")
-        st.stop()
-    return path
-
-
+# -- the model and its edit session --------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the model...")
 def edit_session(path: str):
     """The model directory's edit session (pending edits persisted on disk), shared by pages."""
@@ -132,6 +83,16 @@ def encoder_label(path: Path) -> str:
     """Short name of the recorded encoder, for display ("mobilenet_v2")."""
     enc = (config(path).get("fingerprints") or {}).get("encoder")
     return str(enc.get("name")) if isinstance(enc, dict) else str(enc).split("|")[0]
+
+
+def has_text_tower(path: Path) -> bool:
+    """Whether the recorded encoder embeds text too (so a concept can be added from text)."""
+    from cbm.encoders import has_text_tower as known
+
+    enc = (config(path).get("fingerprints") or {}).get("encoder")
+    if isinstance(enc, dict):
+        enc = enc.get("fingerprint") or enc.get("name")
+    return bool(enc) and known(str(enc))
 
 
 @st.cache_resource(show_spinner="Loading the encoder...")
@@ -246,26 +207,23 @@ def suggestions(model, path: Path):
     return _suggestions(model, model_token(model), str(path))
 
 
+@st.cache_resource(show_spinner="Measuring the edit and its baselines...", max_entries=16)
+def _edit_preview(_model, token: str, path: str, edit_key: str, _edit):
+    from cbm.edit_report import preview_with_baselines
+
+    return preview_with_baselines(_model, _edit, evalsets(_model, Path(path)), path)
+
+
+def edit_preview(model, path: Path, edit):
+    """:func:`cbm.edit_report.preview_with_baselines` of ``edit`` on the current head (cached per head
+    and edit: undo, or coming back to an edit, does not refit the baselines)."""
+    key = json.dumps(edit.to_dict(), sort_keys=True, default=str)
+    return _edit_preview(model, model_token(model), str(path), key, edit)
+
+
 def accuracy_table(model, path: Path) -> dict[str, float]:
     """Accuracy per split (fraction correct), for the metric tiles."""
     return {s: accuracy(d.y, predictions(model, path, s).pred) for s, d in eval_data(path).items() if len(d)}
-
-
-def split_picker(data: dict[str, SplitData], key: str = SPLIT) -> str:
-    """A split selector shared by pages (it keeps its value across pages)."""
-    names = list(data)
-    value = st.session_state.get(key, st.session_state.get(f"_kept_{key}"))
-    st.session_state[key] = value if value in names else names[0]  # set, so every page's picker adopts it
-    st.session_state[f"_kept_{key}"] = st.session_state[key]
-    return st.sidebar.selectbox("Data split", names, key=key, format_func=split_label,
-                                on_change=lambda: st.session_state.update({f"_kept_{key}": st.session_state[key]}),
-                                help="test: images from the same sites as training; shifted: a new site "
-                                     "where spurious cues no longer hold")
-
-
-def provenance_line(prov) -> str:
-    """One short line saying where a concept came from, for hovers and tables."""
-    return prov.summary()
 
 
 # -- explanations (thin wrappers over cbm.explain on cached activations) ------------------------
@@ -281,44 +239,7 @@ def counterfactual(model, preds: Predictions, i: int, off: list[str]) -> np.ndar
     return explain.counterfactual(model, preds.activations[i], off, residual=res)
 
 
-# -- explanations shared by Explore and Upload: "why not", concept evidence, OOD, reports --------
-WHY_NOT = "why_not"  # prefixed by the page: explore_why_not, upload_why_not
-EVIDENCE = "evidence"  # the concept whose evidence is shown
-OCCLUDE = "occlude"  # the button that computes the occlusion map
-REPORT = "report"  # the download button of the HTML report
-EXPLORE_PAGE = "explore_page"
-VERSION_A = "version_a"
-VERSION_B = "version_b"
-VERSION_REVERT = "version_revert"
-VERSION_FLASH = "version_flash"
-#: Explore's widgets whose values survive a visit to another page.
-KEPT = (SPLIT, EXPLORE_CLASS, EXPLORE_PRED, EXPLORE_CORRECT, EXPLORE_DOMAIN, EXPLORE_SAMPLE, EXPLORE_PAGE)
-#: One vocabulary for the splits of data.npz, everywhere in the app.
-SPLIT_LABELS = {"test": "test (same sites as training)", "shifted": "shifted (new site)",
-                "val": "validation", "train": "training"}
-
-
-def split_label(name: str) -> str:
-    """How a split is named in the app ("shifted (new site)")."""
-    return SPLIT_LABELS.get(str(name), str(name))
-
-
-def restore(keys=KEPT) -> None:
-    """Give widgets the values they had when the user left the page (Streamlit drops them otherwise)."""
-    for k in keys:
-        if k in st.session_state:
-            st.session_state[k] = st.session_state[k]  # a value set in code outlives its widget
-        elif f"_kept_{k}" in st.session_state:
-            st.session_state[k] = st.session_state[f"_kept_{k}"]
-
-
-def remember(keys=KEPT) -> None:
-    """Keep the widgets' current values for the next visit (see :func:`restore`)."""
-    for k in keys:
-        if k in st.session_state:
-            st.session_state[f"_kept_{k}"] = st.session_state[k]
-
-
+# -- explanations shared by Explore and Upload: concept evidence, OOD ---------------------------
 def reference_activations(model, path: Path) -> tuple[np.ndarray, str]:
     """Concept activations that percentiles are taken among: the training split, else the first one."""
     data = eval_data(path)
