@@ -265,11 +265,13 @@ class ConceptCentricTransformer(BaseConceptModel):
         learned embeddings shared by all images, so a token attends to them by its own content and
         their maps localise; the other (global) concepts get per-image slots. With "ct" every
         concept is spatial.
-    spatial_pooling : {"mean", "max"}, default="mean"
-        How image-level labels of spatial concepts train their maps. "mean": the released image-level
-        cost on the stream's mean attention, with a background column (a tagged image asks every
-        patch to attend to the tag). "max": :func:`presence_cost`, multiple-instance learning: a
-        concept is present iff some patch attends to it, so only the patches that hold it need to.
+    spatial_pooling : {"max", "mean"}, default="max"
+        How image-level labels of spatial concepts train their maps (``variant="cct"``; "ct" keeps
+        the released cost). "max": :func:`presence_cost`, multiple-instance learning: a concept is
+        present iff some patch attends to it, so only the patches that hold it need to. "mean": the
+        released image-level cost on the stream's mean attention with a background column: a tagged
+        image asks every patch to attend to the tag, so the map saturates on every patch that sees
+        it and its peak is often beside the tag.
     dim : int, default=128
         Width of the projected tokens and slots.
     n_heads : int, default=1
@@ -321,7 +323,7 @@ class ConceptCentricTransformer(BaseConceptModel):
     }
 
     def __init__(self, *, concepts: ConceptBank | None = None, variant: str = "cct",
-                 spatial_concepts: list[str] | None = None, spatial_pooling: str = "mean", dim: int = 128,
+                 spatial_concepts: list[str] | None = None, spatial_pooling: str = "max", dim: int = 128,
                  n_heads: int = 1, n_iters: int = 3, expl_lambda: float = 1.0,
                  sparsity_lambda: float = 0.0, lr: float = 1e-3, weight_decay: float = 1e-4,
                  max_epochs: int = 30, batch_size: int = 64, patience: int = 5, random_state: int = 0,
@@ -432,6 +434,7 @@ class ConceptCentricTransformer(BaseConceptModel):
             gen = torch.Generator().manual_seed(seed)
             opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             stopper = EarlyStopping(self.patience)
+            pooling = self.spatial_pooling if self.variant == "cct" else "mean"
             self.history_ = []
             for epoch in range(self.max_epochs):
                 net.train()
@@ -440,7 +443,7 @@ class ConceptCentricTransformer(BaseConceptModel):
                     out = net(X[idx].to(dev, torch.float32))
                     ce = F.cross_entropy(out["logits"], y[idx].to(dev))
                     expl = net.explanation_costs(out, None if C is None else C[idx].to(dev),
-                                                 None if S is None else S[idx].to(dev), self.spatial_pooling)
+                                                 None if S is None else S[idx].to(dev), pooling)
                     sparse = sparsity_cost(spatial_attn=out["attn"])
                     loss = ce + self.expl_lambda * expl + self.sparsity_lambda * sparse
                     opt.zero_grad(set_to_none=True)

@@ -156,6 +156,10 @@ def test_spatial_concepts_are_a_second_stream_of_learned_embeddings_with_a_backg
     expected = explanation_cost(out["scores"][:, [0, 2]], labels[:, [0, 2]]) + explanation_cost(
         torch.stack([out["scores"][:, 1], 1 - out["scores"][:, 1]], 1), torch.tensor([[0.0, 1.0]] * 5))
     torch.testing.assert_close(net.explanation_costs(out, labels, None), expected)
+    # multiple-instance: the spatial concept's peak attention over the patches against its 0/1 label
+    expected_max = explanation_cost(out["scores"][:, [0, 2]], labels[:, [0, 2]]) + (
+        out["attn"][:, :, 1].amax(1) ** 2).mean()
+    torch.testing.assert_close(net.explanation_costs(out, labels, None, spatial_pooling="max"), expected_max)
 
 
 def test_slot_attention_matches_locatello_with_per_concept_initial_slots():
