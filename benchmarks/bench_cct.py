@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from cbm.demo.cct_tag import run
+    from cbm.demo.cct_tag import CCT_SIZES, run
     from cbm.demo.pipeline import DemoConfig, quick_config
 
     torch.set_num_threads(args.threads)
-    sizes = {} if args.quick else {"n_train": 2000, "n_val": 500, "n_test": 500, "n_shifted": 1000}
+    sizes = {} if args.quick else CCT_SIZES  # 2,000 train, 500 val, 500 test, 1,000 shifted (cbm demo --cct)
     cfg = quick_config(image_size=224, **sizes) if args.quick else DemoConfig(image_size=224, **sizes)
     with tempfile.TemporaryDirectory(prefix="cbm-bench-cct-") as tmp:
         res = run(cfg, image_size=224, cache_dir=args.cache_dir or tmp, model_params={"device": args.device},

@@ -194,15 +194,23 @@ def _contrast(maps: np.ndarray, region: np.ndarray) -> float:
     return float(maps[:, region].mean() / max(float(maps[:, ~region].mean()), 1e-12))
 
 
+#: split sizes of ``cbm demo --cct`` at most (those of ``benchmarks/bench_cct.py``): 224 px tokens
+#: are 5 times the pixels of the demo's 96 px embedding, and CCT trains on 49 tokens per image
+CCT_SIZES = {"n_train": 2000, "n_val": 500, "n_test": 500, "n_shifted": 1000}
+
+
 def run_demo_cct(cfg: Any, *, out_dir: Any = None, cache_dir: Any = None, progress: bool = False,
                  model_params: dict | None = None, log: Any = print) -> dict[str, Any]:
-    """``cbm demo --cct``: train CCT on the demo's splits (224 px tokens), save it as a model
-    directory for ``cbm app`` (``OUT/models/cct``) and write HTML reports with the tag concept's
-    attention map over a stamped image of each site (``OUT/cct-tag-<split>.html``).
+    """``cbm demo --cct``: train CCT on the demo's data (224 px tokens, splits capped at
+    :data:`CCT_SIZES`), save it as a model directory for ``cbm app`` (``OUT/models/cct``) and write
+    HTML reports with the tag concept's attention map over a stamped image of each site
+    (``OUT/cct-tag-<split>.html``).
 
     Returns :func:`run`'s numbers with ``"reports"`` (the HTML paths) and ``"model_dir"``.
     """
     from pathlib import Path
+
+    cfg = replace(cfg, **{k: min(int(getattr(cfg, k)), v) for k, v in CCT_SIZES.items()})
 
     from cbm.edit_eval import load_eval_data
     from cbm.io import load_model
