@@ -23,9 +23,13 @@ Training minimises, as released (``ctc/loss.py``), with the costs taken per stre
                         + spatial_explanation_cost(attn, spatial_concept_labels))
        + sparsity_lambda * sparsity_cost(spatial_attn=attn)
 
-(the spatial stream's image-level target gets a background column, 1 where none of its concepts is
-present). Spatial concepts localise with image-level labels alone: on the demo the tag concept's
-attention peaks on the tag's patches, while a global (slot) concept can meet the same labels by
+except that by default (``spatial_pooling="max"``) the image-level labels of spatial concepts are
+multiple-instance targets for each concept's peak attention over the patches (:func:`presence_cost`)
+instead of the released mean-attention cost (``"mean"``: the spatial stream's image-level target
+gets a background column, 1 where none of its concepts is present, and asks every patch of a tagged
+image to attend to the tag, so the map saturates around it). Spatial concepts localise with
+image-level labels alone: on the demo the tag concept's attention peaks on the tag's patches, also
+in a corner never seen in training, while a global (slot) concept can meet the same labels by
 spreading over the image (``cbm.demo.cct_tag``).
 
 ``transform`` gives ``A`` (N, M); :meth:`ConceptCentricTransformer.concept_maps` gives the spatial
