@@ -195,7 +195,7 @@ def _contrast(maps: np.ndarray, region: np.ndarray) -> float:
 
 
 #: split sizes of ``cbm demo --cct`` at most (those of ``benchmarks/bench_cct.py``): 224 px tokens
-#: are 5 times the pixels of the demo's 96 px embedding, and CCT trains on 49 tokens per image
+#: are about 5 times the pixels of the demo's 96 px embedding, and CCT trains on 49 tokens per image
 CCT_SIZES = {"n_train": 2000, "n_val": 500, "n_test": 500, "n_shifted": 1000}
 
 
@@ -210,12 +210,11 @@ def run_demo_cct(cfg: Any, *, out_dir: Any = None, cache_dir: Any = None, progre
     """
     from pathlib import Path
 
-    cfg = replace(cfg, **{k: min(int(getattr(cfg, k)), v) for k, v in CCT_SIZES.items()})
-
     from cbm.edit_eval import load_eval_data
     from cbm.io import load_model
     from cbm.report import sample_report
 
+    cfg = replace(cfg, **{k: min(int(getattr(cfg, k)), v) for k, v in CCT_SIZES.items()})
     out = Path(out_dir if out_dir is not None else cfg.out_dir)
     res = run(cfg, cache_dir=cache_dir if cache_dir is not None else cfg.cache_dir, progress=progress,
               model_params=model_params, out_dir=out / "models" / "cct", variants=("cct",), probe=False)
