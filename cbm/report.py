@@ -66,12 +66,14 @@ def _bars(rows: list[tuple[str, float]]) -> str:
 def explanation_html(model: Any, activations: Any, *, residual: Any = None, image: Any = None,
                      title: str = "Explanation", true: str | None = None, versus: str | None = None,
                      concept: str | None = None, percentile: float | None = None, occlusion: Any = None,
-                     ood_score: float | None = None, ood_threshold: float | None = None, top: int = 8) -> str:
+                     ood_score: float | None = None, ood_threshold: float | None = None, top: int = 8,
+                     attention: Any = None) -> str:
     """One prediction explained as a self-contained HTML page (no scripts, no outside requests).
 
     ``activations`` (M,) and ``residual`` (K,) describe one sample; ``true`` its class when known;
     ``versus`` the class of the "why not" section (default: the true class if wrong, else the
-    runner-up); ``concept`` with ``percentile`` and ``occlusion`` (an (H, W) map) its evidence.
+    runner-up); ``concept`` with ``percentile`` and ``occlusion`` (an (H, W) map) its evidence;
+    ``attention`` (an (h, w) map, token models such as ``cct``) where in the image ``concept`` is.
     """
     a = np.asarray(activations, np.float32).ravel()
     r = None if residual is None else np.asarray(residual, np.float32).ravel()
@@ -94,6 +96,11 @@ def explanation_html(model: Any, activations: Any, *, residual: Any = None, imag
         if occlusion is not None:
             imgs.append(f"<img alt='where {e(str(concept))} fires' "
                         f"src='{png_data_uri(heat_overlay(image, occlusion))}'>")
+        if attention is not None:
+            from cbm.concept_maps import overlay
+
+            imgs.append(f"<img alt='where the model attends for {e(str(concept))}' "
+                        f"src='{png_data_uri(overlay(image, attention))}'>")
     if imgs:
         parts.append("<div class='imgs'>" + "".join(imgs) + "</div>")
     verdict = "" if true is None else (" (correct)" if str(true) == pred else f" (wrong: the true class is "
@@ -110,8 +117,11 @@ def explanation_html(model: Any, activations: Any, *, residual: Any = None, imag
         j = model.concept_names_.index(concept)
         where = "" if percentile is None else f", higher than {percentile:.0f}% of the reference images"
         parts.append(f"<h2>Evidence for “{e(concept)}”</h2><p>Its score in this image is {a[j]:.3f}{where}. "
-                     + ("In the map, red marks regions whose hiding lowers the score (the concept fires there)."
-                        if occlusion is not None else "") + "</p>")
+                     + ("In the map, red marks regions whose hiding lowers the score (the concept fires there). "
+                        if occlusion is not None else "")
+                     + ("In the attention map, red marks the patches that attend to this concept (the "
+                        "brightest is the most attended patch)." if attention is not None and image is not None
+                        else "") + "</p>")
     if ood_score is not None:
         thr = "" if ood_threshold is None else f" (threshold {ood_threshold:.1f}, set to flag 5% of validation images)"
         parts.append(f"<p>Out-of-distribution score: {ood_score:.1f}{thr}.</p>")
@@ -126,7 +136,9 @@ def sample_report(model: Any, splits: dict[str, dict[str, np.ndarray]], split: s
 
     Adds what the data allows: the image (``images``), the true class, the concept's percentile
     among training activations (``train`` split, else ``val``, else the split itself) and the
-    out-of-distribution score (:func:`cbm.ood.fit_ood`). ``concept`` defaults to the largest contributor.
+    out-of-distribution score (:func:`cbm.ood.fit_ood`; on patch tokens, of their mean), and for
+    token models (``cct``) the concept's attention map over the image. ``concept`` defaults to the
+    largest contributor.
     """
     d = splits[split]
     X = np.asarray(d["X"][row:row + 1], np.float32)
@@ -140,17 +152,20 @@ def sample_report(model: Any, splits: dict[str, dict[str, np.ndarray]], split: s
     ref_split = next((splits[s] for s in ("train", "val") if s in splits), d)
     ref = model.transform(np.asarray(ref_split["X"], np.float32))[:, j]
     score = threshold = None
+    pooled = (lambda Z: np.asarray(Z, np.float32).mean(1)) if X.ndim == 3 else (lambda Z: np.asarray(Z, np.float32))
     try:
-        det = fit_ood({s: np.asarray(v["X"], np.float32) for s, v in splits.items()})
-        score, threshold = float(det.score(X)[0]), det.threshold_
+        det = fit_ood({s: pooled(v["X"]) for s, v in splits.items()})
+        score, threshold = float(det.score(pooled(X))[0]), det.threshold_
     except DataError:
         pass  # no embeddings of the training sites: the report says nothing about unusualness
     sid = str(d["ids"][row]) if "ids" in d else f"{split} row {row}"
     image = d["images"][row] if "images" in d else None
+    attention = (model.concept_maps(X)[0, j] if image is not None and X.ndim == 3 and hasattr(model, "concept_maps")
+                 else None)
     return explanation_html(model, a, residual=None if R is None else R[0], image=image,
                             title=f"Why the model predicts what it does for {sid}", true=str(d["y"][row]),
                             versus=versus, concept=concept, percentile=concept_percentile(ref, float(a[j])),
-                            occlusion=occlusion, ood_score=score, ood_threshold=threshold)
+                            occlusion=occlusion, ood_score=score, ood_threshold=threshold, attention=attention)
 
 
 __all__ = ["explanation_html", "sample_report", "heat_overlay", "png_data_uri"]

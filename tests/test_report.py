@@ -76,3 +76,21 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False") and "report" in out
+
+
+def test_token_model_report_draws_the_concepts_attention_map_over_the_image(tmp_path):
+    from cbm.bank import ConceptBank
+    from cbm.data.evalfile import save_eval_data
+    from cbm.models.cct import ConceptCentricTransformer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4, 6)).astype(np.float32)   # 2 x 2 patch tokens
+    y = np.array(["a", "b"] * 20)
+    model = ConceptCentricTransformer(concepts=ConceptBank(["c0", "c1", "tag"]), spatial_concepts=["tag"],
+                                      dim=8, max_epochs=2, device="cpu").fit(X, y)
+    images = rng.integers(0, 255, (40, 28, 28), dtype=np.uint8)
+    save_eval_data(tmp_path / "data.npz", {"test": {"X": X, "y": y, "images": images}})
+    page = sample_report(model, load_eval_data(tmp_path / "data.npz"), "test", 0, concept="tag")
+    _no_outside_requests(page)
+    assert page.count("data:image/png;base64,") == 2 and "attention map" in page
+    assert "where the model attends for tag" in page and "Out-of-distribution score" in page

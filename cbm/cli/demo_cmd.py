@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--llm-base-url", help="endpoint for --llm (default: OpenAI; or a local vLLM/Ollama URL)")
     p.add_argument("--app", action="store_true", help="open the app on the demo model when done")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--cct", action="store_true",
+                   help="also train the Concept-Centric Transformer on 224 px patch tokens (a second, slower "
+                        "embedding: minutes, see README) and write the tag concept's maps as HTML reports")
     p.set_defaults(func=_run)
 
 
@@ -44,6 +47,10 @@ def _run(args: argparse.Namespace) -> int:
     cfg = replace(cfg, **changes)
     result = run_demo(cfg, progress=not args.no_progress)
     print(result.report())
+    if getattr(args, "cct", False):
+        from cbm.demo.cct_tag import run_demo_cct
+
+        run_demo_cct(cfg, progress=not args.no_progress)
     if args.app:
         from cbm.cli import main
 

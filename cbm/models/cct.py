@@ -23,9 +23,13 @@ Training minimises, as released (``ctc/loss.py``), with the costs taken per stre
                         + spatial_explanation_cost(attn, spatial_concept_labels))
        + sparsity_lambda * sparsity_cost(spatial_attn=attn)
 
-(the spatial stream's image-level target gets a background column, 1 where none of its concepts is
-present). Spatial concepts localise with image-level labels alone: on the demo the tag concept's
-attention peaks on the tag's patches, while a global (slot) concept can meet the same labels by
+except that by default (``spatial_pooling="max"``) the image-level labels of spatial concepts are
+multiple-instance targets for each concept's peak attention over the patches (:func:`presence_cost`)
+instead of the released mean-attention cost (``"mean"``: the spatial stream's image-level target
+gets a background column, 1 where none of its concepts is present, and asks every patch of a tagged
+image to attend to the tag, so the map saturates around it). Spatial concepts localise with
+image-level labels alone: on the demo the tag concept's attention peaks on the tag's patches, also
+in a corner never seen in training, while a global (slot) concept can meet the same labels by
 spreading over the image (``cbm.demo.cct_tag``).
 
 ``transform`` gives ``A`` (N, M); :meth:`ConceptCentricTransformer.concept_maps` gives the spatial
@@ -77,6 +81,21 @@ def _normalised_mse(attn: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if not bool(keep.any()):
         return attn.sum() * 0.0
     return attn.shape[-1] * F.mse_loss(attn[keep], targets[keep] / norm[keep], reduction="mean")
+
+
+def presence_cost(spatial_attn: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Image-level labels of spatial concepts as multiple-instance targets: ``M * MSE`` between each
+    concept's peak attention over the patches (N, T, M) -> (N, M) and its 0/1 label (N, M).
+
+    A concept is present iff some patch shows it, so only the patches that hold it need attend to
+    it. NaN labels are ignored; with none known the cost is 0.
+    """
+    peak = spatial_attn.amax(dim=1)
+    labels = labels.to(peak.dtype)
+    keep = torch.isfinite(labels)
+    if not bool(keep.any()):
+        return spatial_attn.sum() * 0.0
+    return peak.shape[-1] * F.mse_loss(peak[keep], labels[keep], reduction="mean")
 
 
 def entropy(p: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -211,16 +230,19 @@ class CCTNet(nn.Module):
         return out
 
     def explanation_costs(self, out: dict[str, torch.Tensor], concept_labels: torch.Tensor | None,
-                          spatial_labels: torch.Tensor | None) -> torch.Tensor | float:
+                          spatial_labels: torch.Tensor | None, spatial_pooling: str = "mean") -> torch.Tensor | float:
         """Released costs per stream: global concepts' scores against their normalised labels;
-        spatial concepts' (and the background's, labelled "no spatial concept present") likewise;
-        per-patch targets through the spatial cost."""
+        spatial concepts' (and the background's, labelled "no spatial concept present") likewise, or
+        with ``spatial_pooling="max"`` :func:`presence_cost` of their peak attention; per-patch
+        targets through the spatial cost."""
         cost: torch.Tensor | float = 0.0
         g, s = self.global_idx, self.spatial_idx
         if concept_labels is not None:
             if len(g):
                 cost = cost + explanation_cost(out["scores"][:, g], concept_labels[:, g])
-            if len(s):
+            if len(s) and spatial_pooling == "max":
+                cost = cost + presence_cost(out["attn"][:, :, s], concept_labels[:, s])
+            elif len(s):
                 att, lab = out["scores"][:, s], concept_labels[:, s]
                 if self.has_background:
                     att = torch.cat([att, out["attn"].new_ones(len(att), 1) - att.sum(1, keepdim=True)], 1)
@@ -247,6 +269,13 @@ class ConceptCentricTransformer(BaseConceptModel):
         learned embeddings shared by all images, so a token attends to them by its own content and
         their maps localise; the other (global) concepts get per-image slots. With "ct" every
         concept is spatial.
+    spatial_pooling : {"max", "mean"}, default="max"
+        How image-level labels of spatial concepts train their maps (``variant="cct"``; "ct" keeps
+        the released cost). "max": :func:`presence_cost`, multiple-instance learning: a concept is
+        present iff some patch attends to it, so only the patches that hold it need to. "mean": the
+        released image-level cost on the stream's mean attention with a background column: a tagged
+        image asks every patch to attend to the tag, so the map saturates on every patch that sees
+        it and its peak is often beside the tag.
     dim : int, default=128
         Width of the projected tokens and slots.
     n_heads : int, default=1
@@ -281,6 +310,7 @@ class ConceptCentricTransformer(BaseConceptModel):
         "concepts": [HasMethods(["subset"]), None],
         "variant": [StrOptions({"cct", "ct"})],
         "spatial_concepts": [list, None],
+        "spatial_pooling": [StrOptions({"mean", "max"})],
         "dim": [Interval(Integral, 1, None, closed="left")],
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "n_iters": [Interval(Integral, 1, None, closed="left")],
@@ -297,7 +327,7 @@ class ConceptCentricTransformer(BaseConceptModel):
     }
 
     def __init__(self, *, concepts: ConceptBank | None = None, variant: str = "cct",
-                 spatial_concepts: list[str] | None = None, dim: int = 128,
+                 spatial_concepts: list[str] | None = None, spatial_pooling: str = "max", dim: int = 128,
                  n_heads: int = 1, n_iters: int = 3, expl_lambda: float = 1.0,
                  sparsity_lambda: float = 0.0, lr: float = 1e-3, weight_decay: float = 1e-4,
                  max_epochs: int = 30, batch_size: int = 64, patience: int = 5, random_state: int = 0,
@@ -305,6 +335,7 @@ class ConceptCentricTransformer(BaseConceptModel):
         self.concepts = concepts
         self.variant = variant
         self.spatial_concepts = spatial_concepts
+        self.spatial_pooling = spatial_pooling
         self.dim = dim
         self.n_heads = n_heads
         self.n_iters = n_iters
@@ -407,6 +438,7 @@ class ConceptCentricTransformer(BaseConceptModel):
             gen = torch.Generator().manual_seed(seed)
             opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             stopper = EarlyStopping(self.patience)
+            pooling = self.spatial_pooling if self.variant == "cct" else "mean"
             self.history_ = []
             for epoch in range(self.max_epochs):
                 net.train()
@@ -415,7 +447,7 @@ class ConceptCentricTransformer(BaseConceptModel):
                     out = net(X[idx].to(dev, torch.float32))
                     ce = F.cross_entropy(out["logits"], y[idx].to(dev))
                     expl = net.explanation_costs(out, None if C is None else C[idx].to(dev),
-                                                 None if S is None else S[idx].to(dev))
+                                                 None if S is None else S[idx].to(dev), pooling)
                     sparse = sparsity_cost(spatial_attn=out["attn"])
                     loss = ce + self.expl_lambda * expl + self.sparsity_lambda * sparse
                     opt.zero_grad(set_to_none=True)

@@ -50,3 +50,23 @@ def test_parser_builds_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     assert build_parser().prog == "cbm"
+
+
+def test_cct_option_trains_the_concept_centric_transformer_after_the_demo(monkeypatch, tmp_path):
+    import cbm.demo.cct_tag as cct_tag
+    import cbm.demo.pipeline as pipeline
+
+    calls = []
+
+    class Result:
+        model_dir = tmp_path
+
+        def report(self):
+            return ""
+
+    monkeypatch.setattr(pipeline, "run_demo", lambda cfg, progress=True: calls.append("demo") or Result())
+    monkeypatch.setattr(cct_tag, "run_demo_cct", lambda cfg, progress=True: calls.append(("cct", cfg.out_dir)))
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert calls == ["demo"]  # opt-in: CCT needs a second, 224 px token embedding
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress", "--cct"]) == 0
+    assert calls == ["demo", "demo", ("cct", tmp_path)]

@@ -26,3 +26,25 @@ def test_the_top_left_tag_covers_the_2x2_corner_patches_of_a_7x7_grid():
 def test_concept_targets_are_one_hot_class_then_tag():
     C = concept_targets(np.array(["Shirt", "Bag"]), np.array([True, False]), ["Bag", "Shirt"])
     np.testing.assert_array_equal(C, [[0, 1, 1], [1, 0, 0]])
+
+
+@pytest.mark.slow
+def test_demo_cct_saves_a_model_for_the_app_and_html_maps_of_the_tag(tmp_path):
+    import re
+
+    from cbm.demo.cct_tag import TAG, run_demo_cct
+    from cbm.demo.pipeline import quick_config
+    from cbm.io import load_model
+
+    cfg = quick_config(n_train=40, n_val=20, n_test=20, n_shifted=20, out_dir=tmp_path)
+    lines = []
+    res = run_demo_cct(cfg, cache_dir=tmp_path / "cache", log=lines.append,
+                       model_params={"dim": 8, "max_epochs": 2, "device": "cpu"})
+    model = load_model(res["model_dir"])
+    assert model.method == "cct" and model.spatial_concepts == [TAG] and model.token_grid_ == (7, 7)
+    assert 0.0 <= res["models"]["cct"]["tag"]["unseen_corner"]["pointing_game"] <= 1.0
+    assert set(res["reports"]) <= {"test", "shifted"} and res["reports"]
+    for path in res["reports"].values():
+        page = open(path, encoding="utf-8").read()
+        assert f"where the model attends for {TAG}" in page and not re.search(r"src=['\"]?https?:", page)
+    assert "tag concept's attention peaks on the tag" in lines[0] and "cbm app" in lines[1]

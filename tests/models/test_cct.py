@@ -15,6 +15,7 @@ from cbm.models.cct import (
     CCTNet,
     ConceptCentricTransformer,
     explanation_cost,
+    presence_cost,
     sparsity_cost,
     spatial_explanation_cost,
 )
@@ -23,15 +24,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = {"dim": 16, "max_epochs": 25, "batch_size": 32, "device": "cpu", "lr": 3e-3}
 
 
-def tag_world(n=160, grid=3, d=8, seed=0):
-    """Tokens (n, grid*grid, d): a 'tag' direction on patch 0 of most class 1 and a few class 0
-    images, class evidence on every patch. Image-level concepts: class 0, class 1, tag."""
+def tag_world(n=160, grid=3, d=8, seed=0, at=0, position=0.0):
+    """Tokens (n, grid*grid, d): a 'tag' direction on patch ``at`` of most class 1 and a few class 0
+    images, class evidence on every patch. Image-level concepts: class 0, class 1, tag.
+
+    ``position`` scales a fixed per-patch offset: each token also says where it is (as a CNN's
+    padding or a ViT's position embedding make it)."""
     rng = np.random.default_rng(seed)
     T = grid * grid
     X = rng.normal(0, 0.3, size=(n, T, d)).astype(np.float32)
+    X += position * np.random.default_rng(99).normal(size=(T, d)).astype(np.float32)
     y = rng.integers(0, 2, n)
     tag = rng.random(n) < np.where(y == 1, 0.8, 0.2)
-    X[tag, 0, 0] += 3.0
+    X[tag, at, 0] += 3.0
     X[:, :, 1] += np.where(y == 0, 1.0, -1.0)[:, None]
     C = np.stack([y == 0, y == 1, tag], 1).astype(np.float32)
     return X, y, C, tag
@@ -90,6 +95,17 @@ def test_spatial_cost_is_the_same_formula_per_patch_with_nan_patches_ignored():
     assert float(spatial_explanation_cost(torch.tensor(attn), torch.tensor(targets))) == pytest.approx(expected)
 
 
+def test_presence_cost_is_n_concepts_times_mse_of_peak_attention_to_labels():
+    rng = np.random.default_rng(2)
+    attn = rng.random((3, 5, 2))                                          # (N, T, M)
+    labels = np.array([[1.0, 0.0], [np.nan, 1.0], [0.0, 0.0]])
+    known = [(i, m) for i in range(3) for m in range(2) if np.isfinite(labels[i, m])]
+    expected = 2 * np.mean([(attn[i, :, m].max() - labels[i, m]) ** 2 for i, m in known])
+    assert float(presence_cost(torch.tensor(attn), torch.tensor(labels))) == pytest.approx(expected)
+    cost = presence_cost(torch.tensor(attn, requires_grad=True), torch.full((3, 2), float("nan")))
+    assert float(cost.detach()) == 0.0
+
+
 def test_sparsity_cost_is_the_mean_entropy_of_each_attention_given():
     a = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
     s = torch.tensor([[[0.25, 0.75]]])
@@ -140,6 +156,10 @@ def test_spatial_concepts_are_a_second_stream_of_learned_embeddings_with_a_backg
     expected = explanation_cost(out["scores"][:, [0, 2]], labels[:, [0, 2]]) + explanation_cost(
         torch.stack([out["scores"][:, 1], 1 - out["scores"][:, 1]], 1), torch.tensor([[0.0, 1.0]] * 5))
     torch.testing.assert_close(net.explanation_costs(out, labels, None), expected)
+    # multiple-instance: the spatial concept's peak attention over the patches against its 0/1 label
+    expected_max = explanation_cost(out["scores"][:, [0, 2]], labels[:, [0, 2]]) + (
+        out["attn"][:, :, 1].amax(1) ** 2).mean()
+    torch.testing.assert_close(net.explanation_costs(out, labels, None, spatial_pooling="max"), expected_max)
 
 
 def test_slot_attention_matches_locatello_with_per_concept_initial_slots():
@@ -185,6 +205,16 @@ def test_tag_concept_attends_to_the_tag_patch_learned_from_image_labels_only(fit
     region[0, 0] = True
     assert pointing_game(maps[tag], region) > 0.9
     assert region_mass(maps[tag], region).mean() > 1 / 9  # more than a uniform map
+
+
+def test_max_pooling_finds_the_tag_where_it_never_was_in_training_despite_position_in_the_tokens(bank):
+    X, y, C, _ = tag_world(position=0.5)                       # the tag only ever on patch 0
+    moved, _, _, tagged = tag_world(seed=1, at=8, position=0.5)  # now on patch 8 (the other corner)
+    model = ConceptCentricTransformer(concepts=bank, spatial_concepts=["tag"], spatial_pooling="max", **FAST)
+    maps = model.fit(X, y, concept_labels=C).concept_maps(moved)[tagged, model.concept_names_.index("tag")]
+    region = np.zeros((3, 3), bool)
+    region[2, 2] = True
+    assert pointing_game(maps, region) > 0.9
 
 
 def test_explanations_add_up_through_the_hybrid_residual(fitted):
