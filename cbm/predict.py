@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from cbm.encoders.rebuild import encoder_for, recorded_fingerprint
-from cbm.exceptions import CBMError, DataError, EncoderMismatchError
+from cbm.exceptions import DataError, EncoderMismatchError
 from cbm.explain import explain, softmax
 
 __all__ = ["PredictStats", "ood_detector", "predict_to_csv", "prediction_columns"]
