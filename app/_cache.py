@@ -24,7 +24,8 @@ from cbm import explain
 from cbm.app._aliases import split_label
 from cbm.edit_eval import EvalSet, encode_labels, head_token, load_eval_data, suggest_edits
 from cbm.exceptions import CBMError, ModelDirError
-from cbm.explain import encoder_for, softmax
+from cbm.encoders.rebuild import encoder_for
+from cbm.explain import softmax
 from cbm.history import EditSession
 from cbm.io import load_config, load_metrics
 from cbm.metrics import accuracy

@@ -28,7 +28,6 @@ from cbm.explain import class_index, concept_index
 from cbm.metrics import independence_weights
 
 _F32_MAX = float(np.finfo(np.float32).max)
-_HEAD = ("coef_", "intercept_", "keep_", "_added_vectors", "_added_intercepts", "concepts_")
 
 
 @dataclass
@@ -71,12 +70,11 @@ class EditRecord:
 
 
 def _snapshot(model: Any) -> dict[str, Any]:
-    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k in _HEAD if (v := getattr(model, k, None)) is not None}
+    return model.head_state()
 
 
 def _restore(model: Any, snap: dict[str, Any]) -> None:
-    for k, v in snap.items():
-        setattr(model, k, v.copy() if isinstance(v, np.ndarray) else v)
+    model.set_head_state(snap)
 
 
 def _finite(value: float, what: str) -> float:

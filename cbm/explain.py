@@ -556,7 +556,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
 __all__ = [
     "Contrast", "Explanation", "Intervention", "concept_percentile", "contrast", "intervention_effects",
     "occlusion_map", "class_index", "concept_index", "contributions", "counterfactual",
-    "counterfactual_table", "embed_image", "encoder_for", "explain", "explain_one", "intervene",
+    "counterfactual_table", "embed_image", "explain", "explain_one", "intervene",
     "softmax", "top_concepts",
     "unused_concepts", "weight_matrix",
 ]

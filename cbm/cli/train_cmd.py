@@ -147,7 +147,7 @@ def _run_multilabel(args, spec, splits: dict, extras: dict, findings: list[str])
     from cbm.data.training import encoder_record
     from cbm.edit_eval import save_eval_data
     from cbm.io import save_model
-    from cbm.models import fit_arguments
+    from cbm.data.training import fit_arguments
     from cbm.models.multilabel import MultiLabelCBM, finding_metrics, format_finding_metrics
 
     if args.method not in MULTILABEL_METHODS:

@@ -197,6 +197,19 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
     def _device(self) -> torch.device:
         return getattr(self, "device_", torch.device("cpu"))
 
+    #: what a head edit changes (and :meth:`head_state` saves): weights, kept and added concepts
+    HEAD_ATTRIBUTES = ("coef_", "intercept_", "keep_", "_added_vectors", "_added_intercepts", "concepts_")
+
+    def head_state(self) -> dict[str, Any]:
+        """A copy of the head (weights, intercepts, kept and added concepts), for :meth:`set_head_state`."""
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                for k in self.HEAD_ATTRIBUTES if (v := getattr(self, k, None)) is not None}
+
+    def set_head_state(self, state: dict[str, Any]) -> None:
+        """Restore a head saved by :meth:`head_state` exactly."""
+        for k, v in state.items():
+            setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
+
     @property
     def added_concept_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Vectors (m, d) and intercepts (m,) of the concepts added by edits, in ``concept_names_`` order

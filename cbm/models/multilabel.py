@@ -208,6 +208,18 @@ class MultiLabelCBM(BaseEstimator):
         out = np.asarray(A, np.float32) @ self.coef_.T + self.intercept_
         return out if residual is None else out + residual
 
+    HEAD_ATTRIBUTES = ("coef_", "intercept_", "concepts_")
+
+    def head_state(self) -> dict[str, Any]:
+        """A copy of the finding weights and intercepts, for :meth:`set_head_state` (edits' undo)."""
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                for k in self.HEAD_ATTRIBUTES if (v := getattr(self, k, None)) is not None}
+
+    def set_head_state(self, state: dict[str, Any]) -> None:
+        """Restore a head saved by :meth:`head_state` exactly."""
+        for k, v in state.items():
+            setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
+
     def remove_concept(self, j: int) -> None:
         """Not supported: prune the concept for every finding instead (``Prune(None, concept)``)."""
         from cbm.exceptions import EditError
@@ -239,10 +251,8 @@ def _prior_concept_labels(est: Any, Y: np.ndarray, names: list[str] | None) -> n
     """Per-image concept labels (N, M) from a bank prior over the findings, for methods that ground
     concepts on labels (KnoBo): 1 where a present finding has the concept (+1), 0 where none does
     but some finding could, or a present finding excludes it (-1), -1 (unused) otherwise."""
-    from cbm.models import fit_arguments
-
     bank = getattr(est, "concepts", None)
-    takes_labels = "concept_labels" in fit_arguments(est, {"train": {"concepts": None}}, {})
+    takes_labels = "concept_labels" in getattr(est, "fit_param_names", set)()
     if (bank is None or bank.prior is None or bank.classes is None or names is None
             or not all(n in bank.classes for n in names) or not takes_labels):
         return None
