@@ -23,8 +23,8 @@ import streamlit as st
 from cbm import explain
 from cbm.app._aliases import split_label
 from cbm.edit_eval import EvalSet, encode_labels, head_token, load_eval_data, suggest_edits
-from cbm.exceptions import CBMError, ModelDirError
 from cbm.encoders.rebuild import encoder_for
+from cbm.exceptions import CBMError, ModelDirError
 from cbm.explain import softmax
 from cbm.history import EditSession
 from cbm.io import load_config, load_metrics

@@ -144,10 +144,9 @@ def _run(args) -> int:
 
 def _run_multilabel(args, spec, splits: dict, extras: dict, findings: list[str]) -> int:
     """``cbm train`` on a multi-label indicator matrix: one sigmoid per finding (MultiLabelCBM)."""
-    from cbm.data.training import encoder_record
+    from cbm.data.training import encoder_record, fit_arguments
     from cbm.edit_eval import save_eval_data
     from cbm.io import save_model
-    from cbm.data.training import fit_arguments
     from cbm.models.multilabel import MultiLabelCBM, finding_metrics, format_finding_metrics
 
     if args.method not in MULTILABEL_METHODS:
