@@ -120,7 +120,10 @@ def markdown(configs: list[dict]) -> str:
     rows = []
     for c in configs:
         f = c["config"]
-        edit = c["edit"].split("(")[0] + (" (class-conditional)" if "class_conditional=True" in c["edit"] else "")
+        flags = [("class_conditional=True", "class-conditional"), ("refit_predictors=True", "re-grounded"),
+                 ("reweight=True", "reweighted")]
+        variants = [label for key, label in flags if key in c["edit"]]
+        edit = c["edit"].split("(")[0] + (f" ({', '.join(variants)})" if variants else "")
         rows.append(
             f"| {c.get('index', '')} | {f['confounded_class']} | {f['tag_size']} px {f['corner']} | "
             f"{f['rate_class_train']:.0%}/{f['rate_other_train']:.0%} | {f['rate_other_shift']:.0%} | {f['seed']} | "
