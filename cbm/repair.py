@@ -137,11 +137,9 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
     fixed = None
     concept = getattr(edit, "concept", None)
     if concept is not None and data is not None:
-        from sklearn.base import clone
-
         er = ((m2.eraser_left_, m2.eraser_right_, m2.eraser_bias_) if isinstance(edit, EraseConcept)
               else EraseConcept(concept, kname).fit_eraser(model, data))
-        fixed = (er, clone(black_box).fit(erase_with(er, data.X), data.y))
+        fixed = (er, _black_box_with_eraser(black_box, er, data))
     rows = []
     for es in sets:
         y = es.y
@@ -158,6 +156,27 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
         for m, p in preds.items():
             rows.append((es.name, m, float((p == y).mean()), float((p[y == k] == k).mean()) if (y == k).any() else np.nan))
     return pd.DataFrame(rows, columns=["split", "model", "accuracy", "recall"])
+
+
+_SAME_FIX_CACHE: dict[str, Any] = {}
+
+
+def _black_box_with_eraser(black_box: Any, eraser: tuple[np.ndarray, ...], data: TrainingData) -> Any:
+    """The black box refitted on the erased training embeddings; cached by content (black box
+    parameters, eraser, data), so previewing edits of the same concept refits it once."""
+    import hashlib
+
+    from sklearn.base import clone
+
+    h = hashlib.sha1(repr(sorted(black_box.get_params().items())).encode())
+    for a in (*eraser, data.X, np.asarray(data.y).astype(str)):
+        h.update(np.ascontiguousarray(a).tobytes())
+    key = h.hexdigest()
+    if key not in _SAME_FIX_CACHE:
+        if len(_SAME_FIX_CACHE) >= 4:
+            _SAME_FIX_CACHE.pop(next(iter(_SAME_FIX_CACHE)))
+        _SAME_FIX_CACHE[key] = clone(black_box).fit(erase_with(eraser, data.X), data.y)
+    return _SAME_FIX_CACHE[key]
 
 
 def _without(scores: np.ndarray, k: int) -> np.ndarray:

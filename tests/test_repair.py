@@ -22,3 +22,22 @@ def test_erase_with_applies_x_minus_L_R_x_minus_bias():
     X = np.arange(10, dtype=np.float32).reshape(2, d)
     out = erase_with((u, u.T, np.zeros(d, np.float32)), X)
     assert (out[:, 0] == 0).all() and np.array_equal(out[:, 1:], X[:, 1:])
+
+
+def test_the_black_box_given_the_same_fix_is_refitted_once_per_eraser_and_data():
+    """Previewing several edits of one concept (the app's Edit page) refits the black box once."""
+    from sklearn.linear_model import LogisticRegression
+
+    from cbm.edits import TrainingData
+    from cbm.repair import _black_box_with_eraser
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)).astype(np.float32), rng.integers(0, 2, 60)
+    u = np.eye(4, 1, dtype=np.float32)
+    eraser = (u, u.T, np.zeros(4, np.float32))
+    data = TrainingData(X, y)
+    bb = LogisticRegression()
+    first = _black_box_with_eraser(bb, eraser, data)
+    assert _black_box_with_eraser(bb, eraser, TrainingData(X.copy(), y.copy())) is first  # same content
+    assert np.allclose(first.coef_[:, 0], 0, atol=1e-6)  # it never sees the erased direction
+    assert _black_box_with_eraser(bb, eraser, TrainingData(X[:50], y[:50])) is not first
