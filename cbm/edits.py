@@ -561,11 +561,12 @@ class EraseConcept(RefitEdit):
     The eraser (the closed-form least-squares concept eraser of Belrose et al., 2023) is fitted on
     the training images of classes other than ``cls`` (where the concept should be independent of
     the class) against the model's own predictor of the concept (thresholded at ``threshold``),
-    never against hidden ground truth; ``class_conditional`` also erases the concept's interaction
-    with each of those classes. It is stored in the model (saved with its weights) and applied to X
-    before every concept predictor and the head; the head is refitted on the erased training
-    embeddings (and, with ``refit_predictors``, the concept predictors too); ``reweight`` weighs
-    that refit as :class:`RefitWithout` does.
+    never against hidden ground truth; ``class_conditional`` erases the concept's direction within
+    each of those classes instead (one column per class: the flags centred within that class, so
+    no column tells the classes apart and no class direction is erased). The eraser is stored in
+    the model (saved with its weights) and applied to X before every concept predictor and the
+    head; the head is refitted on the erased training embeddings (and, with ``refit_predictors``,
+    the concept predictors too); ``reweight`` weighs that refit as :class:`RefitWithout` does.
     """
 
     concept: int | str
@@ -598,9 +599,7 @@ class EraseConcept(RefitEdit):
                             "for every training image used to fit the eraser; nothing to erase.")
         z = flags[keep].astype(np.float32)[:, None]
         if self.class_conditional:
-            classes = sorted(set(y[keep].tolist()))
-            onehot = (y[keep][:, None] == np.asarray(classes)[None]).astype(np.float32)
-            z = np.concatenate([z, z * onehot], 1)
+            z = _within_class_columns(flags[keep], y[keep])
         X = torch.as_tensor(data.X[keep], dtype=torch.float64)
         fitter = LeaceFitter(X.shape[1], z.shape[1], dtype=torch.float64)
         fitter.update(X, torch.as_tensor(z, dtype=torch.float64))
@@ -613,6 +612,22 @@ class EraseConcept(RefitEdit):
         flags, weights = self._nuisance_and_drop(model, data)
         model.set_eraser(*eraser)
         self._refit_model(model, data, flags, weights)
+
+def _within_class_columns(flags: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N, C) float32: per class with both flag values, the flags centred within that class (0 elsewhere)."""
+    cols = []
+    for c in sorted(set(y.tolist())):
+        inside = y == c
+        f = flags[inside].astype(np.float32)
+        if 0 < f.sum() < len(f):
+            col = np.zeros(len(y), np.float32)
+            col[inside] = f - f.mean()
+            cols.append(col)
+    if not cols:
+        raise EditError("No class has images both with and without the concept (as the model's predictor "
+                        "sees it); a class-conditional eraser cannot be fitted. Use class_conditional=False.")
+    return np.stack(cols, 1)
+
 
 del Edit._registry[RefitEdit.kind]  # an abstract base, not an edit of its own
 EDIT_KINDS = tuple(Edit._registry)

@@ -41,7 +41,8 @@ def repair_candidates(model: Any, cls: int | str, concept: int | str,
                 EraseConcept(c, k).using(data), EraseConcept(c, k, reweight=True).using(data),
                 EraseConcept(c, k, class_conditional=True).using(data)]
         if data is not None and data.concept_labels is not None:
-            out.append(EraseConcept(c, k, refit_predictors=True, reweight=True).using(data))
+            out += [EraseConcept(c, k, refit_predictors=True, reweight=True).using(data),
+                    EraseConcept(c, k, class_conditional=True, refit_predictors=True, reweight=True).using(data)]
     return out
 
 
