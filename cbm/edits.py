@@ -114,8 +114,16 @@ class Edit:
         return EditRecord(self, plan.changes, before)
 
     def describe(self) -> str:
+        """Every field, e.g. ``prune(cls='Shirt', concept='tag in the corner')`` (what the log records)."""
         parts = [f"{k}={v!r}" for k, v in self.to_dict().items() if k != "kind" and not isinstance(v, list)]
         return f"{self.kind}(" + ", ".join(parts) + ")"
+
+    def short_label(self) -> str:
+        """A short label for tables: the kind, then the options switched on, e.g.
+        ``erase-concept (class-conditional, reweight)``."""
+        on = [f.name.replace("_", "-") for f in dataclasses.fields(self)
+              if isinstance(getattr(self, f.name), bool) and getattr(self, f.name) and f.default is False]
+        return self.kind + (f" ({', '.join(on)})" if on else "")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (``Edit.from_dict`` inverts it exactly)."""

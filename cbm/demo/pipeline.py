@@ -238,7 +238,8 @@ class DemoResult:
                       "flipped (its mean shift in the embedding, from the model's own predictor):",
                       f"    {'edit':<64}{'score':>7}{'val':>7}{'flipped':>8}{'balanced':>9}  {k} recall val/flipped"]
             for r in self.repairs.itertuples():
-                lines.append(f"  {'*' if r.chosen else ' '} {r.name[:63]:<64}{r.score:>7.3f}{r.val_accuracy:>7.3f}"
+                label = "no edit" if r.edit is None else r.edit.short_label()
+                lines.append(f"  {'*' if r.chosen else ' '} {label[:63]:<64}{r.score:>7.3f}{r.val_accuracy:>7.3f}"
                              f"{r.val_flipped:>8.3f}{r.val_balanced:>9.3f}  {r.val_recall:.2f}/{r.flipped_recall:.2f}")
             chosen = self.chosen_edit
             lines.append(f"Chosen edit: {chosen.describe() if chosen is not None else 'none (no edit beat the model)'}")

@@ -151,3 +151,9 @@ def test_preview_of_a_head_edit_reports_recall_for_its_class(quick_demo):
     eff = preview(model, Prune(k, ARTIFACT), sets)
     assert eff.affected == k and eff.recall().index[0] == k
     assert eff.verdict()
+
+
+def test_an_edit_has_a_short_label_naming_the_options_switched_on():
+    assert RefitWithout(ARTIFACT).short_label() == "refit-without"
+    label = EraseConcept(ARTIFACT, "Shirt", class_conditional=True, refit_predictors=True).short_label()
+    assert label == "erase-concept (class-conditional, refit-predictors)"
