@@ -4,7 +4,9 @@ For the headline shape (N=1M images, M=4,096 concepts, d=768, fp16 embeddings) a
 losses, each op is timed per provider, and compared with its roofline floor:
 ``max(FLOPs / measured matmul throughput, bytes moved / measured copy bandwidth)``, both measured
 on this GPU in the same run. Parity against a float64 reference (and against the PyTorch path) is
-checked first on ragged shapes. Results go to ``benchmarks/results/gpu.json``.
+checked first on ragged shapes. Then the Concept-Centric Transformer's seconds per epoch (GPU and
+CPU, issue 15) and MobileNetV2's embedding throughput at 96 and 224 px (the per-image cost of the
+README's 100-million-image projection, issue 17). Results go to ``benchmarks/results/gpu.json``.
 
 Usage: ``python benchmarks/gpu_all.py [--quick] [--no-compile]``. Needs CUDA; takes a few minutes
 (``--quick``: N=100k, well under a minute plus compile time). Also runnable: ``pytest tests/kernels``
@@ -211,6 +213,56 @@ def bench_search(machine, n, d, repeat):
         "eager": eager}, _floor(machine, 2.0 * n * d, 2.0 * n * d), repeat)}
 
 
+def bench_cct_epoch(n: int = 2000, tokens: int = 49, d: int = 1280, epochs: int = 3) -> dict:
+    """Concept-Centric Transformer training on random (n, tokens, d) patch tokens: seconds per epoch
+    on this GPU (issue 15 reports the CPU figure from bench_cct.py)."""
+    import time
+
+    import numpy as np
+
+    from cbm.bank import ConceptBank
+    from cbm.models import create_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, tokens, d)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    bank = ConceptBank([f"c{i}" for i in range(62)], [f"concept {i}" for i in range(62)])
+    labels = (rng.random((n, 62)) < 0.3).astype(np.float32)
+    out = {}
+    for device in ("cuda", "cpu") if n <= 2000 else ("cuda",):
+        model = create_model("cct", concepts=bank, max_epochs=epochs, patience=epochs, device=device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        model.fit(X, y, concept_labels=labels)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        out[f"s_per_epoch_{device}"] = (time.perf_counter() - t) / model.n_iter_
+    out["shape"] = {"N": n, "T": tokens, "d": d, "concepts": 62}
+    return out
+
+
+def bench_embed(image_size: int, n: int = 4096, batch_size: int = 256) -> dict:
+    """MobileNetV2 embedding throughput (images/s) on this GPU, the per-image cost behind the
+    README's 100-million-image projection (issue 17); images are random uint8 28 x 28."""
+    import time
+
+    import numpy as np
+
+    from cbm.encoders import create_encoder
+
+    enc = create_encoder("mobilenet_v2", image_size=image_size, device="cuda")
+    images = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    enc.encode_images(images[:batch_size], batch_size=batch_size)  # warm-up
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    enc.encode_images(images, batch_size=batch_size)
+    torch.cuda.synchronize()
+    s = time.perf_counter() - t
+    return {"image_size": image_size, "n": n, "batch_size": batch_size, "images_per_s": n / s,
+            "ms_per_image": 1e3 * s / n}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="N=100k instead of 1M")
@@ -242,6 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     results["training_ops"] = bench_losses(machine, 8192, 4096, args.repeat, compile_)
     print("concept_search ...", flush=True)
     results["concept_search"] = bench_search(machine, 4 * n, 768, args.repeat)
+    for name, fn in (("cct_epoch", bench_cct_epoch), ("embed_96px", lambda: bench_embed(96)),
+                     ("embed_224px", lambda: bench_embed(224))):
+        print(f"{name} ...", flush=True)
+        try:  # one failing extra never costs the kernel numbers above
+            results[name] = fn()
+        except Exception as e:  # noqa: BLE001
+            results[name] = {"error": f"{type(e).__name__}: {e}"}
+        print(results[name], flush=True)
     path = write_result("gpu", results, quick=args.quick)
     print(f"wrote {path}")
     return 0
