@@ -35,6 +35,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
+from cbm.models._base import BaseConceptModel
+
 __all__ = ["MultiLabelCBM", "check_indicator", "finding_metrics", "finding_report", "format_finding_metrics"]
 
 
@@ -208,17 +210,10 @@ class MultiLabelCBM(BaseEstimator):
         out = np.asarray(A, np.float32) @ self.coef_.T + self.intercept_
         return out if residual is None else out + residual
 
+    #: the finding weights and intercepts: what edits change and undo restores
     HEAD_ATTRIBUTES = ("coef_", "intercept_", "concepts_")
-
-    def head_state(self) -> dict[str, Any]:
-        """A copy of the finding weights and intercepts, for :meth:`set_head_state` (edits' undo)."""
-        return {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                for k in self.HEAD_ATTRIBUTES if (v := getattr(self, k, None)) is not None}
-
-    def set_head_state(self, state: dict[str, Any]) -> None:
-        """Restore a head saved by :meth:`head_state` exactly."""
-        for k, v in state.items():
-            setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
+    head_state = BaseConceptModel.head_state
+    set_head_state = BaseConceptModel.set_head_state
 
     def remove_concept(self, j: int) -> None:
         """Not supported: prune the concept for every finding instead (``Prune(None, concept)``)."""
