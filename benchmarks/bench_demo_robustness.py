@@ -28,6 +28,7 @@ from _harness import RESULTS_DIR, write_result  # noqa: E402
 
 SIZES = {"n_train": 1000, "n_val": 300, "n_test": 300, "n_shifted": 600, "image_size": 64}
 QUICK_SIZES = {"n_train": 400, "n_val": 100, "n_test": 100, "n_shifted": 200, "image_size": 64}
+DEFAULT_SIZES = {"n_train": 4000, "n_val": 1000, "n_test": 1000, "n_shifted": 2000, "image_size": 96}  # DemoConfig()
 
 # (confounded class, tag size, corner, P(tag | k) train, P(tag | others) train,
 #  P(tag | others) shifted, seed); P(tag | k) on the shifted site is 0 throughout.
@@ -86,7 +87,8 @@ def goals(configs: list[dict]) -> dict:
     gain = [c["shifted_gain_points"] >= GOALS["gain_points"] for c in configs]
     beats = [c["shifted_after"] > c["black_box_shifted"] and c["shifted_after"] > c["never_predict_k_shifted"]
              for c in configs]
-    k_ok = [c["k_recall_shifted_after"] >= c["k_recall_shifted_before"] for c in configs]
+    k_ok = [c["edit"] == "none" or c["k_recall_shifted_after"] >= c["k_recall_shifted_before"]
+            for c in configs]  # no edit chosen: the recall is unchanged
     cost = [c["in_domain_cost_points"] <= GOALS["in_domain_cost_points"] for c in configs]
     return {"n": n, "gain_ge_5_points": sum(gain), "beats_black_box_and_never_predict_k": sum(beats),
             "k_recall_shifted_not_lower": sum(k_ok), "in_domain_cost_le_3_points": sum(cost),
@@ -137,6 +139,9 @@ def markdown(configs: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two small configurations")
+    ap.add_argument("--default-sizes", action="store_true",
+                    help="the same configurations at cbm demo's default sizes (4,000 + 1,000 images at 96 px) "
+                         "into demo_robustness_default.json")
     ap.add_argument("--root", type=Path, default=None, help="work folder (embedding cache, model dirs)")
     ap.add_argument("--only", type=int, nargs="*", default=None,
                     help="run only these configuration indices, in this order (parallel workers)")
@@ -144,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     name = "demo_robustness_quick" if args.quick else "demo_robustness"
     rows, sizes = (QUICK_CONFIGS, QUICK_SIZES) if args.quick else (CONFIGS, SIZES)
+    if args.default_sizes:
+        name, sizes = "demo_robustness_default", DEFAULT_SIZES
     root = args.root or Path(__file__).resolve().parent / ".demo_robustness"
     path = RESULTS_DIR / f"{name}.json"
     if args.table:
