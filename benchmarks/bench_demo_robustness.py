@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -122,10 +123,8 @@ def markdown(configs: list[dict]) -> str:
     rows = []
     for c in configs:
         f = c["config"]
-        flags = [("class_conditional=True", "class-conditional"), ("refit_predictors=True", "re-grounded"),
-                 ("reweight=True", "reweighted")]
-        variants = [label for key, label in flags if key in c["edit"]]
-        edit = c["edit"].split("(")[0] + (f" ({', '.join(variants)})" if variants else "")
+        on = [k.replace("_", "-") for k in re.findall(r"(\w+)=True", c["edit"])]  # as Edit.short_label
+        edit = c["edit"].split("(")[0] + (f" ({', '.join(on)})" if on else "")
         rows.append(
             f"| {c.get('index', '')} | {f['confounded_class']} | {f['tag_size']} px {f['corner']} | "
             f"{f['rate_class_train']:.0%}/{f['rate_other_train']:.0%} | {f['rate_other_shift']:.0%} | {f['seed']} | "

@@ -4,9 +4,9 @@ For the headline shape (N=1M images, M=4,096 concepts, d=768, fp16 embeddings) a
 losses, each op is timed per provider, and compared with its roofline floor:
 ``max(FLOPs / measured matmul throughput, bytes moved / measured copy bandwidth)``, both measured
 on this GPU in the same run. Parity against a float64 reference (and against the PyTorch path) is
-checked first on ragged shapes. Then the Concept-Centric Transformer's seconds per epoch (GPU and
-CPU, issue 15) and MobileNetV2's embedding throughput at 96 and 224 px (the per-image cost of the
-README's 100-million-image projection, issue 17). Results go to ``benchmarks/results/gpu.json``.
+checked first on ragged shapes. Then the Concept-Centric Transformer's seconds per epoch (issue 15)
+and MobileNetV2's embedding throughput at 96 and 224 px (the per-image cost of the README's
+100-million-image projection, issue 17). Results go to ``benchmarks/results/gpu.json``.
 
 Usage: ``python benchmarks/gpu_all.py [--quick] [--no-compile]``. Needs CUDA; takes a few minutes
 (``--quick``: N=100k, well under a minute plus compile time). Also runnable: ``pytest tests/kernels``
@@ -215,7 +215,7 @@ def bench_search(machine, n, d, repeat):
 
 def bench_cct_epoch(n: int = 2000, tokens: int = 49, d: int = 1280, epochs: int = 3) -> dict:
     """Concept-Centric Transformer training on random (n, tokens, d) patch tokens: seconds per epoch
-    on this GPU (issue 15 reports the CPU figure from bench_cct.py)."""
+    on this GPU (the CPU figure comes from bench_cct.py)."""
     import time
 
     import numpy as np
@@ -228,18 +228,13 @@ def bench_cct_epoch(n: int = 2000, tokens: int = 49, d: int = 1280, epochs: int 
     y = rng.integers(0, 10, n)
     bank = ConceptBank([f"c{i}" for i in range(62)], [f"concept {i}" for i in range(62)])
     labels = (rng.random((n, 62)) < 0.3).astype(np.float32)
-    out = {}
-    for device in ("cuda", "cpu") if n <= 2000 else ("cuda",):
-        model = create_model("cct", concepts=bank, max_epochs=epochs, patience=epochs, device=device)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        model.fit(X, y, concept_labels=labels)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        out[f"s_per_epoch_{device}"] = (time.perf_counter() - t) / model.n_iter_
-    out["shape"] = {"N": n, "T": tokens, "d": d, "concepts": 62}
-    return out
+    model = create_model("cct", concepts=bank, max_epochs=epochs, patience=epochs, device="cuda")
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    model.fit(X, y, concept_labels=labels)
+    torch.cuda.synchronize()
+    return {"s_per_epoch_cuda": (time.perf_counter() - t) / model.n_iter_,
+            "shape": {"N": n, "T": tokens, "d": d, "concepts": 62}}
 
 
 def bench_embed(image_size: int, n: int = 4096, batch_size: int = 256) -> dict:

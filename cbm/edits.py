@@ -66,15 +66,7 @@ class EditRecord:
 
     def undo(self, model: Any) -> None:
         """Restore the head exactly as it was before the edit."""
-        _restore(model, self.before)
-
-
-def _snapshot(model: Any) -> dict[str, Any]:
-    return model.head_state()
-
-
-def _restore(model: Any, snap: dict[str, Any]) -> None:
-    model.set_head_state(snap)
+        model.set_head_state(self.before)
 
 
 def _finite(value: float, what: str) -> float:
@@ -105,11 +97,11 @@ class Edit:
     def apply(self, model: Any) -> EditRecord:
         """Commit the edit to ``model``; returns the record (old/new values, exact undo)."""
         plan = self.plan(model)
-        before = _snapshot(model)
+        before = model.head_state()
         try:
             commit(model, plan)
         except BaseException:
-            _restore(model, before)
+            model.set_head_state(before)
             raise
         return EditRecord(self, plan.changes, before)
 
@@ -528,7 +520,7 @@ class RefitEdit(Edit):
     def _balancing_weights(self, model: Any, data: TrainingData, flags: np.ndarray) -> dict[str, Any]:
         """``refit`` keywords weighing the head's training (and early-stopping) data so the concept,
         as the model's own predictor sees it, is independent of the class (when ``reweight``)."""
-        if not getattr(self, "reweight", False):
+        if not self.reweight:
             return {}
         out = {"sample_weight": independence_weights(data.y, flags)}
         if data.X_val is not None and data.y_val is not None:
@@ -537,7 +529,7 @@ class RefitEdit(Edit):
         return out
 
     def _refit_model(self, model: Any, data: TrainingData, flags: np.ndarray, weights: dict[str, Any]) -> None:
-        labels = data.concept_labels if getattr(self, "refit_predictors", False) else None
+        labels = data.concept_labels if self.refit_predictors else None
         model.refit(data.X, data.y, concept_labels=labels, nuisance=flags if labels is not None else None,
                     X_val=data.X_val, y_val=data.y_val, **weights)
 

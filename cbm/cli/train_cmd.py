@@ -111,9 +111,8 @@ def build_model(args, extras: dict[str, Any]):
 
 def _run(args) -> int:
     from cbm.data import load_training_data
-    from cbm.data.training import encoder_record, fit_arguments
-    from cbm.edit_eval import save_eval_data
-    from cbm.io import check_target, save_model
+    from cbm.data.training import fit_arguments
+    from cbm.io import check_target
     from cbm.metrics import format_report, report
 
     check_target(args.out)  # a file there is refused before any training
@@ -132,11 +131,7 @@ def _run(args) -> int:
         extras["class_embeddings"] = class_text_embeddings(extras, model.concepts, args.class_template)
     model.fit(train["X"], train["y"], **fit_arguments(model, splits, extras))
     metrics = report(model, splits)
-    fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": extras.get("splits")}
-    version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method}",
-                         metrics=metrics, fingerprints=fingerprints)
-    eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
-    save_eval_data(Path(args.out) / "data.npz", eval_splits)
+    version = _save(model, args, spec, splits, extras, metrics, f"cbm train --method {args.method}")
     print(format_report(metrics))
     print(f"saved {args.method} with {len(model.concept_names_)} concepts to {args.out} (version {version})")
     return 0
@@ -144,9 +139,7 @@ def _run(args) -> int:
 
 def _run_multilabel(args, spec, splits: dict, extras: dict, findings: list[str]) -> int:
     """``cbm train`` on a multi-label indicator matrix: one sigmoid per finding (MultiLabelCBM)."""
-    from cbm.data.training import encoder_record, fit_arguments
-    from cbm.edit_eval import save_eval_data
-    from cbm.io import save_model
+    from cbm.data.training import fit_arguments
     from cbm.models.multilabel import MultiLabelCBM, finding_metrics, format_finding_metrics
 
     if args.method not in MULTILABEL_METHODS:
@@ -158,15 +151,26 @@ def _run_multilabel(args, spec, splits: dict, extras: dict, findings: list[str])
     train = splits["train"]
     model.fit(train["X"], train["y"], **fit_arguments(base, splits, extras))
     metrics = finding_metrics(model, splits)
-    fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": extras.get("splits")}
-    version = save_model(model, args.out, note=args.note or f"cbm train --method {args.method} (multi-label)",
-                         metrics=metrics, fingerprints=fingerprints)
-    eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
-    save_eval_data(Path(args.out) / "data.npz", eval_splits, class_names=findings)
+    version = _save(model, args, spec, splits, extras, metrics,
+                    f"cbm train --method {args.method} (multi-label)", class_names=findings)
     print(format_finding_metrics(metrics))
     print(f"saved multi-label {args.method} ({len(findings)} findings, {len(model.concept_names_)} concepts) "
           f"to {args.out} (version {version})")
     return 0
+
+
+def _save(model: Any, args, spec, splits: dict, extras: dict, metrics: Any, note: str,
+          class_names: list[str] | None = None) -> int:
+    """Save ``model`` as a new version of ``args.out`` with its evaluation splits (``data.npz``)."""
+    from cbm.data.training import encoder_record
+    from cbm.edit_eval import save_eval_data
+    from cbm.io import save_model
+
+    fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": extras.get("splits")}
+    version = save_model(model, args.out, note=args.note or note, metrics=metrics, fingerprints=fingerprints)
+    eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
+    save_eval_data(Path(args.out) / "data.npz", eval_splits, class_names=class_names)
+    return version
 
 
 def class_text_embeddings(extras: dict[str, Any], bank: Any, template: str) -> np.ndarray | None:

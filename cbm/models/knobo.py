@@ -225,7 +225,7 @@ class KnoBo(BaseConceptModel):
         return groups
 
     def _fit_head(self, A: torch.Tensor, y: torch.Tensor, P: torch.Tensor | None, val,
-                  Av: torch.Tensor | None = None, weights: tuple[Any, Any] | None = None) -> None:
+                  Av: torch.Tensor | None = None, sample_weight: Any = None, val_weight: Any = None) -> None:
         from tqdm.auto import tqdm
 
         K, M = len(self.classes_), A.shape[1]
@@ -234,8 +234,8 @@ class KnoBo(BaseConceptModel):
         opt = torch.optim.Adam([W, b], lr=self.lr)
         if Av is None and val is not None:
             Av = self._activations(val[0])
-        w, wv = (None, None) if weights is None else (
-            None if v is None else torch.as_tensor(np.asarray(v, np.float32), device=A.device) for v in weights)
+        w, wv = (None if v is None else torch.as_tensor(np.asarray(v, np.float32), device=A.device)
+                 for v in (sample_weight, val_weight))
         stop = EarlyStopping(self.patience)
         self.n_iter_ = 0
         for _ in tqdm(range(self.max_epochs), desc="KnoBo head", disable=not self.verbose):
@@ -328,8 +328,7 @@ class KnoBo(BaseConceptModel):
         Av = None if val is None else as_tensor(self.transform(val[0]), self.device_)
         prior = class_prior(self.concepts_, self.classes_)
         P = None if prior is None else torch.as_tensor(prior, device=self.device_)
-        weights = None if sample_weight is None and val_weight is None else (sample_weight, val_weight)
-        self._fit_head(A, y_idx, P, val, Av, weights)
+        self._fit_head(A, y_idx, P, val, Av, sample_weight, val_weight)
         return self
 
     def _extra_state(self) -> dict[str, np.ndarray]:
