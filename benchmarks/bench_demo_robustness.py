@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import RESULTS_DIR, write_result  # noqa: E402
 
@@ -91,8 +93,18 @@ def goals(configs: list[dict]) -> dict:
     k_ok = [c["edit"] == "none" or c["k_recall_shifted_after"] >= c["k_recall_shifted_before"]
             for c in configs]  # no edit chosen: the recall is unchanged
     cost = [c["in_domain_cost_points"] <= GOALS["in_domain_cost_points"] for c in configs]
+    # the reference: KnoBo trained on the same images before the tag was stamped, the most that undoing
+    # the confounder can give back (configurations recorded before it existed have none)
+    ref = [c for c in configs if np.isfinite(c.get("headroom_points", np.nan))]
+    room = [c["headroom_points"] >= GOALS["gain_points"] for c in ref]
     return {"n": n, "gain_ge_5_points": sum(gain), "beats_black_box_and_never_predict_k": sum(beats),
             "k_recall_shifted_not_lower": sum(k_ok), "in_domain_cost_le_3_points": sum(cost),
+            "with_reference": len(ref), "headroom_ge_5_points": sum(room),
+            "gain_ge_5_where_headroom_ge_5": sum(r and c["shifted_gain_points"] >= GOALS["gain_points"]
+                                                 for r, c in zip(room, ref, strict=True)),
+            "gain_within_1_point_of_headroom": sum(c["shifted_gain_points"] >= c["headroom_points"] - 1 for c in ref),
+            "median_gain_points": float(np.median([c["shifted_gain_points"] for c in configs])) if n else None,
+            "median_headroom_points": float(np.median([c["headroom_points"] for c in ref])) if ref else None,
             "met": {"gain": n > 0 and sum(gain) >= GOALS["gain_share"] * n,
                     "beats_baselines": n > 0 and sum(beats) >= GOALS["beats_baselines_share"] * n,
                     "k_recall": n > 0 and all(k_ok), "in_domain_cost": n > 0 and all(cost)}}
@@ -118,8 +130,8 @@ def _recorded(path: Path) -> list[dict]:
 def markdown(configs: list[dict]) -> str:
     """The README table: one row per configuration."""
     head = ("| # | class | tag | train k/others | shifted others | seed | chosen edit | shifted before -> after "
-            "(gain) | black box | black box + same fix | never k | k recall shifted | in-domain CBM / black box "
-            "(cost) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "(gain) | trained without the tag (headroom) | black box | black box + same fix | never k | k recall shifted | "
+            "in-domain CBM / black box (cost) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for c in configs:
         f = c["config"]
@@ -129,6 +141,7 @@ def markdown(configs: list[dict]) -> str:
             f"| {c.get('index', '')} | {f['confounded_class']} | {f['tag_size']} px {f['corner']} | "
             f"{f['rate_class_train']:.0%}/{f['rate_other_train']:.0%} | {f['rate_other_shift']:.0%} | {f['seed']} | "
             f"{edit} | {c['cbm_shifted']:.3f} -> {c['shifted_after']:.3f} ({c['shifted_gain_points']:+.1f}) | "
+            f"{c.get('tag_free_cbm_shifted', np.nan):.3f} ({c.get('headroom_points', np.nan):+.1f}) | "
             f"{c['black_box_shifted']:.3f} | {c['black_box_same_fix_shifted']:.3f} | {c['never_predict_k_shifted']:.3f} | "
             f"{c['k_recall_shifted_before']:.2f} -> {c['k_recall_shifted_after']:.2f} | "
             f"{c['cbm_in_domain']:.3f} / {c['black_box_in_domain']:.3f} ({c['in_domain_cost_points']:+.1f}) |")

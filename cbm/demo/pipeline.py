@@ -55,6 +55,7 @@ class DemoConfig:
     batch_size: int = 128
     llm_model: str | None = None      # regenerate the garment bank through an LLM (cbm.concepts)
     llm_base_url: str | None = None
+    tag_free_reference: bool = True   # also train on the same images without the tag (an upper bound)
 
     def __post_init__(self) -> None:
         for k in ("n_train", "n_val", "n_test", "n_shifted"):
@@ -223,7 +224,11 @@ class DemoResult:
         measured effect with per-class recall and the baselines, and where to look."""
         sug = self.suggestions.head(5)
         lines = ["", "Accuracy (in-domain = training site, shifted = the other site) and sparsity:",
-                 self.table(), "",
+                 self.table()]
+        if any(r["model"] in REFERENCE_ROWS for r in self.rows):
+            lines.append("  (reference rows: trained on the same images before the tag was stamped, which a user "
+                         "does not have; they bound what any repair can reach)")
+        lines += ["",
                  "Edit suggestions (concepts whose class evidence holds in one site only):"]
         lines += [f"  {r['class']:<12} <- {r['concept']!r} (weight {r['weight']:+.2f}, score {r['score']:.3f})"
                   for _, r in sug.iterrows()]
@@ -246,6 +251,10 @@ class DemoResult:
         if self.edit_effect is not None:
             lines += ["", "Its effect, measured on every split (nothing committed):", self.edit_effect.report(),
                       f"  => shifted accuracy {100 * self.edit_effect.delta('shifted'):+.1f} points"]
+            headroom = self.summary()["headroom_points"]
+            if np.isfinite(headroom):
+                lines.append(f"     of {headroom:+.1f} points that KnoBo trained without the tag gains over the "
+                             "model (the reference row)")
         lines += ["", f"Model directory: {self.model_dir}",
                   "Timings: " + ", ".join(f"{n} {v:.1f} s" for n, v in self.timings.items()),
                   "Open it in the browser:  cbm app" + ("" if self.model_dir == default_demo_dir() / "model"
@@ -286,6 +295,9 @@ class DemoResult:
             "cbm_in_domain": cbm["in_domain"], "cbm_shifted": cbm["shifted"],
             "black_box_in_domain": by["black box (linear probe)"]["in_domain"],
             "pcbm_h_in_domain": by.get("PCBM-h (CAV concepts + residual)", {}).get("in_domain"),
+            "tag_free_cbm_shifted": by.get(REFERENCE_ROWS[0], {}).get("shifted", np.nan),
+            "tag_free_black_box_shifted": by.get(REFERENCE_ROWS[1], {}).get("shifted", np.nan),
+            "headroom_points": 100 * (by.get(REFERENCE_ROWS[0], {}).get("shifted", np.nan) - cbm["shifted"]),
             "verdict": e.verdict() if e is not None else "no edit chosen",
             "timings": self.timings,
         }
@@ -314,6 +326,40 @@ def sparse_head(knobo, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], l
 
     m = copy.deepcopy(knobo).set_params(l1=l1)
     return m.refit(X["train"], splits["train"].y, X_val=X["val"], y_val=splits["val"].y)
+
+
+def fit_knobo(bank, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], labels: np.ndarray, seed: int,
+              verbose: bool = False):
+    """The demo's KnoBo: grounded on ``labels`` (the training split's), balanced on the artifact if present."""
+    from cbm.models import create_model
+
+    knobo = create_model("knobo", concepts=bank, random_state=seed, verbose=verbose,
+                         balance_concept=ARTIFACT if ARTIFACT in bank.names else None)
+    return knobo.fit(X["train"], splits["train"].y, concept_labels=labels, X_val=X["val"], y_val=splits["val"].y)
+
+
+REFERENCE_ROWS = ("reference: KnoBo trained without the tag", "reference: black box trained without the tag")
+
+
+def tag_free_reference(splits: dict[str, DemoSplit], X: dict[str, np.ndarray], cfg: DemoConfig,
+                       thresholds: dict[str, tuple[float, float]], progress: bool = False) -> list[dict[str, Any]]:
+    """Upper bounds no repair has: KnoBo (without the artifact concept) and the black box trained on the same
+    training-site images before the tag was stamped, scored on the same (stamped) test splits."""
+    from cbm.models import create_model
+
+    fit_on = {f"{s}-tag-free": DemoSplit(images=splits[s].clean, y=splits[s].y, domains=splits[s].domains,
+                                         stamped=np.zeros_like(splits[s].stamped), clean=splits[s].clean,
+                                         ids=np.asarray([f"tag-free/{i}" for i in splits[s].ids]))
+              for s in ("train", "val")}
+    Xc, _, _ = embed_splits(fit_on, cfg, progress=progress)
+    clean = {s: fit_on[f"{s}-tag-free"] for s in ("train", "val")}
+    Xc = {s: Xc[f"{s}-tag-free"] for s in ("train", "val")}
+    bank = garment_concept_bank(include_artifact=False)
+    labels = concept_labels(bank, _class_index(clean["train"].y), clean["train"].stamped, clean["train"].clean,
+                            thresholds)
+    knobo = fit_knobo(bank, Xc, clean, labels, cfg.seed)
+    probe = create_model("linear-probe", random_state=cfg.seed).fit(Xc["train"], clean["train"].y)
+    return [_row(REFERENCE_ROWS[0], knobo, X, splits), _row(REFERENCE_ROWS[1], probe, X, splits, dense=True)]
 
 
 def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
@@ -348,9 +394,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     L = {s: concept_labels(bank, _class_index(splits[s].y), splits[s].stamped, splits[s].clean, thresholds)
          for s in SPLITS}
     ytr, yva = splits["train"].y, splits["val"].y
-    knobo = create_model("knobo", concepts=bank, random_state=cfg.seed, verbose=progress,
-                         balance_concept=ARTIFACT if ARTIFACT in bank.names else None)
-    knobo.fit(X["train"], ytr, concept_labels=L["train"], X_val=X["val"], y_val=yva)
+    knobo = fit_knobo(bank, X, splits, L["train"], cfg.seed, verbose=progress)
     t["train_knobo_s"] = time.perf_counter() - t2
     hybrids = {}
     if pcbm:
@@ -372,6 +416,10 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
         t4 = time.perf_counter()
         rows += text_scored_rows(bank, splits, X, encoder, cfg)
         t["train_text_methods_s"] = time.perf_counter() - t4
+    if cfg.tag_free_reference and cfg.llm_model is None:
+        t5 = time.perf_counter()
+        rows += tag_free_reference(splits, X, cfg, thresholds, progress=progress)
+        t["reference_s"] = time.perf_counter() - t5
 
     t3 = time.perf_counter()
     base_cols = [bank.index(n) for n in knobo.base_concepts_.names]
