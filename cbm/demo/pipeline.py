@@ -55,7 +55,7 @@ class DemoConfig:
     batch_size: int = 128
     llm_model: str | None = None      # regenerate the garment bank through an LLM (cbm.concepts)
     llm_base_url: str | None = None
-    tag_free_reference: bool = True   # also train on the same images without the tag (an upper bound)
+    tag_free_reference: bool = True   # also train on the same images without the tag (a reference)
 
     def __post_init__(self) -> None:
         for k in ("n_train", "n_val", "n_test", "n_shifted"):
@@ -227,7 +227,7 @@ class DemoResult:
                  self.table()]
         if any(r["model"] in REFERENCE_ROWS for r in self.rows):
             lines.append("  (reference rows: trained on the same images before the tag was stamped, which a user "
-                         "does not have; they bound what any repair can reach)")
+                         "does not have: what undoing the confounder in training gives back)")
         lines += ["",
                  "Edit suggestions (concepts whose class evidence holds in one site only):"]
         lines += [f"  {r['class']:<12} <- {r['concept']!r} (weight {r['weight']:+.2f}, score {r['score']:.3f})"
@@ -330,10 +330,11 @@ def sparse_head(knobo, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], l
 
 def fit_knobo(bank, X: dict[str, np.ndarray], splits: dict[str, DemoSplit], labels: np.ndarray, seed: int,
               verbose: bool = False):
-    """The demo's KnoBo: grounded on ``labels`` (the training split's), balanced on the artifact if present."""
+    """The demo's KnoBo: grounded on ``labels`` (the training split's), balanced on the artifact if present,
+    each concept predictor's L2 strength chosen on held-out training images."""
     from cbm.models import create_model
 
-    knobo = create_model("knobo", concepts=bank, random_state=seed, verbose=verbose,
+    knobo = create_model("knobo", concepts=bank, random_state=seed, verbose=verbose, grounding_l2="auto",
                          balance_concept=ARTIFACT if ARTIFACT in bank.names else None)
     return knobo.fit(X["train"], splits["train"].y, concept_labels=labels, X_val=X["val"], y_val=splits["val"].y)
 
@@ -343,8 +344,10 @@ REFERENCE_ROWS = ("reference: KnoBo trained without the tag", "reference: black 
 
 def tag_free_reference(splits: dict[str, DemoSplit], X: dict[str, np.ndarray], cfg: DemoConfig,
                        thresholds: dict[str, tuple[float, float]], progress: bool = False) -> list[dict[str, Any]]:
-    """Upper bounds no repair has: KnoBo (without the artifact concept) and the black box trained on the same
-    training-site images before the tag was stamped, scored on the same (stamped) test splits."""
+    """References no user has: KnoBo (without the artifact concept) and the black box trained on the same
+    training-site images before the tag was stamped, scored on the same (stamped) test splits. They show how
+    much the confounder costs in training; an edit that also removes the tag's effect on test images can
+    do better still."""
     from cbm.models import create_model
 
     fit_on = {f"{s}-tag-free": DemoSplit(images=splits[s].clean, y=splits[s].y, domains=splits[s].domains,

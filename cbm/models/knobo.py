@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.losses import prior_loss
@@ -47,8 +47,9 @@ class KnoBo(BaseConceptModel):
         Minimum held-out (balanced) accuracy of a concept predictor to keep the concept.
     max_concepts : int or None, default=None
         Keep at most this many concepts, best accuracy first.
-    grounding_l2 : float, default=1e-3
-        L2 strength of the concept predictors.
+    grounding_l2 : float or "auto", default=1e-3
+        L2 strength of the concept predictors. ``"auto"``: each predictor takes the strength of
+        ``GROUNDING_L2_GRID`` (1e-3, 1e-4, 1e-5) that scores best on the held-out images.
     grounding_val_fraction : float, default=0.2
         Share of images held out to measure each predictor's accuracy.
     lam : float, default=1
@@ -77,6 +78,8 @@ class KnoBo(BaseConceptModel):
         Held-out accuracy of every concept predictor (NaN where a concept had no labels).
     selected_ : ndarray of int
         Bank indices of the kept concepts, the columns of ``coef_``.
+    grounding_l2_ : ndarray of shape (M_base,)
+        The L2 strength each kept predictor was fitted with.
     """
 
     method = "knobo"
@@ -85,7 +88,7 @@ class KnoBo(BaseConceptModel):
         "concepts": [HasMethods(["subset"]), None],
         "threshold": [Interval(Real, 0, 1, closed="both")],
         "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
-        "grounding_l2": [Interval(Real, 0, None, closed="left")],
+        "grounding_l2": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "grounding_val_fraction": [Interval(Real, 0, 1, closed="neither")],
         "lam": [Interval(Real, 0, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -99,7 +102,7 @@ class KnoBo(BaseConceptModel):
     }
 
     def __init__(self, *, concepts: ConceptBank | None = None, threshold: float = 0.6,
-                 max_concepts: int | None = None, grounding_l2: float = 1e-3,
+                 max_concepts: int | None = None, grounding_l2: float | str = 1e-3,
                  grounding_val_fraction: float = 0.2, lam: float = 1.0, lr: float = 1e-2,
                  max_epochs: int = 300, patience: int = 30, balance_concept: str | None = None,
                  l1: float = 0.0, random_state: int = 0, device: str = "auto", verbose: bool = False):
@@ -139,40 +142,35 @@ class KnoBo(BaseConceptModel):
         return torch.where(P > 0, 1.0, torch.where(P < 0, 0.0, -1.0))
 
     def _ground(self, Xn: torch.Tensor, L: torch.Tensor,
-                groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,).
+                groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+        """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,)
+        and the L2 strength of each (M,).
 
         ``groups`` (N, M) int: samples are weighted so every non-empty (label, group) cell of a
-        concept weighs the same (label-balanced when None).
+        concept weighs the same (label-balanced when None). With ``grounding_l2="auto"`` every
+        predictor takes the strength of :data:`GROUNDING_L2_GRID` that scores best on the held-out
+        images (the strongest among ties).
         """
         gen = torch.Generator(device="cpu").manual_seed(self._seed)
         held = (torch.rand(len(Xn), generator=gen) < self.grounding_val_fraction).to(Xn.device)
         used, pos = L >= 0, L > 0
-        train = used & ~held[:, None]
-        weight = balanced_weights(pos, train, groups)
-        W = torch.zeros(L.shape[1], Xn.shape[1], device=Xn.device, requires_grad=True)
-        b = torch.zeros(L.shape[1], device=Xn.device, requires_grad=True)
-        opt = torch.optim.LBFGS([W, b], lr=1, max_iter=200, line_search_fn="strong_wolfe")
-        target = pos.float()
-
-        def closure():
-            opt.zero_grad()
-            bce = F.binary_cross_entropy_with_logits(Xn @ W.T + b, target, reduction="none")
-            loss = (bce * weight).sum() + self.grounding_l2 * (W * W).sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        with torch.no_grad():
-            pred = (Xn @ W.T + b) > 0
-            ev = used & held[:, None]
-            ev = torch.where(ev.sum(0, keepdim=True) > 0, ev, used)  # tiny data: score on train
-            correct = (pred == pos) & ev
-            tpr = (correct & pos).sum(0) / (ev & pos).sum(0).clamp(min=1)
-            tnr = (correct & ~pos).sum(0) / (ev & ~pos).sum(0).clamp(min=1)
-            acc = ((tpr + tnr) / 2).cpu().numpy()
-            labelled = (((used & pos).sum(0) > 0) & ((used & ~pos).sum(0) > 0)).cpu().numpy()
-        return W.detach(), b.detach(), np.where(labelled, acc, np.nan).astype(np.float32)
+        weight = balanced_weights(pos, used & ~held[:, None], groups)
+        ev = used & held[:, None]
+        ev = torch.where(ev.sum(0, keepdim=True) > 0, ev, used)  # tiny data: score on train
+        grid = GROUNDING_L2_GRID if self.grounding_l2 == "auto" else (float(self.grounding_l2),)
+        best = None
+        for l2 in grid:  # strongest first, so a tie keeps the stronger L2
+            W, b = _logistic_regressions(Xn, pos.float(), weight, l2)
+            acc = _balanced_accuracy((Xn @ W.T + b) > 0, pos, ev)
+            if best is None:
+                best = (W, b, acc, torch.full_like(acc, l2))
+            else:
+                better = acc > best[2] + 1e-6
+                best = (torch.where(better[:, None], W, best[0]), torch.where(better, b, best[1]),
+                        torch.where(better, acc, best[2]), torch.where(better, l2, best[3]))
+        W, b, acc, l2s = best
+        labelled = (((used & pos).sum(0) > 0) & ((used & ~pos).sum(0) > 0)).cpu().numpy()
+        return W, b, np.where(labelled, acc.cpu().numpy(), np.nan).astype(np.float32), l2s.cpu().numpy()
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, X: torch.Tensor, y: torch.Tensor, concept_labels: Any = None,
@@ -186,7 +184,7 @@ class KnoBo(BaseConceptModel):
             self.__dict__.pop(k, None)
         Xn = F.normalize(X, dim=1)
         L = self._concept_labels(y, concept_labels, prior, len(concepts))
-        W, b, acc = self._ground(Xn, L, self._balance_groups(L, y))
+        W, b, acc, l2 = self._ground(Xn, L, self._balance_groups(L, y))
         self.grounding_accuracy_ = acc
         order = [j for j in np.argsort(-np.nan_to_num(acc, nan=-1)) if acc[j] >= self.threshold]
         if self.max_concepts is not None:
@@ -200,6 +198,7 @@ class KnoBo(BaseConceptModel):
         self.selected_ = np.asarray(order, np.int64)
         self.grounding_W_ = W[self.selected_].cpu().numpy()
         self.grounding_b_ = b[self.selected_].cpu().numpy()
+        self.grounding_l2_ = l2[self.selected_].astype(np.float32)
         bank = concepts.subset(self.selected_.tolist()).with_vectors(
             self.grounding_W_, self.grounding_b_, encoder_fingerprint=concepts.encoder_fingerprint)
         self.base_concepts_ = bank.replace(
@@ -317,8 +316,9 @@ class KnoBo(BaseConceptModel):
                 nuisance = (L[:, jb] > 0).cpu().numpy()
             groups = None if nuisance is None else self._balance_groups(
                 L, y_idx, torch.as_tensor(np.asarray(nuisance) > 0, device=Xt.device), jb)
-            W, b, _ = self._ground(F.normalize(self.erase(Xt), dim=1), L, groups)
+            W, b, _, l2 = self._ground(F.normalize(self.erase(Xt), dim=1), L, groups)
             self.grounding_W_, self.grounding_b_ = W.cpu().numpy(), b.cpu().numpy()
+            self.grounding_l2_ = l2.astype(np.float32)
             self.base_concepts_ = self.base_concepts_.with_vectors(
                 self.grounding_W_, self.grounding_b_, encoder_fingerprint=self.base_concepts_.encoder_fingerprint)
             if not len(self._added_vectors):
@@ -333,7 +333,8 @@ class KnoBo(BaseConceptModel):
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         out = {"grounding_W": self.grounding_W_, "grounding_b": self.grounding_b_,
-               "selected": self.selected_, "grounding_accuracy": self.grounding_accuracy_}
+               "selected": self.selected_, "grounding_accuracy": self.grounding_accuracy_,
+               "grounding_l2": self.grounding_l2_}
         if getattr(self, "eraser_left_", None) is not None:
             out.update(eraser_left=self.eraser_left_, eraser_right=self.eraser_right_,
                        eraser_bias=self.eraser_bias_)
@@ -344,8 +345,41 @@ class KnoBo(BaseConceptModel):
         self.grounding_b_ = tensors["grounding_b"].astype(np.float32)
         self.selected_ = tensors["selected"].astype(np.int64)
         self.grounding_accuracy_ = tensors["grounding_accuracy"].astype(np.float32)
+        if "grounding_l2" in tensors:
+            self.grounding_l2_ = tensors["grounding_l2"].astype(np.float32)
+        else:  # saved before the attribute existed: one strength for all
+            self.grounding_l2_ = np.full(len(self.selected_), self.grounding_l2, np.float32)
         if "eraser_left" in tensors:
             self.set_eraser(tensors["eraser_left"], tensors["eraser_right"], tensors["eraser_bias"])
+
+
+GROUNDING_L2_GRID = (1e-3, 1e-4, 1e-5)  # grounding_l2="auto": strongest first
+
+
+def _logistic_regressions(Xn: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                          l2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """M weighted, L2-regularised logistic regressions on the same X at once (L-BFGS)."""
+    W = torch.zeros(target.shape[1], Xn.shape[1], device=Xn.device, requires_grad=True)
+    b = torch.zeros(target.shape[1], device=Xn.device, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        bce = F.binary_cross_entropy_with_logits(Xn @ W.T + b, target, reduction="none")
+        loss = (bce * weight).sum() + l2 * (W * W).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W.detach(), b.detach()
+
+
+def _balanced_accuracy(pred: torch.Tensor, pos: torch.Tensor, ev: torch.Tensor) -> torch.Tensor:
+    """(M,) mean of true-positive and true-negative rates of ``pred`` over the ``ev`` entries."""
+    correct = (pred == pos) & ev
+    tpr = (correct & pos).sum(0) / (ev & pos).sum(0).clamp(min=1)
+    tnr = (correct & ~pos).sum(0) / (ev & ~pos).sum(0).clamp(min=1)
+    return (tpr + tnr) / 2
 
 
 def _class_indices(model: KnoBo, y: Any) -> torch.Tensor:

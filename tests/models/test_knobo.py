@@ -183,3 +183,21 @@ def test_eraser_is_applied_before_the_predictors_and_saved(world, from_labels, t
     np.testing.assert_allclose(load_model(tmp_path / "m").transform(X), m.transform(X), atol=1e-6)
     with pytest.raises(ValueError, match="eraser shapes"):
         m.set_eraser(u[:5], u.T, np.zeros(d, np.float32))
+
+
+def test_auto_grounding_l2_takes_each_predictors_best_held_out_strength(world, tmp_path):
+    from cbm.models.knobo import GROUNDING_L2_GRID
+
+    tr = world["train"]
+    fixed = KnoBo(concepts=world.bank, device="cpu", grounding_l2=GROUNDING_L2_GRID[0]).fit(
+        tr.X, tr.y, concept_labels=tr.concepts)
+    auto = KnoBo(concepts=world.bank, device="cpu", grounding_l2="auto").fit(tr.X, tr.y, concept_labels=tr.concepts)
+    assert set(auto.grounding_l2_.tolist()) <= {np.float32(v) for v in GROUNDING_L2_GRID}
+    assert len(auto.grounding_l2_) == len(auto.selected_)
+    # the same held-out images score every strength, and the first one is fixed's: never worse
+    labelled = np.isfinite(fixed.grounding_accuracy_)
+    assert np.all(auto.grounding_accuracy_[labelled] >= fixed.grounding_accuracy_[labelled] - 1e-6)
+    save_model(auto, tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").grounding_l2_, auto.grounding_l2_)
+    with pytest.raises(ValueError, match="'grounding_l2' parameter of KnoBo"):
+        KnoBo(concepts=world.bank, grounding_l2="strong").fit(tr.X, tr.y)
