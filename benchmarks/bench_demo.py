@@ -26,8 +26,9 @@ t = time.perf_counter()
 cfg = (quick_config if {quick} else DemoConfig)(out_dir=Path({root!r}) / "demo", cache_dir=Path({root!r}) / "cache")
 r = run_demo(cfg, progress=False, log=lambda *a: None)
 print(json.dumps({{"wall_s": time.perf_counter() - t, "stages_s": r.timings, "peak_rss_mb": peak_rss_mb(),
-                  "rows": r.rows, "edit_shifted_delta": r.edit_effect.delta("shifted"),
-                  "edit_test_delta": r.edit_effect.delta("test"), "config": cfg.describe()}}))
+                  "rows": r.rows, "summary": r.summary(), "config": cfg.describe(),
+                  "edit_shifted_delta": None if r.edit_effect is None else r.edit_effect.delta("shifted"),
+                  "edit_test_delta": None if r.edit_effect is None else r.edit_effect.delta("test")}}))
 """
 
 

@@ -103,6 +103,9 @@ def goals(configs: list[dict]) -> dict:
             "gain_ge_5_where_headroom_ge_5": sum(r and c["shifted_gain_points"] >= GOALS["gain_points"]
                                                  for r, c in zip(room, ref, strict=True)),
             "gain_within_1_point_of_headroom": sum(c["shifted_gain_points"] >= c["headroom_points"] - 1 for c in ref),
+            "reference_beats_black_box_and_never_predict_k": sum(
+                c["tag_free_cbm_shifted"] > c["black_box_shifted"]
+                and c["tag_free_cbm_shifted"] > c.get("never_predict_k_shifted", np.nan) for c in ref),
             "median_gain_points": float(np.median([c["shifted_gain_points"] for c in configs])) if n else None,
             "median_headroom_points": float(np.median([c["headroom_points"] for c in ref])) if ref else None,
             "met": {"gain": n > 0 and sum(gain) >= GOALS["gain_share"] * n,
