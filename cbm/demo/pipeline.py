@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,10 +196,26 @@ def _cav_bank(bank, X: np.ndarray, labels: np.ndarray, fingerprint: str, seed: i
 
     usable = [j for j in range(len(bank)) if (labels[:, j] == 1).sum() >= 2 and (labels[:, j] == 0).sum() >= 2]
     bank = bank.subset(usable)
-    pos = {n: X[labels[:, j] == 1] for n, j in zip(bank.names, usable, strict=True)}
-    neg = {n: X[labels[:, j] == 0] for n, j in zip(bank.names, usable, strict=True)}
+    pos, neg = (_LabelledRows(X, labels, dict(zip(bank.names, usable, strict=True)), v) for v in (1, 0))
     cavs = fit_cavs(pos, neg, method="mean_diff", random_state=seed, encoder_fingerprint=fingerprint)
     return bank.with_vectors(cavs.vectors, cavs.intercepts, encoder_fingerprint=fingerprint)
+
+
+class _LabelledRows(Mapping):
+    """Concept name -> the rows of ``X`` whose label for it is ``value``, selected when asked for: one
+    concept's copy at a time instead of all of them at once (seconds and gigabytes at the demo's size)."""
+
+    def __init__(self, X: np.ndarray, labels: np.ndarray, columns: dict[str, int], value: int) -> None:
+        self.X, self.labels, self.columns, self.value = X, labels, columns, value
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.X[self.labels[:, self.columns[name]] == self.value]
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
 
 
 @dataclass
@@ -465,19 +482,43 @@ def text_scored_rows(bank, splits: dict[str, DemoSplit], X: dict[str, np.ndarray
                      cfg: DemoConfig) -> list[dict[str, Any]]:
     """LaBo, Label-free CBM, Sparse-CBM and CMS on the same images, through the offline CLIP stand-in
     (:mod:`cbm.demo.text_methods`): rows for the accuracy table."""
-    from cbm.demo.text_methods import LABELS, fit_standin, text_method_models
+    from cbm.demo.text_methods import LABELS, text_method_models
     from cbm.encoders import create_encoder
 
     garments = bank.subset([j for j, n in enumerate(bank.names) if n != ARTIFACT])
     ytr = splits["train"].y
     minilm = create_encoder("minilm")
-    alignment = fit_standin(X["train"], ytr, garments, CLASSES,
-                            {"name": "mobilenet_v2", "image_size": cfg.image_size}, encoder.fingerprint,
-                            seed=cfg.seed, text_encoder=minilm)
+    alignment = cached_standin(X["train"], ytr, garments, cfg, encoder.fingerprint, minilm)
     models = text_method_models(alignment, X["train"], ytr, garments, CLASSES, seed=cfg.seed,
                                 text_encoder=minilm)
     Z = {s: alignment.project(X[s]) for s in ("test", "shifted")}
     return [_row(LABELS[method], model, Z, splits) for method, model in models.items()]
+
+
+def cached_standin(X_train: np.ndarray, y_train: np.ndarray, garments, cfg: DemoConfig, image_fingerprint: str,
+                   text_encoder):
+    """The stand-in's alignment, fitted once per training set and kept beside the embedding cache
+    (``text-alignment/<content hash>``): a warm run loads it instead of refitting."""
+    import hashlib
+
+    from cbm.demo.text_methods import fit_standin
+    from cbm.encoders import EncoderLoadError
+    from cbm.encoders.aligned import TextAlignment
+    from cbm.store import EmbeddingStore
+
+    h = hashlib.sha256(np.ascontiguousarray(X_train, np.float32).tobytes())
+    for part in (*map(str, y_train), *garments.names, *garments.texts, image_fingerprint,
+                 text_encoder.fingerprint, str(cfg.seed), str(cfg.image_size)):
+        h.update(part.encode() + b"\0")
+    folder = EmbeddingStore(cfg.cache_dir).root / "text-alignment" / h.hexdigest()[:32]
+    try:
+        return TextAlignment.load(folder)
+    except EncoderLoadError:
+        alignment = fit_standin(X_train, y_train, garments, CLASSES,
+                                {"name": "mobilenet_v2", "image_size": cfg.image_size}, image_fingerprint,
+                                seed=cfg.seed, text_encoder=text_encoder)
+        alignment.save(folder)
+        return alignment
 
 
 def _class_index(y: np.ndarray) -> np.ndarray:

@@ -141,15 +141,15 @@ class KnoBo(BaseConceptModel):
         P = torch.as_tensor(prior, device=self.device_)[y]
         return torch.where(P > 0, 1.0, torch.where(P < 0, 0.0, -1.0))
 
-    def _ground(self, Xn: torch.Tensor, L: torch.Tensor,
-                groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+    def _ground(self, Xn: torch.Tensor, L: torch.Tensor, groups: torch.Tensor | None = None,
+                l2: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
         """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,)
         and the L2 strength of each (M,).
 
         ``groups`` (N, M) int: samples are weighted so every non-empty (label, group) cell of a
         concept weighs the same (label-balanced when None). With ``grounding_l2="auto"`` every
         predictor takes the strength of :data:`GROUNDING_L2_GRID` that scores best on the held-out
-        images (the strongest among ties).
+        images (the strongest among ties); ``l2`` (M,) fixes each predictor's strength instead.
         """
         gen = torch.Generator(device="cpu").manual_seed(self._seed)
         held = (torch.rand(len(Xn), generator=gen) < self.grounding_val_fraction).to(Xn.device)
@@ -157,17 +157,20 @@ class KnoBo(BaseConceptModel):
         weight = balanced_weights(pos, used & ~held[:, None], groups)
         ev = used & held[:, None]
         ev = torch.where(ev.sum(0, keepdim=True) > 0, ev, used)  # tiny data: score on train
-        grid = GROUNDING_L2_GRID if self.grounding_l2 == "auto" else (float(self.grounding_l2),)
-        best = None
-        for l2 in grid:  # strongest first, so a tie keeps the stronger L2
-            W, b = _logistic_regressions(Xn, pos.float(), weight, l2)
+        if l2 is not None:
+            grid = (torch.as_tensor(np.asarray(l2, np.float32), device=Xn.device),)
+        else:
+            grid = GROUNDING_L2_GRID if self.grounding_l2 == "auto" else (float(self.grounding_l2),)
+        best, start = None, None
+        for strength in grid:  # strongest first, so a tie keeps the stronger L2; each starts where the last ended
+            W, b = start = _logistic_regressions(Xn, pos.float(), weight, strength, start)
             acc = _balanced_accuracy((Xn @ W.T + b) > 0, pos, ev)
             if best is None:
-                best = (W, b, acc, torch.full_like(acc, l2))
+                best = (W, b, acc, torch.as_tensor(strength, dtype=acc.dtype, device=acc.device).expand_as(acc))
             else:
                 better = acc > best[2] + 1e-6
                 best = (torch.where(better[:, None], W, best[0]), torch.where(better, b, best[1]),
-                        torch.where(better, acc, best[2]), torch.where(better, l2, best[3]))
+                        torch.where(better, acc, best[2]), torch.where(better, strength, best[3]))
         W, b, acc, l2s = best
         labelled = (((used & pos).sum(0) > 0) & ((used & ~pos).sum(0) > 0)).cpu().numpy()
         return W, b, np.where(labelled, acc.cpu().numpy(), np.nan).astype(np.float32), l2s.cpu().numpy()
@@ -297,7 +300,8 @@ class KnoBo(BaseConceptModel):
               val_weight: Any = None) -> KnoBo:
         """Refit on the same training data after an edit: the head on the current concepts and,
         given ``concept_labels`` (N x M_base, columns in ``base_concepts_`` order), the concept
-        predictors too (weighted to be independent of ``nuisance`` (N,) flags when given). The
+        predictors too, each with the L2 strength it was fitted with (weighted to be independent of
+        ``nuisance`` (N,) flags when given). The
         eraser, if any, is applied first. ``sample_weight`` (N,) and ``val_weight`` weigh the
         head's training loss and its early-stopping score."""
         self._check_fitted()
@@ -316,7 +320,7 @@ class KnoBo(BaseConceptModel):
                 nuisance = (L[:, jb] > 0).cpu().numpy()
             groups = None if nuisance is None else self._balance_groups(
                 L, y_idx, torch.as_tensor(np.asarray(nuisance) > 0, device=Xt.device), jb)
-            W, b, _, l2 = self._ground(F.normalize(self.erase(Xt), dim=1), L, groups)
+            W, b, _, l2 = self._ground(F.normalize(self.erase(Xt), dim=1), L, groups, self.grounding_l2_)
             self.grounding_W_, self.grounding_b_ = W.cpu().numpy(), b.cpu().numpy()
             self.grounding_l2_ = l2.astype(np.float32)
             self.base_concepts_ = self.base_concepts_.with_vectors(
@@ -348,7 +352,8 @@ class KnoBo(BaseConceptModel):
         if "grounding_l2" in tensors:
             self.grounding_l2_ = tensors["grounding_l2"].astype(np.float32)
         else:  # saved before the attribute existed: one strength for all
-            self.grounding_l2_ = np.full(len(self.selected_), self.grounding_l2, np.float32)
+            strength = GROUNDING_L2_GRID[0] if self.grounding_l2 == "auto" else self.grounding_l2
+            self.grounding_l2_ = np.full(len(self.selected_), strength, np.float32)
         if "eraser_left" in tensors:
             self.set_eraser(tensors["eraser_left"], tensors["eraser_right"], tensors["eraser_bias"])
 
@@ -356,17 +361,21 @@ class KnoBo(BaseConceptModel):
 GROUNDING_L2_GRID = (1e-3, 1e-4, 1e-5)  # grounding_l2="auto": strongest first
 
 
-def _logistic_regressions(Xn: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                          l2: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """M weighted, L2-regularised logistic regressions on the same X at once (L-BFGS)."""
-    W = torch.zeros(target.shape[1], Xn.shape[1], device=Xn.device, requires_grad=True)
-    b = torch.zeros(target.shape[1], device=Xn.device, requires_grad=True)
+def _logistic_regressions(Xn: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, l2: float | torch.Tensor,
+                          start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """M weighted, L2-regularised logistic regressions on the same X at once (L-BFGS, from ``start``);
+    ``l2`` is one strength or one per regression (M,)."""
+    l2 = l2[:, None] if torch.is_tensor(l2) else l2
+    if start is None:
+        start = (torch.zeros(target.shape[1], Xn.shape[1], device=Xn.device),
+                 torch.zeros(target.shape[1], device=Xn.device))
+    W, b = (v.clone().requires_grad_(True) for v in start)
     opt = torch.optim.LBFGS([W, b], lr=1, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
         bce = F.binary_cross_entropy_with_logits(Xn @ W.T + b, target, reduction="none")
-        loss = (bce * weight).sum() + l2 * (W * W).sum()
+        loss = (bce * weight).sum() + (l2 * W * W).sum()
         loss.backward()
         return loss
 

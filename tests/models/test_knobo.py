@@ -198,6 +198,11 @@ def test_auto_grounding_l2_takes_each_predictors_best_held_out_strength(world, t
     labelled = np.isfinite(fixed.grounding_accuracy_)
     assert np.all(auto.grounding_accuracy_[labelled] >= fixed.grounding_accuracy_[labelled] - 1e-6)
     save_model(auto, tmp_path / "m")
-    np.testing.assert_array_equal(load_model(tmp_path / "m").grounding_l2_, auto.grounding_l2_)
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.grounding_l2_, auto.grounding_l2_)
+    # re-grounding after an edit keeps each predictor's strength instead of searching again
+    base_cols = [world.bank.index(n) for n in loaded.base_concepts_.names]
+    loaded.refit(tr.X, tr.y, concept_labels=tr.concepts[:, base_cols])
+    np.testing.assert_array_equal(loaded.grounding_l2_, auto.grounding_l2_)
     with pytest.raises(ValueError, match="'grounding_l2' parameter of KnoBo"):
         KnoBo(concepts=world.bank, grounding_l2="strong").fit(tr.X, tr.y)

@@ -1,0 +1,31 @@
+"""EditEffect.verdict says in plain words whether an edit repairs the affected class, repairs it only in
+part, or gains by suppressing it, judged against "never predict k" on the target split."""
+
+import pandas as pd
+import pytest
+
+from cbm.edit_eval import EditEffect
+from cbm.edits import Prune
+
+
+def _effect(acc: tuple[float, float], recall: tuple[float, float], never: float) -> EditEffect:
+    rows = [("shifted", "all", *acc), ("shifted", "class=Shirt", *recall)]
+    accuracy = pd.DataFrame(rows, columns=["split", "group", "before", "after"])
+    accuracy["delta"] = accuracy["after"] - accuracy["before"]
+    baselines = pd.DataFrame([("shifted", "CBM never predicts Shirt", never, 0.0),
+                              ("shifted", "black box", 0.69, 0.3)], columns=["split", "model", "accuracy", "recall"])
+    return EditEffect(edit=Prune("Shirt", "tag"), changes=pd.DataFrame(), accuracy=accuracy, changed={},
+                      affected="Shirt", baselines=baselines, target="shifted")
+
+
+@pytest.mark.parametrize(("acc", "recall", "never", "starts"), [
+    ((0.70, 0.75), (0.19, 0.47), 0.78, "A partial repair"),      # recall up, but never-k still ahead
+    ((0.70, 0.75), (0.19, 0.05), 0.78, "The edit gains +5.0 points on 'shifted' only by suppressing"),
+    ((0.70, 0.80), (0.19, 0.47), 0.78, "The edit repairs the model"),
+    ((0.70, 0.69), (0.19, 0.20), 0.78, "The edit does not help"),
+])
+def test_verdict_tells_repair_from_suppression(acc, recall, never, starts):
+    words = _effect(acc, recall, never).verdict()
+    assert words.startswith(starts), words
+    if starts == "A partial repair":
+        assert "19.0% -> 47.0%" in words and "78.0% vs 75.0%" in words
