@@ -44,3 +44,21 @@ def test_every_text_scored_method_trains_on_real_images(demo_data, standin):
         # CMS learns nothing from the labels: class-name texts against 21 concept texts, through a
         # stand-in, measured 0.28 here; it must still be well above chance (0.1). The others train.
         assert model.score(Z, splits["test"].y) > (0.2 if name == "cms" else 0.5), name
+
+
+def test_the_demo_fits_the_standin_once_per_training_set(demo_data, monkeypatch):
+    from cbm.demo import pipeline, text_methods
+    from cbm.encoders import create_encoder
+
+    cfg, splits, X, encoder = demo_data
+    bank, minilm = garment_concept_bank(include_artifact=False), create_encoder("minilm")
+    first = pipeline.cached_standin(X["train"], splits["train"].y, bank, cfg, encoder.fingerprint, minilm)
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a warm run must load the cached alignment")
+
+    monkeypatch.setattr(text_methods, "fit_standin", refit)
+    again = pipeline.cached_standin(X["train"], splits["train"].y, bank, cfg, encoder.fingerprint, minilm)
+    assert again.fingerprint == first.fingerprint
+    with pytest.raises(AssertionError, match="warm run"):  # other training images: a new fit
+        pipeline.cached_standin(X["train"][1:], splits["train"].y[1:], bank, cfg, encoder.fingerprint, minilm)
