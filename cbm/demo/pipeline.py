@@ -279,10 +279,11 @@ class DemoResult:
         return "\n".join(lines)
 
     def table(self) -> str:
-        head = f"{'model':<34}{'in-domain':>10}{'shifted':>10}{'gap':>8}{'non-zero w':>12}{'NEC':>7}"
+        w = max(34, *(len(r["model"]) + 2 for r in self.rows))
+        head = f"{'model':<{w}}{'in-domain':>10}{'shifted':>10}{'gap':>8}{'non-zero w':>12}{'NEC':>7}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
-            lines.append(f"{r['model']:<34}{r['in_domain']:>10.3f}{r['shifted']:>10.3f}"
+            lines.append(f"{r['model']:<{w}}{r['in_domain']:>10.3f}{r['shifted']:>10.3f}"
                          f"{r['in_domain'] - r['shifted']:>8.3f}{r['nonzero']:>12}{r['nec']:>7.1f}")
         return "\n".join(lines)
 
