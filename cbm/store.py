@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from cbm._io import atomic_path, atomic_write_json
+from cbm._io import atomic_path, atomic_write_json, sha256_file
 from cbm.exceptions import CacheError, DataError
 
 FORMAT = "cbmkit-embeddings/1"
@@ -56,14 +56,6 @@ RACY_SECONDS = 2.0
 def default_cache_dir() -> Path:
     """``$CBM_CACHE_DIR``, else ``~/.cache/cbmkit``."""
     return Path(os.environ.get("CBM_CACHE_DIR") or Path.home() / ".cache" / "cbmkit").expanduser()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _state(path: Path) -> tuple:
@@ -203,7 +195,7 @@ class EmbeddingCache:
             elif f.stat().st_size != rec["bytes"]:
                 problem = f"has {f.stat().st_size} bytes, expected {rec['bytes']} (truncated?)"
             elif hashes and (hashes is True or _known_sha256(f, stamp) != rec["sha256"]):
-                if _sha256(f) != rec["sha256"]:
+                if sha256_file(f) != rec["sha256"]:
                     problem = "does not match its recorded sha256 (corrupt: same size, other bytes)"
                 else:
                     fresh = _remember(f, rec["sha256"], stamp) or fresh
@@ -388,7 +380,7 @@ class ShardPlan:
             return False
         record = _read_record(rec)
         if record["bytes"] == npy.stat().st_size and (
-                _known_sha256(npy, {}) == record["sha256"] or _sha256(npy) == record["sha256"]):
+                _known_sha256(npy, {}) == record["sha256"] or sha256_file(npy) == record["sha256"]):
             _remember(npy, record["sha256"])
             return True
         warnings.warn(f"Embedding cache shard {str(npy)!r} from an earlier run is truncated or corrupt "
@@ -538,7 +530,7 @@ class EmbeddingStore:
         npy = path / f"shard-{s:05d}.npy"
         with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
             np.save(fh, arr)
-        digest = _sha256(npy)
+        digest = sha256_file(npy)
         atomic_write_json(path / f"shard-{s:05d}.json", {
             "file": npy.name, "rows": len(arr), "bytes": npy.stat().st_size, "sha256": digest,
             "index": kept, "skipped": skipped})
@@ -567,7 +559,7 @@ class EmbeddingStore:
             **info, "n_rows": int(len(index)), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "classes": list(getattr(dataset, "classes", []) or []),
             "shards": [{k: r[k] for k in ("file", "rows", "bytes", "sha256")} for r in recs],
-            "rows": {"file": rows_file.name, "bytes": rows_file.stat().st_size, "sha256": _sha256(rows_file)},
+            "rows": {"file": rows_file.name, "bytes": rows_file.stat().st_size, "sha256": sha256_file(rows_file)},
             "skipped": [dict(sk, id=_ids(dataset, sk["index"])) for r in recs for sk in r["skipped"]]})
         for orphan in path.glob(".shard-*.tmp"):  # left by a writer killed mid-shard (SIGKILL)
             orphan.unlink(missing_ok=True)
@@ -632,11 +624,11 @@ def embed_texts(encoder: Any, texts: Sequence[str], cache_dir: str | Path | None
     npy, rec = root / f"{key}.npy", root / f"{key}.json"
     if rec.is_file() and npy.is_file():
         meta = _read_record(rec)
-        if meta.get("sha256") == _sha256(npy):
+        if meta.get("sha256") == sha256_file(npy):
             return np.load(npy)
         warnings.warn(f"Text embedding cache {str(npy)!r} is corrupt; recomputing it.", stacklevel=2)
     vecs = np.asarray(encoder.encode_text(texts, batch_size=batch_size), dtype=np.float32)
     with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
         np.save(fh, vecs)
-    atomic_write_json(rec, {"encoder": encoder.fingerprint, "n": len(texts), "sha256": _sha256(npy)})
+    atomic_write_json(rec, {"encoder": encoder.fingerprint, "n": len(texts), "sha256": sha256_file(npy)})
     return vecs

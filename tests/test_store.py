@@ -210,7 +210,7 @@ def test_verified_files_are_not_hashed_again_until_they_change(tmp_path, digits,
     assert sorted(stamp) == ["rows.npz", "shard-00000.npy", "shard-00001.npy", "shard-00002.npy",
                              "shard-00003.npy"]
     hashed = []
-    monkeypatch.setattr(store_mod, "_sha256", lambda p: hashed.append(p.name) or "x")
+    monkeypatch.setattr(store_mod, "sha256_file", lambda p: hashed.append(p.name) or "x")
     store_mod._VERIFIED.clear()  # as in a new process: the stamp alone vouches for the files
     EmbeddingCache(cache.path)
     assert hashed == []

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from cbm._images import to_rgb
+from cbm._io import sha256_file
 from cbm.exceptions import CBMError
 
 
@@ -37,12 +38,8 @@ class NoTextTowerError(CBMError, NotImplementedError):
 
 
 @lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: part of the cache key
+    return sha256_file(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -157,3 +157,14 @@ def test_an_edit_has_a_short_label_naming_the_options_switched_on():
     assert RefitWithout(ARTIFACT).short_label() == "refit-without"
     label = EraseConcept(ARTIFACT, "Shirt", class_conditional=True, refit_predictors=True).short_label()
     assert label == "erase-concept (class-conditional, refit-predictors)"
+
+
+def test_faithfulness_measures_leakage_and_finds_the_tag_within_each_class(quick_demo):
+    faith = quick_demo.faithfulness.set_index("concept")
+    garments = faith.drop(index=ARTIFACT)
+    measured = garments["leakage"].dropna()  # NaN where no class has both tagged and untagged images
+    assert len(measured) >= len(garments) // 2 and measured.between(0, 1).all()
+    tag = faith.loc[ARTIFACT]
+    # grounded balanced over (class, tag) cells, the tag's predictor detects the tag inside every class
+    assert tag["auc_within_class"] > 0.8 and not tag["disguised"]
+    assert garments["disguised"].any()  # class-level labels make some garment concepts class detectors
