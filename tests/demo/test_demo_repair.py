@@ -160,11 +160,30 @@ def test_an_edit_has_a_short_label_naming_the_options_switched_on():
 
 
 def test_faithfulness_measures_leakage_and_finds_the_tag_within_each_class(quick_demo):
-    faith = quick_demo.faithfulness.set_index("concept")
-    garments = faith.drop(index=ARTIFACT)
-    measured = garments["leakage"].dropna()  # NaN where no class has both tagged and untagged images
-    assert len(measured) >= len(garments) // 2 and measured.between(0, 1).all()
-    tag = faith.loc[ARTIFACT]
+    from cbm.demo.garments import CLASSES, concept_labels, garment_concept_bank, measured_thresholds
+    from cbm.demo.pipeline import build_splits, embed_splits
+    from cbm.faithfulness import concept_faithfulness
+    from cbm.models import create_model
+
+    splits = build_splits(quick_demo.config)
+    X, _, _ = embed_splits(splits, quick_demo.config, progress=False)  # from the demo's cache
+    bank, th = garment_concept_bank(), measured_thresholds(splits["train"].clean)
+    labels = {s: concept_labels(bank, np.asarray([CLASSES.index(c) for c in splits[s].y]), splits[s].stamped,
+                                splits[s].clean, th) for s in ("train", "shifted")}
+    shifted = splits["shifted"]  # the tag on most images of nine classes: leakage is measurable per class
+    faith = {}
+    for balanced in (True, False):
+        model = create_model("knobo", concepts=bank, grounding_l2="auto",
+                             balance_concept=ARTIFACT if balanced else None)
+        model.fit(X["train"], splits["train"].y, concept_labels=labels["train"],
+                  X_val=X["val"], y_val=splits["val"].y)
+        faith[balanced] = concept_faithfulness(model, X["shifted"], shifted.y, labels["shifted"], bank,
+                                               nuisance=shifted.stamped).set_index("concept")
+    garments = faith[True].drop(index=ARTIFACT)
+    measured = garments["leakage"].dropna()
+    assert len(measured) >= len(garments) // 2 and measured.between(0.5, 1).all()
+    tag = faith[True].loc[ARTIFACT]
     # grounded balanced over (class, tag) cells, the tag's predictor detects the tag inside every class
     assert tag["auc_within_class"] > 0.8 and not tag["disguised"]
-    assert garments["disguised"].any()  # class-level labels make some garment concepts class detectors
+    # decorrelating the grounding from the tag leaves the garment concepts less to leak (0.66 vs 0.69 here)
+    assert measured.median() < faith[False].drop(index=ARTIFACT)["leakage"].median()
