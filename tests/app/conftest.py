@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_pages import CHROMIUM_ARGS, free_port, wait_healthy
 
+from cbm.app import streamlit_command
 from cbm.data import make_concept_world
 from cbm.io import load_model, save_model
 
@@ -106,3 +109,63 @@ def app_timings() -> dict[str, float]:
     out = os.environ.get("CBM_APP_TIMINGS")
     if out and timings:
         Path(out).write_text(json.dumps(timings, indent=2) + "\n")
+
+
+# -- the browser tests: a model, a Streamlit server for it, Chromium --------------------------------
+@pytest.fixture
+def browser_model(request, tmp_path) -> tuple[Path, tuple[str, str]]:
+    """The quick demo's model (real Fashion-MNIST images) and its spurious (class, concept) when the
+    data is installed; else the synthetic fixture model and a prune that moves its shifted accuracy."""
+    try:
+        if os.environ.get("CBM_BROWSER_MODEL") == "synthetic":
+            pytest.skip("CBM_BROWSER_MODEL=synthetic")
+        demo = request.getfixturevalue("quick_demo")
+    except pytest.skip.Exception:
+        return request.getfixturevalue("model_dir"), request.getfixturevalue("moving_prune")
+    from cbm.demo import ARTIFACT
+
+    path = tmp_path / "demo-model"
+    shutil.copytree(demo.model_dir, path)
+    black_box = demo.model_dir.parent / "models" / "linear-probe"  # the edit preview's baselines
+    if black_box.is_dir():
+        shutil.copytree(black_box, tmp_path / "models" / "linear-probe")
+    return path, (demo.config.confound.confounded_class, ARTIFACT)
+
+
+@pytest.fixture
+def server(browser_model, tmp_path):
+    """A Streamlit server for the model on a free port; stopped by its own PID afterwards."""
+    model_dir = browser_model[0]
+    port = free_port()
+    cmd = streamlit_command(model_dir, port=port, extra=[
+        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"])
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    env = dict(os.environ, CBM_MODEL_DIR=str(model_dir), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def browser():
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

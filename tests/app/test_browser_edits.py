@@ -1,7 +1,7 @@
 """The editor's new views in a real browser: add a concept from gallery images, then download that
 edit's before/after report and open it offline.
 
-Same server and Chromium as ``test_browser.py`` (its fixtures are reused); screenshots go to the
+Same server and Chromium as ``test_browser.py`` (the fixtures in ``conftest.py``); screenshots go to the
 ignored ``test-artifacts/screenshots/``; nothing is written into tracked files.
 """
 
@@ -10,16 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
-from test_browser import (  # noqa: F401
-    WAIT_MS,
-    _nav,
-    _settle,
-    _shot,
-    _timed,
-    browser,
-    browser_model,
-    server,
-)
+from browser_pages import WAIT_MS, nav, settle, shot, timed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,10 +32,10 @@ def _examples(model_dir) -> tuple[list[int], list[int]]:
 
 def _mark(page, row: int, choice: str) -> None:
     page.locator(f".st-key-edit_ex_{row} button").get_by_text(choice, exact=True).click()
-    _settle(page)
+    settle(page)
 
 
-def test_add_a_concept_from_examples_and_download_the_edit_report(server, browser, browser_model,  # noqa: F811
+def test_add_a_concept_from_examples_and_download_the_edit_report(server, browser, browser_model,
                                                                    tmp_path, app_timings):
     from cbm.history import EditSession
 
@@ -52,31 +43,31 @@ def test_add_a_concept_from_examples_and_download_the_edit_report(server, browse
     page = browser.new_page(viewport={"width": 1366, "height": 2200})
     page.goto(server)
     page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
-    _settle(page)
-    _nav(page, "Edit")
-    with _timed(app_timings, "choose 'add a concept from example images'"):
+    settle(page)
+    nav(page, "Edit")
+    with timed(app_timings, "choose 'add a concept from example images'"):
         page.locator(".st-key-edit_kind label", has_text="Add a concept from example images").click()
         page.wait_for_selector(".st-key-edit_ex_0", timeout=WAIT_MS)
-        _settle(page)
+        settle(page)
     page.locator(".st-key-edit_ex_name input").fill(NAME)
     page.keyboard.press("Enter")
-    _settle(page)
+    settle(page)
     pos, neg = _examples(model_dir)
     for row in pos:
         _mark(page, row, "yes")
     _mark(page, neg[0], "no")
-    with _timed(app_timings, "mark an example (fit and preview)"):
+    with timed(app_timings, "mark an example (fit and preview)"):
         _mark(page, neg[1], "no")
         page.wait_for_selector("text=Picked: 2 image(s) that show it, 2 that don't.", timeout=WAIT_MS)
         page.wait_for_selector("text=Verdict.", timeout=WAIT_MS)
-    _shot(page, "edit-examples")
+    shot(page, "edit-examples")
 
     page.locator(".st-key-edit_why input").fill("the tag marks one hospital")
     page.keyboard.press("Enter")
-    _settle(page)
+    settle(page)
     page.locator(".st-key-edit_apply button").click()
     page.wait_for_selector("text=Applied: add-concept", timeout=WAIT_MS)
-    _settle(page)
+    settle(page)
     assert EditSession(model_dir).model.concept_names_[-1] == NAME
 
     with page.expect_download(timeout=120_000) as dl:
@@ -91,4 +82,4 @@ def test_add_a_concept_from_examples_and_download_the_edit_report(server, browse
     assert "Verdict" in body and "Recall per class, before → after" in body
     assert NAME in body and "the tag marks one hospital" in body
     assert outside == []
-    _shot(offline, "edit-report")
+    shot(offline, "edit-report")

@@ -1,6 +1,6 @@
 """The clinician's questions in a real browser: "why not Shirt", where the tag fires, a report, revert.
 
-Same server and Chromium as ``test_browser.py`` (its fixtures are reused); screenshots go to the
+Same server and Chromium as ``test_browser.py`` (the fixtures in ``conftest.py``); screenshots go to the
 ignored ``test-artifacts/screenshots/``; nothing is written into tracked files.
 """
 
@@ -9,22 +9,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_browser import (  # noqa: F401
-    WAIT_MS,
-    _choose,
-    _nav,
-    _settle,
-    _shot,
-    _timed,
-    browser,
-    browser_model,
-    server,
-)
+from browser_pages import WAIT_MS, choose, nav, settle, shot, timed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_why_not_concept_map_report_and_revert(server, browser, browser_model, tmp_path,  # noqa: F811
+def test_why_not_concept_map_report_and_revert(server, browser, browser_model, tmp_path,
                                                app_timings):
     from cbm.edits import Prune
     from cbm.history import EditSession
@@ -36,26 +26,26 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     page = browser.new_page(viewport={"width": 1366, "height": 1800})
     page.goto(server)
     page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
-    _settle(page)
+    settle(page)
 
-    _nav(page, "Explore")
-    with _timed(app_timings, "filter Explore by class"):
-        _choose(page, "explore_class", cls)
-    with _timed(app_timings, "filter Explore to wrong predictions (why not)"):
-        _choose(page, "explore_correct", "wrong")
+    nav(page, "Explore")
+    with timed(app_timings, "filter Explore by class"):
+        choose(page, "explore_class", cls)
+    with timed(app_timings, "filter Explore to wrong predictions (why not)"):
+        choose(page, "explore_correct", "wrong")
         page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
 
-    _settle(page)
+    settle(page)
     page.locator(".st-key-explore_evidence input").click()
     page.keyboard.type(concept)  # long option lists are virtualised: type to filter
     page.keyboard.press("Enter")
-    _settle(page)
-    with _timed(app_timings, "concept map (occlusion through the encoder, first time)"):
+    settle(page)
+    with timed(app_timings, "concept map (occlusion through the encoder, first time)"):
         page.locator(".st-key-explore_occlude button").click()
         page.wait_for_selector("text=Red: hiding this region", timeout=120_000)
-        _settle(page)
+        settle(page)
     page.wait_for_timeout(1000)
-    _shot(page, "explore-why-not")
+    shot(page, "explore-why-not")
 
     with page.expect_download(timeout=WAIT_MS) as dl:
         page.locator(".st-key-explore_report button").first.click()
@@ -70,11 +60,11 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     session = EditSession(model_dir)
     session.apply(Prune(cls, concept), why="the tag is a site artifact")
     session.save(note="pruned the tag")
-    _nav(page, "Versions")
+    nav(page, "Versions")
     page.wait_for_selector("text=Compare two versions", timeout=WAIT_MS)
-    _choose(page, "version_revert", "1")
-    with _timed(app_timings, "revert to version 1"):
+    choose(page, "version_revert", "1")
+    with timed(app_timings, "revert to version 1"):
         page.locator(".st-key-version_revert_go button").first.click()
         page.wait_for_selector("text=Version 1 is current again", timeout=WAIT_MS)
-    _shot(page, "versions")
+    shot(page, "versions")
     assert read_pointer(model_dir)["current"] == 3
