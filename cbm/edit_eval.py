@@ -252,11 +252,12 @@ class EditEffect:
         after = self.value(t, "all", "after")
         if gain <= 0:
             return f"The edit does not help on {t!r} ({gain:+.1f} points); keep the model as it is."
-        if never is not None and after <= never and ka > kb + 0.02:
-            return (f"A partial repair: the edit gains {gain:+.1f} points on {t!r} and {k!r} recall rises "
-                    f"{kb:.1%} -> {ka:.1%}, but never predicting {k!r} at all still scores higher ({never:.1%} vs "
-                    f"{after:.1%}): there the model's remaining {k!r} predictions cost more than they gain.")
         if never is not None and after <= never:
+            if ka > kb + 0.02:
+                return (f"A partial repair: the edit gains {gain:+.1f} points on {t!r} and {k!r} recall rises "
+                        f"{kb:.1%} -> {ka:.1%}, but never predicting {k!r} at all still scores higher "
+                        f"({never:.1%} vs {after:.1%}): there the model's remaining {k!r} predictions cost more "
+                        "than they gain.")
             return (f"The edit gains {gain:+.1f} points on {t!r} only by suppressing {k!r}: never predicting "
                     f"{k!r} at all does as well ({never:.1%} vs {after:.1%}); {k!r} recall {kb:.1%} -> {ka:.1%}. "
                     "It silences the class; it does not repair it.")
