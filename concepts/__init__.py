@@ -21,46 +21,51 @@ Submodules load on first use, so ``import cbm.concepts`` does not import openai 
 
 from __future__ import annotations
 
-import importlib
+if __name__ != "cbm.concepts":  # the repository root is on sys.path: see cbm._source_folders
+    from cbm._source_folders import defer_to_installed
 
-from cbm.bank import ConceptBank, Provenance
+    defer_to_installed(__name__)
+else:
+    import importlib
 
-_EXPORTS = {
-    "LLMClient": "_llm_client",
-    "LLMError": "_llm_client",
-    "generate_llm_concepts": "llm",
-    "parse_concept_list": "llm",
-    "list_prompts": "llm",
-    "load_prompt": "llm",
-    "generate_textbook_concepts": "textbook",
-    "answer_prior": "textbook",
-    "load_corpus": "textbook",
-    "load_knobo_answers": "textbook",
-    "make_retriever": "textbook",
-    "extract_textbook_concepts": "keyphrases",
-    "concept_overlap": "keyphrases",
-    "BM25Retriever": "textbook",
-    "DenseRetriever": "textbook",
-    "fit_cav": "cav",
-    "fit_cavs": "cav",
-    "cavs_from_folders": "cav",
-    "text_concepts": "text",
-    "embed_bank": "text",
-    "load_concepts": "files",
-    "save_concepts": "files",
-    "read_lines": "files",
-    "filter_concepts": "filters",
-    "select_concepts": "select",
-    "greedy_select": "select",
-    "discriminability": "select",
-}
+    from cbm.bank import ConceptBank, Provenance
 
-SOURCES = ("llm", "textbook", "cav", "text", "file")
+    _EXPORTS = {
+        "LLMClient": "_llm_client",
+        "LLMError": "_llm_client",
+        "generate_llm_concepts": "llm",
+        "parse_concept_list": "llm",
+        "list_prompts": "llm",
+        "load_prompt": "llm",
+        "generate_textbook_concepts": "textbook",
+        "answer_prior": "textbook",
+        "load_corpus": "textbook",
+        "load_knobo_answers": "textbook",
+        "make_retriever": "textbook",
+        "extract_textbook_concepts": "keyphrases",
+        "concept_overlap": "keyphrases",
+        "BM25Retriever": "textbook",
+        "DenseRetriever": "textbook",
+        "fit_cav": "cav",
+        "fit_cavs": "cav",
+        "cavs_from_folders": "cav",
+        "text_concepts": "text",
+        "embed_bank": "text",
+        "load_concepts": "files",
+        "save_concepts": "files",
+        "read_lines": "files",
+        "filter_concepts": "filters",
+        "select_concepts": "select",
+        "greedy_select": "select",
+        "discriminability": "select",
+    }
 
-__all__ = ["ConceptBank", "Provenance", "SOURCES", *sorted(_EXPORTS)]
+    SOURCES = ("llm", "textbook", "cav", "text", "file")
+
+    __all__ = ["ConceptBank", "Provenance", "SOURCES", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'cbm.concepts' has no attribute {name!r}")
+    def __getattr__(name: str):
+        if name in _EXPORTS:
+            return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        raise AttributeError(f"module 'cbm.concepts' has no attribute {name!r}")

@@ -16,23 +16,28 @@ concept_search          top samples of an embedding store for a (weighted) conce
 SparseActivationIndex   inverted index over a sparse model's activations (search without a scan)
 """
 
-from ._dispatch import use_triton
-from .concept_scores import concept_scores
-from .concept_search import concept_search
-from .cos3 import cos3_similarity
-from .elastic_net import elastic_net_prox
-from .gumbel_loss import gumbel_bottleneck_loss
-from .sparse_index import SparseActivationIndex
+if __name__ != "cbm.kernels":  # the repository root is on sys.path: see cbm._source_folders
+    from cbm._source_folders import defer_to_installed
 
-__all__ = [
-    # scoring and search
-    "concept_scores",
-    "concept_search",
-    "SparseActivationIndex",
-    # training losses and updates
-    "gumbel_bottleneck_loss",
-    "cos3_similarity",
-    "elastic_net_prox",
-    # dispatch
-    "use_triton",
-]
+    defer_to_installed(__name__)
+else:
+    from ._dispatch import use_triton
+    from .concept_scores import concept_scores
+    from .concept_search import concept_search
+    from .cos3 import cos3_similarity
+    from .elastic_net import elastic_net_prox
+    from .gumbel_loss import gumbel_bottleneck_loss
+    from .sparse_index import SparseActivationIndex
+
+    __all__ = [
+        # scoring and search
+        "concept_scores",
+        "concept_search",
+        "SparseActivationIndex",
+        # training losses and updates
+        "gumbel_bottleneck_loss",
+        "cos3_similarity",
+        "elastic_net_prox",
+        # dispatch
+        "use_triton",
+    ]

@@ -48,10 +48,15 @@ _FLOAT32 = ("activations and logits are computed in float32 by torch (on GPU whe
             "product's last bits depend on the batch size (BLAS blocking), about 1e-7 relative, above this "
             "check's float64 tolerance of 1e-7 on predict_proba. Predicted classes do not change.")
 
+#: the same effect for reordered rows: which BLAS micro-kernel handles a row depends on its place in
+#: the batch, so on some CPUs (and BLAS kernels) transform/predict_proba move by 1 ulp (6e-8)
+_FLOAT32_ORDER = _FLOAT32.replace("depend on the batch size", "depend on the row's place in the batch")
+
 #: method -> {check name: why it is expected to fail}. Non-strict: where BLAS happens to give
-#: bit-identical results for both batch sizes the check passes.
+#: bit-identical results the check passes, so the suite is green on every CPU.
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
-    method: {"check_methods_subset_invariance": _FLOAT32} for method in CHECKED
+    method: {"check_methods_subset_invariance": _FLOAT32,
+             "check_methods_sample_order_invariance": _FLOAT32_ORDER} for method in CHECKED
 }
 
 
