@@ -20,9 +20,10 @@ model directory has that data.
 
 The source is streamed in batches (memory: one batch of embeddings and explanations), and each
 batch is appended to the CSV with one write followed by fsync. A run that is stopped or crashes
-can simply be run again: ids already in the CSV are skipped, and a partial last line left by a
-crash is cut off first. The CSV must have been written by the same model version (columns and
-``model_version`` are checked), so rows of two models never mix.
+can simply be run again: ids already in the CSV are skipped. An existing file is changed only
+once it is verified as this model version's own output (its exact columns and every row's
+``model_version``); only then is a partial last line left by a crash cut off. Any other file is
+refused and left as it was, so rows of two models never mix and no one else's data is touched.
 """
 
 from __future__ import annotations
@@ -99,40 +100,77 @@ def _version_label(session: Any) -> str:
     return f"{version}" + (f"+{pending}" if pending else "")
 
 
+def _not_ours(out: Path, why: str) -> DataError:
+    return DataError(f"{str(out)!r} {why}, so it is not this model's predictions (another model or a "
+                     "different file?); it was left unchanged. Pass another --out or delete it.")
+
+
 def _done_ids(out: Path, header: list[str], version: str) -> set[str]:
-    """Ids already in ``out`` (cutting off a partial last line); refuse another model's CSV."""
-    if not out.exists() or out.stat().st_size == 0:
+    """Ids already in ``out``; refuse (untouched) anything but this model version's own CSV.
+
+    Only once the header and every complete row's ``model_version`` are verified is a partial last
+    line (left by a crash mid-write) cut off.
+    """
+    if out.is_dir():
+        raise DataError(f"--out {str(out)!r} is a folder; pass a CSV file path, e.g. "
+                        f"{str(out / 'predictions.csv')!r}.")
+    try:
+        size = out.stat().st_size
+    except FileNotFoundError:
         return set()
-    with open(out, "rb+") as fh:  # a crash mid-write can leave a line without its newline
-        data_end = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, data_end - 1))
-        if fh.read(1) != b"\n":
-            fh.seek(0)
-            keep = fh.read().rfind(b"\n") + 1
-            fh.truncate(keep)
+    except OSError as e:
+        raise DataError(f"Cannot use --out {str(out)!r} ({e.strerror or e}); pass a CSV path in a folder "
+                        "you can write to.") from None
+    if size == 0:
+        return set()
     done: set[str] = set()
-    with open(out, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        found = next(reader, None)
-        if found is None:
-            return done
-        if found != header:
-            raise DataError(f"{str(out)!r} has other columns than this model's predictions (another "
-                            "model or a different file?); pass another --out or delete it.")
-        for row in reader:
-            if len(row) != len(header):
-                raise DataError(f"{str(out)!r} has a damaged row (line {reader.line_num}); delete the "
-                                "row or the file, then run again.")
-            if row[-1] != version:
-                raise DataError(f"{str(out)!r} holds predictions of model version {row[-1]!r}, but the "
-                                f"model is now at {version!r}; pass another --out or delete it.")
-            done.add(row[0])
+    complete = 0  # bytes up to the end of the last complete line
+
+    def complete_lines(fh: Any) -> Iterator[str]:
+        nonlocal complete
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return  # the torn last line of a crash, or the end of a file that is not ours
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _not_ours(out, f"is not UTF-8 text (line {reader.line_num + 1})") from None
+            complete += len(line)
+            yield text
+
+    try:
+        with open(out, "rb") as fh:
+            reader = csv.reader(complete_lines(fh))
+            found = next(reader, None)
+            if found != header:
+                why = "has no complete first line" if found is None else "has other columns"
+                raise _not_ours(out, why)
+            for row in reader:
+                if len(row) != len(header):
+                    raise DataError(f"{str(out)!r} has a damaged row (line {reader.line_num}); delete the "
+                                    "row or the file, then run again.")
+                if row[-1] != version:
+                    raise DataError(f"{str(out)!r} holds predictions of model version {row[-1]!r}, but the "
+                                    f"model is now at {version!r}; pass another --out or delete it.")
+                done.add(row[0])
+        if complete < size:  # verified as ours: the partial last line is cut before appending
+            with open(out, "rb+") as fh:
+                fh.truncate(complete)
+    except csv.Error as e:
+        raise _not_ours(out, f"is not a readable CSV ({e})") from None
+    except PermissionError as e:
+        raise DataError(f"--out {str(out)!r} cannot be read or written ({e.strerror}).") from None
     return done
 
 
 def _append(out: Path, text: str) -> None:
     """Append ``text`` with one write, then flush it to disk."""
-    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise DataError(f"Cannot use --out {str(out)!r} ({e.strerror or e}); pass a CSV path in a folder "
+                        "you can write to.") from None
     try:
         data = text.encode("utf-8")
         while data:
@@ -259,7 +297,7 @@ def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *
     """
     from tqdm.auto import tqdm
 
-    from cbm.history import EditSession
+    from cbm.edits.history import EditSession
 
     if top < 0:
         raise ValueError(f"top must be >= 0; got {top}.")
@@ -280,7 +318,6 @@ def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *
         batches = _image_batches(dataset, model, batch_size or 32, pretrained, stats.skipped, done)
     stats.total = total
     if not out.exists() or out.stat().st_size == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(header)
         _append(out, buf.getvalue())

@@ -11,7 +11,7 @@ import pytest
 from own_data import CLASSES, fail_cli, run_cli
 
 from cbm.edits import ScaleWeight
-from cbm.history import EditSession
+from cbm.edits.history import EditSession
 from cbm.store import EmbeddingCache
 
 
@@ -127,3 +127,40 @@ def test_dicom_scans_are_predicted_and_explained(own_model, tmp_path):
     assert PATIENT_NAME.split("^")[0] not in out.read_text(encoding="utf-8")
     explained = run_cli(["explain", own_model["model"], "--image", scans / "0.dcm"])
     assert "predicted" in explained and PATIENT_NAME.split("^")[0] not in explained
+
+
+@pytest.mark.parametrize("content", [
+    b"name,age\nbob,3",  # someone's CSV whose last line has no newline
+    b"my only line",  # a one-line file without newline
+    b"id,predicted",  # even the start of a header is not proof that the file is ours
+    b"\x00\xff\xfe binary \x89PNG\n junk",
+    "id;données\nrow\n".encode("utf-16"),
+], ids=["last-line-without-newline", "one-line", "header-prefix", "binary", "utf-16"])
+def test_an_existing_file_that_is_not_our_output_is_refused_byte_for_byte_unchanged(
+        own_model, tmp_path, content):
+    out = tmp_path / "notes.csv"
+    out.write_bytes(content)
+    err = fail_cli(["predict", own_model["model"], own_model["embeddings"], "--out", out, "--no-progress"])
+    assert str(out) in err and "left unchanged" in err and "Traceback" not in err
+    assert out.read_bytes() == content
+
+
+def test_a_torn_line_is_cut_only_after_the_rows_above_it_are_verified(own_model, from_images, tmp_path):
+    lines = from_images.read_bytes().splitlines(keepends=True)
+    other_version = lines[2].replace(b",1\n", b",7\n")
+    content = b"".join(lines[:2]) + other_version + lines[3][:9]
+    out = tmp_path / "p.csv"
+    out.write_bytes(content)
+    err = fail_cli(["predict", own_model["model"], own_model["embeddings"], "--out", out, "--no-progress"])
+    assert "model version '7'" in err
+    assert out.read_bytes() == content  # the torn line is still there: the file was not verified
+
+
+def test_out_a_folder_or_under_a_file_is_one_clear_error(own_model, tmp_path):
+    err = fail_cli(["predict", own_model["model"], own_model["embeddings"], "--out", tmp_path, "--no-progress"])
+    assert f"--out {str(tmp_path)!r} is a folder" in err and "predictions.csv" in err
+    (tmp_path / "a-file").write_text("keep me")
+    under = tmp_path / "a-file" / "p.csv"
+    err = fail_cli(["predict", own_model["model"], own_model["embeddings"], "--out", under, "--no-progress"])
+    assert str(under) in err and "Cannot use --out" in err
+    assert (tmp_path / "a-file").read_text() == "keep me"
