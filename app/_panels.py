@@ -41,21 +41,23 @@ def prediction_panel(model, preds: _cache.Predictions, i: int, image, caption: s
         st.caption("Each bar is the concept's score in this image times its weight for the class: "
                    "how much it adds to (or takes from) the class's score.")
     if path is not None:
-        c = why_not(model, preds, i, key, true)
+        ref = _cache.reference_activations(model, path)[0]
+        c = why_not(model, preds, i, key, true, ref)
         concept, pct, heat = evidence(model, preds, i, key, path, raw_image, contrib)
         res = None if preds.residual is None else preds.residual[i]
         page = explanation_html(model, preds.activations[i], residual=res, image=raw_image, title=title,
                                 true=true, versus=c.b, concept=concept, percentile=pct, occlusion=heat,
                                 ood_score=None if ood is None else ood[0],
-                                ood_threshold=None if ood is None else ood[1])
+                                ood_threshold=None if ood is None else ood[1], reference=ref)
         st.download_button("Download this explanation (HTML)", page, file_name="explanation.html",
                            mime="text/html", key=f"{key}_{_keys.REPORT}",
                            help="One self-contained page with the image, numbers and text; opens offline.")
     return right
 
 
-def why_not(model, preds: _cache.Predictions, i: int, key: str, true: str | None) -> explain.Contrast:
-    """"Why <predicted> and not <class>": a class picker, the separating concepts and the smallest flip."""
+def why_not(model, preds: _cache.Predictions, i: int, key: str, true: str | None,
+            reference: np.ndarray | None = None) -> explain.Contrast:
+    """"Why <predicted> and not <class>": a class picker, the separating concepts and the smallest feasible flip."""
     classes = model.class_names_
     pred = classes[int(preds.proba[i].argmax())]
     others = [c for c in classes if c != pred] or classes
@@ -69,7 +71,7 @@ def why_not(model, preds: _cache.Predictions, i: int, key: str, true: str | None
     st.subheader(f"Why {pred} and not another class?")
     b = st.selectbox("Why not", others, key=wkey, help="Default: the true class when the prediction is "
                      "wrong, else the runner-up.")
-    c = explain.contrast(model, preds.activations[i], pred, b, residual=res)
+    c = explain.contrast(model, preds.activations[i], pred, b, residual=res, reference=reference)
     t = c.table.head(10)
     st.plotly_chart(_charts.contribution_bars(
         list(t["concept"]), t["contribution"].to_numpy(),

@@ -67,13 +67,15 @@ def explanation_html(model: Any, activations: Any, *, residual: Any = None, imag
                      title: str = "Explanation", true: str | None = None, versus: str | None = None,
                      concept: str | None = None, percentile: float | None = None, occlusion: Any = None,
                      ood_score: float | None = None, ood_threshold: float | None = None, top: int = 8,
-                     attention: Any = None) -> str:
+                     attention: Any = None, reference: Any = None) -> str:
     """One prediction explained as a self-contained HTML page (no scripts, no outside requests).
 
     ``activations`` (M,) and ``residual`` (K,) describe one sample; ``true`` its class when known;
     ``versus`` the class of the "why not" section (default: the true class if wrong, else the
     runner-up); ``concept`` with ``percentile`` and ``occlusion`` (an (H, W) map) its evidence;
-    ``attention`` (an (h, w) map, token models such as ``cct``) where in the image ``concept`` is.
+    ``attention`` (an (h, w) map, token models such as ``cct``) where in the image ``concept`` is;
+    ``reference`` (training activations, (N, M)) bounds the "why not" changes of unbounded models
+    (:func:`cbm.explain.concept_bounds`).
     """
     a = np.asarray(activations, np.float32).ravel()
     r = None if residual is None else np.asarray(residual, np.float32).ravel()
@@ -83,7 +85,7 @@ def explanation_html(model: Any, activations: Any, *, residual: Any = None, imag
     pred = model.class_names_[k]
     contrib, res = contributions(model, a, residual=r, target=k)
     order = np.argsort(-np.abs(contrib))[:top]
-    c = contrast(model, a, k, versus, residual=r, true=true)
+    c = contrast(model, a, k, versus, residual=r, true=true, reference=reference)
     e = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{e(title)}</h1>"]
@@ -150,7 +152,7 @@ def sample_report(model: Any, splits: dict[str, dict[str, np.ndarray]], split: s
         concept = model.concept_names_[int(np.argmax(np.abs(a * np.asarray(model.coef_)[k])))]
     j = model.concept_names_.index(concept)
     ref_split = next((splits[s] for s in ("train", "val") if s in splits), d)
-    ref = model.transform(np.asarray(ref_split["X"], np.float32))[:, j]
+    ref = model.transform(np.asarray(ref_split["X"], np.float32))
     score = threshold = None
     pooled = (lambda Z: np.asarray(Z, np.float32).mean(1)) if X.ndim == 3 else (lambda Z: np.asarray(Z, np.float32))
     try:
@@ -164,8 +166,9 @@ def sample_report(model: Any, splits: dict[str, dict[str, np.ndarray]], split: s
                  else None)
     return explanation_html(model, a, residual=None if R is None else R[0], image=image,
                             title=f"Why the model predicts what it does for {sid}", true=str(d["y"][row]),
-                            versus=versus, concept=concept, percentile=concept_percentile(ref, float(a[j])),
-                            occlusion=occlusion, ood_score=score, ood_threshold=threshold, attention=attention)
+                            versus=versus, concept=concept, percentile=concept_percentile(ref[:, j], float(a[j])),
+                            occlusion=occlusion, ood_score=score, ood_threshold=threshold, attention=attention,
+                            reference=ref)
 
 
 __all__ = ["explanation_html", "sample_report", "heat_overlay", "png_data_uri"]

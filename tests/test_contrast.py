@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cbm import explain as ex
@@ -51,6 +52,80 @@ def test_flip_closes_the_margin_exactly(model, world):
     ka, kb = model.class_names_.index(c.a), model.class_names_.index(c.b)
     assert new[ka] == pytest.approx(new[kb], abs=1e-3)
     assert list(c.flips["change"].abs()) == sorted(c.flips["change"].abs())
+
+
+class ProbabilityProbe(LinearProbe):
+    """A linear probe on sigmoid activations, standing in for probability models such as KnoBo."""
+
+    activation_range = (0.0, 1.0)
+
+    def _activations(self, X):
+        return torch.sigmoid(X)
+
+
+def test_flips_of_a_probability_model_stay_in_0_1_and_still_flip(world):
+    names = np.asarray(world.class_names)
+    prob = ProbabilityProbe().fit(world["train"].X, names[world["train"].y])
+    A = prob.transform(world["test"].X)
+    unbounded_out_of_range = 0
+    for i in range(len(A)):
+        for b in prob.class_names_:
+            c = ex.contrast(prob, A[i], None, b)
+            if c.a == c.b or c.margin <= 0:
+                continue
+            assert c.flips["needed"].between(0.0, 1.0).all(), c.flips
+            for f in c.flips.itertuples():
+                new = ex.intervene(prob, A[i], {f.concept: float(f.needed)}).logits_after[0]
+                ka, kb = prob.class_names_.index(c.a), prob.class_names_.index(c.b)
+                assert new[kb] >= new[ka] - 1e-3
+            dw = prob.coef_[prob.class_names_.index(c.a)] - prob.coef_[prob.class_names_.index(c.b)]
+            needed = A[i] - c.margin / dw
+            unbounded_out_of_range += int(((needed < 0) | (needed > 1)).sum())
+    assert unbounded_out_of_range, "some unbounded flips should have left [0, 1], or this test checks nothing"
+
+
+def test_flips_of_an_unbounded_model_stay_in_the_training_range(model, world):
+    ref = model.transform(world["train"].X)
+    lo, hi = ex.concept_bounds(model, ref)
+    np.testing.assert_allclose(lo, ref.min(0))
+    A = model.transform(world["test"].X)
+    for i in range(20):
+        c = ex.contrast(model, A[i], reference=ref)
+        j = [model.concept_names_.index(n) for n in c.flips["concept"]]
+        assert (c.flips["needed"].to_numpy() >= lo[j] - 1e-9).all()
+        assert (c.flips["needed"].to_numpy() <= hi[j] + 1e-9).all()
+    assert np.isinf(ex.concept_bounds(model)[1]).all()  # no training activations: no bound
+    with pytest.raises(ValueError, match="reference"):
+        ex.concept_bounds(model, ref[:, :2])
+
+
+@pytest.fixture()
+def three_classes():
+    """A hand-set head: activations (1, 0); raising concept 1 lifts c faster than b."""
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]] * 4, np.float32)
+    m = LinearProbe().fit(X, np.array(["a", "b", "c"] * 4))
+    m.coef_ = np.array([[0.5, 0.0], [0.0, 1.0], [0.0, 1.5]], np.float32)
+    m.intercept_ = np.zeros(3, np.float32)
+    return m
+
+
+def test_a_flip_that_ends_in_a_third_class_says_so(three_classes):
+    c = ex.contrast(three_classes, np.array([1.0, 0.0], np.float32), "a", "b")
+    f = c.flips.iloc[0]
+    assert (f.concept, f.needed, f.new_prediction) == ("feature 1", pytest.approx(0.5), "c")
+    text = c.summary()
+    assert "the prediction would become c, neither a nor b" in text
+
+
+def test_a_flip_outside_the_range_is_not_offered(three_classes):
+    ref = np.array([[0.0, 0.0], [1.0, 0.4]], np.float32)  # concept 1 never exceeds 0.4 in training
+    c = ex.contrast(three_classes, np.array([1.0, 0.0], np.float32), "a", "b", reference=ref)
+    assert list(c.flips["concept"]) == ["feature 0"]
+    assert c.flips.iloc[0].new_prediction == "b"
+    assert "the prediction would then be b" in c.summary()
+    none = ex.contrast(three_classes, np.array([1.0, 0.0], np.float32), "a", "b",
+                       reference=np.array([[0.6, 0.0], [1.0, 0.4]], np.float32))
+    assert none.flips.empty and "No single concept change within its possible range" in none.summary()
 
 
 def test_contrast_with_any_pair_and_unknown_class(model, world):

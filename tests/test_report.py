@@ -1,6 +1,7 @@
 """HTML reports: one explanation on one self-contained page, from the library and `cbm report`."""
 
 import base64
+import html
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from cbm.cli import main
 from cbm.data import make_concept_world
 from cbm.edit_eval import load_eval_data
+from cbm.explain import contrast
 from cbm.io import save_model
 from cbm.models.baselines import LinearProbe
 from cbm.report import explanation_html, heat_overlay, sample_report
@@ -47,6 +49,19 @@ def test_page_is_self_contained_with_image_numbers_and_words(model_dir):
     assert "The model predicts" in page and "Out-of-distribution score" in page
     assert "and not" in page or "scores higher than" in page
     assert re.search(r"higher than \d+% of the reference images", page)
+
+
+def test_why_not_in_the_report_is_the_contrast_within_the_training_range(model_dir):
+    path, model = model_dir
+    data = load_eval_data(path / "data.npz")
+    page = sample_report(model, data, "test", 3)
+    a = model.transform(data["test"]["X"][3:4])[0]
+    true = str(data["test"]["y"][3])
+    feasible = contrast(model, a, true=true, reference=model.transform(data["train"]["X"])).summary()
+    unbounded = contrast(model, a, true=true).summary()
+    assert feasible != unbounded, "row 3 should need the training range, or this test checks nothing"
+    assert all(html.escape(line) in page for line in feasible.splitlines())
+    assert html.escape(unbounded.splitlines()[-1]) not in page
 
 
 def test_occlusion_map_is_drawn_over_the_image(model_dir):

@@ -89,6 +89,9 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
     supports_vector_concepts: ClassVar[bool] = False
     #: True when predictions also use a residual path on the raw embedding (PCBM-h).
     hybrid: ClassVar[bool] = False
+    #: (low, high) that every concept activation lies in by construction (e.g. (0, 1) for
+    #: probabilities), or None when activations are unbounded; explanations keep suggestions inside it.
+    activation_range: ClassVar[tuple[float, float] | None] = None
 
     # -- subclass hooks ---------------------------------------------------------------------
     def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:

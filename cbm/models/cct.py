@@ -306,6 +306,7 @@ class ConceptCentricTransformer(BaseConceptModel):
 
     method = "cct"
     hybrid = True
+    activation_range = (0.0, 1.0)  # attention (softmax over concepts) averaged over tokens
     _parameter_constraints: dict = {
         "concepts": [HasMethods(["subset"]), None],
         "variant": [StrOptions({"cct", "ct"})],

@@ -84,6 +84,7 @@ class KnoBo(BaseConceptModel):
 
     method = "knobo"
     supports_vector_concepts = True
+    activation_range = (0.0, 1.0)  # sigmoid concept probabilities
     _parameter_constraints: dict = {
         "concepts": [HasMethods(["subset"]), None],
         "threshold": [Interval(Real, 0, 1, closed="both")],
