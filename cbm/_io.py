@@ -1,12 +1,14 @@
-"""Atomic file writes: a crash mid-write never leaves a half file that is read as valid."""
+"""Atomic file writes (a crash mid-write never leaves a half file that is read as valid), JSON
+reading with one error type, and CSV cells that a spreadsheet never runs as formulas."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def write_figure_html(fig: Any, path: str | os.PathLike) -> None:
+    """Write a plotly figure as one self-contained HTML file (plotly.js inline, so it draws offline)."""
+    with atomic_path(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -126,3 +134,66 @@ def check_fields(obj: Any, where: str, required: dict[str, Any], optional: dict[
             want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in (types if isinstance(types, tuple) else (types,)))
             raise DataError(f"{where}: field {key!r} should be {want}; got {obj[key]!r:.60}.")
     return obj
+
+
+# -- CSV cells a spreadsheet never runs (OWASP "CSV injection") ---------------------------------------
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _is_formula_like(text: str) -> bool:
+    """True when a spreadsheet could run ``text`` (or ``text`` without its leading quotes) as a formula."""
+    return text.lstrip("'").startswith(_FORMULA_START) and not _NUMBER.fullmatch(text)
+
+
+def safe_csv_cell(value: Any) -> Any:
+    """``value`` with a ``'`` put before text that starts like a formula (``=``, ``+``, ``-``, ``@``,
+    tab, carriage return); numbers such as ``-0.5`` and other values are returned as they are.
+
+    :func:`unescape_csv_cell` undoes it exactly (text that already starts with quotes before such a
+    character gets one more), so the project's readers get back what was written.
+    """
+    if isinstance(value, str) and _is_formula_like(value):
+        return "'" + value
+    return value
+
+
+def unescape_csv_cell(text: str) -> str:
+    """Undo :func:`safe_csv_cell` on a cell read back from a CSV the project wrote."""
+    if text.startswith("'") and _is_formula_like(text[1:]):
+        return text[1:]
+    return text
+
+
+class SafeCSVWriter:
+    """A :func:`csv.writer` whose rows go through :func:`safe_csv_cell`."""
+
+    def __init__(self, fh: Any, **fmtparams: Any) -> None:
+        import csv
+
+        self._writer = csv.writer(fh, **fmtparams)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        """Write one row, neutralising formula-like cells."""
+        return self._writer.writerow([safe_csv_cell(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        """Write rows, neutralising formula-like cells."""
+        for row in rows:
+            self.writerow(row)
+
+
+def csv_writer(fh: Any, **fmtparams: Any) -> SafeCSVWriter:
+    """:func:`csv.writer` for every CSV the project writes: formula-like text cells are neutralised."""
+    return SafeCSVWriter(fh, **fmtparams)
+
+
+def safe_csv_frame(df: Any) -> Any:
+    """A copy of the pandas DataFrame ``df`` whose text cells (and column names) went through
+    :func:`safe_csv_cell`, for ``to_csv``; numeric columns are unchanged."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
+            out[col] = out[col].map(safe_csv_cell)
+    out.columns = [safe_csv_cell(c) for c in out.columns]
+    return out

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from cbm._io import unescape_csv_cell
 from cbm.exceptions import DataError, unknown_name_message
 
 #: CUB-200-2011 certainty ids (``attributes/certainties.txt``).
@@ -207,7 +208,7 @@ class ConceptAnnotations:
 
     def save(self, path: str | Path) -> Path:
         """Write the long format as ``.csv`` or ``.parquet`` (by suffix), atomically; :func:`read_long` reads it."""
-        from cbm._io import atomic_path
+        from cbm._io import atomic_path, safe_csv_frame
 
         path = Path(path)
         df = self.to_frame()
@@ -215,6 +216,7 @@ class ConceptAnnotations:
             if path.suffix.lower() == ".parquet":
                 df.to_parquet(tmp, index=False)
             elif path.suffix.lower() in (".csv", ".tsv"):
+                df = safe_csv_frame(df)  # formula-like names are neutralised; read_long undoes it
                 df.to_csv(tmp, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
             else:
                 raise DataError(f"Cannot save concept annotations as {path.name!r}; use a .csv, .tsv or .parquet name.")
@@ -463,8 +465,8 @@ def read_long(path: str | Path, *, id_column: str = "image_id", concept_column: 
         raise DataError(f"{str(path)!r} has no column(s) {missing}; found {list(df.columns)}. Expected one row "
                         f"per label with columns {id_column!r}, {concept_column!r}, {value_column!r}.")
     df = df.dropna(subset=[id_column, concept_column])
-    df[id_column] = df[id_column].astype(str)
-    df[concept_column] = df[concept_column].astype(str)
+    df[id_column] = df[id_column].astype(str).map(unescape_csv_cell)
+    df[concept_column] = df[concept_column].astype(str).map(unescape_csv_cell)
     dup = df.duplicated([id_column, concept_column])
     if dup.any():
         r = df[dup].iloc[0]

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from cbm._io import csv_writer, unescape_csv_cell
 from cbm.encoders.rebuild import encoder_for, recorded_fingerprint
 from cbm.exceptions import DataError, EncoderMismatchError
 from cbm.explain import explain, softmax
@@ -142,17 +143,17 @@ def _done_ids(out: Path, header: list[str], version: str) -> set[str]:
         with open(out, "rb") as fh:
             reader = csv.reader(complete_lines(fh))
             found = next(reader, None)
-            if found != header:
+            if found is None or [unescape_csv_cell(c) for c in found] != header:
                 why = "has no complete first line" if found is None else "has other columns"
                 raise _not_ours(out, why)
             for row in reader:
                 if len(row) != len(header):
                     raise DataError(f"{str(out)!r} has a damaged row (line {reader.line_num}); delete the "
                                     "row or the file, then run again.")
-                if row[-1] != version:
+                if unescape_csv_cell(row[-1]) != version:
                     raise DataError(f"{str(out)!r} holds predictions of model version {row[-1]!r}, but the "
                                     f"model is now at {version!r}; pass another --out or delete it.")
-                done.add(row[0])
+                done.add(unescape_csv_cell(row[0]))
         if complete < size:  # verified as ours: the partial last line is cut before appending
             with open(out, "rb+") as fh:
                 fh.truncate(complete)
@@ -193,7 +194,7 @@ def _rows(model: Any, ids: list[str], X: np.ndarray, top: int, version: str, ood
     proba = 1 / (1 + np.exp(-np.clip(e.logits.astype(np.float64), -60, 60))) if multilabel else softmax(e.logits)
     score = None if ood is None else ood.score(X)
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv_writer(buf, lineterminator="\n")  # formula-like names are neutralised
     for i, rid in enumerate(ids):
         k = int(e.target[i])
         called = ("; ".join(c for c, p in zip(e.class_names, proba[i], strict=True) if p >= 0.5)
@@ -319,7 +320,7 @@ def predict_to_csv(model_dir: str | Path, source: str | Path, out: str | Path, *
     stats.total = total
     if not out.exists() or out.stat().st_size == 0:
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(header)
+        csv_writer(buf, lineterminator="\n").writerow(header)
         _append(out, buf.getvalue())
     bar = tqdm(total=total, initial=len(done) if dataset is not None else 0, unit="img",
                desc="predict", disable=not progress, leave=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cbm._io import atomic_write_bytes, atomic_write_json, read_json
+from cbm._io import atomic_write_bytes, atomic_write_json, csv_writer, read_json, unescape_csv_cell
 from cbm.bank import ConceptBank, Provenance
 from cbm.concepts.textbook import load_knobo_answers
 from cbm.exceptions import DataError
@@ -67,7 +67,7 @@ def _load_csv(path: Path) -> ConceptBank:
     if key is None:
         raise DataError(f"CSV concept file {str(path)!r} needs a 'concept' or 'name' column; "
                         f"found columns {cols}.")
-    rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in rows]
+    rows = [{k.strip().lower(): unescape_csv_cell(v or "").strip() for k, v in r.items() if k} for r in rows]
     names, texts, cls_of = [], [], {}
     for r in rows:
         n = r[key]
@@ -129,7 +129,7 @@ def save_concepts(bank: ConceptBank, path: str | Path, fmt: str | None = None) -
         atomic_write_bytes(path, ("\n".join(bank.texts) + "\n").encode())
     elif fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csv_writer(buf)  # formula-like names are neutralised; _load_csv undoes it
         w.writerow(["concept", "text", "source", "class"])
         for j, (n, t) in enumerate(zip(bank.names, bank.texts, strict=True)):
             for c in classes_of[j] or [""]:

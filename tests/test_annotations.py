@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 
@@ -184,6 +186,17 @@ class TestConceptAnnotations:
         ann = from_array([[0.7, -1]], ["a", "b"])
         out = ann.binary()
         assert out[0, 0] == 1 and np.isnan(out[0, 1])
+
+    @pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+    def test_save_neutralises_formula_like_names_and_read_long_gets_them_back(self, tmp_path, suffix):
+        names = ['=HYPERLINK("http://evil","x")', "-2+3", "plain"]
+        ann = from_array([[1, 0, 0.5], [0, 1, -1]], names, ids=["@img1", "+img2"])
+        path = ann.save(tmp_path / f"labels{suffix}")
+        rows = list(csv.reader(path.open(newline=""), delimiter="\t" if suffix == ".tsv" else ","))
+        assert rows[1][:2] == ["'@img1", "'" + names[0]] and ["'+img2", "'-2+3"] in [r[:2] for r in rows]
+        again = read_long(path)
+        assert list(again.ids) == ["@img1", "+img2"] and again.concepts == names
+        np.testing.assert_array_equal(again.values, ann.values)
 
 
 def test_demo_labels_go_through_the_same_type():

@@ -111,7 +111,7 @@ def _export(df, fmt: str, out: str | None) -> None:
     import json
     import sys
 
-    from cbm._io import atomic_write_bytes
+    from cbm._io import atomic_write_bytes, safe_csv_frame
 
     records = [{k: (None if v != v else v) for k, v in r.items()}  # NaN (no seq/version) -> null
                for r in df.astype(object).to_dict("records")]
@@ -123,7 +123,7 @@ def _export(df, fmt: str, out: str | None) -> None:
             r["effect"] = json.loads(r["effect"]) if r["effect"] else None
         text = json.dumps(records, indent=2, ensure_ascii=False) + "\n"
     else:
-        text = df.astype({"seq": "Int64", "version": "Int64"}).to_csv(index=False)
+        text = safe_csv_frame(df.astype({"seq": "Int64", "version": "Int64"})).to_csv(index=False)
     if out:
         atomic_write_bytes(Path(out), text.encode("utf-8"))
         print(f"wrote {len(records)} audit record(s) to {out}", file=sys.stderr)

@@ -92,3 +92,16 @@ def test_the_table_view_is_unchanged(edited, capsys):
     assert main(["edit", m, "history"]) == 0
     out = capsys.readouterr().out
     assert "water is background" in out and "seq" in out
+
+
+def test_a_formula_in_why_is_neutralised_in_the_csv_export(template, tmp_path, capsys):
+    src, world = template
+    m = str(shutil.copytree(src, tmp_path / "m"))
+    why = '=HYPERLINK("http://evil.example","details")'
+    assert main(["edit", m, "prune", "--class", world.class_names[0], "--concept", world.bank.names[0],
+                 "--why", why, "--user", "@admin"]) == 0
+    out = tmp_path / "audit.csv"
+    assert main(["edit", m, "history", "--format", "csv", "--out", str(out)]) == 0
+    capsys.readouterr()
+    row = next(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert row["why"] == "'" + why and row["who"] == "'@admin"

@@ -164,3 +164,53 @@ def test_out_a_folder_or_under_a_file_is_one_clear_error(own_model, tmp_path):
     err = fail_cli(["predict", own_model["model"], own_model["embeddings"], "--out", under, "--no-progress"])
     assert str(under) in err and "Cannot use --out" in err
     assert (tmp_path / "a-file").read_text() == "keep me"
+
+
+FORMULA = '=HYPERLINK("evil.example","click")'  # a folder name: no slash
+
+
+def formula_cells(path):
+    """Cells a spreadsheet would run as formulas (numbers such as -0.5 are fine)."""
+    import re
+
+    number = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [c for row in csv.reader(fh) for c in row
+                if c.startswith(("=", "+", "-", "@", "\t", "\r")) and not number.fullmatch(c)]
+
+
+@pytest.fixture(scope="module")
+def hostile_model(own_model, tmp_path_factory):
+    """A model whose class folder, image names and concepts start like spreadsheet formulas."""
+    import json
+
+    root = tmp_path_factory.mktemp("hostile")
+    classes = {FORMULA: ["@SUM(1+1)", "-2+3 stripes"], "plain": ["+dots", "smooth"]}
+    for cls, src in zip(classes, CLASSES[:2], strict=True):
+        shutil.copytree(own_model["root"] / "photos" / src, root / "photos" / cls)
+    for f in (root / "photos" / FORMULA).iterdir():
+        f.rename(f.with_name(f"=cmd|' -C calc'!A0 {f.name}"))
+    (root / "concepts.json").write_text(json.dumps(classes), encoding="utf-8")
+    ckpt = own_model["checkpoint"]
+    run_cli(["embed", root / "photos", "--encoder", "openclip:cbm-tiny-clip", "--pretrained", ckpt,
+             "--cache-dir", root / "cache", "--device", "cpu", "--no-progress"])
+    entry = next((root / "cache" / "embeddings").iterdir())
+    run_cli(["concepts", "generate", "--source", "labo", "--input", root / "concepts.json",
+             "--encoder", "openclip:cbm-tiny-clip", "--pretrained", ckpt, "--out", root / "bank"])
+    run_cli(["train", "--method", "labo", "--concepts", root / "bank", "--data", entry,
+             "--out", root / "model", "--param", "max_epochs=2", "--quiet"])
+    return root
+
+
+def test_formula_like_class_image_and_concept_names_are_neutralised_and_still_resume(hostile_model):
+    out = hostile_model / "p.csv"
+    args = ["predict", hostile_model / "model", hostile_model / "photos", "--out", out, "--no-progress"]
+    assert "wrote 20 prediction(s)" in run_cli(args)
+    assert formula_cells(out) == []
+    rows = read_rows(out)
+    assert f"p:{FORMULA}" in rows[0]
+    assert {r["predicted"] for r in rows} <= {"'" + FORMULA, "plain"}
+    assert sum(r["id"].startswith(f"'{FORMULA}/=cmd|") for r in rows) == 10  # the quote shows, nothing runs
+    named = " ".join(r["concepts_for"] + r["concepts_against"] for r in rows)
+    assert "'@SUM(1+1)" in named or "'-2+3 stripes" in named or "'+dots" in named
+    assert "wrote 0 prediction(s)" in run_cli(args)  # ids and header are read back unquoted

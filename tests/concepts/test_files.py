@@ -61,3 +61,15 @@ def test_real_sparsecbm_lists_load(shared_data):
     assert len(bank) == len({s.strip() for s in raw if s.strip()})
     assert all(n == n.strip() and n for n in bank.names)
     assert len(read_lines(root / "cub_classes.txt")) == 200
+
+
+def test_a_csv_export_neutralises_formula_like_names_and_reads_back_the_same_bank(tmp_path):
+    p = tmp_path / "labo.json"
+    p.write_text(json.dumps({'=HYPERLINK("http://evil","x")': ["@SUM(1+1)", "plain"], "dog": ["-2+3"]}))
+    bank = load_concepts(p)
+    out = save_concepts(bank, tmp_path / "x.csv")
+    text = out.read_text()
+    assert "'@SUM(1+1)" in text and "'-2+3" in text and "'=HYPERLINK(" in text
+    again = load_concepts(out)
+    assert again.names == ["@SUM(1+1)", "plain", "-2+3"]
+    np.testing.assert_array_equal(again.prior, bank.prior)
