@@ -12,6 +12,9 @@ shards to Ray tasks that score them with :func:`cbm.kernels.concept_scores` (thr
 
 Ray is optional (``pip install 'cbmkit[ray]'``). Every worker reads and writes the entry folder
 itself, so on a cluster the store must be on a filesystem all nodes mount at the same path.
+Connecting to a cluster (``address``, or ``$RAY_ADDRESS``) first checks that something answers at
+its host:port within ``$CBM_RAY_TIMEOUT`` seconds (default 15), so a wrong address is one
+:class:`~cbm.exceptions.ClusterUnreachableError` instead of Ray retrying for many minutes.
 Failures: a shard is written atomically (temp file + rename, then its record), so a worker killed
 mid-shard leaves no half shard. The other workers finish the remaining shards, then the run raises
 :class:`~cbm.exceptions.WorkerLostError` naming the lost shards; a rerun computes only those.
@@ -20,6 +23,7 @@ mid-shard leaves no half shard. The other workers finish the remaining shards, t
 from __future__ import annotations
 
 import os
+import socket
 import time
 import warnings
 from collections import deque
@@ -29,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from cbm.exceptions import MissingDependencyError, WorkerLostError
+from cbm.exceptions import ClusterUnreachableError, MissingDependencyError, WorkerLostError
 from cbm.store import EmbeddingCache, EmbeddingStore, EmbedStats, ShardPlan, progress_bar
 
 INSTALL_HINT = "pip install 'cbmkit[ray]'"
@@ -44,6 +48,52 @@ def import_ray() -> Any:
             "engine 'ray' (--engine ray) needs Ray, which is not installed; install it with "
             f"`{INSTALL_HINT}`, or leave out --engine ray to run on this machine alone.") from None
     return ray
+
+
+#: Seconds to wait for a Ray cluster's address to answer (``$CBM_RAY_TIMEOUT`` overrides).
+DEFAULT_TIMEOUT = 15.0
+
+
+def ray_timeout() -> float:
+    """Seconds to wait for a Ray cluster to answer: ``$CBM_RAY_TIMEOUT``, default 15."""
+    raw = os.environ.get("CBM_RAY_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"CBM_RAY_TIMEOUT must be a number of seconds > 0; got {raw!r}. Unset it for "
+                         f"the default ({DEFAULT_TIMEOUT:g} s).")
+    return value
+
+
+def check_ray_address(address: str | None = None, timeout: float | None = None) -> None:
+    """Raise :class:`~cbm.exceptions.ClusterUnreachableError` when nothing answers at the Ray
+    cluster ``address`` (or ``$RAY_ADDRESS``) within ``timeout`` seconds (default :func:`ray_timeout`).
+
+    "auto", "local" and no address at all are left to Ray (they find or start a local cluster).
+    """
+    given = address or os.environ.get("RAY_ADDRESS") or ""
+    host, sep, port = given.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    timeout = ray_timeout() if timeout is None else timeout
+    where = "--address" if address else "$RAY_ADDRESS"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except TimeoutError:
+        reason = f"no answer within {timeout:g} s"
+    except OSError as e:
+        reason = e.strerror or str(e)
+    else:
+        return
+    raise ClusterUnreachableError(
+        f"Cannot connect to the Ray cluster at {given!r} ({where}): {reason}. Start it (`ray start "
+        "--head` prints the address), fix the address, or leave it out to run Ray on this machine; "
+        "$CBM_RAY_TIMEOUT sets how many seconds to wait.")
 
 
 @contextmanager
@@ -61,6 +111,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                           "logging_level": "ERROR"}
     if address or os.environ.get("RAY_ADDRESS"):
+        check_ray_address(address)
         ray.init(address=address, **kw)
     else:
         ray.init(num_cpus=num_cpus, **kw)

@@ -53,6 +53,10 @@ class MissingDependencyError(CBMError, ImportError):
     """An optional dependency (e.g. Ray for ``engine="ray"``) is not installed."""
 
 
+class ClusterUnreachableError(CBMError, ConnectionError):
+    """A Ray cluster address (``--address``, ``$RAY_ADDRESS``) does not answer in time."""
+
+
 class WorkerLostError(CBMError, RuntimeError):
     """A worker of a distributed run died; the work it finished is kept, a rerun does the rest."""
 

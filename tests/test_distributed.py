@@ -14,7 +14,7 @@ import torch
 
 from cbm.data.folders import load_digits_images
 from cbm.encoders import Encoder
-from cbm.exceptions import MissingDependencyError, WorkerLostError
+from cbm.exceptions import ClusterUnreachableError, MissingDependencyError, WorkerLostError
 from cbm.kernels import concept_scores, concept_search
 from cbm.store import EmbeddingStore
 
@@ -165,3 +165,26 @@ def test_bad_engine_and_worker_values_are_refused(tmp_path, digits):
         EmbeddingStore(tmp_path).get_or_compute(PixelEncoder(), digits, engine="ray", worker=(0, 2))
     with pytest.raises(ValueError, match="workers must be a positive integer; got 0"):
         EmbeddingStore(tmp_path).get_or_compute(PixelEncoder(), digits, engine="ray", workers=0)
+
+
+def test_an_address_where_no_cluster_answers_is_one_clear_error_not_a_hang(monkeypatch, tmp_path, capsys):
+    from cbm.cli import main
+
+    monkeypatch.setenv("CBM_RAY_TIMEOUT", "3")
+    start = time.monotonic()
+    assert main(["embed", str(tmp_path), "--engine", "ray", "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot connect to the Ray cluster at '127.0.0.1:1' (--address)" in err and "Traceback" not in err
+    monkeypatch.setenv("RAY_ADDRESS", "192.0.2.1:6379")  # TEST-NET: nothing ever answers there
+    with pytest.raises(ClusterUnreachableError, match=r"'192.0.2.1:6379' \(\$RAY_ADDRESS\)"):
+        EmbeddingStore(tmp_path).get_or_compute(PixelEncoder(), load_digits_images(4), engine="ray")
+    assert time.monotonic() - start < 20
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf"])
+def test_a_bad_ray_timeout_names_the_variable(monkeypatch, value):
+    from cbm.distributed import check_ray_address
+
+    monkeypatch.setenv("CBM_RAY_TIMEOUT", value)
+    with pytest.raises(ValueError, match=f"CBM_RAY_TIMEOUT must be a number of seconds > 0; got {value!r}"):
+        check_ray_address("127.0.0.1:1")

@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
                         "(pip install 'cbmkit[ray]'; the cache dir must be on storage all nodes see)")
     p.add_argument("--address", default=None,
                    help="--engine ray: cluster to use ('auto', ray://host:10001; default $RAY_ADDRESS, "
-                        "else a local one)")
+                        "else a local one; $CBM_RAY_TIMEOUT: seconds to wait for it, default 15)")
     p.add_argument("--workers", type=int, default=None,
                    help="--engine ray: number of actors (default: one per CPU of the cluster)")
     p.add_argument("--cpus-per-worker", type=int, default=1,
@@ -78,9 +78,10 @@ def _run(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}.")
     if args.engine == "ray":
-        from cbm.distributed import import_ray
+        from cbm.distributed import check_ray_address, import_ray
 
         import_ray()  # before any work: one clear message when Ray is missing
+        check_ray_address(args.address)  # ... or when the cluster does not answer
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1; got {args.max_pixels}.")
     with warnings.catch_warnings(record=True) as caught:
