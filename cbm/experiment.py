@@ -408,8 +408,10 @@ def _run_charts(run_dir: Path, metrics: dict[str, Any]) -> None:
 
 
 def _summary_charts(folder: Path, summary: dict[str, Any], cfg: dict[str, Any]) -> None:
-    """Bar chart of mean ± std accuracy per grid point (HTML + plotly JSON)."""
+    """Bar chart of mean ± std accuracy per grid point (self-contained HTML + plotly JSON)."""
     import plotly.graph_objects as go
+
+    from cbm._io import write_figure_html
 
     points = summary["points"]
     fig = go.Figure()
@@ -421,7 +423,7 @@ def _summary_charts(folder: Path, summary: dict[str, Any], cfg: dict[str, Any]) 
                              error_y=dict(type="data", array=[points[lb]["metrics"][key]["std"] for lb in labels])))
     fig.update_layout(title=f"{cfg.get('name', 'experiment')}: accuracy (mean ± std over seeds)",
                       yaxis_tickformat=".0%", template="plotly_white", barmode="group")
-    fig.write_html(folder / "summary.html", include_plotlyjs="cdn")
+    write_figure_html(fig, folder / "summary.html")
     (folder / "summary.plotly.json").write_text(fig.to_json())
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cbm._io import write_figure_html
 from cbm.data.evalfile import read_arrays
 
 #: accepted by --interventions besides the policy names
@@ -72,9 +73,9 @@ def run(model: Any, splits: dict[str, dict[str, Any]], args) -> tuple[dict[str, 
         out = Path(args.plots)
         out.mkdir(parents=True, exist_ok=True)
         for name, ev in evals.items():
-            ev.figure().write_html(out / f"concepts_{name}.html", include_plotlyjs="cdn")
+            write_figure_html(ev.figure(), out / f"concepts_{name}.html")
             if ev.interventions is not None:
-                ev.interventions.figure().write_html(out / f"interventions_{name}.html", include_plotlyjs="cdn")
+                write_figure_html(ev.interventions.figure(), out / f"interventions_{name}.html")
                 (out / f"interventions_{name}.svg").write_text(ev.interventions.svg(
                     f"Intervention curves: {ev.method} ({name})"))
         text += f"\ncharts written to {out}"
