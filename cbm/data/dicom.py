@@ -70,15 +70,24 @@ def read_dicom(source: str | BinaryIO, label: str, max_pixels: int) -> Image.Ima
                         "(pip install pydicom).") from None
     from cbm.data.images import too_large
 
+    not_dicom = DataError(f"Image {label!r} is not a DICOM file (no 'DICM' marker at byte 128 and no "
+                          "readable DICOM data; empty, text or misnamed?); replace or delete it.")
+    marker = False
     try:
+        marker = is_dicom(_head(source))
         ds = pydicom.dcmread(source, force=True)
     except FileNotFoundError:
         raise DataError(f"Image {label!r} not found; fix the path or remove the entry.") from None
     except IsADirectoryError:
         raise DataError(f"Image {label!r} is a folder, not an image file; pass a file.") from None
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError):
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, OverflowError, NotImplementedError):
+        if not marker:
+            raise not_dicom from None
         raise DataError(f"Image {label!r} is not a readable DICOM file (damaged or truncated); "
                         "replace or delete it.") from None
+    if not marker and "PixelData" not in ds:
+        raise not_dicom
     if "PixelData" not in ds:
         raise DataError(f"Image {label!r} is a DICOM file without pixel data (a report or "
                         "structured document?); remove it from the image set.")
@@ -102,22 +111,54 @@ def read_dicom(source: str | BinaryIO, label: str, max_pixels: int) -> Image.Ima
                 "pylibjpeg-openjpeg) or convert the file to uncompressed DICOM.") from None
         raise DataError(f"Image {label!r} has DICOM pixel data that cannot be decoded "
                         f"({type(e).__name__}); replace or delete the file.") from None
-    return _to_image(np.asarray(arr), ds)
+    return _to_image(np.asarray(arr), ds, label)
 
 
-def _to_image(arr: np.ndarray, ds: Any) -> Image.Image:
+def _head(source: str | BinaryIO) -> bytes:
+    """The first 132 bytes of a path or a seekable file (whose position is restored)."""
+    if isinstance(source, str):
+        with open(source, "rb") as fh:
+            return fh.read(_MAGIC_OFFSET + 4)
+    pos = source.tell()
+    try:
+        return source.read(_MAGIC_OFFSET + 4)
+    finally:
+        source.seek(pos)
+
+
+def _rescaled(arr: np.ndarray, ds: Any, label: str) -> np.ndarray:
+    """Stored values -> modality values (RescaleSlope, RescaleIntercept); non-finite ones are an error."""
+    slope, intercept = _first(ds.get("RescaleSlope", 1)), _first(ds.get("RescaleIntercept", 0))
+    slope = 1.0 if slope is None else slope
+    intercept = intercept or 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        finite = bool(np.isfinite(values).all())
+    if not finite:
+        raise DataError(f"Image {label!r} has pixel values that are not finite numbers after its rescale "
+                        f"tags (RescaleSlope {slope:g}, RescaleIntercept {intercept:g}); the image would "
+                        "be blank. Fix the tags or replace the file.")
+    return values
+
+
+def _to_image(arr: np.ndarray, ds: Any, label: str = "image") -> Image.Image:
     """Decoded pixels + the display tags -> 8-bit RGB."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # colour (pydicom already converted YBR)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise DataError(f"Image {label!r} has colour pixel values that are not finite numbers; "
+                            "replace the file.")
         if arr.dtype != np.uint8:
             arr = (_window(arr.astype(np.float32), None, None) * 255).astype(np.uint8)
         return Image.fromarray(np.ascontiguousarray(arr[..., :3])).convert("RGB")
     if arr.ndim != 2:
-        raise DataError(f"DICOM pixel data of shape {arr.shape} is not a single 2-D image.")
-    slope = _first(ds.get("RescaleSlope", 1))
-    intercept = _first(ds.get("RescaleIntercept", 0))
-    values = arr.astype(np.float32) * (1.0 if slope is None else slope) + (intercept or 0.0)
-    unit = _window(values, _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth")))
+        raise DataError(f"Image {label!r} has DICOM pixel data of shape {arr.shape}, not a single 2-D "
+                        "image.")
+    values = _rescaled(arr, ds, label)
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    if not (center is not None and width is not None and np.isfinite(center) and np.isfinite(width)):
+        center = width = None  # a missing or non-finite window: stretch min..max instead
+    unit = _window(values, center, width)
     if photometric == "MONOCHROME1":
         unit = 1.0 - unit
     gray = np.round(np.asarray(unit, dtype=np.float32) * 255).astype(np.uint8)

@@ -148,3 +148,34 @@ def test_colour_dicom_keeps_its_colours(tmp_path):
     rgb[..., 0], rgb[:4, :, 2] = 200, 90
     img = read_image(write_dicom(tmp_path / "photo.dcm", rgb, photometric="RGB"))
     assert img.mode == "RGB" and (np.asarray(img) == rgb).all()
+
+
+@pytest.mark.parametrize("tags", [{"RescaleSlope": "NaN"}, {"RescaleSlope": "1e38"},
+                                  {"RescaleIntercept": "-inf"}], ids=["nan-slope", "huge-slope", "inf-intercept"])
+def test_rescale_tags_that_give_non_finite_pixels_are_an_error_not_a_black_image(tmp_path, tags):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns that NaN/inf are not valid DS values
+        path = write_dicom(tmp_path / "scan.dcm", RAMP, **tags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning either: one clear error
+        with pytest.raises(DataError, match=r"scan\.dcm' has pixel values that are not finite .*RescaleSlope"):
+            read_image(path)
+
+
+def test_a_non_finite_window_falls_back_to_the_full_range(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = write_dicom(tmp_path / "w.dcm", RAMP, WindowCenter="NaN", WindowWidth="400")
+    assert np.array_equal(gray(read_image(path)), gray(read_image(write_dicom(tmp_path / "p.dcm", RAMP))))
+
+
+@pytest.mark.parametrize("content", [b"", b"Findings: no acute disease.\n" * 20, bytes(range(256)) * 4],
+                         ids=["empty", "text", "binary"])
+def test_a_dcm_file_that_is_not_dicom_says_so(tmp_path, content):
+    (tmp_path / "report.dcm").write_bytes(content)
+    with pytest.raises(DataError, match=r"report\.dcm' is not a DICOM file \(no 'DICM' marker"):
+        read_image(tmp_path / "report.dcm")
