@@ -1,13 +1,20 @@
 """`cbm app [MODEL_DIR] [--port N] [--host ADDR]`: serve the Streamlit app for a model directory.
 
 The app listens on 127.0.0.1 (this machine only) unless ``--host`` says otherwise, sends no usage
-statistics and loads nothing from outside hosts (local page icon, bundled fonts).
+statistics and loads nothing from outside hosts (local page icon, bundled fonts). Stopping
+``cbm app`` (Ctrl+C, or SIGTERM/SIGHUP to its PID) stops the Streamlit server it started.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import time
+
+#: Seconds the server gets to stop after a forwarded signal before it is killed.
+GRACE_S = 10.0
 
 
 def add_parser(sub) -> None:
@@ -26,8 +33,6 @@ def add_parser(sub) -> None:
 
 
 def _run(args) -> int:
-    import sys
-
     from cbm.app import DEFAULT_HOST, MODEL_DIR_ENV, resolve_model_dir, streamlit_command
     from cbm.io import read_pointer
 
@@ -43,5 +48,58 @@ def _run(args) -> int:
     if host not in (DEFAULT_HOST, "localhost", "::1"):
         print(f"cbm app: warning: listening on {host}; anyone who can reach this machine can open "
               "and edit the model.", file=sys.stderr)
-    print(f"cbm app: serving {model_dir} on {host}:{args.port or 8501} (Ctrl+C to stop)")
-    return subprocess.call(cmd, env=env)
+    print(f"cbm app: serving {model_dir} on {host}:{args.port or 8501} (Ctrl+C to stop)", flush=True)
+    return serve(cmd, env)
+
+
+def serve(cmd: list[str], env: dict[str, str], grace: float = GRACE_S) -> int:
+    """Run the server ``cmd`` until it exits and return its exit status (128 + N if signal N ended it).
+
+    SIGTERM, SIGINT and SIGHUP sent to this process are passed on to the server, which is killed if
+    it has not stopped ``grace`` seconds later; on Linux the server also gets SIGTERM if this
+    process dies without a chance to forward anything (SIGKILL).
+    """
+    posix = os.name == "posix"
+    proc = subprocess.Popen(cmd, env=env, start_new_session=posix,  # Ctrl+C reaches it once, from us
+                            preexec_fn=_die_with_parent if posix else None)
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        try:
+            previous[sig] = signal.signal(sig, forward) if sig is not None else None
+        except ValueError:  # not the main thread: no handlers, the server still stops with us on Linux
+            break
+    try:
+        deadline = None
+        while proc.poll() is None:
+            if received and deadline is None:
+                deadline = time.monotonic() + grace
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        for sig, handler in previous.items():
+            if sig is not None and handler is not None:
+                signal.signal(sig, handler)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return 128 - proc.returncode if proc.returncode < 0 else proc.returncode
+
+
+def _die_with_parent() -> None:
+    """In the server's process: ask Linux to send it SIGTERM when its parent dies (elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG

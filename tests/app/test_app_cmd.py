@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import subprocess
+import sys
+import time
 
 import pytest
+from browser_pages import free_port, wait_healthy
 
 from cbm.app import ENTRY, default_demo_model_dir, resolve_model_dir, streamlit_command
-from cbm.cli import main
+from cbm.cli import app_cmd, main
 from cbm.exceptions import ModelDirError
 
 
@@ -44,7 +51,7 @@ def test_cli_serves_the_model_headless(model_dir, monkeypatch):
         seen.update(cmd=cmd, env=env)
         return 0
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(app_cmd, "serve", fake_call)
     assert main(["app", str(model_dir), "--port", "8999"]) == 0
     cmd = seen["cmd"]
     assert cmd[cmd.index("run") + 1] == str(ENTRY)
@@ -68,7 +75,7 @@ def test_demo_is_the_default_when_it_exists(model_dir, monkeypatch, tmp_path):
 
 def test_host_is_an_option_and_a_public_address_is_warned_about(model_dir, monkeypatch, capsys):
     seen = {}
-    monkeypatch.setattr(subprocess, "call", lambda cmd, env: seen.update(cmd=cmd) or 0)
+    monkeypatch.setattr(app_cmd, "serve", lambda cmd, env: seen.update(cmd=cmd) or 0)
     assert main(["app", str(model_dir), "--host", "0.0.0.0"]) == 0
     assert seen["cmd"][seen["cmd"].index("--server.address") + 1] == "0.0.0.0"
     assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
@@ -96,3 +103,54 @@ def test_the_page_icon_is_a_local_image(model_dir, monkeypatch):
     at = AppTest.from_file(str(ENTRY), default_timeout=60).run()
     assert not at.exception
     assert isinstance(seen["page_icon"], Image.Image)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return [int(c) for c in fh.read().split()]
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().split(")")[-1].split()[0] == "Z":  # a zombie serves nothing
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _port_closed(port: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_stopping_cbm_app_by_its_pid_stops_the_server(model_dir, sig):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cbm", "app", str(model_dir), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = None
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        (server,) = _children(proc.pid)
+        os.kill(proc.pid, sig)
+        rc = proc.wait(timeout=15)
+        assert _port_closed(port, 10), f"the server still answers on port {port} after {sig.name}"
+        assert _gone(server, 10), f"the Streamlit process {server} outlived cbm app"
+        if sig != signal.SIGKILL:
+            assert rc in (0, 128 + sig)
+    finally:
+        for pid in (proc.pid, server):  # whatever is left, so a failure does not leave a server behind
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
