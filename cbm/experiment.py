@@ -65,10 +65,18 @@ def load_config(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"Experiment file {str(path)!r} not found.")
+    raw = path.read_bytes()
     try:
-        cfg = tomllib.loads(path.read_text(encoding="utf-8"))
+        cfg = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        kind = "UTF-16 text" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "binary data"
+        raise ExperimentError(f"Experiment file {str(path)!r} is not UTF-8 text ({kind} at byte {e.start}); "
+                              "save it as UTF-8 TOML.") from None
     except tomllib.TOMLDecodeError as e:
         raise ExperimentError(f"{str(path)!r} is not valid TOML: {e}.") from None
+    except RecursionError:
+        raise ExperimentError(f"Experiment file {str(path)!r} is nested too deeply to be an experiment "
+                              "file (damaged?); check its contents.") from None
     check_config(cfg, str(path))
     cfg["_path"] = str(path.resolve())
     return cfg

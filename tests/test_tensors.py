@@ -1,6 +1,7 @@
 """cbm.tensors: the one device resolver and the one float32 tensor maker, for encoders and models."""
 
 import numpy as np
+import pytest
 import torch
 
 import cbm.encoders
@@ -25,3 +26,12 @@ def test_as_tensor_gives_float32_from_read_only_arrays_and_tensors():
     assert t.dtype == torch.float32 and t.shape == (2, 3)
     g = torch.ones(2, requires_grad=True)
     assert not as_tensor(g).requires_grad
+
+
+def test_a_device_this_machine_lacks_is_one_clear_error():
+    if torch.cuda.is_available() and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    with pytest.raises(ValueError, match=r"Device 'cuda:7' .*(has none|has \d+ CUDA GPU)"):
+        resolve_device("cuda:7")
+    with pytest.raises(ValueError, match=r"Unknown device 'gpu0'; use 'auto', 'cpu'"):
+        resolve_device("gpu0")

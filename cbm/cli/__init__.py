@@ -53,9 +53,35 @@ def _main(argv: list[str] | None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"cbm {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise
+    except OSError as e:  # a path that is a file, a folder, unreadable ...: an ordinary mistake
+        print(f"cbm {args.command}: error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"cbm {args.command}: error: an input file is nested too deeply to be read (a damaged "
+              "or hostile file?); check the files passed.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cbm {args.command}: interrupted; saved data is left as it was.", file=sys.stderr)
         return 130
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for an OSError: which path, what is wrong with it, what to do."""
+    from pathlib import Path
+
+    if not e.filename:
+        return f"{e.strerror or e}."
+    path = Path(str(e.filename))
+    if isinstance(e, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        return f"{str(blocker)!r} is a file, not a folder; pass the folder (or a path in one)."
+    if isinstance(e, IsADirectoryError):
+        return f"{str(path)!r} is a folder; pass a file."
+    if isinstance(e, PermissionError):
+        return f"no permission to use {str(path)!r}; check its permissions or pass another path."
+    return f"{str(path)!r}: {e.strerror or e}."
 
 
 def _quiet_broken_pipe() -> int:

@@ -96,6 +96,9 @@ def _decode(y: np.ndarray, names: np.ndarray | None, what: str) -> np.ndarray:
 
 def _indicator(y: np.ndarray, names: np.ndarray | None, what: str) -> np.ndarray:
     """A multi-label target: a 0/1 matrix (N, L) whose L columns ``class_names`` names."""
+    if y.shape[1] == 0:
+        raise DataError(f"{what} is a multi-label indicator matrix with no finding columns (shape "
+                        f"{y.shape}); give one 0/1 column per finding.")
     if names is not None and len(names) != y.shape[1]:
         raise DataError(f"{what} is a multi-label indicator matrix with {y.shape[1]} columns, but "
                         f"class_names has {len(names)} names; give one name per finding column.")

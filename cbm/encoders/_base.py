@@ -33,6 +33,21 @@ class EncoderLoadError(CBMError, ValueError):
     """Weights or a checkpoint cannot be loaded into the requested encoder."""
 
 
+def unreadable_checkpoint(path: str | Path, error: BaseException) -> EncoderLoadError:
+    """One line for a checkpoint file that torch cannot load: which file, why, what to do."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        why = ("it holds pickled Python objects besides tensors, which cbmkit does not load because "
+               "unpickling them can run code")
+    else:
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        detail = f"{type(error).__name__}: {first[:160]}" if first else type(error).__name__
+        why = f"it is not a torch checkpoint or a .safetensors file, or it is damaged ({detail})"
+    return EncoderLoadError(f"Cannot load checkpoint {str(path)!r}: {why}. Pass a .safetensors file or a "
+                            "torch state dict of tensors only (re-save it with torch.save(model.state_dict(), "
+                            "path)).")
+
+
 class NoTextTowerError(CBMError, NotImplementedError):
     """The encoder has no text tower (or no image tower) for the requested call."""
 

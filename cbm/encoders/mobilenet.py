@@ -26,6 +26,7 @@ from cbm.encoders._base import (
     describe_mismatch,
     file_sha256,
     state_dict_sha256,
+    unreadable_checkpoint,
 )
 from cbm.tensors import resolve_device
 
@@ -60,8 +61,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise EncoderLoadError(f"Cannot read checkpoint {str(path)!r} ({type(e).__name__}: {e}); "
-                               "re-download or re-save it as a state dict.") from None
+        raise unreadable_checkpoint(path, e) from None
     return sd.get("state_dict", sd) if isinstance(sd, dict) else sd
 
 

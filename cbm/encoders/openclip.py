@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from cbm.encoders._base import (
     describe_mismatch,
     file_sha256,
     state_dict_sha256,
+    unreadable_checkpoint,
 )
 from cbm.exceptions import unknown_name_message
 from cbm.tensors import resolve_device
@@ -130,23 +132,32 @@ class OpenCLIPEncoder(Encoder):
             else None if pretrained is None else str(pretrained),
             **({"image_size": image_size} if image_size is not None else {}), **overrides}
         try:
-            model, _, transform = oc.create_model_and_transforms(
-                model_name, pretrained=weights, cache_dir=cache_dir, **kwargs)
+            with warnings.catch_warnings():  # torch's note on a pickle protocol: the error below says it all
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                model, _, transform = oc.create_model_and_transforms(
+                    model_name, pretrained=weights, cache_dir=cache_dir, **kwargs)
         except (RuntimeError, AssertionError, KeyError) as e:
             if not (weights and Path(weights).is_file()):
                 raise
-            try:
-                from open_clip.factory import load_state_dict
+            from open_clip.factory import load_state_dict
 
-                fresh = oc.create_model(model_name, pretrained=None, **kwargs)
-                why = describe_mismatch(fresh, load_state_dict(weights))
-            except Exception:  # noqa: BLE001 - unreadable file: report the original error
+            try:
+                state = load_state_dict(weights)
+            except Exception as unreadable:  # noqa: BLE001 - not a checkpoint at all (text, junk)
+                raise unreadable_checkpoint(weights, unreadable) from None
+            try:
+                why = describe_mismatch(oc.create_model(model_name, pretrained=None, **kwargs), state)
+            except Exception:  # noqa: BLE001 - report the original error
                 why = f"{type(e).__name__}: {str(e)[:200]}"
             raise EncoderLoadError(
                 f"Checkpoint {str(weights)!r} does not fit the open_clip architecture {model_name!r} "
                 f"({why}). Pass the architecture the checkpoint was saved from "
                 "(create_encoder('openclip:<arch>', pretrained=path)), or a checkpoint of this one."
             ) from None
+        except Exception as e:  # noqa: BLE001 - torch's unpickler fails in many ways on a non-checkpoint
+            if not (weights and Path(weights).is_file()):
+                raise
+            raise unreadable_checkpoint(weights, e) from None
         self.model = model.eval().to(self.device)
         self._transform = transform
         self._tokenizer = oc.get_tokenizer(model_name)

@@ -46,6 +46,9 @@ def check_indicator(Y: Any, names: Sequence[str] | None = None) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"Multi-label targets must be a binary indicator matrix (n_samples, "
                          f"n_findings); got shape {arr.shape}. Use sklearn's MultiLabelBinarizer.")
+    if arr.shape[1] == 0:
+        raise ValueError(f"Multi-label targets have no finding columns (shape {arr.shape}); give one 0/1 "
+                         "column per finding.")
     if arr.size and not np.isin(arr, (0, 1, True, False)).all():
         bad = arr[~np.isin(arr, (0, 1, True, False))].ravel()[0].item()
         raise ValueError(f"Multi-label targets must be 0 or 1; found {bad!r}.")

@@ -37,3 +37,12 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path, argv):
         os.close(write)
     assert "Error" not in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
     assert proc.returncode == 141  # 128 + SIGPIPE, as Unix tools end
+
+
+def test_a_file_where_a_model_directory_is_expected_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "afile.txt").write_text("not a model")
+    for argv in (["edit", "afile.txt", "history"], ["edit", "afile.txt", "undo"]):
+        assert main([argv[0], str(tmp_path / argv[1]), *argv[2:]]) == 2
+        err = capsys.readouterr().err
+        assert f"{str(tmp_path / 'afile.txt')!r} is a file" in err and "Traceback" not in err
+    assert (tmp_path / "afile.txt").read_text() == "not a model"

@@ -157,3 +157,15 @@ def test_predict_writes_a_probability_per_finding_and_the_ood_columns(trained, t
                                        "--no-progress", "--no-ood"])
     with open(tmp_path / "q.csv", newline="") as fh:
         assert "ood_score" not in next(csv.reader(fh))
+
+
+@pytest.mark.parametrize("method", ["pcbm", "linear-probe"])
+def test_an_indicator_matrix_without_finding_columns_is_one_clear_error(data, tmp_path, method):
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    np.savez(tmp_path / "none.npz", X_train=X, y_train=np.zeros((40, 0), np.int8),
+             X_test=X[:10], y_test=np.zeros((10, 0), np.int8))
+    err = fail_cli(["train", "--method", method, "--concepts", data / "bank", "--data", tmp_path / "none.npz",
+                    "--out", tmp_path / "m"])
+    assert "none.npz' y_train is a multi-label indicator matrix with no finding columns (shape (40, 0))" in err
+    with pytest.raises(ValueError, match=r"no finding columns \(shape \(40, 0\)\)"):
+        MultiLabelCBM().fit(X, np.zeros((40, 0), np.int8))

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from cbm.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "experiments"
@@ -46,3 +48,28 @@ def test_bad_file_is_one_clear_error(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text(TINY.replace("[method]", "[methd]"))
     assert main(["run", str(tmp_path / "bad.toml")]) == 2
     assert "Unknown section 'methd'" in capsys.readouterr().err
+
+
+def test_a_gpu_this_machine_lacks_is_one_clear_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    (tmp_path / "gpu.toml").write_text(TINY.replace('device = "cpu"', 'device = "cuda:7"'))
+    assert main(["run", str(tmp_path / "gpu.toml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "Device 'cuda:7'" in err and "'cpu'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, message", [
+    (("a = " + "[" * 5000 + "]" * 5000 + "\n").encode(), "nested too deeply"),
+    (("a = " + "{b = " * 3000 + "1" + "}" * 3000 + "\n").encode(), "nested too deeply"),
+    (TINY.encode("utf-16"), "is not UTF-8 text (UTF-16 text at byte 0); save it as UTF-8"),
+    (bytes(range(256)), "is not UTF-8 text (binary data at byte 128)"),
+], ids=["deep-arrays", "deep-tables", "utf-16", "binary"])
+def test_a_hostile_experiment_file_is_one_error_naming_it(tmp_path, capsys, content, message):
+    (tmp_path / "x.toml").write_bytes(content)
+    for extra in ([], ["--check"]):
+        assert main(["run", str(tmp_path / "x.toml"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{str(tmp_path / 'x.toml')!r}" in err and message in err and "Traceback" not in err

@@ -1,5 +1,8 @@
 """open_clip for real: a tiny random-init CLIP, local checkpoint round trips, offline errors."""
 
+import os
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -71,3 +74,20 @@ def test_checkpoint_for_wrong_architecture_is_named(tiny, tmp_path):
 def test_missing_checkpoint_file():
     with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
         create_encoder("openclip:cbm-tiny-clip", pretrained="/nowhere.safetensors")
+
+
+@pytest.mark.parametrize("content, why", [
+    (pickle.dumps({"run": os.system}), "pickled Python objects besides tensors"),  # would run code
+    (b"these are not weights\n", "is not a torch checkpoint or a .safetensors file"),
+    (b"", "is not a torch checkpoint .*EOFError"),
+], ids=["pickle", "text", "empty"])
+def test_a_checkpoint_that_is_not_weights_is_one_clear_error_naming_it(tmp_path, content, why):
+    import warnings
+
+    path = tmp_path / "weights.pt"
+    path.write_bytes(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torch warning text either
+        with pytest.raises(EncoderLoadError, match=rf"Cannot load checkpoint '.*weights\.pt'.*{why}") as err:
+            create_encoder("openclip:cbm-tiny-clip", pretrained=path, device="cpu")
+    assert "\n" not in str(err.value) and "weights_only" not in str(err.value)
