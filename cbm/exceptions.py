@@ -79,4 +79,10 @@ def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
     if hint:
         msg += " Did you mean " + ", ".join(repr(h) for h in hint) + "?"
     shown = ", ".join(repr(c) for c in choices[:12]) + (" ..." if len(choices) > 12 else "")
-    return msg + f" Available {kind}s ({len(choices)}): {shown}"
+    return msg + f" Available {_plural(kind)} ({len(choices)}): {shown}"
+
+
+def _plural(kind: str) -> str:
+    """"class" -> "classes", "concept" -> "concepts", "tag for ViT-B-32" -> "tags for ViT-B-32"."""
+    noun, sep, rest = kind.partition(" for ")
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s") + sep + rest
