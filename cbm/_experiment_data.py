@@ -30,8 +30,35 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+#: The ``[data]`` keys each source needs (one of each tuple); image sources also need an [encoder] name.
+_NEEDS = {"npz": ("path",), "store": ("path",), "images": ("train", "root"), "torchvision": ("root",),
+          "cub": ("root",)}
+
+
+def check_source(cfg: dict[str, Any]) -> None:
+    """Raise one :class:`~cbm.exceptions.DataError` when ``[data]`` names a source the run cannot load:
+    an unknown source, a missing key it needs, or images without an [encoder] name."""
+    from cbm.exceptions import unknown_name_message
+
+    data = cfg.get("data") or {}
+    src = data.get("source")
+    if src not in SOURCES:
+        raise DataError("[data] source: " + unknown_name_message("data source", str(src), SOURCES))
+    needs = _NEEDS.get(src, ())
+    if needs and not any(k in data for k in needs):
+        raise DataError(f"[data] source = {src!r} needs " + " or ".join(f"{k} = PATH" for k in needs) +
+                        " in [data].")
+    if src not in ("synthetic", "npz", "store") and "name" not in (cfg.get("encoder") or {}):
+        raise DataError(f"[data] source = {src!r} needs an [encoder] name "
+                        "(e.g. 'openclip:ViT-B-32' with pretrained = PATH, or 'mobilenet_v2').")
+
+
 def check_paths(cfg: dict[str, Any], base: Path) -> list[str]:
-    """Problems with files the config needs (dataset, weights, concept file), as messages; [] when fine."""
+    """Problems with files the config needs (dataset, weights, concept file), as messages; [] when fine.
+
+    A data source the run cannot load at all raises :class:`~cbm.exceptions.DataError` (:func:`check_source`).
+    """
+    check_source(cfg)
     data, enc, con = cfg["data"], cfg.get("encoder") or {}, cfg.get("concepts") or {}
     problems = []
     src = data.get("source")
@@ -69,11 +96,7 @@ def resolve(p: str, base: Path) -> Path:
 def prepare(cfg: dict[str, Any], seed: int, base: Path) -> Prepared:
     """Load and embed the data of a resolved config for ``seed``."""
     src = cfg["data"].get("source")
-    if src not in SOURCES:
-        from cbm.exceptions import unknown_name_message
-
-        raise DataError(unknown_name_message("data source", str(src), SOURCES))
-    problems = check_paths(cfg, base)
+    problems = check_paths(cfg, base)  # an unloadable source raises here, as in `cbm run --check`
     if problems:
         raise DataError("This experiment needs files that are not here:\n  - " + "\n  - ".join(problems))
     if src == "synthetic":

@@ -73,3 +73,20 @@ def test_a_hostile_experiment_file_is_one_error_naming_it(tmp_path, capsys, cont
         assert main(["run", str(tmp_path / "x.toml"), *extra]) == 2
         err = capsys.readouterr().err
         assert f"{str(tmp_path / 'x.toml')!r}" in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("data, message", [
+    ('source = "synthetc"', "Unknown data source 'synthetc'. Did you mean 'synthetic'"),
+    ('source = "npz"', "[data] source = 'npz' needs path = PATH in [data]"),
+    ('source = "images"\nroot = "."', "[data] source = 'images' needs an [encoder] name"),
+], ids=["unknown-source", "npz-without-path", "images-without-encoder"])
+def test_check_refuses_a_data_source_the_run_would_refuse_with_the_same_message(tmp_path, capsys, data, message):
+    text = TINY.replace('source = "synthetic"\nparams = { n_classes = 3, n_concepts = 8, n_samples = 120, dim = 16 }',
+                        data)
+    assert text != TINY
+    (tmp_path / "x.toml").write_text(text)
+    assert main(["run", str(tmp_path / "x.toml"), "--check"]) == 2
+    checked = capsys.readouterr()
+    assert message in checked.err and "ready to run" not in checked.out
+    assert main(["run", str(tmp_path / "x.toml"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.split(": error: ", 1)[1] == checked.err.split(": error: ", 1)[1]
