@@ -252,9 +252,9 @@ def reference_activations(model, path: Path) -> tuple[np.ndarray, str]:
 
 @st.cache_resource(show_spinner="Calibrating the out-of-distribution score...", max_entries=4)
 def _ood(file: str, mtime: float):
-    from cbm.ood import fit_ood
+    from cbm.ood import fit_ood, image_level
 
-    return fit_ood({s: d.X for s, d in eval_data(Path(file).parent).items()})
+    return fit_ood({s: image_level(d.X) for s, d in eval_data(Path(file).parent).items()})
 
 
 def ood_detector(path: Path):

@@ -13,6 +13,7 @@ import streamlit as st
 from cbm import explain
 from cbm.app import _cache, _charts, _keys
 from cbm.exceptions import CBMError
+from cbm.ood import describe_score, image_level
 from cbm.report import explanation_html, heat_overlay
 
 
@@ -53,6 +54,28 @@ def prediction_panel(model, preds: _cache.Predictions, i: int, image, caption: s
                            mime="text/html", key=f"{key}_{_keys.REPORT}",
                            help="One self-contained page with the image, numbers and text; opens offline.")
     return right
+
+
+def out_of_distribution(path, X: np.ndarray) -> tuple[float, float] | None:
+    """How unusual one image is (:func:`cbm.ood.describe_score`): a warning above the threshold, a
+    caption below it; returns (score, threshold), or None when the model's data cannot tell."""
+    try:
+        det = _cache.ood_detector(path)
+        if det is None:
+            st.caption("data.npz holds no images of the training sites, so how unusual this image is "
+                       "cannot be checked.")
+            return None
+        score = float(det.score(image_level(X))[0])
+    except (CBMError, ValueError) as e:
+        st.caption(f"How unusual this image is cannot be checked: {e}")
+        return None
+    text = describe_score(score, det.threshold_, det.flag_rate)
+    if score > det.threshold_:
+        st.warning(f"**This image is unlike the images the model was trained on.** {text} "
+                   "The prediction below may be meaningless.")
+    else:
+        st.caption(text)
+    return score, det.threshold_
 
 
 def why_not(model, preds: _cache.Predictions, i: int, key: str, true: str | None,

@@ -6,6 +6,11 @@ distance to it. Embeddings are scaled to unit length first (``normalize=True``):
 a CNN embedding tells what is in the image, its length mostly how much texture; without this,
 random noise (weak activations) lands near the training mean and is not flagged. The threshold is calibrated on held-out in-distribution embeddings (the
 validation split) so that it flags at most ``flag_rate`` of them (5% by default).
+
+The scale (:data:`SCALE`): 0 at the centre of the training embeddings, larger is more unusual, no
+upper limit; only the comparison with the threshold carries meaning across models.
+:func:`describe_score` words a score the same way in ``cbm explain``, ``cbm predict``'s summary,
+the HTML report and the app.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ from typing import Any
 import numpy as np
 
 from cbm.exceptions import DataError
+
+#: What an out-of-distribution score measures, in the words every place that shows one uses.
+SCALE = ("Mahalanobis distance of the image's unit-length embedding to the training images' embeddings: "
+         "0 at their centre, larger is more unusual, no upper limit")
 
 
 class OODDetector:
@@ -118,6 +127,22 @@ def _check(X: Any, what: str) -> np.ndarray:
     return X
 
 
+def image_level(X: Any) -> np.ndarray:
+    """Embeddings (N, d) to score: patch tokens (N, T, d) of token models are averaged over tokens."""
+    X = np.asarray(X, np.float32)
+    return X.mean(1) if X.ndim == 3 else X
+
+
+def describe_score(score: float, threshold: float | None = None, flag_rate: float = 0.05) -> str:
+    """One sentence for people: the score, its scale, the threshold and what they mean for this image."""
+    text = f"Out-of-distribution score {score:.1f} ({SCALE})"
+    if threshold is None:
+        return text + "."
+    verdict = ("so this image is UNLIKE the training images: treat the prediction with care" if score > threshold
+               else "so this image looks like the training images")
+    return (f"{text}; the threshold {threshold:.1f} flags {flag_rate:.0%} of validation images, {verdict}.")
+
+
 def fit_ood(splits: dict[str, np.ndarray], flag_rate: float = 0.05, random_state: int = 0) -> OODDetector:
     """A detector for the in-distribution splits of a model's evaluation data.
 
@@ -138,4 +163,4 @@ def fit_ood(splits: dict[str, np.ndarray], flag_rate: float = 0.05, random_state
     return OODDetector(flag_rate=flag_rate).fit(X[order[:half]], X[order[half:]])
 
 
-__all__ = ["OODDetector", "fit_ood"]
+__all__ = ["SCALE", "OODDetector", "describe_score", "fit_ood", "image_level"]

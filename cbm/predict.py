@@ -13,10 +13,12 @@ A multi-label model gets ``findings`` (the findings with probability >= 0.5, ``;
 instead of ``predicted``, one ``p:<finding>`` sigmoid per finding, and ``explained`` naming the
 most likely finding, whose concepts ``concepts_for`` / ``concepts_against`` list.
 
-``ood_score`` is the out-of-distribution score (:mod:`cbm.ood`: Mahalanobis distance to the
-model's in-distribution evaluation embeddings, ``MODEL_DIR/data.npz``) and ``ood_flag`` is 1 when
-it is above the threshold calibrated to flag 5% of them; both columns are there whenever the
-model directory has that data.
+``ood_score`` is the out-of-distribution score (:mod:`cbm.ood`: the Mahalanobis distance of the
+image's unit-length embedding to the model's in-distribution evaluation embeddings,
+``MODEL_DIR/data.npz``; 0 at their centre, larger is more unusual, no upper limit, so compare it
+with the threshold rather than across models) and ``ood_flag`` is 1 when it is above the threshold
+calibrated to flag 5% of the validation images (the summary line prints it); both columns are
+there whenever the model directory has that data.
 
 The source is streamed in batches (memory: one batch of embeddings and explanations), and each
 batch is appended to the CSV with one write followed by fsync. A run that is stopped or crashes
@@ -69,7 +71,8 @@ class PredictStats:
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)} unreadable image(s)")
         if self.ood_threshold is not None:
-            parts.append(f"ood_flag marks ood_score above {self.ood_threshold:.2f}")
+            parts.append(f"ood_flag marks ood_score above {self.ood_threshold:.2f} (the score is 0 at the training "
+                         "images' centre, larger is more unusual; the threshold flags 5% of validation images)")
         return ", ".join(parts) + f" (model version {self.model_version})"
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from cbm._images import to_rgb
 from cbm.exceptions import DataError
 from cbm.explain import concept_percentile, contrast, contributions, softmax
-from cbm.ood import fit_ood
+from cbm.ood import describe_score, fit_ood, image_level
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em}table{border-collapse:collapse}
@@ -125,8 +125,7 @@ def explanation_html(model: Any, activations: Any, *, residual: Any = None, imag
                         "brightest is the most attended patch)." if attention is not None and image is not None
                         else "") + "</p>")
     if ood_score is not None:
-        thr = "" if ood_threshold is None else f" (threshold {ood_threshold:.1f}, set to flag 5% of validation images)"
-        parts.append(f"<p>Out-of-distribution score: {ood_score:.1f}{thr}.</p>")
+        parts.append(f"<p>{e(describe_score(ood_score, ood_threshold))}</p>")
     parts.append(f"<p><small>Model: {e(str(getattr(model, 'method', type(model).__name__)))}, version "
                  f"{e(str(getattr(model, 'version_', '?')))}.</small></p></body></html>")
     return "".join(parts)
@@ -154,10 +153,9 @@ def sample_report(model: Any, splits: dict[str, dict[str, np.ndarray]], split: s
     ref_split = next((splits[s] for s in ("train", "val") if s in splits), d)
     ref = model.transform(np.asarray(ref_split["X"], np.float32))
     score = threshold = None
-    pooled = (lambda Z: np.asarray(Z, np.float32).mean(1)) if X.ndim == 3 else (lambda Z: np.asarray(Z, np.float32))
     try:
-        det = fit_ood({s: pooled(v["X"]) for s, v in splits.items()})
-        score, threshold = float(det.score(pooled(X))[0]), det.threshold_
+        det = fit_ood({s: image_level(v["X"]) for s, v in splits.items()})
+        score, threshold = float(det.score(image_level(X))[0]), det.threshold_
     except DataError:
         pass  # no embeddings of the training sites: the report says nothing about unusualness
     sid = str(d["ids"][row]) if "ids" in d else f"{split} row {row}"

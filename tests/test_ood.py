@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cbm.exceptions import DataError
-from cbm.ood import OODDetector, fit_ood
+from cbm.ood import SCALE, OODDetector, describe_score, fit_ood, image_level
 
 
 def test_threshold_flags_at_most_the_asked_share_of_calibration_images():
@@ -95,3 +95,19 @@ def test_separates_fashion_mnist_from_noise_and_photographs():
         y = np.r_[np.zeros(len(inside)), np.ones(len(out))]
         assert roc_auc_score(y, np.r_[inside, out]) >= 0.95
     assert (inside > det.threshold_).mean() <= 0.15  # about 5% of in-distribution images are flagged
+
+
+def test_describe_score_gives_the_scale_threshold_and_verdict():
+    high = describe_score(14.26, 12.0)
+    assert high.startswith("Out-of-distribution score 14.3 (Mahalanobis distance")
+    assert "0 at their centre, larger is more unusual" in high
+    assert "the threshold 12.0 flags 5% of validation images" in high and "UNLIKE the training images" in high
+    low = describe_score(3.0, 12.0, flag_rate=0.1)
+    assert "flags 10% of validation images" in low and "looks like the training images" in low
+    assert describe_score(3.0) == f"Out-of-distribution score 3.0 ({SCALE})."
+
+
+def test_image_level_averages_patch_tokens():
+    X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.testing.assert_allclose(image_level(X), X.mean(1))
+    assert image_level(X[:, 0]).shape == (2, 4)

@@ -47,6 +47,7 @@ def test_page_is_self_contained_with_image_numbers_and_words(model_dir):
     png = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page).group(1)
     assert base64.b64decode(png).startswith(b"\x89PNG")
     assert "The model predicts" in page and "Out-of-distribution score" in page
+    assert re.search(r"Out-of-distribution score [\d.]+ \(Mahalanobis distance.*the threshold [\d.]+ flags 5%", page)
     assert "and not" in page or "scores higher than" in page
     assert re.search(r"higher than \d+% of the reference images", page)
 

@@ -68,8 +68,9 @@ def detail(model, d: _cache.SplitData, p: _cache.Predictions, i: int, path=None)
     image = None if d.images is None else _images.thumbnail(d.images[i], 240)
     verdict = "correct" if p.pred[i] == d.y[i] else f"wrong (true class: {d.y[i]})"
     name = str(d.ids[i]) if d.ids is not None else f"{d.name} #{i}"
+    ood = None if path is None else _panels.out_of_distribution(path, d.X[i:i + 1])
     right = _panels.prediction_panel(model, p, i, image, f"true class: {d.y[i]}", verdict, key="explore",
-                                     path=path, true=str(d.y[i]),
+                                     path=path, true=str(d.y[i]), ood=ood,
                                      raw_image=None if d.images is None else d.images[i],
                                      title=f"Why the model predicts {p.pred[i]} for {name}")
     with right:

@@ -44,33 +44,12 @@ def render() -> None:
         st.stop()
     X = embed(path, image)
     preds = _cache.predict_embeddings(model, X)
-    ood = out_of_distribution(path, X)
+    ood = _panels.out_of_distribution(path, X)
     _panels.prediction_panel(model, preds, 0, image, up.name, key="upload", path=path,
                              raw_image=np.asarray(image.convert("RGB")), ood=ood,
                              title=f"Why the model predicts {preds.pred[0]} for {up.name}")
     _panels.concept_map_panel(model, X, image, key="upload_concept_map")
 
-
-def out_of_distribution(path, X: np.ndarray) -> tuple[float, float] | None:
-    """Warn when the image is unlike the training images; returns (score, threshold) or None."""
-    try:
-        det = _cache.ood_detector(path)
-        if det is None:
-            st.caption("data.npz holds no images of the training sites, so how unusual this image is "
-                       "cannot be checked.")
-            return None
-        score = float(det.score(X)[0])
-    except (CBMError, ValueError) as e:
-        st.caption(f"How unusual this image is cannot be checked: {e}")
-        return None
-    if score > det.threshold_:
-        st.warning(f"**This image is unlike the images the model was trained on** (unusualness score "
-                   f"{score:.1f}; only 5% of validation images score above {det.threshold_:.1f}). "
-                   "The prediction below may be meaningless.")
-    else:
-        st.caption(f"Unusualness score {score:.1f}, below the threshold {det.threshold_:.1f} that flags "
-                   "5% of validation images: the image looks like the training images.")
-    return score, det.threshold_
 
 if __name__ == "__main__":
     render()

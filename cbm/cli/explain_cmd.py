@@ -54,8 +54,7 @@ def _run(args) -> int:
         x, where = x[None], f"sample {args.sample!r} ({split} row {row})"
     if getattr(model, "multilabel_", False):
         print(explain_findings(model, x, where, label, args.cls, args.top))
-        if args.image:
-            _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
+        _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
         return 0
     e = explain(model, x, target=args.cls, top=args.top)
     p = softmax(e.logits)[0]
@@ -69,8 +68,7 @@ def _run(args) -> int:
             f"{r.concept} -> {r.new_prediction}" for r in flips.head(args.top).itertuples()))
     else:
         print("no single concept, switched off, changes the prediction")
-    if args.image:
-        _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
+    _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
     return 0
 
 
@@ -97,19 +95,19 @@ def explain_findings(model, x, where: str, label=None, finding: str | None = Non
 
 
 def _print_ood(data: Path, x) -> None:
-    """How unlike the training sites' images the new image is (needs the model's evaluation data)."""
+    """How unlike the training sites' images the image or sample is, with the score's scale and
+    threshold (needs embeddings of the training sites in the evaluation data; else says so)."""
     from cbm.edit_eval import load_eval_data
     from cbm.exceptions import DataError
-    from cbm.ood import fit_ood
+    from cbm.ood import describe_score, fit_ood, image_level
 
     if not data.is_file():
+        print(f"out-of-distribution score: not available ({data} is missing)")
         return
     try:
-        det = fit_ood({s: d["X"] for s, d in load_eval_data(data).items()})
-    except DataError:
+        det = fit_ood({s: image_level(d["X"]) for s, d in load_eval_data(data).items()})
+        score = float(det.score(image_level(x))[0])
+    except DataError as e:
+        print(f"out-of-distribution score: not available ({e})")
         return
-    score = float(det.score(x)[0])
-    verdict = ("UNLIKE the training images: treat the prediction with care" if score > det.threshold_
-               else "like the training images")
-    print(f"out-of-distribution score {score:.1f} (threshold {det.threshold_:.1f}, flags 5% of validation "
-          f"images): {verdict}")
+    print(describe_score(score, det.threshold_, det.flag_rate))

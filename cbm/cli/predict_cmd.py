@@ -6,7 +6,9 @@
 
 One row per image: id, predicted class, a probability per class, the top concepts for and
 against (with contributions), the out-of-distribution score and flag (when MODEL_DIR has its
-evaluation data.npz) and the model version. A multi-label model writes the findings called
+evaluation data.npz) and the model version. The score is a Mahalanobis distance to the training
+images' embeddings: 0 at their centre, larger is more unusual, no upper limit; the flag is 1 above
+the threshold that flags 5% of validation images (printed at the end). A multi-label model writes the findings called
 (probability >= 0.5) and one probability per finding. Run it again to resume: ids already in
 the CSV are skipped.
 """
@@ -30,7 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="skip images over N pixels (default $CBM_MAX_IMAGE_PIXELS or 100 million)")
     p.add_argument("--no-ood", action="store_true",
-                   help="leave out the out-of-distribution columns (ood_score, ood_flag)")
+                   help="leave out the out-of-distribution columns (ood_score: Mahalanobis distance to the "
+                        "training embeddings, 0 = their centre, larger = more unusual; ood_flag: 1 above the "
+                        "threshold that flags 5%% of validation images)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 

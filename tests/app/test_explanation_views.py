@@ -114,6 +114,17 @@ class TestEvidenceAndReport:
         assert "cannot be used here" not in _texts(at)
 
 
+class TestExploreShowsOutOfDistribution:
+    def test_the_sample_gets_its_score_with_scale_and_threshold(self, model_dir):
+        at = _open("explore")
+        i, split = at.session_state[_keys.EXPLORE_SAMPLE], at.session_state[_keys.SPLIT]
+        det = _cache.ood_detector(model_dir)
+        score = float(det.score(_cache.eval_data(model_dir)[split].X[i:i + 1])[0])
+        text = _texts(at)
+        assert f"Out-of-distribution score {score:.1f} (Mahalanobis distance" in text
+        assert f"the threshold {det.threshold_:.1f} flags 5% of validation images" in text
+
+
 class TestKeptState:
     def test_filters_and_split_survive_a_visit_to_another_page(self, model_dir):
         at = _open("explore")
