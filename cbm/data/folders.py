@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cbm.data.dicom import DICOM_EXTENSIONS
+from cbm.data.dicom import DICOM_EXTENSIONS, is_dicom
 from cbm.data.images import DEFAULT_MAX_PIXELS, check_max_pixels, read_image, to_rgb
 from cbm.exceptions import DataError
 
@@ -157,14 +157,17 @@ class ImageDataset(Sequence):
 def image_folder(root: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> ImageDataset:
     """Dataset from ``root/<class>/<image>`` (sub-folders searched recursively).
 
-    A flat folder of images (no class sub-folders) gives an unlabeled dataset. Files that are not
-    images by extension are listed in ``ds.ignored`` and reported with a warning.
+    A flat folder of images (no class sub-folders) gives an unlabeled dataset. A file with the
+    DICOM marker ('DICM' at byte 128) is read whatever its name (scanners often write files with
+    no extension) when ``extensions`` includes the DICOM ones. Other files that are not images by
+    extension are listed in ``ds.ignored`` and reported with a warning.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"Image folder {str(root)!r} not found or not a folder; expected "
                                 "<folder>/<class name>/<image files>.")
     exts = {e.lower() for e in extensions}
+    sniff_dicom = bool(exts & set(DICOM_EXTENSIONS))
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     paths, labels, ignored = [], [], []
     groups = [(i, d, sorted(d.rglob("*"))) for i, d in enumerate(class_dirs)] or [(-1, root, sorted(root.iterdir()))]
@@ -172,7 +175,7 @@ def image_folder(root: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS)
         for f in files:
             if not f.is_file() or f.name.startswith("."):
                 continue
-            if f.suffix.lower() in exts:
+            if f.suffix.lower() in exts or (sniff_dicom and _has_dicom_marker(f)):
                 paths.append(f)
                 labels.append(label)
             else:
@@ -187,6 +190,15 @@ def image_folder(root: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS)
     labeled = bool(class_dirs)
     return ImageDataset(paths, labels if labeled else None, classes=[d.name for d in class_dirs] if labeled else None,
                         root=root, name=root.name, ignored=ignored)
+
+
+def _has_dicom_marker(path: Path) -> bool:
+    """Whether ``path`` starts like a DICOM Part 10 file ('DICM' at byte 128), whatever its name."""
+    try:
+        with open(path, "rb") as fh:
+            return is_dicom(fh.read(132))
+    except OSError:
+        return False
 
 
 def _manifest_rows(path: Path) -> list[dict[str, Any]]:

@@ -32,6 +32,23 @@ def test_image_folder_labels_by_subfolder(folder):
     assert "cat/0.png" in ds.ids and [p.name for p in ds.ignored] == ["notes.txt"]
 
 
+def test_a_dicom_file_without_an_extension_is_read_by_its_marker(folder):
+    from dicom_files import write_dicom
+
+    pixels = np.arange(16 * 20, dtype=np.uint16).reshape(16, 20) * 50
+    write_dicom(folder / "dog" / "IM0001", pixels)  # as scanners name them: no extension
+    write_dicom(folder / "dog" / "1.2.840.113619.2.55", pixels)  # a UID name: its "suffix" is .55
+    (folder / "dog" / "README").write_bytes(b"x" * 128 + b"DICX and more")  # no marker: not an image
+    with pytest.warns(UserWarning, match=r"2 non-image file"):
+        ds = image_folder(folder)
+    assert {"dog/IM0001", "dog/1.2.840.113619.2.55"} <= set(ds.ids)
+    assert sorted(p.name for p in ds.ignored) == ["README", "notes.txt"]
+    img = ds[ds.ids.index("dog/IM0001")]
+    assert img.size == (20, 16) and img.mode == "RGB"
+    with pytest.warns(UserWarning, match=r"5 non-image file"):  # asked for PNG only: no sniffing
+        assert len(image_folder(folder, extensions=(".png",))) == 5
+
+
 def test_images_come_back_rgb_with_transparency_on_white(folder):
     with pytest.warns(UserWarning):
         ds = image_folder(folder)
