@@ -12,7 +12,7 @@ from PIL import Image
 
 from cbm.exceptions import DataError
 
-__all__ = ["to_rgb"]
+__all__ = ["image_grid", "to_rgb"]
 
 
 def to_rgb(image: Any) -> Image.Image:
@@ -40,3 +40,24 @@ def to_rgb(image: Any) -> Image.Image:
         span = float(arr.max() - lo) if arr.size else 0.0
         image = Image.fromarray(((arr - lo) / (span or 1.0) * 255).astype(np.uint8))
     return image.convert("RGB")
+
+
+def image_grid(images: Any, columns: int = 8, size: int = 96, pad: int = 2) -> Image.Image:
+    """Images (PIL or uint8 arrays, any sizes) as one RGB grid of ``size``-pixel tiles, row by row."""
+    images = list(images)
+    if not images:
+        raise ValueError("image_grid got no images; pass at least one.")
+    if columns < 1 or size < 1:
+        raise ValueError(f"columns and size must be >= 1; got columns={columns!r}, size={size!r}.")
+    cols = min(columns, len(images))
+    rows = -(-len(images) // cols)
+    grid = Image.new("RGB", (cols * (size + pad) + pad, rows * (size + pad) + pad), (255, 255, 255))
+    for i, image in enumerate(images):
+        tile = to_rgb(image).copy()
+        scale = size / max(tile.size)
+        tile = tile.resize((max(1, round(tile.width * scale)), max(1, round(tile.height * scale))),
+                           Image.NEAREST if scale >= 2 else Image.BILINEAR)
+        r, c = divmod(i, cols)
+        grid.paste(tile, (pad + c * (size + pad) + (size - tile.width) // 2,
+                          pad + r * (size + pad) + (size - tile.height) // 2))
+    return grid

@@ -12,8 +12,8 @@ import sys
 
 from cbm import __version__
 
-SUBCOMMANDS = ("embed", "concepts", "train", "eval", "explain", "edit", "app", "demo", "run", "predict",
-               "report")
+SUBCOMMANDS = ("embed", "concepts", "train", "eval", "explain", "edit", "discover", "app", "demo", "run",
+               "predict", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
