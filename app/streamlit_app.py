@@ -26,6 +26,7 @@ def main() -> None:
         st.Page(PAGES / "explore.py", title="Explore", icon=":material/image_search:"),
         st.Page(PAGES / "concepts.py", title="Concepts", icon=":material/lightbulb:"),
         st.Page(PAGES / "edit.py", title="Edit", icon=":material/edit:"),
+        st.Page(PAGES / "discover.py", title="Discover", icon=":material/travel_explore:"),
         st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload:"),
         st.Page(PAGES / "versions.py", title="Versions", icon=":material/history:"),
     ])
