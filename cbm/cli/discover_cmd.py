@@ -4,6 +4,7 @@
     cbm discover runs/birds --data ~/.cache/cbmkit/embeddings/<entry> --images photos/ --out found/
     cbm discover runs/birds --split train --top 5 --json
     cbm discover runs/birds --out found/ --evidence 4        # + where the class evidence lies
+    cbm discover runs/knobo --concepts bank/                 # KnoBo: what the concepts name, from their texts
 
 Prints a ranked table: the class each group pushes toward, its images, the share of that class's
 images in it against the share of the other classes', and the score (class correlation times how
@@ -42,6 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--evidence", type=int, default=0, metavar="N",
                    help="with --out: occlusion maps of the class score on N images per candidate "
                         "(re-encodes each image about 50 times with the model's encoder)")
+    p.add_argument("--concepts", metavar="BANK_DIR",
+                   help="the concept bank given to cbm train (text vectors): what the concepts name, for a model "
+                        "that grounds its concepts (KnoBo), whose saved predictors can absorb the shortcut")
     p.add_argument("--json", action="store_true", help="print the candidates as JSON instead of a table")
     p.set_defaults(func=_run)
 
@@ -68,7 +72,8 @@ def _run(args) -> int:
     ids = split.get("ids")
     start = time.perf_counter()
     _progress(f"searching {len(y)} images of split {args.split!r} ({X.shape[1]}-d) ...")
-    cands = discover_shortcuts(model, X, y, top=args.top, random_state=args.seed)
+    cands = discover_shortcuts(model, X, y, top=args.top, random_state=args.seed,
+                               concept_vectors=_bank_vectors(model, args.concepts) if args.concepts else None)
     _progress(f"done in {time.perf_counter() - start:.1f} s")
     meta = {"model": str(Path(args.model).resolve()), "version": getattr(model, "version_", None),
             "data": str(Path(data).resolve()), "split": args.split, "seed": args.seed}
@@ -84,6 +89,22 @@ def _run(args) -> int:
     if args.out:
         print(f"wrote {path}" + (f"; {note}" if note else ""), file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _bank_vectors(model, bank_dir: str) -> np.ndarray:
+    """Vectors of ``bank_dir``'s concepts that the model reads (by name), plus the model's added ones."""
+    from cbm.bank import ConceptBank
+    from cbm.exceptions import DataError
+
+    bank = ConceptBank.load(bank_dir)
+    if bank.vectors is None:
+        raise DataError(f"--concepts {bank_dir!r} has no concept vectors; pass the bank with text vectors "
+                        "(cbm concepts generate --source text|labo ... --encoder ...).")
+    names = [n for n in model.concept_names_ if n in bank.names]
+    if not names:
+        raise DataError(f"None of the model's concepts (e.g. {model.concept_names_[:3]}) is in --concepts "
+                        f"{bank_dir!r}; pass the bank the model was trained with.")
+    return bank.vectors[[bank.index(n) for n in names]]
 
 
 def _progress(msg: str) -> None:

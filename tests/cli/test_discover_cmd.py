@@ -103,3 +103,23 @@ def test_bad_top(planted_dir, capsys):
     path, _ = planted_dir
     assert main(["discover", str(path), "--top", "0"]) == 2
     assert "--top must be >= 1; got 0" in capsys.readouterr().err
+
+
+def test_concepts_bank_gives_what_the_concepts_name(tmp_path, capsys):
+    """A saved KnoBo keeps its grounded predictors, which absorb the shortcut; its bank's text vectors do not."""
+    world = make_concept_world(n_classes=5, n_concepts=20, n_samples=2000, dim=64, random_state=0)
+    names = np.asarray(world.class_names)
+    bank = world.bank.subset(list(range(len(world.bank) - 1)))
+    model = create_model("knobo", concepts=bank).fit(world["train"].X, names[world["train"].y],
+                                                     X_val=world["val"].X, y_val=names[world["val"].y])
+    save_model(model, tmp_path / "m")
+    bank.save(tmp_path / "bank")
+    np.savez(tmp_path / "m" / "data.npz", X_val=world["val"].X, y_val=names[world["val"].y])
+    flags = world["val"].concepts[:, world.spurious_index]
+    precision = {}
+    for extra in ([], ["--concepts", str(tmp_path / "bank")]):
+        out = tmp_path / ("with" if extra else "without")
+        assert main(["discover", str(tmp_path / "m"), "--top", "1", "--out", str(out), *extra]) == 0
+        precision[bool(extra)] = flags[load_candidates(out / "candidates.json")[0].indices].mean()
+    capsys.readouterr()
+    assert precision[True] >= 0.9 > 0.7 > precision[False]
