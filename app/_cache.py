@@ -6,7 +6,7 @@ Expensive things are cached (``st.cache_resource`` for the model and its edit se
 only redo the linear head. Cached predictions are keyed by a fingerprint of the head
 (:func:`model_token`): an edit changes the token, nothing stale is ever shown.
 
-Edits live in the model directory's history (:class:`cbm.history.EditSession`), never only in
+Edits live in the model directory's history (:class:`cbm.edits.history.EditSession`), never only in
 ``st.session_state``, so a rerun or a reload of the page keeps them.
 """
 
@@ -22,11 +22,11 @@ import streamlit as st
 
 from cbm import explain
 from cbm.app._aliases import split_label
-from cbm.edit_eval import EvalSet, encode_labels, head_token, load_eval_data, suggest_edits
+from cbm.edits.history import EditSession
+from cbm.edits.preview import EvalSet, encode_labels, head_token, load_eval_data, suggest_edits
 from cbm.encoders.rebuild import encoder_for
 from cbm.exceptions import CBMError, ModelDirError
 from cbm.explain import softmax
-from cbm.history import EditSession
 from cbm.io import load_config, load_metrics
 from cbm.metrics import accuracy
 
@@ -194,7 +194,7 @@ def _evalsets(_model, token: str, path: str) -> dict:
 
 
 def evalsets(model, path: Path) -> dict:
-    """Every split as a :class:`cbm.edit_eval.EvalSet` built from the cached activations (cached per head)."""
+    """Every split as a :class:`cbm.edits.preview.EvalSet` built from the cached activations (cached per head)."""
     return _evalsets(model, model_token(model), str(path))
 
 
@@ -204,19 +204,19 @@ def _suggestions(_model, token: str, path: str):
 
 
 def suggestions(model, path: Path):
-    """:func:`cbm.edit_eval.suggest_edits` for the current head (cached per head)."""
+    """:func:`cbm.edits.preview.suggest_edits` for the current head (cached per head)."""
     return _suggestions(model, model_token(model), str(path))
 
 
 @st.cache_resource(show_spinner="Measuring the edit and its baselines...", max_entries=16)
 def _edit_preview(_model, token: str, path: str, edit_key: str, _edit):
-    from cbm.edit_report import preview_with_baselines
+    from cbm.edits.report import preview_with_baselines
 
     return preview_with_baselines(_model, _edit, evalsets(_model, Path(path)), path)
 
 
 def edit_preview(model, path: Path, edit):
-    """:func:`cbm.edit_report.preview_with_baselines` of ``edit`` on the current head (cached per head
+    """:func:`cbm.edits.report.preview_with_baselines` of ``edit`` on the current head (cached per head
     and edit: undo, or coming back to an edit, does not refit the baselines)."""
     key = json.dumps(edit.to_dict(), sort_keys=True, default=str)
     return _edit_preview(model, model_token(model), str(path), key, edit)

@@ -1,6 +1,6 @@
 """Stress test of one model directory: N processes x M edits with saves, all at once.
 
-Each process loops M times: open an :class:`~cbm.history.EditSession` (as each CLI call does),
+Each process loops M times: open an :class:`~cbm.edits.history.EditSession` (as each CLI call does),
 apply one ``SetWeight`` on a class-concept cell no other edit touches, and every ``--save-every``
 edits save a version. Then the script checks, from the files alone, that
 
@@ -42,8 +42,8 @@ def value(worker: int, i: int) -> float:
 
 def worker(path: str, w: int, m: int, save_every: int, n_concepts: int, start, out) -> None:
     from cbm.edits import SetWeight
+    from cbm.edits.history import EditSession
     from cbm.exceptions import EditError
-    from cbm.history import EditSession
 
     start.wait()
     times = {"open": [], "apply": [], "save": []}
@@ -87,7 +87,7 @@ def make_model_dir(root: Path, n_concepts: int) -> Path:
 
 def verify(path: Path, n: int, m: int, n_concepts: int, reported: list[int]) -> dict:
     """Check the directory from its files; returns the counts (and raises on any loss)."""
-    from cbm.history import EditSession, read_history
+    from cbm.edits.history import EditSession, read_history
     from cbm.io import list_versions, load_config, load_model
 
     log = read_history(path / "history.json")
@@ -146,7 +146,7 @@ def run(n: int, m: int, save_every: int, root: Path) -> dict:
     n_concepts = max(8, -(-n * m // N_CLASSES))
     path = make_model_dir(root, n_concepts)
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["cbm.history", "cbm.models", "cbm.models.labo"])
+    ctx.set_forkserver_preload(["cbm.edits.history", "cbm.models", "cbm.models.labo"])
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=worker, args=(str(path), w, m, save_every, n_concepts, start, out))
              for w in range(n)]

@@ -5,7 +5,7 @@ CPU, with no encoder pass. Providers, timed side by side in one run:
 
 * ``rank1``     the logit update of one pruned weight, ``logits[:, k] -= W[k, j] * A[:, j]``;
 * ``full_head`` logits from cached activations, ``A @ W.T + b`` (what any edit costs at most);
-* ``preview``   :func:`cbm.edit_eval.preview` end to end (plan, update, accuracy per split/class/domain,
+* ``preview``   :func:`cbm.edits.preview.preview` end to end (plan, update, accuracy per split/class/domain,
   changed samples) for a prune and for a remove-concept;
 * ``transform`` re-running the concept layer ``model.transform(X)`` + head (what the cache avoids;
   an encoder pass would come on top).
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import timeit, write_result  # noqa: E402
 
 from cbm.bank import ConceptBank  # noqa: E402
-from cbm.edit_eval import EvalSet, preview  # noqa: E402
 from cbm.edits import Prune, RemoveConcept  # noqa: E402
+from cbm.edits.preview import EvalSet, preview  # noqa: E402
 from cbm.models._base import BaseConceptModel  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 Target (issue 16): curves for 10,000 images x 500 concepts x 10 classes, every k = 0..500, three
 policies (random, uncertainty, coop), in under 5 s on 2 CPU cores. Providers:
 
-* ``vectorised``  :func:`cbm.interventions.intervention_curves` end to end (orders + curves);
+* ``vectorised``  :func:`cbm.research.interventions.intervention_curves` end to end (orders + curves);
 * ``per_image``   the reference loop ``_curve_per_sample`` (one image, one k at a time through
   ``logits_from_activations``), timed on ``--ref-samples`` images and a k grid, then scaled to all
   images and all k (it is linear in both); its curve is checked against the vectorised one.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import timeit, write_result  # noqa: E402
 from bench_edit_eval import FixedProjection  # noqa: E402
 
-from cbm.interventions import (  # noqa: E402
+from cbm.research.interventions import (  # noqa: E402
     _class_positions,
     _curve_per_sample,
     intervention_curves,

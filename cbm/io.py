@@ -9,12 +9,12 @@ Layout::
              base_concepts/      the bank the concept layer was fitted with
              concepts/           the bank the head reads now (after edits)
              metrics.json        optional
-      history.json               the edit log (cbm.history)
+      history.json               the edit log (cbm.edits.history)
 
 A new version is written into a hidden temporary folder and renamed into place, then the
 pointer file is replaced atomically: an interrupted save leaves the previous version intact.
 
-Every read-modify-write of a directory (a save here, an edit in :mod:`cbm.history`) holds an
+Every read-modify-write of a directory (a save here, an edit in :mod:`cbm.edits.history`) holds an
 exclusive lock on ``MODEL_DIR/.lock`` (:func:`model_dir_lock`; the operating system drops it when
 a process dies, so a killed process never leaves the directory locked). Under the lock, version
 numbers come from the folders on disk (the highest existing plus one), hidden temporary folders

@@ -38,14 +38,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("cbm.models",)),
     ("model directories and explanations", ("cbm.io", "cbm.explain", "cbm.concept_maps", "cbm.ood",
                                             "cbm.report")),
-    ("edits", ("cbm.edits",)),
-    ("edit evaluation", ("cbm.edit_eval", "cbm.faithfulness")),
-    ("repairs", ("cbm.repair",)),
-    ("edit history", ("cbm.history", "cbm.edit_report")),
+    ("edits", ("cbm.edits", "cbm.edits.kinds")),
+    ("edit evaluation", ("cbm.edits.preview", "cbm.research.faithfulness")),
+    ("repairs", ("cbm.edits.repair",)),
+    ("edit history", ("cbm.edits.history", "cbm.edits.report")),
     ("batch predictions", ("cbm.predict",)),
     ("demo", ("cbm.demo",)),
-    ("research bench", ("cbm.annotations", "cbm.evaluation", "cbm.interventions", "cbm.experiment",
-                        "cbm._experiment_data")),
+    ("research bench", ("cbm.research", "cbm.research.annotations", "cbm.research.evaluation",
+                        "cbm.research.interventions", "cbm.research.experiment",
+                        "cbm.research._experiment_data")),
     ("app", ("cbm.app",)),
     ("command line", ("cbm.cli", "cbm.__main__")),
 ]
@@ -280,7 +281,7 @@ def test_no_new_private_attribute_is_reached_from_another_module():
 
 
 def test_private_modules_are_imported_only_inside_their_package():
-    """``cbm.models._base`` may be imported by ``cbm.models.*``, not by ``cbm.edit_eval``."""
+    """``cbm.models._base`` may be imported by ``cbm.models.*``, not by ``cbm.edits.preview``."""
     bad = []
     for i in IMPORTS:
         parts = i.target.split(".")
@@ -292,3 +293,35 @@ def test_private_modules_are_imported_only_inside_their_package():
                     bad.append(f"{_where(i)}: {i.source} imports {i.target}")
                 break
     assert not bad, "\n".join(bad)
+
+
+#: loose modules directly in ``cbm/`` (``__init__.py`` aside); more go into a package of their kind
+MAX_TOP_LEVEL_MODULES = 20
+
+
+def test_cbm_keeps_at_most_20_modules_outside_its_packages():
+    loose = sorted(f.name for f in (ROOT / "cbm").glob("*.py") if f.name != "__init__.py")
+    assert len(loose) <= MAX_TOP_LEVEL_MODULES, (
+        f"{len(loose)} modules directly in cbm/ (at most {MAX_TOP_LEVEL_MODULES}): move some into the "
+        f"package of their kind (README, Layout): {loose}")
+
+
+def _readme_layout() -> str:
+    return (ROOT / "README.md").read_text().split("### Layout\n", 1)[1].split("\n#", 1)[0]
+
+
+def test_every_package_named_in_the_readme_layout_exists():
+    """The Layout section names one home per kind of thing; each folder is a package of the install."""
+    import re
+
+    section = _readme_layout()
+    folders = sorted(set(re.findall(r"`((?:cbm|concepts|kernels|app)/(?:\w+/)*)`", section)))
+    names = sorted(set(re.findall(r"`(cbm(?:\.\w+)+)`", section)))
+    assert {"cbm/edits/", "cbm/research/", "cbm/data/", "cbm/encoders/", "cbm/models/", "concepts/",
+            "kernels/", "app/", "cbm/cli/", "cbm/demo/"} <= set(folders)
+    packages = {str(folder.relative_to(ROOT)) + "/" for folder in _package_dirs().values()}
+    assert [f for f in folders if f not in packages] == [], "folders in the README that are not packages"
+    import cbm
+
+    moved = {old for old, new in cbm._MOVED.items() if new in MODULES}  # old paths, still importable
+    assert [n for n in names if n not in MODULES and n not in moved] == [], "names in the README that are not modules"

@@ -15,8 +15,8 @@ import pytest
 
 from cbm.data import make_concept_world
 from cbm.edits import SetWeight
+from cbm.edits.history import EditSession, read_history
 from cbm.exceptions import EditError
-from cbm.history import EditSession, read_history
 from cbm.io import list_versions, load_config, load_model, save_model
 from cbm.models import create_model
 
@@ -26,7 +26,7 @@ CLASSES = ("cardinal", "blue jay", "goldfinch")
 @pytest.fixture(scope="module")
 def ctx():
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["cbm.history", "cbm.models", "cbm.models.labo"])
+    ctx.set_forkserver_preload(["cbm.edits.history", "cbm.models", "cbm.models.labo"])
     return ctx
 
 
@@ -76,7 +76,7 @@ def save_and_pause(path, stage, ready):
     """Apply one edit and save, pausing (to be killed) at ``stage`` of the save."""
     import time
 
-    import cbm.history
+    import cbm.edits.history
     import cbm.io
 
     def pause():
@@ -102,14 +102,14 @@ def save_and_pause(path, stage, ready):
 
         cbm.io.atomic_write_json = write_json
     elif stage == "recorded":  # model.json updated, history.json not yet
-        real_save = cbm.history.save_model
+        real_save = cbm.edits.history.save_model
 
         def save(*a, **k):
             v = real_save(*a, **k)
             pause()
             return v
 
-        cbm.history.save_model = save
+        cbm.edits.history.save_model = save
     s = EditSession(path)
     s.apply(SetWeight("cardinal", s.model.concept_names_[0], 42.0), why=stage)
     s.save(stage)

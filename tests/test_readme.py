@@ -27,5 +27,5 @@ def _layout_paths() -> list[str]:
 def test_the_layout_section_names_files_and_folders_that_exist():
     root = README.parent
     paths = _layout_paths()
-    assert {"cbm/bank.py", "concepts/", "cbm/models/", "cbm/edits.py", "app/pages/", "kernels/"} <= set(paths)
+    assert {"cbm/bank.py", "concepts/", "cbm/models/", "cbm/edits/", "cbm/research/", "app/pages/", "kernels/"} <= set(paths)
     assert [p for p in paths if not (root / p).exists()] == []

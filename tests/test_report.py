@@ -11,7 +11,7 @@ import pytest
 
 from cbm.cli import main
 from cbm.data import make_concept_world
-from cbm.edit_eval import load_eval_data
+from cbm.edits.preview import load_eval_data
 from cbm.explain import contrast
 from cbm.io import save_model
 from cbm.models.baselines import LinearProbe

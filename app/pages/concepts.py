@@ -86,9 +86,9 @@ def faithfulness(model, path) -> None:
     """Per-concept faithfulness on the validation split (when data.npz has its concept labels)."""
     from pathlib import Path
 
-    from cbm.edit_eval import load_eval_data
+    from cbm.edits.preview import load_eval_data
     from cbm.exceptions import CBMError
-    from cbm.faithfulness import concept_faithfulness
+    from cbm.research.faithfulness import concept_faithfulness
 
     f = Path(path) / "data.npz"
     try:

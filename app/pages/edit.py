@@ -1,6 +1,6 @@
 """Edit page: change the model's weights, see the effect on every split first, apply, undo, save.
 
-Edits go through the model directory's :class:`cbm.history.EditSession`, which keeps pending edits
+Edits go through the model directory's :class:`cbm.edits.history.EditSession`, which keeps pending edits
 on disk: a rerun, a reload or a second browser tab never loses them.
 """
 
@@ -167,7 +167,7 @@ def preview(model, path, edit) -> None:
 
 def honest_summary(model, path, edit, effect) -> None:
     """Per-class recall before and after as numbers (the affected class first), the baselines side
-    by side on every split, and a verdict in plain words (all as :mod:`cbm.edit_report` computes them)."""
+    by side on every split, and a verdict in plain words (all as :mod:`cbm.edits.report` computes them)."""
     if getattr(effect, "baseline_error", None):
         st.caption(f"Baselines unavailable: {effect.baseline_error}")
     st.markdown(f"**Verdict.** {effect.verdict()}")
@@ -213,7 +213,7 @@ def _act(fn, message: str) -> None:
 
 def report_download(path, rows) -> None:
     """Pick a logged edit; download its before/after as a self-contained HTML page (made on click)."""
-    from cbm.edit_report import edit_report
+    from cbm.edits.report import edit_report
 
     labels = dict(zip(rows["seq"], rows["edit"], strict=True))
     c1, c2 = st.columns([3, 2])

@@ -74,9 +74,9 @@ def heatmap(model) -> None:
 @st.cache_resource(show_spinner="Checking concepts against their annotations...", max_entries=16)
 def _concept_checks(_model, token: str, file: str, split: str):
     """Concept-level evaluation of ``split`` (thresholds from "val" when annotated), with curves."""
-    from cbm.edit_eval import load_eval_data
-    from cbm.evaluation import evaluate_splits, stored_annotations
-    from cbm.interventions import POLICIES
+    from cbm.edits.preview import load_eval_data
+    from cbm.research.evaluation import evaluate_splits, stored_annotations
+    from cbm.research.interventions import POLICIES
 
     data = load_eval_data(file)
     anns = stored_annotations(_model, {s: data[s] for s in (split, "val") if s in data})

@@ -40,7 +40,7 @@ def wanted(args) -> bool:
 def policies(values: list[str] | None) -> list[str]:
     """``["random,coop", "all"]`` -> policy names, checked."""
     from cbm.exceptions import unknown_name_message
-    from cbm.interventions import POLICIES
+    from cbm.research.interventions import POLICIES
 
     out: list[str] = []
     for v in values or []:
@@ -56,7 +56,7 @@ def policies(values: list[str] | None) -> list[str]:
 
 def run(model: Any, splits: dict[str, dict[str, Any]], args) -> tuple[dict[str, Any], str]:
     """Concept evaluation of every split that has annotations: ``(json_dict, text)``."""
-    from cbm.evaluation import evaluate_splits
+    from cbm.research.evaluation import evaluate_splits
 
     if not getattr(args, "annotations", None):
         raise ValueError("--interventions needs --annotations SOURCE (the true concept values to set).")
@@ -85,11 +85,11 @@ def run(model: Any, splits: dict[str, dict[str, Any]], args) -> tuple[dict[str, 
 def split_annotations(model: Any, splits: dict[str, dict[str, Any]], source: str, data: str | None
                       ) -> dict[str, Any]:
     """Annotations per split, rows aligned to the split's samples."""
-    from cbm.annotations import read_annotations
+    from cbm.research.annotations import read_annotations
 
     stored = _stored_arrays(data)
     if source == "data":
-        from cbm.evaluation import stored_annotations
+        from cbm.research.evaluation import stored_annotations
 
         merged = {name: {**{k: stored[f"{k}_{name}"] for k in ("ids", "stamped", "concepts")
                             if f"{k}_{name}" in stored}, **split} for name, split in splits.items()}

@@ -96,7 +96,7 @@ def _edit(args):
 
 
 def _evalsets(model, args, default_all: bool = False):
-    from cbm.edit_eval import load_evalsets, npz_splits
+    from cbm.edits.preview import load_evalsets, npz_splits
 
     data = Path(args.data) if args.data else Path(args.model) / "data.npz"
     if not args.data and not data.is_file():
@@ -132,7 +132,7 @@ def _export(df, fmt: str, out: str | None) -> None:
 
 
 def _run(args) -> int:
-    from cbm.history import EditSession
+    from cbm.edits.history import EditSession
 
     session = EditSession(args.model, user=getattr(args, "user", None))
     shown = list(session.warnings)
@@ -154,7 +154,7 @@ def _run(args) -> int:
         print(f"applied as unsaved edit #{entry['seq']} ({len(entry['changes'])} weight(s) changed); "
               f"`cbm edit {args.model} save` writes a new version, `undo` reverts it")
     elif act == "suggest":
-        from cbm.edit_eval import suggest_edits
+        from cbm.edits.preview import suggest_edits
 
         sets = _evalsets(session.model, args, default_all=True)
         if not sets:

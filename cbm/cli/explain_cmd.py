@@ -34,10 +34,10 @@ def add_parser(sub) -> None:
 
 
 def _run(args) -> int:
-    from cbm.edit_eval import read_sample
+    from cbm.edits.history import EditSession
+    from cbm.edits.preview import read_sample
     from cbm.encoders.rebuild import encoder_for
     from cbm.explain import counterfactual_table, embed_image, explain, softmax
-    from cbm.history import EditSession
 
     image = None
     if args.image:  # read first: a bad file is named before any model or encoder loads
@@ -97,7 +97,7 @@ def explain_findings(model, x, where: str, label=None, finding: str | None = Non
 def _print_ood(data: Path, x) -> None:
     """How unlike the training sites' images the image or sample is, with the score's scale and
     threshold (needs embeddings of the training sites in the evaluation data; else says so)."""
-    from cbm.edit_eval import load_eval_data
+    from cbm.edits.preview import load_eval_data
     from cbm.exceptions import DataError
     from cbm.ood import describe_score, fit_ood, image_level
 

@@ -34,9 +34,9 @@ def add_parser(sub) -> None:
 
 
 def _run(args) -> int:
-    from cbm.edit_eval import load_eval_data, read_sample
+    from cbm.edits.history import EditSession
+    from cbm.edits.preview import load_eval_data, read_sample
     from cbm.explain import class_index, concept_index
-    from cbm.history import EditSession
     from cbm.report import sample_report
 
     if args.edit is not None:
@@ -54,7 +54,7 @@ def _run(args) -> int:
 
 
 def _edit_page(args) -> str:
-    from cbm.edit_report import edit_report
+    from cbm.edits.report import edit_report
 
     return edit_report(args.model, args.edit, args.data)
 

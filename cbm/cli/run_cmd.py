@@ -6,7 +6,7 @@
 
 Writes a results folder: resolved config, environment and package versions, metrics JSON per
 seed, mean ± std per grid point (summary.json, summary.md), charts, and TensorBoard event files
-when `tensorboard` is installed. See cbm.experiment for the file format.
+when `tensorboard` is installed. See cbm.research.experiment for the file format.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ def add_parser(sub) -> None:
 def _run(args) -> int:
     from pathlib import Path
 
-    from cbm._experiment_data import check_paths
-    from cbm.experiment import expand, load_config, run_experiment
+    from cbm.research.experiment import check_paths, expand, load_config, run_experiment
 
     if args.check:
         cfg = load_config(args.experiment)

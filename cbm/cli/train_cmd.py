@@ -163,7 +163,7 @@ def _save(model: Any, args, spec, splits: dict, extras: dict, metrics: Any, note
           class_names: list[str] | None = None) -> int:
     """Save ``model`` as a new version of ``args.out`` with its evaluation splits (``data.npz``)."""
     from cbm.data.training import encoder_record
-    from cbm.edit_eval import save_eval_data
+    from cbm.edits.preview import save_eval_data
     from cbm.io import save_model
 
     fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": extras.get("splits")}

@@ -132,7 +132,7 @@ def save_demo_model(model: Any, out_dir: Any, splits: dict[str, Any], tokens: di
     """The CCT model as a model directory, with test/shifted tokens and images for the app."""
     from pathlib import Path
 
-    from cbm.edit_eval import save_eval_data
+    from cbm.edits.preview import save_eval_data
     from cbm.io import save_model
 
     out = Path(out_dir)
@@ -210,7 +210,7 @@ def run_demo_cct(cfg: Any, *, out_dir: Any = None, cache_dir: Any = None, progre
     """
     from pathlib import Path
 
-    from cbm.edit_eval import load_eval_data
+    from cbm.edits.preview import load_eval_data
     from cbm.io import load_model
     from cbm.report import sample_report
 

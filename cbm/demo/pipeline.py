@@ -161,7 +161,7 @@ def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.nd
                     labels: dict[str, np.ndarray] | None = None) -> Path:
     """The app's evaluation file: X, labels, site, ids, images and tag flags per split, and the
     per-image concept labels of the training split (what refitting edits re-ground with)."""
-    from cbm.edit_eval import save_eval_data
+    from cbm.edits.preview import save_eval_data
 
     out = {}
     for name in include:
@@ -250,7 +250,7 @@ class DemoResult:
         lines += [f"  {r['class']:<12} <- {r['concept']!r} (weight {r['weight']:+.2f}, score {r['score']:.3f})"
                   for _, r in sug.iterrows()]
         if self.faithfulness is not None:
-            from cbm.faithfulness import faithfulness_report
+            from cbm.research.faithfulness import faithfulness_report
 
             lines += ["", faithfulness_report(self.faithfulness)]
         if self.repairs is not None:
@@ -392,12 +392,12 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
 
     ``pcbm=False`` leaves out the PCBM and PCBM-h rows (the robustness benchmark does, to save time).
     """
-    from cbm.edit_eval import EvalSet, preview, suggest_edits
     from cbm.edits import TrainingData
-    from cbm.faithfulness import concept_faithfulness
+    from cbm.edits.preview import EvalSet, preview, suggest_edits
+    from cbm.edits.repair import compare_baselines, suggest_repairs
     from cbm.io import save_model
     from cbm.models import create_model
-    from cbm.repair import compare_baselines, suggest_repairs
+    from cbm.research.faithfulness import concept_faithfulness
 
     cfg = cfg or DemoConfig()
     t: dict[str, float] = {}

@@ -37,7 +37,7 @@ def _mark(page, row: int, choice: str) -> None:
 
 def test_add_a_concept_from_examples_and_download_the_edit_report(server, browser, browser_model,
                                                                    tmp_path, app_timings):
-    from cbm.history import EditSession
+    from cbm.edits.history import EditSession
 
     model_dir = browser_model[0]
     page = browser.new_page(viewport={"width": 1366, "height": 2200})

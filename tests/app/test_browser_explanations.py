@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_why_not_concept_map_report_and_revert(server, browser, browser_model, tmp_path,
                                                app_timings):
     from cbm.edits import Prune
-    from cbm.history import EditSession
+    from cbm.edits.history import EditSession
     from cbm.io import read_pointer
 
     model_dir, (cls, concept) = browser_model

@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from cbm.app import ENTRY, _keys
 from cbm.app.pages.edit import LACKS, SHOWS
-from cbm.history import EditSession
+from cbm.edits.history import EditSession
 from cbm.io import load_model
 
 EXAMPLES = "Add a concept from example images"

@@ -192,7 +192,7 @@ class TestUploadWarnsOutOfDistribution:
 class TestVersionsPage:
     def _two_versions(self, model_dir, moving_prune):
         from cbm.edits import Prune
-        from cbm.history import EditSession
+        from cbm.edits.history import EditSession
 
         s = EditSession(model_dir)
         s.apply(Prune(*moving_prune), why="the tag is a spurious cue")

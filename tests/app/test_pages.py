@@ -192,7 +192,7 @@ class TestEditPage:
         assert any(g.startswith("class=") for g in shown["group"])
 
     def test_apply_changes_metrics_and_undo_restores_them(self, model_dir, moving_prune):
-        from cbm.history import EditSession
+        from cbm.edits.history import EditSession
 
         at = _open("edit")
         before = _shifted_accuracy(at)
@@ -209,7 +209,7 @@ class TestEditPage:
 
     def test_pending_edit_survives_a_new_browser_session(self, model_dir, moving_prune):
         from cbm.edits import Prune
-        from cbm.history import EditSession
+        from cbm.edits.history import EditSession
 
         at = _open("edit")
         before = _shifted_accuracy(at)
@@ -220,7 +220,7 @@ class TestEditPage:
 
     def test_the_audit_trail_names_who_edited(self, model_dir, moving_prune):
         from cbm.edits import Prune
-        from cbm.history import EditSession
+        from cbm.edits.history import EditSession
 
         EditSession(model_dir, user="dr.app").apply(Prune(*moving_prune), why="spurious tag")
         at = _open("edit")
@@ -230,7 +230,7 @@ class TestEditPage:
         assert trail["who"].tolist() == ["dr.app"] and trail["why"].tolist() == ["spurious tag"]
 
     def test_apply_asks_for_the_why_and_logs_it(self, model_dir, moving_prune, monkeypatch):
-        from cbm.history import EditSession
+        from cbm.edits.history import EditSession
 
         monkeypatch.setenv("CBM_USER", "dr.tab")
         at = _open("edit")

@@ -122,7 +122,7 @@ def test_train_from_an_embedding_store_entry(world_files, tmp_path, capsys):
 
 
 def test_train_writes_evaluation_data_that_edit_and_the_app_read(world_files, tmp_path, capsys):
-    from cbm.edit_eval import load_evalsets, npz_splits
+    from cbm.edits.preview import load_evalsets, npz_splits
 
     world, root = world_files
     assert main(["train", "--method", "linear-probe", "--data", str(root / "splits.npz"),

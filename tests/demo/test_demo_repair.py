@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from cbm.demo import ARTIFACT
-from cbm.edit_eval import edited_copy, load_evalsets, preview
 from cbm.edits import Edit, EraseConcept, RefitWithout, TrainingData
+from cbm.edits.history import EditSession
+from cbm.edits.preview import edited_copy, load_evalsets, preview
 from cbm.exceptions import EditError
-from cbm.history import EditSession
 from cbm.io import load_model
 
 
@@ -162,8 +162,8 @@ def test_an_edit_has_a_short_label_naming_the_options_switched_on():
 def test_faithfulness_measures_leakage_and_finds_the_tag_within_each_class(quick_demo):
     from cbm.demo.garments import CLASSES, concept_labels, garment_concept_bank, measured_thresholds
     from cbm.demo.pipeline import build_splits, embed_splits
-    from cbm.faithfulness import concept_faithfulness
     from cbm.models import create_model
+    from cbm.research.faithfulness import concept_faithfulness
 
     splits = build_splits(quick_demo.config)
     X, _, _ = embed_splits(splits, quick_demo.config, progress=False)  # from the demo's cache

@@ -7,7 +7,8 @@ import csv
 import numpy as np
 import pytest
 
-from cbm.annotations import (
+from cbm.exceptions import DataError
+from cbm.research.annotations import (
     ConceptAnnotations,
     from_array,
     from_demo,
@@ -16,7 +17,6 @@ from cbm.annotations import (
     read_cub,
     read_long,
 )
-from cbm.exceptions import DataError
 
 
 def write_cub(tmp_path, extra_line: bool = True):

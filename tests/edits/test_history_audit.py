@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from cbm.data import make_concept_world
-from cbm.edit_eval import EvalSet
 from cbm.edits import Prune
+from cbm.edits.history import EditSession, current_user
+from cbm.edits.preview import EvalSet
 from cbm.exceptions import ModelDirError
-from cbm.history import EditSession, current_user
 from cbm.io import save_model
 from cbm.models import create_model
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cbm.repair import erase_with, independence_weights
+from cbm.edits.repair import erase_with, independence_weights
 
 
 def test_independence_weights_make_the_flag_independent_of_the_class():
@@ -29,7 +29,7 @@ def test_the_black_box_given_the_same_fix_is_refitted_once_per_eraser_and_data()
     from sklearn.linear_model import LogisticRegression
 
     from cbm.edits import TrainingData
-    from cbm.repair import _black_box_with_eraser
+    from cbm.edits.repair import _black_box_with_eraser
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 4)).astype(np.float32), rng.integers(0, 2, 60)
@@ -45,7 +45,7 @@ def test_the_black_box_given_the_same_fix_is_refitted_once_per_eraser_and_data()
 
 def test_class_conditional_eraser_columns_never_tell_the_classes_apart():
     """Each column is the concept's flags centred within one class, so erasing them keeps class means."""
-    from cbm.edits import _within_class_columns
+    from cbm.edits.kinds import _within_class_columns
 
     y = np.array(["a"] * 6 + ["b"] * 6 + ["c"] * 4)
     flags = np.array([1, 0, 0, 0, 0, 0] + [1, 1, 1, 1, 1, 0] + [1, 1, 1, 1], bool)  # c: always on

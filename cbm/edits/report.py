@@ -1,9 +1,9 @@
 """One logged edit's before/after as a self-contained HTML page (``cbm report MODEL --edit N``).
 
-The numbers are the edit preview's own (:func:`cbm.edit_eval.preview` with the baselines of
-:func:`cbm.repair.compare_baselines`), measured on the model as it was just before the edit: the
+The numbers are the edit preview's own (:func:`cbm.edits.preview.preview` with the baselines of
+:func:`cbm.edits.repair.compare_baselines`), measured on the model as it was just before the edit: the
 version the edit was made on, with the edits logged before it in the same batch replayed through
-:mod:`cbm.history`'s log. The app's preview calls :func:`preview_with_baselines` too, so the page,
+:mod:`cbm.edits.history`'s log. The app's preview calls :func:`preview_with_baselines` too, so the page,
 the app and ``cbm edit ... --dry-run`` agree.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from cbm.edit_eval import EditEffect, load_eval_data, load_evalsets, preview
 from cbm.edits import Edit, TrainingData
+from cbm.edits.history import HISTORY, read_history
+from cbm.edits.preview import EditEffect, load_eval_data, load_evalsets, preview
 from cbm.exceptions import CBMError, DataError
-from cbm.history import HISTORY, read_history
 from cbm.io import load_model
 from cbm.report import CSS, png_data_uri
 
@@ -37,12 +37,12 @@ def black_box(model_dir: str | Path) -> Any:
 
 def preview_with_baselines(model: Any, edit: Edit, evalsets: Any, model_dir: str | Path | None = None,
                            bb: Any = None) -> EditEffect:
-    """:func:`cbm.edit_eval.preview` plus, when a black box is known (``bb``, else the one saved next
-    to ``model_dir``), :func:`cbm.repair.compare_baselines` for the affected class in ``effect.baselines``.
+    """:func:`cbm.edits.preview.preview` plus, when a black box is known (``bb``, else the one saved next
+    to ``model_dir``), :func:`cbm.edits.repair.compare_baselines` for the affected class in ``effect.baselines``.
 
     A baseline that cannot be computed leaves ``baselines`` None and says why in ``effect.baseline_error``.
     """
-    from cbm.repair import compare_baselines
+    from cbm.edits.repair import compare_baselines
 
     effect = preview(model, edit, evalsets)
     effect.baseline_error = None

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cbm.bank import ConceptBank
-from cbm.faithfulness import auc, concept_faithfulness, faithfulness_report
+from cbm.research.faithfulness import auc, concept_faithfulness, faithfulness_report
 
 
 class _Fixed:

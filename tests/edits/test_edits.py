@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from cbm.data import make_concept_world
-from cbm.edit_eval import EvalSet, load_evalsets, preview, read_sample, suggest_edits
 from cbm.edits import (
     AddConcept,
     ApplyPrior,
@@ -17,6 +16,7 @@ from cbm.edits import (
     ScaleWeight,
     SetWeight,
 )
+from cbm.edits.preview import EvalSet, load_evalsets, preview, read_sample, suggest_edits
 from cbm.exceptions import DataError, EditError
 from cbm.models import create_model
 

@@ -8,10 +8,10 @@ import pytest
 
 from cbm.cli import main
 from cbm.data import make_concept_world
-from cbm.edit_eval import load_evalsets
-from cbm.edit_report import black_box, edit_report, logged_edit, preview_with_baselines
 from cbm.edits import Prune, RemoveConcept
-from cbm.history import EditSession
+from cbm.edits.history import EditSession
+from cbm.edits.preview import load_evalsets
+from cbm.edits.report import black_box, edit_report, logged_edit, preview_with_baselines
 from cbm.io import load_model, save_model
 from cbm.models import create_model
 from cbm.models.baselines import LinearProbe
@@ -114,8 +114,8 @@ def test_cli_writes_the_edit_report_and_names_bad_numbers(edited_dir, tmp_path, 
 
 
 def test_an_added_concept_is_described_by_its_name_and_examples_not_its_vector():
-    from cbm.edit_report import plain_description
     from cbm.edits import AddConcept
+    from cbm.edits.report import plain_description
 
     rng = np.random.default_rng(0)
     edit = AddConcept.from_examples("corner tag", rng.normal(1, 1, (4, 8)), rng.normal(-1, 1, (4, 8)),

@@ -7,8 +7,8 @@ import pytest
 
 from cbm.data import make_concept_world
 from cbm.edits import AddConcept, Prune, RemoveConcept, SetWeight
+from cbm.edits.history import EditSession, diff_models
 from cbm.exceptions import EditError, ModelDirError
-from cbm.history import EditSession, diff_models
 from cbm.io import list_versions, load_model, save_model
 from cbm.models import create_model
 
@@ -169,7 +169,7 @@ def test_a_save_on_a_version_that_is_no_longer_current_is_refused_and_rebase_rep
 
 
 def test_revert_makes_an_older_version_current_as_a_new_version_and_logs_it(model_dir):
-    from cbm.history import revert
+    from cbm.edits.history import revert
     from cbm.io import load_config
 
     s = EditSession(model_dir)
@@ -199,17 +199,17 @@ def test_a_session_with_nothing_pending_follows_a_version_saved_elsewhere(model_
 
 
 def test_a_save_killed_before_the_log_was_written_is_marked_saved_not_saved_twice(model_dir, monkeypatch):
-    import cbm.history
+    import cbm.edits.history
 
     s = EditSession(model_dir)
     s.apply(Prune("cardinal", "red crown"))
-    real = cbm.history.save_model
+    real = cbm.edits.history.save_model
 
     def killed_after_saving(*a, **k):
         real(*a, **k)
         raise KeyboardInterrupt  # the version and model.json are written, history.json is not
 
-    monkeypatch.setattr(cbm.history, "save_model", killed_after_saving)
+    monkeypatch.setattr(cbm.edits.history, "save_model", killed_after_saving)
     with pytest.raises(KeyboardInterrupt):
         s.save()
     monkeypatch.undo()

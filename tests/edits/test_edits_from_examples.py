@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import roc_auc_score as roc_auc
 
 from cbm.data import make_concept_world
-from cbm.edit_eval import EvalSet, preview
 from cbm.edits import AddConcept, Edit
+from cbm.edits.preview import EvalSet, preview
 from cbm.exceptions import DataError
 from cbm.models import create_model
 

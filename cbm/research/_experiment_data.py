@@ -1,6 +1,6 @@
 """Data, encoder and concepts of an experiment config, turned into embeddings, splits and a bank.
 
-Private to :mod:`cbm.experiment`. Each ``[data] source`` has one loader; images are embedded through
+Private to :mod:`cbm.research.experiment`. Each ``[data] source`` has one loader; images are embedded through
 the :class:`~cbm.store.EmbeddingStore` cache, so repeated runs and grid points embed once. Anything
 missing on disk (dataset, weights, concept file) is reported up front with what to do.
 """
@@ -118,8 +118,8 @@ def prepare(cfg: dict[str, Any], seed: int, base: Path) -> Prepared:
 
 
 def _synthetic(cfg: dict[str, Any], seed: int) -> Prepared:
-    from cbm.annotations import from_array
     from cbm.data import make_concept_world
+    from cbm.research.annotations import from_array
 
     params = dict(cfg["data"].get("params") or {})
     params.setdefault("random_state", seed)
@@ -200,8 +200,8 @@ def _image_datasets(cfg: dict[str, Any], base: Path, seed: int) -> tuple[dict[st
 
 
 def _cub(root: Path, limit: int | None) -> tuple[dict[str, Any], Any]:
-    from cbm.annotations import read_cub
     from cbm.data import image_folder
+    from cbm.research.annotations import read_cub
 
     ann = read_cub(root)
     base = Path(ann.metadata["root"])

@@ -50,8 +50,8 @@ import numpy as np
 import pandas as pd
 
 from cbm._io import atomic_write_json, check_fields, read_json
-from cbm.edit_eval import preview
 from cbm.edits import Edit, EditRecord
+from cbm.edits.preview import preview
 from cbm.exceptions import CBMError, DataError, EditError, ModelDirError
 from cbm.io import (
     POINTER,
@@ -90,7 +90,7 @@ def current_user(user: str | None = None) -> str:
 
 
 def effect_summary(effect: Any) -> dict[str, Any]:
-    """The measured effect of an edit (an :class:`~cbm.edit_eval.EditEffect`) as a small JSON dict:
+    """The measured effect of an edit (an :class:`~cbm.edits.preview.EditEffect`) as a small JSON dict:
     per split, n, accuracy before and after, and how many predictions change."""
     if hasattr(effect, "findings"):  # multi-label: AUROC and AP per finding and split
         return effect.summary()
@@ -382,7 +382,7 @@ class EditSession:
         return bool(self._log["redo"])
 
     def preview(self, edit: Edit, evalsets: Any):
-        """:func:`cbm.edit_eval.preview` on the session's current model (nothing committed)."""
+        """:func:`cbm.edits.preview.preview` on the session's current model (nothing committed)."""
         self._refresh()
         return preview(self._model, edit, evalsets)
 

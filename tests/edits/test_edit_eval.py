@@ -8,8 +8,8 @@ import pytest
 
 from cbm import edit_eval
 from cbm.data import make_concept_world
-from cbm.edit_eval import edited_copy
 from cbm.edits import SetWeight
+from cbm.edits.preview import edited_copy
 from cbm.models import create_model
 
 

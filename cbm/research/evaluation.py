@@ -13,7 +13,7 @@ what their names say:
   cross-validated on the soft activations and on their thresholded 0/1 values; ``leakage = soft -
   hard`` accuracy. With annotations, ``true`` is the same classifier on the annotated labels.
 * **NEC and ANEC** (VLG-CBM), from :mod:`cbm.metrics`.
-* **Intervention curves** (:mod:`cbm.interventions`).
+* **Intervention curves** (:mod:`cbm.research.interventions`).
 
 :func:`evaluate_concepts` evaluates one split; :func:`evaluate_splits` several, sharing thresholds.
 """
@@ -250,7 +250,7 @@ def evaluate_concepts(model: Any, X: Any, y: Any, annotations: Any, *, split: st
         Per-concept cuts in the model's concept order; default fitted on this split (optimistic:
         pass thresholds fitted on a validation split, as :func:`evaluate_splits` does).
     interventions : sequence of policy names, optional
-        Also compute intervention curves (:func:`cbm.interventions.intervention_curves`).
+        Also compute intervention curves (:func:`cbm.research.interventions.intervention_curves`).
     train : (X_train, y_train), optional
         The training split: ANEC is then VLG-CBM's (a final layer refitted along a sparsity path);
         without it the model's own head is truncated (``anec_truncated``) and a note says so.
@@ -274,7 +274,7 @@ def evaluate_concepts(model: Any, X: Any, y: Any, annotations: Any, *, split: st
         if leakage else None
     curves = None
     if interventions and len(cols):
-        from cbm.interventions import intervention_curves
+        from cbm.research.interventions import intervention_curves
 
         curves = intervention_curves(model, y=y, truth=T, activations=A, residual=R, policies=interventions,
                                      cost=cost, thresholds=thresholds, random_state=random_state)
@@ -315,13 +315,13 @@ def evaluate_splits(model: Any, splits: Mapping[str, Mapping[str, Any]], annotat
 
 
 def stored_annotations(model: Any, splits: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-split :class:`~cbm.annotations.ConceptAnnotations` from labels stored with the data.
+    """Per-split :class:`~cbm.research.annotations.ConceptAnnotations` from labels stored with the data.
 
     ``concepts`` arrays (N, M) are named by the bank the model was trained with (``model.concepts``,
     else ``base_concepts_``); the demo's ``stamped`` flags become its garment labels
-    (:func:`cbm.annotations.from_demo`). Splits with neither are left out.
+    (:func:`cbm.research.annotations.from_demo`). Splits with neither are left out.
     """
-    from cbm.annotations import from_array, from_demo
+    from cbm.research.annotations import from_array, from_demo
 
     bank = getattr(model, "concepts", None)
     names = list(bank.names) if hasattr(bank, "names") else (

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import cbm
-from cbm.annotations import from_array
-from cbm.interventions import (
+from cbm.models import create_model
+from cbm.research.annotations import from_array
+from cbm.research.interventions import (
     POLICIES,
     _class_positions,
     _curve_per_sample,
@@ -17,7 +18,6 @@ from cbm.interventions import (
     intervention_order,
     intervention_values,
 )
-from cbm.models import create_model
 
 
 @pytest.fixture(scope="module")

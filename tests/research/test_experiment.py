@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cbm import experiment
-from cbm.experiment import (
+from cbm.research.experiment import (
     ExperimentError,
     check_config,
     expand,
@@ -19,7 +19,7 @@ from cbm.experiment import (
     stand_in,
 )
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "experiments"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "experiments"
 
 TINY = """
 name = "tiny"

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cbm.edit_eval import EvalSet, affected_class, as_evalsets, edited_copy
 from cbm.edits import Edit, EraseConcept, Prune, PruneNormalize, RefitWithout, TrainingData
+from cbm.edits.preview import EvalSet, affected_class, as_evalsets, edited_copy
 from cbm.exceptions import EditError
 from cbm.explain import class_index, concept_index
 from cbm.metrics import independence_weights

@@ -7,7 +7,7 @@ commits and returns an :class:`EditRecord` holding the old and new values and a 
 head, so ``record.undo(model)`` restores the exact previous weights. A failed commit restores the
 snapshot before re-raising.
 
-:func:`cbm.edit_eval.preview` evaluates an edit on :class:`~cbm.edit_eval.EvalSet` caches
+:func:`cbm.edits.preview.preview` evaluates an edit on :class:`~cbm.edits.preview.EvalSet` caches
 (activations computed once with ``model.transform``): it only updates the cached logits by the
 changed block of weights, ``logits[:, rows] += A[:, cols] @ (new - old).T`` (a rank-1 update for a
 single weight), so no encoder pass and no re-transform is needed.

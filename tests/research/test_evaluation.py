@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import cbm
-from cbm.annotations import from_array
-from cbm.evaluation import (
+from cbm.metrics import anec, anec_truncated, nec
+from cbm.models import create_model
+from cbm.research.annotations import from_array
+from cbm.research.evaluation import (
     concept_leakage,
     concept_scores,
     evaluate_concepts,
@@ -17,8 +19,6 @@ from cbm.evaluation import (
     fit_thresholds,
     roc_auc,
 )
-from cbm.metrics import anec, anec_truncated, nec
-from cbm.models import create_model
 
 
 @pytest.fixture(scope="module")

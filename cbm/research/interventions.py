@@ -182,7 +182,7 @@ def intervention_curves(model: Any, X: Any = None, y: Any = None, truth: Any = N
         True classes (names as in ``model.classes_``).
     truth : array (N, M) or ConceptAnnotations
         True concept values in [0, 1] in the model's concept order, NaN where unknown; a
-        :class:`~cbm.annotations.ConceptAnnotations` is aligned by concept name (rows must already
+        :class:`~cbm.research.annotations.ConceptAnnotations` is aligned by concept name (rows must already
         follow the samples: use ``ann.for_ids(ids)``).
     policies : sequence of str
         Any of :data:`POLICIES`.

@@ -4,8 +4,8 @@ part, or gains by suppressing it, judged against "never predict k" on the target
 import pandas as pd
 import pytest
 
-from cbm.edit_eval import EditEffect
 from cbm.edits import Prune
+from cbm.edits.preview import EditEffect
 
 
 def _effect(acc: tuple[float, float], recall: tuple[float, float], never: float) -> EditEffect:

@@ -151,11 +151,11 @@ def _safe(label: str) -> str:
 # -- one run ----------------------------------------------------------------------------------------------
 def run_once(cfg: dict[str, Any], seed: int, base: Path, memo: dict | None = None) -> tuple[Any, dict[str, Any]]:
     """Fit and evaluate one grid point with one seed: ``(model, metrics dict)``."""
-    from cbm._experiment_data import prepare
     from cbm.data.training import fit_arguments
-    from cbm.evaluation import evaluate_splits
     from cbm.metrics import report
     from cbm.models import create_model, get_model_class
+    from cbm.research._experiment_data import prepare
+    from cbm.research.evaluation import evaluate_splits
 
     key = json.dumps([cfg.get("data"), cfg.get("encoder"), cfg.get("concepts"), seed
                       if (cfg["data"].get("source") == "synthetic" or cfg["data"].get("source") in ("npz", "store"))
@@ -248,6 +248,15 @@ class ExperimentResult:
         return summary_markdown(self.summary)
 
 
+def check_paths(cfg: dict[str, Any], base: Path) -> list[str]:
+    """Problems with the files one grid point needs (dataset, weights, concept file), as messages; [] when fine.
+
+    Relative paths resolve against ``base`` (the config file's folder)."""
+    from cbm.research._experiment_data import check_paths as problems
+
+    return problems(cfg, base)
+
+
 def run_experiment(config: str | Path | dict[str, Any], out: str | Path | None = None, *, dry_run: bool = False,
                    log: Any = print) -> ExperimentResult:
     """Run every grid point x seed of an experiment and write the results folder (see module doc)."""
@@ -258,8 +267,6 @@ def run_experiment(config: str | Path | dict[str, Any], out: str | Path | None =
     name = str(cfg.get("name") or Path(cfg.get("_path", "experiment")).stem)
     if dry_run:
         cfg = stand_in(cfg)
-    from cbm._experiment_data import check_paths
-
     problems = [] if dry_run else [p for _, point in expand(cfg) for p in check_paths(point, base)]
     if problems:
         raise ExperimentError(f"Experiment {name!r} cannot run here; it needs:\n  - " +
@@ -298,7 +305,7 @@ def run_experiment(config: str | Path | dict[str, Any], out: str | Path | None =
 
 
 def _resolve_out(cfg: dict[str, Any], base: Path, name: str, dry_run: bool) -> Path:
-    from cbm._experiment_data import resolve
+    from cbm.research._experiment_data import resolve
 
     folder = resolve(cfg["output"], base) if cfg.get("output") else Path("runs") / "experiments" / _safe(name)
     return folder.with_name(folder.name + "-dry-run") if dry_run else folder
@@ -356,7 +363,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 # -- writing ---------------------------------------------------------------------------------------------
 def _write_json(path: Path, obj: Any) -> None:
     from cbm._io import atomic_write_json
-    from cbm.evaluation import to_jsonable
+    from cbm.research.evaluation import to_jsonable
 
     atomic_write_json(path, to_jsonable(obj))
 
@@ -402,7 +409,7 @@ def environment() -> dict[str, Any]:
 
 def _run_charts(run_dir: Path, metrics: dict[str, Any]) -> None:
     """Intervention curves of one run as plotly JSON and SVG."""
-    from cbm.interventions import InterventionCurves
+    from cbm.research.interventions import InterventionCurves
 
     for split, c in (metrics.get("concepts") or {}).items():
         iv = c.get("interventions")
@@ -491,5 +498,5 @@ def stand_in(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["ExperimentError", "ExperimentResult", "check_config", "environment", "expand", "flat_metrics",
+__all__ = ["ExperimentError", "ExperimentResult", "check_config", "check_paths", "environment", "expand", "flat_metrics",
            "load_config", "protocol_splits", "run_experiment", "run_once", "stand_in", "summarise"]
