@@ -4,7 +4,9 @@ Every solver here minimises, over class weights ``W`` (K, M) and an unpenalised 
 
     F(W, b) = mean_i CE(softmax(A_i W^T + b + offset_i), y_i) + l1 * |W|_1 + l2 / 2 * |W|_2^2
 
-which is glm-saga's objective with ``l1 = lam * alpha`` and ``l2 = lam * (1 - alpha)``.
+which is glm-saga's objective with ``l1 = lam * alpha`` and ``l2 = lam * (1 - alpha)``. With
+``sample_weight`` w the mean is weighted, ``sum_i w_i CE_i / sum_i w_i``: a weight of 0 drops a
+sample and an integer weight repeats it.
 
 :func:`fista` is full-batch accelerated proximal gradient (FISTA) with
 
@@ -67,20 +69,25 @@ class SolverResult:
 
 
 def objective(A: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, l1: float,
-              l2: float, offset: torch.Tensor | None = None) -> float:
+              l2: float, offset: torch.Tensor | None = None, sample_weight: torch.Tensor | None = None) -> float:
     """``F(W, b)`` (see the module docstring) in float64."""
     Z = _logits(A, W, b, offset)
-    ce = torch.nn.functional.cross_entropy(Z.double(), y, reduction="mean")
+    ce = torch.nn.functional.cross_entropy(Z.double(), y, reduction="none")
+    wn = _unit_weights(sample_weight, len(y), A.device)
+    ce = ce.mean() if wn is None else (ce * wn.double()).sum()
     W64 = W.double()
     return float(ce + l1 * W64.abs().sum() + 0.5 * l2 * (W64 * W64).sum())
 
 
-def lipschitz_bound(A: torch.Tensor, n_power: int = 20, seed: int = 0) -> float:
-    """Upper estimate of the Lipschitz constant of the mean multinomial CE gradient.
+def lipschitz_bound(A: torch.Tensor, n_power: int = 20, seed: int = 0,
+                    sample_weight: torch.Tensor | None = None) -> float:
+    """Upper estimate of the Lipschitz constant of the (weighted) mean multinomial CE gradient.
 
     Böhning's bound ``sigma_max([A, 1])^2 / (2N)`` with the top singular value from power
-    iteration (padded by 5%: power iteration approaches it from below).
+    iteration (padded by 5%: power iteration approaches it from below); with weights, the top
+    eigenvalue of ``[A, 1]^T diag(w) [A, 1] / (2 sum w)``.
     """
+    wn = _unit_weights(sample_weight, A.shape[0], A.device)
     n = A.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     v = torch.randn(A.shape[1] + 1, generator=gen, dtype=torch.float32).to(A.device)
@@ -88,6 +95,8 @@ def lipschitz_bound(A: torch.Tensor, n_power: int = 20, seed: int = 0) -> float:
     sq = torch.zeros((), device=A.device)
     for _ in range(n_power):
         u = A @ v[:-1] + v[-1]
+        if wn is not None:
+            u = u * (wn * n)
         w = torch.cat([A.T @ u, u.sum().reshape(1)])
         sq = w.norm()
         v = w / sq.clamp_min(1e-30)
@@ -97,7 +106,7 @@ def lipschitz_bound(A: torch.Tensor, n_power: int = 20, seed: int = 0) -> float:
 def fista(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *, W0: torch.Tensor | None = None,
           b0: torch.Tensor | None = None, n_classes: int | None = None,
           offset: torch.Tensor | None = None, lipschitz: float | None = None,
-          max_iter: int = 2000, tol: float = 1e-5) -> SolverResult:
+          max_iter: int = 2000, tol: float = 1e-5, sample_weight: torch.Tensor | None = None) -> SolverResult:
     """Solve the elastic-net multinomial problem on ``A`` (N, M) with FISTA.
 
     Parameters
@@ -118,21 +127,24 @@ def fista(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *, W0: torch.T
     tol : float
         Stop when the largest entry of the gradient mapping (the prox-gradient step divided by the
         step size, zero exactly at the optimum) is below ``tol``.
+    sample_weight : Tensor (N,), optional
+        Non-negative weights of the samples' CE terms (a weighted mean).
     """
     K = int(n_classes if n_classes is not None else int(y.max()) + 1)
     N, M = A.shape
     dev = A.device
     W = torch.zeros(K, M, device=dev) if W0 is None else W0.to(dev, torch.float32).clone()
-    b = _init_intercept(y, K, dev) if b0 is None else b0.to(dev, torch.float32).clone()
+    wn = _unit_weights(sample_weight, N, dev)
+    b = _init_intercept(y, K, dev, wn) if b0 is None else b0.to(dev, torch.float32).clone()
     Y = torch.zeros(N, K, device=dev).scatter_(1, y.view(-1, 1), 1.0)
-    L_max = lipschitz if lipschitz is not None else lipschitz_bound(A)
+    L_max = lipschitz if lipschitz is not None else lipschitz_bound(A, sample_weight=sample_weight)
     L = L_max / 4
     Zx = _logits(A, W, b, offset)
     yW, yb, Zy = W, b, Zx
     t, it, converged = 1.0, 0, False
     while it < max_iter:
         it += 1
-        f_y, R = _loss_and_residual(Zy, Y)
+        f_y, R = _loss_and_residual(Zy, Y, wn)
         gW = R.T @ A
         gb = R.sum(0)
         L = max(L * _L_DECAY, L_max * 1e-3)
@@ -143,7 +155,7 @@ def fista(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *, W0: torch.T
             Z_new = _logits(A, W_new, b_new, offset)
             dW, db = W_new - yW, b_new - yb
             quad = float((gW * dW).sum() + (gb * db).sum()) + 0.5 * L * float((dW * dW).sum() + (db * db).sum())
-            f_new = _loss(Z_new, Y)
+            f_new = _loss(Z_new, Y, wn)
             if f_new <= f_y + quad + 1e-7 * abs(f_y) or L >= L_max:
                 break
             L = min(2 * L, L_max)
@@ -159,28 +171,31 @@ def fista(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *, W0: torch.T
         yb = b_new + beta * (b_new - b)
         Zy = Z_new + beta * (Z_new - Zx)
         W, b, Zx, t = W_new, b_new, Z_new, t_new
-    obj = objective(A, y, W, b, l1, l2, offset)
+    obj = objective(A, y, W, b, l1, l2, offset, sample_weight)
     return SolverResult(W, b, obj, it, converged)
 
 
 def lambda_max(A: torch.Tensor, y: torch.Tensor, n_classes: int | None = None,
-               offset: torch.Tensor | None = None) -> float:
+               offset: torch.Tensor | None = None, sample_weight: torch.Tensor | None = None) -> float:
     """Smallest ``l1`` for which ``W = 0`` is optimal (intercept fitted): ``max |grad_W F(0, b*)|``."""
     K = int(n_classes if n_classes is not None else int(y.max()) + 1)
+    wn = _unit_weights(sample_weight, len(y), A.device)
     if offset is not None:
-        res = fista(A[:, :0], y, 0.0, 0.0, n_classes=K, offset=offset, lipschitz=0.25, max_iter=200, tol=1e-7)
+        res = fista(A[:, :0], y, 0.0, 0.0, n_classes=K, offset=offset, lipschitz=0.25, max_iter=200, tol=1e-7,
+                    sample_weight=sample_weight)
         b = res.intercept
     else:
-        b = _init_intercept(y, K, A.device)
+        b = _init_intercept(y, K, A.device, wn)
     _, R = _loss_and_residual(_logits(A[:, :0], torch.zeros(K, 0, device=A.device), b, offset),
-                              torch.nn.functional.one_hot(y, K).float())
+                              torch.nn.functional.one_hot(y, K).float(), wn)
     return float((R.T @ A).abs().max())
 
 
 def elastic_net_path(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *,
                      n_classes: int | None = None, n_lambdas: int = 5, screening: bool = True,
                      offset: torch.Tensor | None = None, max_iter: int = 2000, tol: float = 1e-5,
-                     path_tol: float | None = None, progress=None) -> SolverResult:
+                     path_tol: float | None = None, progress=None,
+                     sample_weight: torch.Tensor | None = None) -> SolverResult:
     """Solve at ``(l1, l2)`` by warm-started FISTA along a geometric path with strong-rule screening.
 
     The path scales both penalties by ``s`` from ``lambda_max / l1`` down to 1 in ``n_lambdas``
@@ -192,6 +207,8 @@ def elastic_net_path(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *,
     ----------
     progress : callable, optional
         Called with each finished path entry (dict); used for progress bars.
+    sample_weight : Tensor (N,), optional
+        Non-negative weights of the samples' CE terms (see :func:`fista`).
 
     Returns
     -------
@@ -201,17 +218,19 @@ def elastic_net_path(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *,
     N, M = A.shape
     dev = A.device
     if l1 <= 0 or n_lambdas <= 1:
-        res = fista(A, y, l1, l2, n_classes=K, offset=offset, max_iter=max_iter, tol=tol)
+        res = fista(A, y, l1, l2, n_classes=K, offset=offset, max_iter=max_iter, tol=tol,
+                    sample_weight=sample_weight)
         res.path = [_entry(l1, l2, res, M)]
         if progress is not None:
             progress(res.path[0])
         return res
     path_tol = 100 * tol if path_tol is None else path_tol
     Y = torch.nn.functional.one_hot(y, K).float()
-    L_full = lipschitz_bound(A)
+    wn = _unit_weights(sample_weight, N, dev)
+    L_full = lipschitz_bound(A, sample_weight=sample_weight)
     W = torch.zeros(K, M, device=dev)
-    b = _init_intercept(y, K, dev)
-    _, R = _loss_and_residual(_logits(A, W, b, offset), Y)
+    b = _init_intercept(y, K, dev, wn)
+    _, R = _loss_and_residual(_logits(A, W, b, offset), Y, wn)
     score = (R.T @ A).abs().amax(0)  # (M,) largest class gradient per column
     s_max = max(float(score.max()) / l1, 1.0)
     scales = torch.logspace(math.log10(s_max), 0.0, n_lambdas).tolist()
@@ -228,13 +247,13 @@ def elastic_net_path(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *,
             idx = keep.nonzero().flatten()
             sub = A[:, idx] if len(idx) < M else A
             res = fista(sub, y, cur_l1, cur_l2, W0=W[:, idx], b0=b, n_classes=K, offset=offset,
-                        lipschitz=L_full,
+                        lipschitz=L_full, sample_weight=sample_weight,
                         max_iter=max_iter, tol=tol if last else path_tol)
             total += res.n_iter
             W = torch.zeros(K, M, device=dev)
             W[:, idx] = res.coef
             b = res.intercept
-            _, R = _loss_and_residual(_logits(sub, res.coef, b, offset), Y)
+            _, R = _loss_and_residual(_logits(sub, res.coef, b, offset), Y, wn)
             score = (R.T @ A).abs().amax(0)
             violators = (~keep) & (score > cur_l1 * (1 + 1e-3) + tol)
             if not screening or not bool(violators.any()):
@@ -246,13 +265,23 @@ def elastic_net_path(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, *,
         if progress is not None:
             progress(entry)
         prev_l1 = cur_l1
-    return SolverResult(W, b, objective(A, y, W, b, l1, l2, offset), total, res.converged, path)
+    return SolverResult(W, b, objective(A, y, W, b, l1, l2, offset, sample_weight), total, res.converged, path)
 
 
 # -- internals ------------------------------------------------------------------------------
-def _init_intercept(y: torch.Tensor, K: int, dev: torch.device) -> torch.Tensor:
-    """Log class frequencies: the optimal intercept when every weight is zero."""
-    counts = torch.bincount(y, minlength=K).float().to(dev)
+def _unit_weights(sample_weight: torch.Tensor | None, n: int, dev: torch.device) -> torch.Tensor | None:
+    """Sample weights (N,) normalised to sum 1 (None: the plain mean)."""
+    if sample_weight is None:
+        return None
+    w = torch.as_tensor(sample_weight, dtype=torch.float32, device=dev).reshape(n)
+    return w / w.sum()
+
+
+def _init_intercept(y: torch.Tensor, K: int, dev: torch.device, wn: torch.Tensor | None = None) -> torch.Tensor:
+    """Log (weighted) class frequencies: the optimal intercept when every weight is zero."""
+    counts = torch.bincount(y, weights=None if wn is None else wn.to(y.device), minlength=K).float().to(dev)
+    if wn is not None:
+        counts = counts * len(y)  # back on the count scale, so the 0.5 floor means half a sample
     return torch.log(counts.clamp_min(0.5) / counts.sum())
 
 
@@ -261,16 +290,19 @@ def _logits(A, W, b, offset):
     return Z if offset is None else Z + offset
 
 
-def _loss(Z: torch.Tensor, Y: torch.Tensor) -> float:
-    return float((torch.logsumexp(Z, 1) - (Z * Y).sum(1)).double().mean())
+def _loss(Z: torch.Tensor, Y: torch.Tensor, wn: torch.Tensor | None = None) -> float:
+    ce = (torch.logsumexp(Z, 1) - (Z * Y).sum(1)).double()
+    return float(ce.mean() if wn is None else (ce * wn.double()).sum())
 
 
-def _loss_and_residual(Z: torch.Tensor, Y: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """Mean CE and its gradient w.r.t. the logits, ``(softmax(Z) - Y) / N``."""
+def _loss_and_residual(Z: torch.Tensor, Y: torch.Tensor,
+                       wn: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+    """Mean CE and its gradient w.r.t. the logits, ``(softmax(Z) - Y) / N`` (``* wn`` when weighted)."""
     lse = torch.logsumexp(Z, 1, keepdim=True)
-    loss = float((lse.squeeze(1) - (Z * Y).sum(1)).double().mean())
-    R = torch.exp(Z - lse).sub_(Y).div_(Z.shape[0])
-    return loss, R
+    ce = (lse.squeeze(1) - (Z * Y).sum(1)).double()
+    if wn is None:
+        return float(ce.mean()), torch.exp(Z - lse).sub_(Y).div_(Z.shape[0])
+    return float((ce * wn.double()).sum()), torch.exp(Z - lse).sub_(Y).mul_(wn[:, None])
 
 
 def _entry(l1: float, l2: float, res: SolverResult, M: int) -> dict:

@@ -20,12 +20,12 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_feature_names_in, validate_data
+from sklearn.utils.validation import _check_feature_names_in, _check_sample_weight, validate_data
 
 from cbm import exceptions
 from cbm.arrays import softmax
 from cbm.bank import ConceptBank
-from cbm.exceptions import EditError
+from cbm.exceptions import EditError, closest
 from cbm.tensors import as_tensor, resolve_device
 
 
@@ -60,6 +60,34 @@ def require_vectors(model: BaseConceptModel) -> ConceptBank:
             "embed images and concepts with the same encoder."
         )
     return bank
+
+
+def check_sample_weight(model: Any, sample_weight: Any, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    """``sample_weight`` validated as scikit-learn does (one non-negative float per sample, not all zero)
+    as float32, refused when fewer than two classes keep a non-zero weight."""
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float32, ensure_non_negative=True, copy=True)
+    weighted = np.unique(np.asarray(y_idx)[sw > 0])
+    if len(weighted) < 2:
+        raise ValueError(
+            f"{type(model).__name__} needs samples of at least 2 classes with a non-zero sample_weight; only "
+            f"the class {model.classes_[weighted[0]]!r} has any. Give the other classes weight, or drop them from y."
+        )
+    return sw.astype(np.float32, copy=False)
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None,
+                  index: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of per-sample ``values`` (B,), weighted by ``weight`` (N,) when given.
+
+    ``index`` (B,) picks the batch's rows of ``weight``; the weights are then scaled to mean 1 over
+    all N samples, so a minibatch's loss is an unbiased estimate of the full weighted mean
+    ``sum_i w_i l_i / sum_i w_i`` (exactly that for a full batch).
+    """
+    if weight is None:
+        return values.mean()
+    if index is None:
+        return (values * weight).sum() / weight.sum()
+    return (values * weight[index]).sum() / (len(index) * weight.mean())
 
 
 class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -97,7 +125,9 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
     def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:
         """Subclass hook: learn the concept layer and set ``base_concepts_``, ``coef_``, ``intercept_``.
 
-        ``X`` is (N, d) float32 on ``self.device_``; ``y`` is (N,) int64 class indices.
+        ``X`` is (N, d) float32 on ``self.device_``; ``y`` is (N,) int64 class indices. When the
+        user gives weights, ``fit_params`` holds ``sample_weight``: (N,) float32, non-negative, not
+        all zero (see :func:`weighted_mean`).
         """
         raise NotImplementedError
 
@@ -134,10 +164,12 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
             )
         return bank
 
-    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> BaseConceptModel:
-        """Fit on embeddings ``X`` (N, d) and labels ``y`` (N,). Returns self."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None, **fit_params: Any) -> BaseConceptModel:
+        """Fit on embeddings ``X`` (N, d) and labels ``y`` (N,), each sample's loss weighted by
+        ``sample_weight`` (N,) when given (0 drops a sample, an integer repeats it). Returns self."""
         if hasattr(self, "_parameter_constraints"):
             self._validate_params()  # before device and random_state are used below
+        self._check_fit_params(fit_params)
         X_np, y_np = self._validate_fit_data(X, y)
         self.classes_, y_idx = np.unique(y_np, return_inverse=True)
         if len(self.classes_) < 2:
@@ -145,6 +177,9 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
                 f"{type(self).__name__} needs at least 2 classes; got 1 class: {list(self.classes_)}."
             )
         self.device_ = resolve_device(getattr(self, "device", "auto"))
+        if sample_weight is not None:
+            sw = check_sample_weight(self, sample_weight, X_np, y_idx)
+            fit_params["sample_weight"] = torch.as_tensor(sw, device=self.device_)
         self._seed = seed_from(getattr(self, "random_state", 0))
         self._fit(as_tensor(X_np, self.device_), torch.as_tensor(y_idx, device=self.device_), **fit_params)
         self.coef_ = np.asarray(self.coef_, dtype=np.float32)
@@ -154,6 +189,18 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         self._added_vectors = np.zeros((0, self.n_features_in_), np.float32)
         self._added_intercepts = np.zeros(0, np.float32)
         return self
+
+    def _check_fit_params(self, fit_params: dict[str, Any]) -> None:
+        """Refuse keyword arguments :meth:`fit` does not take, naming the public method and the closest ones."""
+        accepted = sorted(self.fit_param_names() | {"sample_weight"})
+        for name in fit_params:
+            if name not in accepted:
+                hint = closest(name, accepted)
+                raise TypeError(
+                    f"{type(self).__name__}.fit() got an unexpected keyword argument {name!r}."
+                    + (" Did you mean " + ", ".join(map(repr, hint)) + "?" if hint else "")
+                    + f" It takes X, y and {', '.join(map(repr, accepted))}."
+                )
 
     def _validate_fit_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """X as finite float32 (N, d) and y as one label per sample, with scikit-learn's messages."""
@@ -234,8 +281,9 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     @classmethod
     def fit_param_names(cls) -> set[str]:
-        """Names of the extra keyword arguments :meth:`fit` passes to this method (``X_val``, ...)."""
-        return set(inspect.signature(cls._fit).parameters) - {"self", "X", "y", "fit_params"}
+        """Names of the extra keyword arguments :meth:`fit` passes to this method (``X_val``, ...);
+        ``sample_weight``, which every method takes, is not listed."""
+        return set(inspect.signature(cls._fit).parameters) - {"self", "X", "y", "fit_params", "sample_weight"}
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The concept names, one per column of :meth:`transform`."""

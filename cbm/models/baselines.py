@@ -9,14 +9,15 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from cbm.bank import ConceptBank, Provenance
-from cbm.models._base import BaseConceptModel
+from cbm.models._base import BaseConceptModel, weighted_mean
 from cbm.models.pcbm import PCBM
 
 
 class LinearProbe(BaseConceptModel):
     """Multinomial logistic regression on the raw embedding (the black-box baseline).
 
-    Minimises scikit-learn's ``LogisticRegression`` objective, ``C * sum CE + |W|^2 / 2``, with
+    Minimises scikit-learn's ``LogisticRegression`` objective, ``C * sum_i w_i CE_i + |W|^2 / 2``
+    (``w`` = ``fit``'s ``sample_weight``, 1 by default), with
     full-batch L-BFGS in torch (on GPU when present; on the demo's 4,000 x 1,280 embeddings it
     matched scikit-learn's accuracy in 1.4 s against 5.3 s). Its "concepts" are the embedding dimensions, so explanations and
     the report code treat it like any other model, but nothing about it is human-readable.
@@ -39,7 +40,8 @@ class LinearProbe(BaseConceptModel):
         self.random_state = random_state
         self.device = device
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params) -> None:
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None = None,
+             **fit_params) -> None:
         self._validate_params()
         if fit_params:
             raise TypeError(f"LinearProbe.fit got unexpected arguments {sorted(fit_params)}.")
@@ -48,11 +50,13 @@ class LinearProbe(BaseConceptModel):
         b = torch.zeros(K, device=X.device, requires_grad=True)
         opt = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=self.tol,
                                 tolerance_change=1e-9, history_size=20, line_search_fn="strong_wolfe")
-        reg = 1.0 / (2.0 * self.C * len(X))  # sklearn's objective divided by C * N
+        total = len(X) if sample_weight is None else float(sample_weight.sum())
+        reg = 1.0 / (2.0 * self.C * total)  # sklearn's objective divided by C * sum(w)
 
         def closure():
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(X @ W.T + b, y) + reg * (W * W).sum()
+            ce = torch.nn.functional.cross_entropy(X @ W.T + b, y, reduction="none")
+            loss = weighted_mean(ce, sample_weight) + reg * (W * W).sum()
             loss.backward()
             return loss
 

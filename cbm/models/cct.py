@@ -53,7 +53,13 @@ from torch import nn
 
 from cbm.bank import ConceptBank
 from cbm.exceptions import NotFittedError
-from cbm.models._base import BaseConceptModel, resolve_device, seed_from
+from cbm.models._base import (
+    BaseConceptModel,
+    check_sample_weight,
+    resolve_device,
+    seed_from,
+    weighted_mean,
+)
 from cbm.models._early_stopping import EarlyStopping
 
 
@@ -387,12 +393,15 @@ class ConceptCentricTransformer(BaseConceptModel):
         return torch.from_numpy(arr)  # stays on CPU (float16 caches too); batches move to the device
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, **fit_params: Any) -> ConceptCentricTransformer:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, **fit_params: Any) -> ConceptCentricTransformer:
         """Fit on patch tokens ``X`` (N, T, d) and labels ``y``; ``concept_labels`` (N, M),
-        ``spatial_concept_labels`` (N, T, M) (NaN = unknown) and ``X_val``/``y_val`` optional."""
+        ``spatial_concept_labels`` (N, T, M) (NaN = unknown) and ``X_val``/``y_val`` optional.
+        ``sample_weight`` (N,) weighs each sample's cross-entropy (the explanation and sparsity
+        costs stay unweighted)."""
         from sklearn.utils.multiclass import check_classification_targets
 
         self._validate_params()
+        self._check_fit_params(fit_params)
         Xn = self._as_tokens(X)
         if y is None:
             raise ValueError("ConceptCentricTransformer requires y to be passed, but the target y is None.")
@@ -413,11 +422,14 @@ class ConceptCentricTransformer(BaseConceptModel):
         self.n_features_in_ = Xn.shape[2]
         self.token_grid_ = _grid(Xn.shape[1])
         self.device_ = resolve_device(self.device)
+        if sample_weight is not None:
+            fit_params["sample_weight"] = torch.as_tensor(check_sample_weight(self, sample_weight, Xn, y_idx))
         self._fit(torch.from_numpy(Xn), torch.as_tensor(y_idx), **fit_params)
         return self
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None,
-             concept_labels: Any = None, spatial_concept_labels: Any = None) -> None:
+             concept_labels: Any = None, spatial_concept_labels: Any = None,
+             sample_weight: torch.Tensor | None = None) -> None:
         M, K = len(self.concepts), len(self.classes_)
         C = self._targets(concept_labels, (len(X), M), "concept_labels")
         S = self._targets(spatial_concept_labels, (len(X), X.shape[1], M), "spatial_concept_labels")
@@ -446,7 +458,8 @@ class ConceptCentricTransformer(BaseConceptModel):
                 parts = np.zeros(4)
                 for idx in torch.randperm(len(X), generator=gen).split(self.batch_size):
                     out = net(X[idx].to(dev, torch.float32))
-                    ce = F.cross_entropy(out["logits"], y[idx].to(dev))
+                    ce = weighted_mean(F.cross_entropy(out["logits"], y[idx].to(dev), reduction="none"),
+                                       None if sample_weight is None else sample_weight.to(dev), idx.to(dev))
                     expl = net.explanation_costs(out, None if C is None else C[idx].to(dev),
                                                  None if S is None else S[idx].to(dev), pooling)
                     sparse = sparsity_cost(spatial_attn=out["attn"])

@@ -16,7 +16,7 @@ rule whenever a row is non-negative (CLIP similarities usually are), never a sig
 ``"sum"`` is the released behaviour.
 
 Nothing is learned from the labels: ``fit`` only records classes and the class texts'
-embeddings, given as the constructor parameter ``class_embeddings`` or the fit parameter of
+embeddings (so ``sample_weight`` is accepted, validated and changes nothing), given as the constructor parameter ``class_embeddings`` or the fit parameter of
 the same name. Their rows are matched to the labels by class name: a mapping
 ``{class name: vector}``; or an array with one row per ``concepts.classes`` (the bank's class
 order, as ``load_training_data`` and the synthetic world give it), matched to labels that are
@@ -113,7 +113,8 @@ class ConceptMatrixSearch(BaseConceptModel):
         self.random_state = random_state
         self.device = device
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor, class_embeddings: Any = None) -> None:
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, class_embeddings: Any = None,
+             sample_weight: torch.Tensor | None = None) -> None:
         self._validate_params()
         bank = require_vectors(self)
         emb = class_embeddings if class_embeddings is not None else self.class_embeddings

@@ -16,6 +16,11 @@ the nuisance label) cells, so the nuisance is independent of the label it learns
 own predictor is balanced over (class, nuisance) cells, so it cannot be a class detector.
 A fitted model may also carry a linear concept eraser (LEACE, set by
 :class:`cbm.edits.EraseConcept`), applied to X before every predictor.
+
+``fit(X, y, sample_weight=w)`` weighs each sample in both steps: within each balanced cell of a
+concept's grounding, samples weigh in proportion to ``w`` (and the held-out accuracy is
+weighted), and the head's cross-entropy is ``sum_i w_i CE_i / sum_i w_i``. The held-out split is
+drawn per row, so a repeated row is not exactly the same as an integer weight.
 """
 
 from __future__ import annotations
@@ -143,7 +148,8 @@ class KnoBo(BaseConceptModel):
         return torch.where(P > 0, 1.0, torch.where(P < 0, 0.0, -1.0))
 
     def _ground(self, Xn: torch.Tensor, L: torch.Tensor, groups: torch.Tensor | None = None,
-                l2: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+                l2: np.ndarray | None = None, sample_weight: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
         """Fit all M logistic regressions at once; returns W (M, d), b (M,), held-out accuracy (M,)
         and the L2 strength of each (M,).
 
@@ -151,11 +157,14 @@ class KnoBo(BaseConceptModel):
         concept weighs the same (label-balanced when None). With ``grounding_l2="auto"`` every
         predictor takes the strength of :data:`GROUNDING_L2_GRID` that scores best on the held-out
         images (the strongest among ties); ``l2`` (M,) fixes each predictor's strength instead.
+        ``sample_weight`` (N,) weighs samples within each cell and in the held-out accuracy.
         """
         gen = torch.Generator(device="cpu").manual_seed(self._seed)
         held = (torch.rand(len(Xn), generator=gen) < self.grounding_val_fraction).to(Xn.device)
         used, pos = L >= 0, L > 0
-        weight = balanced_weights(pos, used & ~held[:, None], groups)
+        if sample_weight is not None:
+            used = used & (sample_weight[:, None] > 0)  # a zero weight drops the sample everywhere
+        weight = balanced_weights(pos, used & ~held[:, None], groups, sample_weight)
         ev = used & held[:, None]
         ev = torch.where(ev.sum(0, keepdim=True) > 0, ev, used)  # tiny data: score on train
         if l2 is not None:
@@ -165,7 +174,7 @@ class KnoBo(BaseConceptModel):
         best, start = None, None
         for strength in grid:  # strongest first, so a tie keeps the stronger L2; each starts where the last ended
             W, b = start = _logistic_regressions(Xn, pos.float(), weight, strength, start)
-            acc = _balanced_accuracy((Xn @ W.T + b) > 0, pos, ev)
+            acc = _balanced_accuracy((Xn @ W.T + b) > 0, pos, ev, sample_weight)
             if best is None:
                 best = (W, b, acc, torch.as_tensor(strength, dtype=acc.dtype, device=acc.device).expand_as(acc))
             else:
@@ -178,7 +187,7 @@ class KnoBo(BaseConceptModel):
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, X: torch.Tensor, y: torch.Tensor, concept_labels: Any = None,
-             X_val: Any = None, y_val: Any = None) -> None:
+             X_val: Any = None, y_val: Any = None, sample_weight: torch.Tensor | None = None) -> None:
         self._validate_params()
         concepts = self._concept_bank()
         if concepts is None:
@@ -188,7 +197,7 @@ class KnoBo(BaseConceptModel):
             self.__dict__.pop(k, None)
         Xn = F.normalize(X, dim=1)
         L = self._concept_labels(y, concept_labels, prior, len(concepts))
-        W, b, acc, l2 = self._ground(Xn, L, self._balance_groups(L, y))
+        W, b, acc, l2 = self._ground(Xn, L, self._balance_groups(L, y), sample_weight=sample_weight)
         self.grounding_accuracy_ = acc
         order = [j for j in np.argsort(-np.nan_to_num(acc, nan=-1)) if acc[j] >= self.threshold]
         if self.max_concepts is not None:
@@ -211,7 +220,7 @@ class KnoBo(BaseConceptModel):
                         for j, p in zip(self.selected_, bank.provenance, strict=True)],
         )
         P = None if prior is None else torch.as_tensor(prior[:, self.selected_], device=self.device_)
-        self._fit_head(self._activations(X), y, P, val_arrays(self, X_val, y_val))
+        self._fit_head(self._activations(X), y, P, val_arrays(self, X_val, y_val), sample_weight=sample_weight)
 
     def _balance_groups(self, L: torch.Tensor, y: torch.Tensor, nuisance: torch.Tensor | None = None,
                         j: int | None = None) -> torch.Tensor | None:
@@ -384,11 +393,18 @@ def _logistic_regressions(Xn: torch.Tensor, target: torch.Tensor, weight: torch.
     return W.detach(), b.detach()
 
 
-def _balanced_accuracy(pred: torch.Tensor, pos: torch.Tensor, ev: torch.Tensor) -> torch.Tensor:
-    """(M,) mean of true-positive and true-negative rates of ``pred`` over the ``ev`` entries."""
+def _balanced_accuracy(pred: torch.Tensor, pos: torch.Tensor, ev: torch.Tensor,
+                       sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(M,) mean of true-positive and true-negative rates of ``pred`` over the ``ev`` entries
+    (each sample counted with its weight when given)."""
     correct = (pred == pos) & ev
-    tpr = (correct & pos).sum(0) / (ev & pos).sum(0).clamp(min=1)
-    tnr = (correct & ~pos).sum(0) / (ev & ~pos).sum(0).clamp(min=1)
+    if sample_weight is None:
+        tpr = (correct & pos).sum(0) / (ev & pos).sum(0).clamp(min=1)
+        tnr = (correct & ~pos).sum(0) / (ev & ~pos).sum(0).clamp(min=1)
+        return (tpr + tnr) / 2
+    w = sample_weight[:, None]
+    tpr = ((correct & pos) * w).sum(0) / torch.where((ev & pos).any(0), ((ev & pos) * w).sum(0), 1.0)
+    tnr = ((correct & ~pos) * w).sum(0) / torch.where((ev & ~pos).any(0), ((ev & ~pos) * w).sum(0), 1.0)
     return (tpr + tnr) / 2
 
 
@@ -400,12 +416,16 @@ def _class_indices(model: KnoBo, y: Any) -> torch.Tensor:
     return torch.as_tensor(np.searchsorted(model.classes_, y), device=model.device_)
 
 
-def balanced_weights(pos: torch.Tensor, train: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
+def balanced_weights(pos: torch.Tensor, train: torch.Tensor, groups: torch.Tensor | None,
+                     sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """(N, M) sample weights summing to 1 per concept: every non-empty (label, group) cell weighs
-    the same, so the group is independent of the label under the weights."""
+    the same, so the group is independent of the label under the weights; within a cell, samples
+    weigh in proportion to ``sample_weight`` (N,) (equally without it)."""
     cell = pos.long() if groups is None else pos.long() + 2 * groups.long()
     n_cells = int(cell.max().item()) + 1 if cell.numel() else 1
     onehot = F.one_hot(cell, n_cells).float() * train[..., None]      # (N, M, C)
+    if sample_weight is not None:
+        onehot = onehot * sample_weight[:, None, None]
     counts = onehot.sum(0)                                              # (M, C)
     per = torch.where(counts > 0, 1.0 / counts.clamp(min=1), 0.0)
     per = per / (counts > 0).sum(1, keepdim=True).clamp(min=1)

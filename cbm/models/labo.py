@@ -4,6 +4,8 @@ Concept scores are cosine similarities between the image embedding and the conce
 embeddings, ``s(x) = I(x) T^T``. Each class owns a distribution over concepts,
 ``W = softmax(A, dim=concepts)``, initialised from the concepts generated for that class, and
 ``logits = scale * s(x) W^T``. The effective linear head is ``coef_ = scale * softmax(A)``.
+``fit(X, y, sample_weight=w)`` weighs each sample's cross-entropy (and the optional diversity term's
+variance, as frequency weights).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 
 from cbm.bank import ConceptBank
 from cbm.losses import concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
+from cbm.models._base import BaseConceptModel, as_tensor, require_vectors, weighted_mean
 from cbm.models._early_stopping import EarlyStopping
 
 
@@ -139,7 +141,8 @@ class LaBo(BaseConceptModel):
         self.device = device
         self.verbose = verbose
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None) -> None:
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None,
+             sample_weight: torch.Tensor | None = None) -> None:
         from tqdm.auto import tqdm
 
         self._validate_params()
@@ -166,7 +169,9 @@ class LaBo(BaseConceptModel):
                 idx = idx.to(self.device_)
                 W = torch.softmax(A, dim=1)
                 sim = S[idx] @ W.T
-                loss = F.cross_entropy(self.scale * sim, y[idx]) + self._penalty(A, sim)
+                ce = F.cross_entropy(self.scale * sim, y[idx], reduction="none")
+                w = None if sample_weight is None else sample_weight[idx]
+                loss = weighted_mean(ce, sample_weight, idx) + self._penalty(A, sim, w)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -184,13 +189,19 @@ class LaBo(BaseConceptModel):
         self.base_concepts_ = bank
         self.best_val_accuracy_ = None if Sv is None else stop.best_accuracy
 
-    def _penalty(self, A: torch.Tensor, sim: torch.Tensor) -> torch.Tensor:
-        """Released LaBo's optional terms on the association logits A and the batch scores s W^T."""
+    def _penalty(self, A: torch.Tensor, sim: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Released LaBo's optional terms on the association logits A and the batch scores s W^T
+        (the batch's sample weights, if any, are frequency weights of the variance)."""
         out = A.new_zeros(())
         if self.l1:
             out = out + self.l1 * torch.linalg.vector_norm(A, ord=1, dim=1).max()
         if self.diversity and len(sim) > 1:
-            out = out - self.diversity * torch.var(sim, dim=0).mean()
+            if weight is None:
+                var = torch.var(sim, dim=0)
+            else:  # unbiased with frequency weights: what repeating each sample w times gives
+                mean = (sim * weight[:, None]).sum(0) / weight.sum()
+                var = (((sim - mean) ** 2) * weight[:, None]).sum(0) / (weight.sum() - 1).clamp_min(1e-12)
+            out = out - self.diversity * var.mean()
         return out
 
     def _concept_matrix(self) -> torch.Tensor:

@@ -22,6 +22,10 @@ Steps, and where each follows the released code (``train_cbm.py``):
 
 Without ``X_val`` a ``val_fraction`` of the training set is held out for steps 3-4 (the head is then
 fitted on the rest), so the cut-offs never see the samples they are judged on.
+
+``fit(X, y, sample_weight=w)`` weighs the label-dependent steps: the standardisation (weighted mean
+and std) and each sample's CE term in the final layer. Steps 2-4 read no labels and stay
+unweighted; the hold-out is drawn per row, so a repeated row is not the same as an integer weight.
 """
 
 from __future__ import annotations
@@ -126,7 +130,8 @@ class LabelFreeCBM(BaseConceptModel):
         self.verbose = verbose
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, clip_image_embeddings: Any = None,
-             X_val: Any = None, y_val: Any = None, clip_image_embeddings_val: Any = None) -> None:
+             X_val: Any = None, y_val: Any = None, clip_image_embeddings_val: Any = None,
+             sample_weight: torch.Tensor | None = None) -> None:
         self._validate_params()
         bank = self._concept_bank()
         if bank is None or bank.vectors is None:
@@ -138,7 +143,7 @@ class LabelFreeCBM(BaseConceptModel):
                 f"image embedding per sample, in the concept vectors' space); got {tuple(E.shape)}. "
                 "Pass clip_image_embeddings= when the backbone is not the CLIP image encoder."
             )
-        (X, y, E), (Xv, Ev) = self._split(X, y, E, X_val, y_val, clip_image_embeddings_val)
+        (X, y, E, w), (Xv, Ev) = self._split(X, y, E, X_val, y_val, clip_image_embeddings_val, sample_weight)
         T = as_tensor(bank.vectors, X.device)
         P, Pv = kernels.concept_scores(E, T), kernels.concept_scores(Ev, T)
         top = P.topk(min(5, len(P)), dim=0).values.mean(0)
@@ -162,17 +167,23 @@ class LabelFreeCBM(BaseConceptModel):
         keep = act[ok].tolist()
         self.projection_ = Wc[ok].cpu().numpy()
         Q = X @ Wc[ok].T
-        self.mean_, self.std_ = Q.mean(0).cpu().numpy(), Q.std(0).clamp_min(1e-6).cpu().numpy()
+        if w is None:
+            mean, std = Q.mean(0), Q.std(0)
+        else:  # weighted, unbiased with frequency weights (what repeating each row w times gives)
+            mean = (Q * w[:, None]).sum(0) / w.sum()
+            std = ((((Q - mean) ** 2) * w[:, None]).sum(0) / (w.sum() - 1).clamp_min(1e-12)).sqrt()
+        self.mean_, self.std_ = mean.cpu().numpy(), std.clamp_min(1e-6).cpu().numpy()
         self.base_concepts_ = bank.subset(keep)
         A = self._activations(X)
         res = fit_head(A, y, self.lam * self.alpha, self.lam * (1 - self.alpha), len(self.classes_),
-                       self, desc="LF-CBM final layer")
+                       self, desc="LF-CBM final layer", sample_weight=w)
         self.coef_, self.intercept_ = res.coef.cpu().numpy(), res.intercept.cpu().numpy()
         self.objective_, self.path_, self.n_nonzero_ = res.objective, res.path, res.nnz
         self.n_iter_ = res.n_iter
 
-    def _split(self, X, y, E, X_val, y_val, E_val):
-        """Training and validation arrays; a seeded hold-out when no validation set is given."""
+    def _split(self, X, y, E, X_val, y_val, E_val, w=None):
+        """Training (X, y, E, sample weights) and validation (X, E) arrays; a seeded hold-out when no
+        validation set is given."""
         if X_val is not None:
             Xv = as_tensor(X_val, X.device)
             if Xv.ndim != 2 or Xv.shape[1] != X.shape[1]:
@@ -182,14 +193,17 @@ class LabelFreeCBM(BaseConceptModel):
                 raise ValueError(
                     f"clip_image_embeddings_val must have shape ({len(Xv)}, {E.shape[1]}); got {tuple(Ev.shape)}."
                 )
-            return (X, y, E), (Xv, Ev)
+            return (X, y, E, w), (Xv, Ev)
         gen = torch.Generator().manual_seed(self._seed)
         perm = torch.randperm(len(X), generator=gen).to(X.device)
         n_val = max(1, int(round(self.val_fraction * len(X))))
         if len(X) - n_val < 2:
             raise ValueError(f"LabelFreeCBM needs more samples to hold out a validation set; got {len(X)}.")
         v, t = perm[:n_val], perm[n_val:]
-        return (X[t], y[t], E[t]), (X[v], E[v])
+        if w is not None and not bool((w[t] > 0).any()):
+            raise ValueError("LabelFreeCBM held out every sample with a non-zero sample_weight for validation; "
+                             "pass X_val=, y_val= or give more samples weight.")
+        return (X[t], y[t], E[t], None if w is None else w[t]), (X[v], E[v])
 
     def _learn_projection(self, X, P, Xv, Pv) -> torch.Tensor:
         """``W_c`` (M, d) maximising mean cos^3(X W_c^T, P), best validation weights kept."""

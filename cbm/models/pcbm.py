@@ -23,6 +23,10 @@ Head penalty (``penalty_scale=``), with ``alpha`` the L1 ratio:
 
 The released code fits K one-vs-rest SGD problems; here one multinomial problem is solved to
 optimality by :func:`cbm.solvers.elastic_net_path` (FISTA, warm starts, strong-rule screening).
+
+``fit(X, y, sample_weight=w)`` weighs each sample's CE term: the mean becomes
+``sum_i w_i CE_i / sum_i w_i`` in the head (and in PCBM-h's residual), so a zero weight drops a
+sample and an integer weight repeats it (the penalty is unchanged).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from cbm import kernels
 from cbm.bank import ConceptBank
-from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
+from cbm.models._base import BaseConceptModel, as_tensor, require_vectors, weighted_mean
 from cbm.solvers import elastic_net_path, fista
 
 PROJECTIONS = ("code", "paper")
@@ -129,7 +133,8 @@ class PCBM(BaseConceptModel):
             return s * self.alpha, 2 * s * (1 - self.alpha)
         return self.lam * self.alpha, self.lam * (1 - self.alpha)
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None = None,
+             **fit_params: Any) -> None:
         self._validate_params()
         if fit_params:
             raise TypeError(f"{type(self).__name__}.fit got unexpected arguments {sorted(fit_params)}.")
@@ -138,7 +143,8 @@ class PCBM(BaseConceptModel):
         self._D, self._bias = as_tensor(D, self.device_), as_tensor(bias, self.device_)
         A = self._activations(X)
         l1, l2 = self.penalties(A.shape[1], len(self.classes_))
-        res = fit_head(A, y, l1, l2, len(self.classes_), self, desc=type(self).__name__)
+        res = fit_head(A, y, l1, l2, len(self.classes_), self, desc=type(self).__name__,
+                       sample_weight=sample_weight)
         self.coef_, self.intercept_ = res.coef.cpu().numpy(), res.intercept.cpu().numpy()
         self.objective_, self.path_ = res.objective, res.path
         self.n_nonzero_, self.n_iter_ = res.nnz, res.n_iter
@@ -217,20 +223,23 @@ class PCBMHybrid(PCBM):
         self.residual_epochs = residual_epochs
         self.residual_batch_size = residual_batch_size
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:
-        super()._fit(X, y, **fit_params)
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None = None,
+             **fit_params: Any) -> None:
+        super()._fit(X, y, sample_weight=sample_weight, **fit_params)
         head = self._activations(X) @ as_tensor(self.coef_, X.device).T + as_tensor(self.intercept_, X.device)
         if self.residual_solver == "ridge":
             res = fista(X, y, 0.0, float(self.residual_l2), n_classes=len(self.classes_), offset=head,
-                        max_iter=self.max_iter, tol=self.tol)
+                        max_iter=self.max_iter, tol=self.tol, sample_weight=sample_weight)
             W, b, self.residual_objective_, self.residual_n_iter_ = res.coef, res.intercept, res.objective, res.n_iter
         else:
-            W, b = self._fit_residual_adam(X, y, head)
+            W, b = self._fit_residual_adam(X, y, head, sample_weight)
         self.residual_coef_ = W.cpu().numpy()
         self.residual_intercept_ = b.cpu().numpy()
 
-    def _fit_residual_adam(self, X: torch.Tensor, y: torch.Tensor, head: torch.Tensor):
-        """The released residual training: Adam on ``CE(head + X W^T + b) + l2 * mean(W^2)``."""
+    def _fit_residual_adam(self, X: torch.Tensor, y: torch.Tensor, head: torch.Tensor,
+                           sample_weight: torch.Tensor | None = None):
+        """The released residual training: Adam on ``CE(head + X W^T + b) + l2 * mean(W^2)``, each
+        batch's CE weighted by ``sample_weight`` (see :func:`~cbm.models._base.weighted_mean`)."""
         K, d = len(self.classes_), X.shape[1]
         gen = torch.Generator(device="cpu").manual_seed(self._seed)
         bound = 1.0 / d ** 0.5  # nn.Linear's default initialisation, from the local generator
@@ -242,14 +251,15 @@ class PCBMHybrid(PCBM):
         for _ in range(self.residual_epochs):
             for idx in torch.randperm(len(X), generator=gen).split(bs):
                 idx = idx.to(X.device)
-                loss = torch.nn.functional.cross_entropy(head[idx] + X[idx] @ W.T + b, y[idx]) \
-                    + self.residual_l2 * (W * W).mean()
+                ce = torch.nn.functional.cross_entropy(head[idx] + X[idx] @ W.T + b, y[idx], reduction="none")
+                loss = weighted_mean(ce, sample_weight, idx) + self.residual_l2 * (W * W).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 steps += 1
         with torch.no_grad():
-            full = torch.nn.functional.cross_entropy(head + X @ W.T + b, y) + self.residual_l2 * (W * W).mean()
+            ce = torch.nn.functional.cross_entropy(head + X @ W.T + b, y, reduction="none")
+            full = weighted_mean(ce, sample_weight) + self.residual_l2 * (W * W).mean()
         self.residual_objective_, self.residual_n_iter_ = float(full), steps
         return W.detach(), b.detach()
 
@@ -264,7 +274,8 @@ class PCBMHybrid(PCBM):
         self.residual_intercept_ = tensors["residual_intercept"].astype(np.float32)
 
 
-def fit_head(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, K: int, model: Any, desc: str):
+def fit_head(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, K: int, model: Any, desc: str,
+             sample_weight: torch.Tensor | None = None):
     """Solve a head with :func:`elastic_net_path` (``model``'s n_lambdas, max_iter, tol), showing a
     tqdm bar over path points when ``model.verbose``."""
     from tqdm.auto import tqdm
@@ -276,4 +287,4 @@ def fit_head(A: torch.Tensor, y: torch.Tensor, l1: float, l2: float, K: int, mod
             bar.update(1)
 
         return elastic_net_path(A, y, l1, l2, n_classes=K, n_lambdas=n, max_iter=model.max_iter,
-                                tol=model.tol, progress=progress)
+                                tol=model.tol, progress=progress, sample_weight=sample_weight)

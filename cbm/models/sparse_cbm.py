@@ -11,6 +11,9 @@ cross-entropy, with its own optimiser; the head by the cross-entropy:
 * ``"l1"``: ``l1_lambda * |W_cbl|_1 / M``;
 * ``"cos3"``: negative cos^3 similarity between CBL outputs and concept scores.
 
+``fit(X, y, sample_weight=w)`` weighs each sample's cross-entropy; the CBL objectives are
+batch-level (Gumbel-softmax over the batch, contrastive, L1 on the weights) and stay unweighted.
+
 ``transform`` returns Z, named by the bank's concepts (the CBL starts as the identity by
 default, so column j stays "about" concept j); ``coef_`` is W_h.
 """
@@ -27,7 +30,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.losses import CBL_OBJECTIVES, cbl_loss, concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
+from cbm.models._base import BaseConceptModel, as_tensor, require_vectors, weighted_mean
 from cbm.models._early_stopping import EarlyStopping
 from cbm.models.labo import val_arrays
 
@@ -105,7 +108,8 @@ class SparseCBM(BaseConceptModel):
         self.device = device
         self.verbose = verbose
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None) -> None:
+    def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None,
+             sample_weight: torch.Tensor | None = None) -> None:
         self._validate_params()
         bank = require_vectors(self)
         self._vectors = as_tensor(bank.vectors, self.device_)
@@ -118,13 +122,13 @@ class SparseCBM(BaseConceptModel):
         S = self._scores(X)  # cached once: text embeddings are never re-encoded per batch
         val = val_arrays(self, X_val, y_val)
         Sv = None if val is None else self._scores(val[0])
-        self.history_ = self._train(cbl, head, S, y, Sv, val)
+        self.history_ = self._train(cbl, head, S, y, Sv, val, sample_weight)
         self.cbl_weight_ = cbl.weight.detach().cpu().numpy()
         self.coef_ = head.weight.detach().cpu().numpy()
         self.intercept_ = np.zeros(K, np.float32)
         self.base_concepts_ = bank
 
-    def _train(self, cbl, head, S, y, Sv, val) -> list[dict]:
+    def _train(self, cbl, head, S, y, Sv, val, sample_weight: torch.Tensor | None = None) -> list[dict]:
         from tqdm.auto import tqdm
 
         opt_cbl = torch.optim.Adam(cbl.parameters(), lr=self.cbl_lr)
@@ -140,7 +144,8 @@ class SparseCBM(BaseConceptModel):
                 z = cbl(s)
                 c_loss = cbl_loss(self.objective, cbl_logits=z, scores=s, cbl_weight=cbl.weight,
                                   l1_lambda=self.l1_lambda, tau=self.tau, generator=noise_gen)
-                ce = F.cross_entropy(head(z), y[idx.to(S.device)])
+                idx = idx.to(S.device)
+                ce = weighted_mean(F.cross_entropy(head(z), y[idx], reduction="none"), sample_weight, idx)
                 opt_cbl.zero_grad()
                 opt_head.zero_grad()
                 (c_loss + ce).backward()
