@@ -40,6 +40,13 @@ from cbm.models._base import BaseConceptModel, as_tensor, seed_from
 from cbm.models._early_stopping import EarlyStopping
 from cbm.models.labo import class_prior, val_arrays
 
+#: ``variant`` -> the settings ``threshold`` and ``grounding_l2`` take when left as None: this
+#: project's, and the released KnoBo code's (every grounded concept kept, a weaker L2)
+VARIANTS: dict[str, dict[str, float]] = {
+    "project": {"threshold": 0.6, "grounding_l2": 1e-3},
+    "released": {"threshold": 0.0, "grounding_l2": 2.5e-4},
+}
+
 
 class KnoBo(BaseConceptModel):
     """Knowledge bottleneck: grounded concept predictors + prior-regularised linear head.
@@ -48,12 +55,17 @@ class KnoBo(BaseConceptModel):
     ----------
     concepts : ConceptBank
         Concept names (vectors are not needed); its prior gives P and default concept labels.
-    threshold : float, default=0.6
-        Minimum held-out (balanced) accuracy of a concept predictor to keep the concept.
+    variant : {"project", "released"}, default="project"
+        Which settings ``threshold`` and ``grounding_l2`` take when left as None: this project's
+        (0.6 and 1e-3) or the released KnoBo code's (0.0, i.e. every grounded concept is kept, and
+        2.5e-4). A value given explicitly always wins.
+    threshold : float or None, default=None
+        Minimum held-out (balanced) accuracy of a concept predictor to keep the concept. None:
+        0.6 (``variant="project"``) or 0.0 (``"released"``).
     max_concepts : int or None, default=None
         Keep at most this many concepts, best accuracy first.
-    grounding_l2 : float or "auto", default=1e-3
-        L2 strength of the concept predictors. ``"auto"``: each predictor takes the strength of
+    grounding_l2 : float, "auto" or None, default=None
+        L2 strength of the concept predictors (None: 1e-3, or 2.5e-4 with ``variant="released"``). ``"auto"``: each predictor takes the strength of
         ``GROUNDING_L2_GRID`` (1e-3, 1e-4, 1e-5) that scores best on the held-out images.
     grounding_val_fraction : float, default=0.2
         Share of images held out to measure each predictor's accuracy.
@@ -77,6 +89,8 @@ class KnoBo(BaseConceptModel):
 
     Attributes
     ----------
+    threshold_ : float
+        The selection threshold the fit used (``threshold`` resolved by ``variant``).
     n_iter_ : int
         Epochs the head trained.
     grounding_accuracy_ : ndarray of shape (M_bank,)
@@ -92,9 +106,10 @@ class KnoBo(BaseConceptModel):
     activation_range = (0.0, 1.0)  # sigmoid concept probabilities
     _parameter_constraints: dict = {
         "concepts": [HasMethods(["subset"]), None],
-        "threshold": [Interval(Real, 0, 1, closed="both")],
+        "variant": [StrOptions(set(VARIANTS))],
+        "threshold": [Interval(Real, 0, 1, closed="both"), None],
         "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
-        "grounding_l2": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "grounding_l2": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"}), None],
         "grounding_val_fraction": [Interval(Real, 0, 1, closed="neither")],
         "lam": [Interval(Real, 0, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -107,12 +122,14 @@ class KnoBo(BaseConceptModel):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, concepts: ConceptBank | None = None, threshold: float = 0.6,
-                 max_concepts: int | None = None, grounding_l2: float | str = 1e-3,
+    def __init__(self, *, concepts: ConceptBank | None = None, variant: str = "project",
+                 threshold: float | None = None, max_concepts: int | None = None,
+                 grounding_l2: float | str | None = None,
                  grounding_val_fraction: float = 0.2, lam: float = 1.0, lr: float = 1e-2,
                  max_epochs: int = 300, patience: int = 30, balance_concept: str | None = None,
                  l1: float = 0.0, random_state: int = 0, device: str = "auto", verbose: bool = False):
         self.concepts = concepts
+        self.variant = variant
         self.threshold = threshold
         self.max_concepts = max_concepts
         self.grounding_l2 = grounding_l2
@@ -126,6 +143,11 @@ class KnoBo(BaseConceptModel):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+
+    def _setting(self, name: str) -> Any:
+        """``threshold`` or ``grounding_l2`` as given, or else the ``variant``'s value."""
+        value = getattr(self, name)
+        return VARIANTS[getattr(self, "variant", "project")][name] if value is None else value
 
     # -- grounding ----------------------------------------------------------------------------
     def _concept_labels(self, y: torch.Tensor, labels: Any, prior: np.ndarray | None, M: int) -> torch.Tensor:
@@ -170,7 +192,8 @@ class KnoBo(BaseConceptModel):
         if l2 is not None:
             grid = (torch.as_tensor(np.asarray(l2, np.float32), device=Xn.device),)
         else:
-            grid = GROUNDING_L2_GRID if self.grounding_l2 == "auto" else (float(self.grounding_l2),)
+            strength = self._setting("grounding_l2")
+            grid = GROUNDING_L2_GRID if strength == "auto" else (float(strength),)
         best, start = None, None
         for strength in grid:  # strongest first, so a tie keeps the stronger L2; each starts where the last ended
             W, b = start = _logistic_regressions(Xn, pos.float(), weight, strength, start)
@@ -199,12 +222,13 @@ class KnoBo(BaseConceptModel):
         L = self._concept_labels(y, concept_labels, prior, len(concepts))
         W, b, acc, l2 = self._ground(Xn, L, self._balance_groups(L, y), sample_weight=sample_weight)
         self.grounding_accuracy_ = acc
-        order = [j for j in np.argsort(-np.nan_to_num(acc, nan=-1)) if acc[j] >= self.threshold]
+        self.threshold_ = float(self._setting("threshold"))
+        order = [j for j in np.argsort(-np.nan_to_num(acc, nan=-1)) if acc[j] >= self.threshold_]
         if self.max_concepts is not None:
             order = order[: self.max_concepts]
         if not order:
             raise ValueError(
-                f"No concept predictor reached threshold={self.threshold} (best held-out accuracy "
+                f"No concept predictor reached threshold={self.threshold_} (best held-out accuracy "
                 f"{np.nanmax(acc) if np.isfinite(acc).any() else 'n/a'}); lower threshold or give "
                 "better concept labels."
             )
@@ -362,7 +386,8 @@ class KnoBo(BaseConceptModel):
         if "grounding_l2" in tensors:
             self.grounding_l2_ = tensors["grounding_l2"].astype(np.float32)
         else:  # saved before the attribute existed: one strength for all
-            strength = GROUNDING_L2_GRID[0] if self.grounding_l2 == "auto" else self.grounding_l2
+            strength = self._setting("grounding_l2")
+            strength = GROUNDING_L2_GRID[0] if strength == "auto" else float(strength)
             self.grounding_l2_ = np.full(len(self.selected_), strength, np.float32)
         if "eraser_left" in tensors:
             self.set_eraser(tensors["eraser_left"], tensors["eraser_right"], tensors["eraser_bias"])

@@ -206,3 +206,29 @@ def test_auto_grounding_l2_takes_each_predictors_best_held_out_strength(world, t
     np.testing.assert_array_equal(loaded.grounding_l2_, auto.grounding_l2_)
     with pytest.raises(ValueError, match="'grounding_l2' parameter of KnoBo"):
         KnoBo(concepts=world.bank, grounding_l2="strong").fit(tr.X, tr.y)
+
+
+def test_released_variant_takes_the_released_threshold_and_grounding_l2_and_trains(world):
+    tr, te = world["train"], world["test"]
+    released = KnoBo(concepts=world.bank, variant="released", device="cpu").fit(
+        tr.X, tr.y, concept_labels=tr.concepts)
+    assert released.threshold_ == 0.0
+    np.testing.assert_array_equal(released.grounding_l2_, np.float32(2.5e-4))
+    grounded = np.flatnonzero(np.isfinite(released.grounding_accuracy_))
+    assert sorted(released.selected_) == sorted(grounded)   # threshold 0 keeps every grounded concept
+    assert (released.predict(te.X) == te.y).mean() > 0.8
+    assert released.get_params()["threshold"] is None and released.get_params()["grounding_l2"] is None
+
+
+def test_project_variant_is_the_default_and_explicit_values_win_over_a_variant(world):
+    tr = world["train"]
+    project = KnoBo(concepts=world.bank, device="cpu", max_epochs=5).fit(tr.X, tr.y, concept_labels=tr.concepts)
+    assert project.variant == "project" and project.threshold_ == 0.6
+    np.testing.assert_array_equal(project.grounding_l2_, np.float32(1e-3))
+    explicit = KnoBo(concepts=world.bank, variant="released", threshold=0.6, grounding_l2=1e-3, device="cpu",
+                     max_epochs=5).fit(tr.X, tr.y, concept_labels=tr.concepts)
+    assert explicit.threshold_ == 0.6
+    np.testing.assert_array_equal(explicit.grounding_l2_, np.float32(1e-3))
+    np.testing.assert_array_equal(explicit.selected_, project.selected_)
+    with pytest.raises(ValueError, match="'variant' parameter of KnoBo must be a str among"):
+        KnoBo(concepts=world.bank, variant="paper").fit(tr.X, tr.y)
