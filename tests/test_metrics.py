@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cbm.metrics import (
+    ANEC_PATHS,
     accuracy,
     anec,
     anec_heads,
@@ -117,11 +118,11 @@ def _sparse_problem(seed=0, n=240, m=12, k=3):
     return A.astype(np.float32), y, Dense()
 
 
-def _sklearn_elastic_net(A, y, lam, alpha=0.99):
+def _sklearn_elastic_net(A, y, lam, alpha=0.99, ddof=0):
     """The same objective solved by scikit-learn's saga: mean CE + lam (alpha |W|_1 + (1-alpha)/2 |W|^2)."""
     from sklearn.linear_model import LogisticRegression
 
-    Z = (A - A.mean(0)) / A.std(0)
+    Z = (A - A.mean(0)) / A.std(0, ddof=ddof)
     clf = LogisticRegression(l1_ratio=alpha, C=1.0 / (lam * len(A)), solver="saga", tol=1e-6,
                              max_iter=5000).fit(Z, y)
     return clf.coef_, clf.intercept_
@@ -141,3 +142,30 @@ def test_anec_refits_along_the_path_to_the_first_lambda_reaching_nec_k_then_trun
     assert (np.abs(W_prev) > 1e-5).sum(1).mean() < k
     # the refitted head sees the concepts, unlike a truncated dense head
     assert anec(model, A, y, k, train=(A, y)) > anec_truncated(model, A, y, k) + 0.1
+
+
+@pytest.mark.parametrize("path", ["project", "released"])
+def test_anec_path_point_for_k3_is_the_first_an_exact_solve_puts_at_nec_3(path):
+    A, y, model = _sparse_problem()
+    k, cfg = 3, ANEC_PATHS[path]
+    head = anec_heads(model, A, y, ks=(k,), path=path)[k]
+    W, _ = _sklearn_elastic_net(A, y, head["lam"], ddof=cfg["ddof"])   # saga to tol 1e-6, from zero
+    assert (np.abs(W) > 1e-5).sum(1).mean() >= k
+    np.testing.assert_allclose(prune_to_nec(W, k), head["coef"], atol=2e-3)
+    W_prev, _ = _sklearn_elastic_net(A, y, head["lam"] * cfg["step"], ddof=cfg["ddof"])
+    assert (np.abs(W_prev) > 1e-5).sum(1).mean() < k
+
+
+def test_released_anec_path_starts_at_a_fixed_lambda_steps_by_2_to_the_15_over_149_with_unbiased_std():
+    A, y, model = _sparse_problem()
+    released = anec_heads(model, A, y, ks=(1, 3), path="released")
+    project = anec_heads(model, A, y, ks=(1, 3))
+    assert released[1]["lam"] == pytest.approx(0.1 / 0.99)   # the fixed start already has a weight
+    steps = np.log(released[1]["lam"] / released[3]["lam"]) / np.log(2 ** (15 / 149))
+    assert steps == pytest.approx(round(steps), abs=1e-6) and round(steps) > 0
+    np.testing.assert_allclose(released[3]["std"], A.std(0, ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(project[3]["std"], A.std(0), rtol=1e-5)
+    assert project[1]["lam"] > 0.1 / 0.99   # the project's path starts where every weight is zero
+    with pytest.raises(ValueError, match="Unknown ANEC path 'paper'.*'project', 'released'"):
+        anec_heads(model, A, y, ks=(1,), path="paper")
+    assert anec(model, A, y, 3, train=(A, y), path="released") > 0.85
