@@ -7,8 +7,10 @@ folders through an encoder first. Train and validation examples are disjoint (th
 code samples with replacement into both, which inflates the reported accuracy).
 
 Methods: ``"svm"`` (``SVC(kernel="linear")`` as PCBM runs it), ``"linear_svm"`` (liblinear,
-same hinge objective, faster), ``"mean_diff"`` (FastCAV: difference of class means).
-The regularisation ``C`` is chosen on the held-out split.
+same hinge objective, faster), ``"mean_diff"`` (FastCAV: difference of class means),
+``"logistic"`` (class-balanced logistic regression: ``sigmoid(x.w + b)`` is a calibrated
+probability, as KnoBo's concept predictors are). The regularisation ``C`` is chosen on the held-out
+split (by accuracy; by log-loss for ``"logistic"``, whose probabilities are used).
 
 References: Kim et al., "TCAV", ICML 2018; Yuksekgonul et al., "Post-hoc Concept Bottleneck
 Models", ICLR 2023; Schmalwasser et al., "FastCAV", ICML 2025.
@@ -26,8 +28,10 @@ from cbm.bank import ConceptBank, Provenance
 from cbm.concepts.text import encoder_fingerprint
 from cbm.exceptions import DataError
 
-METHODS = ("svm", "linear_svm", "mean_diff")
+METHODS = ("svm", "linear_svm", "mean_diff", "logistic")
 DEFAULT_CS = (0.001, 0.01, 0.1, 1.0, 10.0)
+#: logistic regression on unit embeddings needs weaker regularisation to give confident probabilities
+LOGISTIC_CS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
@@ -43,7 +47,11 @@ def _fit_one(Xtr, ytr, method: str, C: float) -> tuple[np.ndarray, float]:
         mu_p, mu_n = Xtr[ytr == 1].mean(0), Xtr[ytr == 0].mean(0)
         w = mu_p - mu_n
         return w, float(-w @ (mu_p + mu_n) / 2)
-    if method == "svm":
+    if method == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit(Xtr, ytr)
+    elif method == "svm":
         from sklearn.svm import SVC
 
         clf = SVC(kernel="linear", C=C).fit(Xtr, ytr)
@@ -52,6 +60,13 @@ def _fit_one(Xtr, ytr, method: str, C: float) -> tuple[np.ndarray, float]:
 
         clf = LinearSVC(C=C, loss="hinge", dual=True, max_iter=20000).fit(Xtr, ytr)
     return np.asarray(clf.coef_, np.float64).reshape(-1), float(np.ravel(clf.intercept_)[0])
+
+
+def _balanced_log_loss(X, y, w, b) -> float:
+    """Mean of the positives' and the negatives' log-loss of ``sigmoid(x.w + b)``."""
+    z = X @ w + b
+    loss = np.logaddexp(0.0, np.where(y == 1, -z, z))
+    return float(np.mean([loss[y == c].mean() for c in (0, 1) if (y == c).any()]))
 
 
 def _accuracy(X, y, w, b) -> float:
@@ -81,13 +96,17 @@ def fit_cav(pos: Any, neg: Any, method: str = "svm", Cs: Sequence[float] = DEFAU
     ytr = np.r_[np.ones(len(ptr), int), np.zeros(len(ntr), int)]
     Xva = np.concatenate([pos[pva], neg[nva]])
     yva = np.r_[np.ones(len(pva), int), np.zeros(len(nva), int)]
+    if method == "logistic" and tuple(Cs) == DEFAULT_CS:
+        Cs = LOGISTIC_CS
     best, by_c = None, {}
     for C in ([None] if method == "mean_diff" else Cs):
         w, b = _fit_one(Xtr, ytr, method, C)
         acc = by_c[str(C)] = _accuracy(Xva, yva, w, b)
-        if best is None or acc > best[0]:
-            best = (acc, w, b, C)
-    acc, w, b, C = best
+        key = -_balanced_log_loss(Xva, yva, w, b) if method == "logistic" else acc
+        if best is None or key > best[0]:
+            best = (key, w, b, C)
+    _, w, b, C = best
+    acc = by_c[str(C)]
     d = (Xva @ w + b) / max(np.linalg.norm(w), 1e-12)
     dp, dn = d[yva == 1], d[yva == 0]
     margin = {"pos_mean": float(dp.mean()), "pos_std": float(dp.std()),
@@ -117,7 +136,7 @@ def fit_cavs(
         Embeddings of examples showing each concept.
     negatives : array (n_neg, d) or mapping str -> array
         One shared negative set, or one per concept.
-    method : {"svm", "linear_svm", "mean_diff"}
+    method : {"svm", "linear_svm", "mean_diff", "logistic"}
     Cs : sequence of float
         Regularisation values tried; the best on the validation split wins.
     encoder_fingerprint : str, optional

@@ -131,7 +131,8 @@ def examples_form(model, path, column, cls, value):
         return None
     ids = [str(d.ids[r]) if d.ids is not None else str(r) for r in pos + neg]
     try:
-        edit = AddConcept.from_examples(name.strip(), d.X[pos], d.X[neg], {cls: value}, split=split, ids=ids)
+        edit = AddConcept.from_examples(name.strip(), d.X[pos], d.X[neg], {cls: value}, split=split, ids=ids,
+                                        model=model)
     except (CBMError, ValueError) as e:
         st.error(f"The concept cannot be fitted from these examples: {e}")
         return None

@@ -256,15 +256,17 @@ class DemoResult:
         if self.repairs is not None:
             k, c = self.suspect
             lines += ["", f"Repairs of {k!r} <- {c!r}, scored on the training site's validation split only: "
-                      "the mean of accuracy on the validation images and on the same images with the artifact "
-                      "flipped (its mean shift in the embedding, from the model's own predictor):",
-                      f"    {'edit':<64}{'score':>7}{'val':>7}{'flipped':>8}{'balanced':>9}  {k} recall val/flipped"]
+                      "group-balanced accuracy (each class's images with and without the artifact, as the "
+                      "model's own predictor sees it, count equally); an edit is chosen only when its gain "
+                      "over no edit stays above 0 at the 90% lower bootstrap bound:",
+                      f"    {'edit':<64}{'score':>7}{'±':>6}{'gain low':>9}{'worst':>7}{'val':>7}  {k} recall"]
             for r in self.repairs.itertuples():
                 label = "no edit" if r.edit is None else r.edit.short_label()
-                lines.append(f"  {'*' if r.chosen else ' '} {label[:63]:<64}{r.score:>7.3f}{r.val_accuracy:>7.3f}"
-                             f"{r.val_flipped:>8.3f}{r.val_balanced:>9.3f}  {r.val_recall:.2f}/{r.flipped_recall:.2f}")
+                lines.append(f"  {'*' if r.chosen else ' '} {label[:63]:<64}{r.score:>7.3f}{r.score_se:>6.3f}"
+                             f"{r.gain_low:>+9.3f}{r.worst_group:>7.3f}{r.val_accuracy:>7.3f}  {r.val_recall:.2f}")
             chosen = self.chosen_edit
-            lines.append(f"Chosen edit: {chosen.describe() if chosen is not None else 'none (no edit beat the model)'}")
+            lines.append("Chosen edit: " + (chosen.describe() if chosen is not None else
+                                            "none (no edit beat the model beyond the noise)"))
         if self.edit_effect is not None:
             lines += ["", "Its effect, measured on every split (nothing committed):", self.edit_effect.report(),
                       f"  => shifted accuracy {100 * self.edit_effect.delta('shifted'):+.1f} points"]

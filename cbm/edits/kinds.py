@@ -107,8 +107,9 @@ class Edit:
 
     def describe(self) -> str:
         """Every field, e.g. ``prune(cls='Shirt', concept='tag in the corner')`` (what the log records)."""
-        parts = [f"{k}={v!r}" for k, v in self.to_dict().items() if k != "kind" and not isinstance(v, list)]
-        return f"{self.kind}(" + ", ".join(parts) + ")"
+        fields = {k: ({a: b for a, b in v.items() if not isinstance(b, list)} if isinstance(v, dict) else v)
+                  for k, v in self.to_dict().items() if k != "kind" and not isinstance(v, list)}
+        return f"{self.kind}(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
     def short_label(self) -> str:
         """A short label for tables: the kind, then the options switched on, e.g.
@@ -292,14 +293,26 @@ class AddConcept(Edit):
 
     @classmethod
     def from_examples(cls, name: str, positives: Any, negatives: Any, weights: dict[str, float] | list[float],
-                      method: str = "svm", random_state: int = 0, **detail: Any) -> AddConcept:
-        """A CAV fitted on embeddings (n, d) of examples that show the concept and that do not
-        (e.g. images picked in the app's gallery) with :func:`cbm.concepts.cav.fit_cav`."""
-        from cbm.concepts.cav import fit_cav
+                      method: str | None = None, random_state: int = 0, *, model: Any = None,
+                      **detail: Any) -> AddConcept:
+        """A concept fitted on embeddings (n, d) of examples that show it and that do not (images
+        picked in the app's gallery, a discovered slice).
 
-        cav = fit_cav(positives, negatives, method=method, random_state=random_state)
-        return cls.from_vector(name, cav["vector"], weights, cav["intercept"], method=method,
-                               n_positive=len(positives), n_negative=len(negatives),
+        With ``model`` (recommended) the vector is fitted in the space the model scores its own
+        concepts in (:meth:`~cbm.models.BaseConceptModel.fit_concept_vector`: unit embeddings for
+        KnoBo and LaBo, a calibrated probability for KnoBo), so it fires on its examples there.
+        Without, it is a CAV on the raw embeddings (:func:`cbm.concepts.cav.fit_cav`, default
+        ``"svm"``), which only models that score raw embeddings (PCBM) accept.
+        """
+        if model is not None:
+            cav = model.fit_concept_vector(positives, negatives, method=method, random_state=random_state)
+        else:
+            from cbm.concepts.cav import fit_cav
+
+            cav = {**fit_cav(positives, negatives, method=method or "svm", random_state=random_state),
+                   "method": method or "svm", "space": "embedding"}
+        return cls.from_vector(name, cav["vector"], weights, cav["intercept"], method=cav["method"],
+                               space=cav["space"], n_positive=len(positives), n_negative=len(negatives),
                                train_acc=float(cav["train_acc"]), val_acc=float(cav["val_acc"]), **detail)
 
     def bank(self, default_fingerprint: str | None = None) -> ConceptBank:
@@ -318,6 +331,11 @@ class AddConcept(Edit):
         if not getattr(model, "supports_vector_concepts", False):
             raise EditError(f"{type(model).__name__} cannot score a concept given as a vector (its "
                             "concept layer is learned); retrain with the concept in the bank instead.")
+        space = self.detail.get("space")
+        if space is not None and space != getattr(model, "vector_space", None):
+            raise EditError(f"Concept {self.name!r} was fitted on {space}s, but {type(model).__name__} scores "
+                            f"concepts on {model.vector_space}s, where it would not separate its examples. "
+                            "Fit it for this model: AddConcept.from_examples(..., model=model).")
         fp = getattr(model, "concepts_", None) and model.concepts_.encoder_fingerprint
         bank = self.bank(fp)
         if bank.vectors.shape[1] != model.n_features_in_:

@@ -5,10 +5,11 @@ compare it honestly with the black box, the black box given the same fix, and "n
 concept, erase it from the representation; the refits also with the head's training reweighted
 so the concept, as the model's own predictor sees it, is independent of the class, and the
 erasure also with the concept predictors re-grounded) for a suspected confounder (class ``k``
-leaning on concept ``c``) on the training site's *validation* split. Each is scored by the mean
-of its validation accuracy and its accuracy on the same images with the concept flipped (the
-concept's mean shift in the embedding, added where the predictor is off and removed where it is
-on), so an edit that keeps relying on the concept loses. Shifted data is never used.
+leaning on concept ``c``) on the training site's *validation* split. Each is scored by its
+group-balanced accuracy: every class counts its images with and without the concept (as the
+model's own predictor sees it) equally, an estimate of accuracy where concept and class are
+independent. An edit is chosen only when a paired bootstrap shows it beats "no edit" beyond the
+noise; otherwise the model is left as it is. Shifted data is never used.
 
 :func:`compare_baselines` puts the edited model next to the black box, the black box given the
 same fix (the concept's LEACE eraser, then the probe refitted) and both models with class ``k``
@@ -17,7 +18,8 @@ removed from their outputs, on every split.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -48,46 +50,108 @@ def repair_candidates(model: Any, cls: int | str, concept: int | str,
 
 def suggest_repairs(model: Any, val: EvalSet, cls: int | str, concept: int | str,
                     data: TrainingData | None = None, candidates: Iterable[Edit | None] | None = None,
-                    threshold: float = 0.5) -> pd.DataFrame:
-    """Candidate repairs of "class ``cls`` leans on concept ``concept``", best first, chosen on
-    the validation split ``val`` only.
+                    threshold: float = 0.5, n_boot: int = 500, confidence: float = 0.9,
+                    random_state: int = 0, progress: Callable[[int, int, str], None] | None = None
+                    ) -> pd.DataFrame:
+    """Candidate repairs of "class ``cls`` leans on concept ``concept``", chosen on the validation
+    split ``val`` only, the chosen row first.
 
-    Columns: ``edit`` (an Edit, or None for "no edit"), ``name``, ``score`` (the mean of
-    ``val_accuracy`` and ``val_flipped``, the choice), ``val_accuracy``, ``val_flipped``
-    (accuracy on the concept-flipped validation images), ``val_balanced`` (accuracy with
-    :func:`independence_weights` of class and predicted concept), ``val_recall`` and
-    ``flipped_recall`` (recall of ``cls``), ``chosen`` (True on the first row). Refitting
-    candidates and the concept's shift use ``data`` (else the model directory's ``data.npz``).
+    Each candidate is scored by its **group-balanced accuracy**: the images of each class are split
+    by the concept as the model's own predictor sees it (activation > ``threshold``), and each class
+    counts its images with and without the concept equally, as if the concept were independent of
+    the class (the estimate of DFR's group-balanced validation, Kirichenko et al. 2023).
+    ``worst_group`` is the lowest accuracy of a (class, concept) cell with at least 5 images
+    (GroupDRO's criterion, Sagawa et al. 2020). The uncertainty comes from ``n_boot`` paired
+    bootstrap resamples of the validation images: ``gain_low`` is the lower ``confidence``
+    bound of the gain over "no edit". An edit is chosen only when ``gain_low > 0`` (it helps beyond
+    the noise); otherwise "no edit" is chosen.
+
+    Columns: ``edit`` (an Edit, or None for "no edit"), ``name``, ``score``, ``score_se``, ``gain``,
+    ``gain_low``, ``worst_group``, ``val_accuracy``, ``val_recall`` (recall of ``cls``), ``error``,
+    ``chosen``. Refitting candidates use ``data`` (else the model directory's ``data.npz``).
+    ``progress(i, n, name)`` is called before each candidate is previewed.
     """
     k = class_index(model, cls)
     j = concept_index(model, concept)
     if val.X is None:
         raise EditError(f"Split {val.name!r} has no embeddings; build it with EvalSet.from_model(..., keep_X=True).")
-    data = data if data is not None else TrainingData.for_model(model)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
+    if candidates is None and data is None:
+        data = TrainingData.for_model(model)
     val.sync(model)
+    y = np.asarray(val.y)
     flags = val.activations[:, j] > threshold
-    w = independence_weights(val.y, flags)
-    X_flip = val.X + np.where(flags[:, None], -1.0, 1.0) * concept_shift(model, data, cls, concept, threshold)
+    cells = y * 2 + flags.astype(int)
+    resamples = np.random.default_rng(random_state).integers(0, len(y), size=(n_boot, len(y)))
     cands = list(candidates) if candidates is not None else repair_candidates(model, cls, concept, data)
-    rows = []
-    for edit in cands:
+    rows, hits = [], []
+    for i, edit in enumerate(cands):
+        name = "no edit" if edit is None else edit.describe()
+        if progress is not None:
+            progress(i, len(cands), name)
         try:
             m2 = model if edit is None else edited_copy(model, edit)[0]
         except EditError as e:
-            rows.append((edit, edit.describe(), np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, str(e)))
+            rows.append({"edit": edit, "name": name, "error": str(e)})
+            hits.append(None)
             continue
-        ok = m2.decision_function(val.X).argmax(1) == val.y
-        okf = m2.decision_function(X_flip).argmax(1) == val.y
-        is_k = val.y == k
-        rows.append((edit, "no edit" if edit is None else edit.describe(), (ok.mean() + okf.mean()) / 2,
-                     float(ok.mean()), float(okf.mean()), float((ok * w).sum() / w.sum()),
-                     float(ok[is_k].mean()) if is_k.any() else np.nan,
-                     float(okf[is_k].mean()) if is_k.any() else np.nan, ""))
-    df = pd.DataFrame(rows, columns=["edit", "name", "score", "val_accuracy", "val_flipped", "val_balanced",
-                                     "val_recall", "flipped_recall", "error"])
-    df = df.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-    df["chosen"] = df.index == 0
-    return df
+        ok = m2.decision_function(val.X).argmax(1) == y
+        is_k = y == k
+        rows.append({"edit": edit, "name": name, "score": group_balanced_accuracy(ok, y, flags),
+                     "worst_group": worst_group_accuracy(ok, y, flags), "val_accuracy": float(ok.mean()),
+                     "val_recall": float(ok[is_k].mean()) if is_k.any() else np.nan, "error": ""})
+        hits.append(_resampled_balanced(ok, cells, resamples, 2 * len(model.class_names_)))
+    if progress is not None:
+        progress(len(cands), len(cands), "done")
+    df = pd.DataFrame(rows, columns=["edit", "name", "score", "score_se", "gain", "gain_low", "worst_group",
+                                     "val_accuracy", "val_recall", "error"])
+    base = next((h for e, h in zip(cands, hits, strict=True) if e is None and h is not None), None)
+    base_score = df.loc[[e is None for e in cands], "score"]
+    base_score = float(base_score.iloc[0]) if len(base_score) else np.nan
+    alpha = 1 - confidence
+    for i, h in enumerate(hits):
+        if h is None:
+            continue
+        df.loc[i, "score_se"] = float(np.nanstd(h))
+        if base is not None:
+            diff = h - base
+            df.loc[i, "gain"] = df.loc[i, "score"] - base_score
+            df.loc[i, "gain_low"] = float(np.nanquantile(diff, alpha)) if cands[i] is not None else 0.0
+    ok_rows = df["gain_low"].fillna(-np.inf) > 0
+    chosen = df.index[ok_rows][df.loc[ok_rows, "score"].argmax()] if ok_rows.any() else (
+        df.index[[e is None for e in cands]][0] if any(e is None for e in cands) else None)
+    df["chosen"] = df.index == chosen
+    return df.sort_values(["chosen", "score"], ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def group_balanced_accuracy(correct: np.ndarray, y: np.ndarray, flags: np.ndarray) -> float:
+    """Accuracy with each class's images with and without the concept counted equally (mean over classes)."""
+    per_class = []
+    for c in np.unique(y):
+        cells = [correct[(y == c) & (flags == f)] for f in (False, True)]
+        per_class.append(np.mean([cell.mean() for cell in cells if len(cell)]))
+    return float(np.mean(per_class))
+
+
+def worst_group_accuracy(correct: np.ndarray, y: np.ndarray, flags: np.ndarray, min_size: int = 5) -> float:
+    """The lowest accuracy of a (class, concept on/off) cell with at least ``min_size`` images."""
+    accs = [correct[cell].mean() for c in np.unique(y) for f in (False, True)
+            if (cell := (y == c) & (flags == f)).sum() >= min_size]
+    return float(min(accs)) if accs else np.nan
+
+
+def _resampled_balanced(correct: np.ndarray, cells: np.ndarray, resamples: np.ndarray, n_cells: int) -> np.ndarray:
+    """:func:`group_balanced_accuracy` on each bootstrap resample (rows of ``resamples``), (B,)."""
+    B = len(resamples)
+    flat = (cells[resamples] + n_cells * np.arange(B)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=B * n_cells).reshape(B, n_cells).astype(float)
+    right = np.bincount(flat, weights=correct[resamples].ravel().astype(float),
+                        minlength=B * n_cells).reshape(B, n_cells)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty cells and absent classes are NaN
+        acc = (right / counts).reshape(B, n_cells // 2, 2)
+        return np.nanmean(np.nanmean(acc, axis=2), axis=1)
 
 
 def concept_shift(model: Any, data: TrainingData, cls: int | str | None, concept: int | str,
@@ -100,8 +164,11 @@ def concept_shift(model: Any, data: TrainingData, cls: int | str | None, concept
         class_index(model, cls)]
     on, off = flags & keep, ~flags & keep
     if not on.any() or not off.any():
-        raise EditError(f"The model's predictor of {model.concept_names_[j]!r} does not split the training images "
-                        "of the other classes; its shift cannot be estimated.")
+        raise EditError(f"The model's predictor of {model.concept_names_[j]!r} fires on {flags[keep].mean():.0%} of "
+                        f"the {int(keep.sum())} training images of the other classes (threshold {threshold}), so "
+                        "it does not split them and the concept's shift cannot be estimated. Check the concept "
+                        "with model.transform(X) on images that show it; a concept added from examples must be "
+                        "fitted for the model: AddConcept.from_examples(..., model=model).")
     return (data.X[on].mean(0) - data.X[off].mean(0)).astype(np.float32)
 
 
@@ -196,4 +263,5 @@ def _class_scores(estimator: Any, X: np.ndarray | None, names: list[str]) -> np.
     return s[:, order]
 
 
-__all__ = ["compare_baselines", "concept_shift", "erase_with", "independence_weights", "repair_candidates", "suggest_repairs"]
+__all__ = ["compare_baselines", "concept_shift", "erase_with", "group_balanced_accuracy", "independence_weights",
+           "repair_candidates", "suggest_repairs", "worst_group_accuracy"]

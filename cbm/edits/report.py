@@ -10,6 +10,7 @@ the app and ``cbm edit ... --dry-run`` agree.
 from __future__ import annotations
 
 import html
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +28,55 @@ BLACK_BOX = Path("..") / "models" / "linear-probe"
 
 
 def black_box(model_dir: str | Path) -> Any:
-    """The black box saved next to the model (``../models/linear-probe`` by ``cbm demo``), or None."""
+    """The black box an edit is compared with: the linear probe saved next to the model
+    (``../models/linear-probe``, as ``cbm demo`` writes it), else a linear probe fitted on the model
+    directory's training split (``data.npz``: ``train``, early-stopped on ``val``), else None."""
     probe = Path(model_dir) / BLACK_BOX
     try:
-        return load_model(probe) if (probe / "model.json").is_file() else None
+        if (probe / "model.json").is_file():
+            return load_model(probe)
+    except CBMError:
+        pass
+    data = Path(model_dir) / "data.npz"
+    if not data.is_file():
+        return None
+    stat = data.stat()
+    return _probe_on_training_split(str(data.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _probe_on_training_split(path: str, mtime_ns: int, size: int) -> Any:
+    """A linear probe on ``path``'s ``train`` split, once per file version (``mtime_ns``, ``size``)."""
+    from cbm.models import create_model
+
+    try:
+        data = TrainingData.from_npz(path)
     except CBMError:
         return None
+    return create_model("linear-probe", random_state=0).fit(data.X, data.y)
 
 
 def preview_with_baselines(model: Any, edit: Edit, evalsets: Any, model_dir: str | Path | None = None,
-                           bb: Any = None) -> EditEffect:
-    """:func:`cbm.edits.preview.preview` plus, when a black box is known (``bb``, else the one saved next
-    to ``model_dir``), :func:`cbm.edits.repair.compare_baselines` for the affected class in ``effect.baselines``.
+                           bb: Any = None, cls: str | None = None) -> EditEffect:
+    """:func:`cbm.edits.preview.preview` plus, when a black box is known (``bb``, else
+    :func:`black_box` of ``model_dir``), :func:`cbm.edits.repair.compare_baselines` for the affected class
+    (``cls`` when given: the class a repair is about) in ``effect.baselines``.
 
     A baseline that cannot be computed leaves ``baselines`` None and says why in ``effect.baseline_error``.
     """
     from cbm.edits.repair import compare_baselines
 
     effect = preview(model, edit, evalsets)
+    if cls is not None:
+        effect.affected = str(cls)
     effect.baseline_error = None
     bb = black_box(model_dir) if bb is None and model_dir is not None else bb
-    if bb is None or effect.affected is None:
+    if effect.affected is None:
+        effect.baseline_error = "the edit changes no class's weights, so there is no class to compare on"
+        return effect
+    if bb is None:
+        effect.baseline_error = ("no black box: none is saved next to the model and its data.npz has no "
+                                 "'train' split to fit one on")
         return effect
     try:
         data = TrainingData.for_model(model)

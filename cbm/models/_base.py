@@ -120,6 +120,9 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
     #: (low, high) that every concept activation lies in by construction (e.g. (0, 1) for
     #: probabilities), or None when activations are unbounded; explanations keep suggestions inside it.
     activation_range: ClassVar[tuple[float, float] | None] = None
+    #: The space concept vectors are scored in (:meth:`to_vector_space`), or None when the concept
+    #: layer is learned and cannot score a vector.
+    vector_space: ClassVar[str | None] = None
 
     # -- subclass hooks ---------------------------------------------------------------------
     def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:
@@ -137,7 +140,14 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
         """Subclass hook: activations of extra concepts given as vectors (edits that add a concept)."""
-        raise EditError(
+        raise self._no_vectors_error()
+
+    def _to_vector_space(self, X: torch.Tensor) -> torch.Tensor:
+        """Subclass hook: ``X`` as :meth:`_score_vectors` reads it before the product with the vectors."""
+        raise self._no_vectors_error()
+
+    def _no_vectors_error(self) -> EditError:
+        return EditError(
             f"{type(self).__name__} cannot score a concept given as a vector: its concept layer is learned. "
             "Retrain with the concept in the bank instead."
         )
@@ -278,6 +288,32 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         dev = self._device()
         out = self._score_vectors(as_tensor(X, dev), as_tensor(vectors, dev), as_tensor(intercepts, dev))
         return out.float().cpu().numpy()
+
+    @torch.no_grad()
+    def to_vector_space(self, X: Any) -> np.ndarray:
+        """Embeddings (N, d) as this model's concept vectors read them (see ``vector_space``)."""
+        self._check_fitted()
+        return self._to_vector_space(self._check_X(X)).float().cpu().numpy()
+
+    def fit_concept_vector(self, positives: Any, negatives: Any, *, method: str | None = None,
+                           random_state: int = 0) -> dict[str, Any]:
+        """A concept vector fitted in this model's own scoring space on embeddings of examples that show
+        the concept (``positives``) and that do not (``negatives``).
+
+        Models whose activations are probabilities (``activation_range == (0, 1)``) get a
+        class-balanced logistic regression, so 0.5 is its boundary as for every grounded concept; the
+        others a linear-SVM CAV, whose activation is the signed distance to the boundary (0). Returns
+        :func:`cbm.concepts.cav.fit_cav`'s dict (``vector``, ``intercept``, ``val_acc``, ...) plus
+        ``method`` and ``space``. Raises :class:`~cbm.exceptions.EditError` for learned concept layers.
+        """
+        from cbm.concepts.cav import fit_cav
+
+        if self.vector_space is None:
+            raise self._no_vectors_error()
+        method = method or ("logistic" if self.activation_range == (0.0, 1.0) else "svm")
+        cav = fit_cav(self.to_vector_space(positives), self.to_vector_space(negatives), method=method,
+                      random_state=random_state)
+        return {**cav, "method": method, "space": self.vector_space}
 
     @classmethod
     def fit_param_names(cls) -> set[str]:

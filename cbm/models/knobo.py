@@ -103,6 +103,7 @@ class KnoBo(BaseConceptModel):
 
     method = "knobo"
     supports_vector_concepts = True
+    vector_space = "unit embedding (after the eraser)"
     activation_range = (0.0, 1.0)  # sigmoid concept probabilities
     _parameter_constraints: dict = {
         "concepts": [HasMethods(["subset"]), None],
@@ -302,9 +303,12 @@ class KnoBo(BaseConceptModel):
     def _activations(self, X: torch.Tensor) -> torch.Tensor:
         return self._score_vectors(X, as_tensor(self.grounding_W_, X.device), as_tensor(self.grounding_b_, X.device))
 
+    def _to_vector_space(self, X: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.erase(X), dim=1)
+
     def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
         """Concept probability ``sigmoid(<x' / |x'|, v> + b)``, x' = x after the eraser (if any)."""
-        return torch.sigmoid(F.normalize(self.erase(X), dim=1) @ vectors.T + intercepts)
+        return torch.sigmoid(self._to_vector_space(X) @ vectors.T + intercepts)
 
     def erase(self, X: Any) -> Any:
         """X with the fitted concept eraser applied (unchanged without one); tensor or array in, same out."""

@@ -109,6 +109,7 @@ class LaBo(BaseConceptModel):
 
     method = "labo"
     supports_vector_concepts = True
+    vector_space = "unit embedding"
     _parameter_constraints: dict = {
         "concepts": [HasMethods(["subset"]), None],
         "scale": [Interval(Real, 0, None, closed="neither")],
@@ -212,8 +213,13 @@ class LaBo(BaseConceptModel):
     def _activations(self, X: torch.Tensor) -> torch.Tensor:
         return concept_scores(X, self._concept_matrix())
 
+    def _to_vector_space(self, X: torch.Tensor) -> torch.Tensor:
+        return F.normalize(X, dim=1)
+
     def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
-        return concept_scores(X, vectors)
+        """``cos(x, v) + b / |v|``: the signed distance of the unit embedding to the vector's hyperplane
+        (text concepts have b = 0, so this is their cosine)."""
+        return concept_scores(X, vectors) + intercepts / vectors.norm(dim=1).clamp_min(1e-12)
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {"association": self.association_}

@@ -96,6 +96,7 @@ class PCBM(BaseConceptModel):
 
     method = "pcbm"
     supports_vector_concepts = True
+    vector_space = "embedding"
     _parameter_constraints: dict = {
         "concepts": [HasMethods(["subset"]), None],
         "lam": [Interval(Real, 0, None, closed="left")],
@@ -159,6 +160,9 @@ class PCBM(BaseConceptModel):
     def _activations(self, X: torch.Tensor) -> torch.Tensor:
         D, bias = self._directions()
         return kernels.concept_scores(X, D, bias=bias, normalize=False)
+
+    def _to_vector_space(self, X: torch.Tensor) -> torch.Tensor:
+        return X
 
     def _score_vectors(self, X: torch.Tensor, vectors: torch.Tensor, intercepts: torch.Tensor) -> torch.Tensor:
         bank = ConceptBank([f"added {i}" for i in range(len(vectors))], vectors=vectors.cpu().numpy(),

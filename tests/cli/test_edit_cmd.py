@@ -113,3 +113,95 @@ def test_values_that_overflow_float32_are_refused(model_dir, world, capsys, args
     assert main(cmd + args[1:]) == 2
     assert message in capsys.readouterr().err
     assert not (model_dir / "history.json").exists() or "pending" not in (model_dir / "history.json").read_text()
+
+
+# -- naming a shortcut and repairing it, from the command line ----------------------------------
+# KnoBo keeps only concepts its prior grounds, so the spurious one is not in the model: it is added
+# from example images first, as a user names a shortcut that `cbm discover` found.
+
+@pytest.fixture(scope="module")
+def knobo_template(world, tmp_path_factory):
+    names = np.asarray(world.class_names)
+    model = create_model("knobo", concepts=world.bank, max_epochs=40, device="cpu").fit(
+        world["train"].X, names[world["train"].y])
+    path = tmp_path_factory.mktemp("cli") / "k"
+    save_model(model, path, fingerprints={"encoder": world.encoder_fingerprint})
+    world.save_npz(path / "data.npz")
+    return path
+
+
+@pytest.fixture
+def knobo_dir(knobo_template, tmp_path):
+    import shutil
+
+    return shutil.copytree(knobo_template, tmp_path / "k")
+
+
+def _name_the_shortcut(path, world, capsys) -> tuple[str, str]:
+    """`cbm edit add-concept` from ids of training images with and without the spurious concept, saved."""
+    tr = world["train"]
+    j = world.spurious_index
+    on, off = np.flatnonzero(tr.concepts[:, j] > 0)[:15], np.flatnonzero(tr.concepts[:, j] <= 0)[:15]
+    ids = np.arange(len(tr.y)).astype(str)
+    (path / "neg.txt").write_text("\n".join(ids[off]))
+    assert main(["edit", str(path), "add-concept", "--name", "water (picked)", "--positives", ",".join(ids[on]),
+                 "--negatives", str(path / "neg.txt")]) == 0
+    assert "applied as unsaved edit #1" in capsys.readouterr().out
+    assert main(["edit", str(path), "save"]) == 0
+    capsys.readouterr()
+    return "water (picked)", world.class_names[world.spurious_class]
+
+
+def test_a_concept_added_from_example_ids_fires_on_images_that_show_it(knobo_dir, world, capsys):
+    name, _ = _name_the_shortcut(knobo_dir, world, capsys)
+    model = load_model(knobo_dir)
+    fires = model.transform(world["test"].X)[:, model.concept_names_.index(name)] > 0.5
+    shows = world["test"].concepts[:, world.spurious_index] > 0
+    assert fires[shows].mean() >= 0.8 and fires[~shows].mean() <= 0.2
+
+
+def test_add_concept_names_missing_ids(knobo_dir, capsys):
+    assert main(["edit", str(knobo_dir), "add-concept", "--name", "x", "--positives", "0,1,nope",
+                 "--negatives", "2,3"]) == 2
+    assert "--positives: 1 id(s) are not in the split" in capsys.readouterr().err
+
+
+def test_preview_of_an_erasure_prints_the_apps_verdict_and_baselines_and_changes_nothing(knobo_dir, world, capsys):
+    from cbm.edits import EraseConcept
+    from cbm.edits.preview import load_evalsets
+    from cbm.edits.report import preview_with_baselines
+
+    name, cls = _name_the_shortcut(knobo_dir, world, capsys)
+    before = (knobo_dir / "history.json").read_text()
+    assert main(["edit", str(knobo_dir), "preview", "erase", "--concept", name, "--class", cls]) == 0
+    out = capsys.readouterr().out
+    assert "baselines:" in out and "black box + same fix" in out and "dry run: nothing changed" in out
+    assert (knobo_dir / "history.json").read_text() == before
+    model = load_model(knobo_dir)
+    sets = load_evalsets(model, knobo_dir / "data.npz", ["test", "shifted", "val"])
+    same = preview_with_baselines(model, EraseConcept(name, cls), sets, knobo_dir)
+    assert f"verdict: {same.verdict()}" in out  # one function, one wording, in the app and here
+
+
+def test_erase_and_refit_without_apply_as_undoable_edits(knobo_dir, world, capsys):
+    name, cls = _name_the_shortcut(knobo_dir, world, capsys)
+    m = str(knobo_dir)
+    assert main(["edit", m, "erase", "--concept", name, "--class", cls, "--reweight"]) == 0
+    assert "applied as unsaved edit #" in capsys.readouterr().out
+    assert main(["edit", m, "undo"]) == 0  # erasing drops the concept; undo brings it back
+    assert main(["edit", m, "refit-without", "--concept", name]) == 0
+    assert "applied as unsaved edit #" in capsys.readouterr().out
+    assert main(["edit", m, "history"]) == 0
+    out = capsys.readouterr().out
+    assert "erase-concept" in out and "refit-without" in out
+    assert main(["edit", m, "undo"]) == 0
+
+
+def test_repair_chooses_on_validation_with_progress_and_applies_only_when_asked(knobo_dir, world, capsys):
+    name, cls = _name_the_shortcut(knobo_dir, world, capsys)
+    before = (knobo_dir / "history.json").read_text()
+    assert main(["edit", str(knobo_dir), "repair", "--class", cls, "--concept", name]) == 0
+    out = capsys.readouterr().out
+    assert "group-balanced accuracy" in out and "Chosen:" in out and "no edit" in out
+    assert len([line for line in out.splitlines() if line.startswith("*")]) == 1
+    assert (knobo_dir / "history.json").read_text() == before  # nothing applied without --apply

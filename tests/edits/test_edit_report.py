@@ -87,14 +87,33 @@ def test_page_has_the_previews_numbers_verdict_and_baselines_offline(edited_dir)
     assert page.count("data:image/png;base64,") >= min(n_flips, 1)
 
 
-def test_without_a_black_box_the_page_still_has_the_preview(edited_dir, tmp_path):
+def test_without_a_saved_black_box_a_linear_probe_is_fitted_on_the_training_split(edited_dir, tmp_path):
     import shutil
+
+    from cbm.edits.preview import load_eval_data
 
     path = tmp_path / "alone"
     shutil.copytree(edited_dir[0], path)
+    probe = black_box(path)
+    train = load_eval_data(path / "data.npz")["train"]
+    assert probe.method == "linear-probe" and probe.n_features_in_ == train["X"].shape[1]
+    assert black_box(path) is probe  # fitted once per version of data.npz
+    assert "Baselines" in edit_report(path, 2)
+
+
+def test_without_a_black_box_the_page_still_has_the_preview(edited_dir, tmp_path):
+    import shutil
+
+    from cbm.data.evalfile import save_eval_data
+    from cbm.edits.preview import load_eval_data
+
+    path = tmp_path / "alone"
+    shutil.copytree(edited_dir[0], path)
+    splits = {k: v for k, v in load_eval_data(path / "data.npz").items() if k != "train"}
+    save_eval_data(path / "data.npz", splits)
     assert black_box(path) is None
     page = edit_report(path, 2)
-    assert "Verdict" in page and "Recall per class" in page and "Baselines" not in page
+    assert "Verdict" in page and "Recall per class" in page and "Baselines unavailable" in page
 
 
 def test_cli_writes_the_edit_report_and_names_bad_numbers(edited_dir, tmp_path, capsys):

@@ -33,7 +33,8 @@ def _picked(world, j: int, n: int = 12):
 def test_the_fitted_concept_fires_on_unseen_images_that_show_it(model, world):
     j = world.spurious_index
     pos, neg = _picked(world, j)
-    edit = AddConcept.from_examples("water (picked)", pos, neg, {"blue jay": 1.0}, ids=["a", "b"])
+    edit = AddConcept.from_examples("water (picked)", pos, neg, {"blue jay": 1.0}, ids=["a", "b"],
+                                     model=model)
     edit.apply(model)
     score = model.transform(world["test"].X)[:, -1]
     assert roc_auc(world["test"].concepts[:, j] > 0, score) > 0.8
@@ -44,7 +45,7 @@ def test_the_fitted_concept_fires_on_unseen_images_that_show_it(model, world):
 
 def test_preview_matches_the_committed_model_and_the_edit_round_trips(model, world):
     pos, neg = _picked(world, world.spurious_index)
-    edit = AddConcept.from_examples("water (picked)", pos, neg, {"blue jay": 3.0})
+    edit = AddConcept.from_examples("water (picked)", pos, neg, {"blue jay": 3.0}, model=model)
     assert Edit.from_dict(edit.to_dict()) == edit  # logged in history.json and replayed bit for bit
     sets = {s: EvalSet.from_model(model, world[s].X, world[s].y, s, class_names=world.class_names)
             for s in ("test", "shifted")}

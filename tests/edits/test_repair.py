@@ -1,8 +1,20 @@
-"""Choosing a repair: independence weights, and the LEACE eraser helper."""
+"""Choosing a repair: independence weights, the LEACE eraser helper, and the choice itself (scored by
+group-balanced validation accuracy, never an edit that does not beat "no edit" beyond the noise)."""
 
 import numpy as np
+import pytest
 
-from cbm.edits.repair import erase_with, independence_weights
+from cbm.data import make_concept_world
+from cbm.edits import Prune, ScaleWeight, SetWeight
+from cbm.edits.preview import EvalSet
+from cbm.edits.repair import (
+    erase_with,
+    group_balanced_accuracy,
+    independence_weights,
+    suggest_repairs,
+    worst_group_accuracy,
+)
+from cbm.models import create_model
 
 
 def test_independence_weights_make_the_flag_independent_of_the_class():
@@ -53,3 +65,49 @@ def test_class_conditional_eraser_columns_never_tell_the_classes_apart():
     assert Z.shape == (16, 2)  # class c has no images without the concept: no column
     for c in ("a", "b", "c"):
         np.testing.assert_allclose(Z[y == c].mean(0), 0, atol=1e-7)
+
+
+# -- choosing a repair that cannot quietly hurt --------------------------------------------------
+
+def test_group_balanced_accuracy_counts_each_class_with_and_without_the_concept_equally():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    flags = np.array([1, 1, 1, 0, 0, 0], bool)
+    correct = np.array([1, 1, 1, 0, 1, 1], bool)
+    assert group_balanced_accuracy(correct, y, flags) == 0.75  # class 0: (1 + 0) / 2, class 1: 1
+    assert worst_group_accuracy(correct, y, flags, min_size=1) == 0.0
+    assert worst_group_accuracy(correct, y, flags, min_size=2) == 1.0  # the 1-image cell is left out
+
+
+@pytest.fixture(scope="module")
+def leaning_model():
+    """PCBM on a world whose class 0 co-occurs with a spurious concept, and its validation split."""
+    world = make_concept_world(n_classes=3, n_concepts=9, n_samples=600, dim=32, random_state=1)
+    names = np.asarray(world.class_names)
+    model = create_model("pcbm", concepts=world.bank, device="cpu").fit(
+        world["train"].X, names[world["train"].y])
+    val = EvalSet.from_model(model, world["test"].X, world["test"].y, "val", class_names=world.class_names)
+    return model, val, names[world.spurious_class], world.bank.names[world.spurious_index]
+
+
+def test_an_edit_no_better_than_no_edit_is_never_chosen(leaning_model):
+    model, val, k, c = leaning_model
+    same = ScaleWeight(k, c, 1.0)  # changes nothing: its gain is exactly 0 on every resample
+    worse = SetWeight(k, c, 25.0)  # leans on the concept much harder
+    reps = suggest_repairs(model, val, k, c, candidates=[None, same, worse])
+    assert reps.iloc[0]["edit"] is None and reps["chosen"].sum() == 1
+    by_name = reps.set_index("name")
+    assert by_name.loc[same.describe(), "gain"] == 0 and by_name.loc[same.describe(), "gain_low"] == 0
+    assert by_name.loc[worse.describe(), "gain_low"] < 0
+
+
+def test_the_chosen_edit_beats_no_edit_beyond_the_bootstrap_noise(leaning_model):
+    model, val, k, c = leaning_model
+    seen = []
+    reps = suggest_repairs(model, val, k, c, candidates=[None, Prune(k, c), SetWeight(k, c, 25.0)],
+                           progress=lambda i, n, name: seen.append((i, n)))
+    assert seen[-1] == (3, 3) and len(seen) == 4
+    assert (reps["score_se"] > 0).all() and (reps["gain_low"] <= reps["gain"] + 1e-12).all()
+    chosen = reps.iloc[0]
+    assert chosen["chosen"]
+    if chosen["edit"] is not None:
+        assert chosen["gain_low"] > 0 and chosen["score"] == reps.loc[reps["gain_low"] > 0, "score"].max()
