@@ -3,16 +3,18 @@
 - :mod:`cbm.edits.kinds`: the edit kinds (:class:`Prune`, :class:`SetWeight`, :class:`AddConcept`,
   :class:`RefitWithout`, ...), each with ``plan``, ``apply`` and an exact undo; re-exported here, so
   ``from cbm.edits import Prune`` works;
+- :mod:`cbm.edits.source`: :class:`NeutraliseAtSource`, an artifact neutralised in the image before it is
+  embedded (re-exported here);
 - :mod:`cbm.edits.preview`: an edit's effect on cached activations (``preview``, ``EvalSet``);
 - :mod:`cbm.edits.repair`: repair candidates and the baselines they are compared with;
 - :mod:`cbm.edits.history`: versioned model directories, undo/redo and diffs (``EditSession``);
 - :mod:`cbm.edits.report`: the edit report (one HTML page per edit).
 
-Only :mod:`cbm.edits.kinds` is imported here; the other modules import this package, not the reverse.
+Only :mod:`cbm.edits.kinds` and :mod:`cbm.edits.source` are imported here; the other modules import this package, not the reverse.
 """
 
+from cbm.edits import kinds as _kinds
 from cbm.edits.kinds import (
-    EDIT_KINDS,
     AddConcept,
     ApplyPrior,
     Edit,
@@ -31,7 +33,10 @@ from cbm.edits.kinds import (
     commit,
     create_edit,
 )
+from cbm.edits.source import NeutraliseAtSource
 
-__all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept", "Plan",
-           "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout", "RemoveConcept", "ScaleWeight",
-           "SetWeight", "TrainingData", "commit"]
+EDIT_KINDS = _kinds.EDIT_KINDS = tuple(Edit._registry)  # with the kinds defined outside kinds.py
+
+__all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept",
+           "NeutraliseAtSource", "Plan", "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout",
+           "RemoveConcept", "ScaleWeight", "SetWeight", "TrainingData", "commit"]

@@ -199,6 +199,9 @@ class EditEffect:
         From :func:`compare_baselines`: split, model, accuracy, recall (of ``affected``).
     target : str or None
         The split the edit is meant to help (the shifted site), used by :meth:`verdict`.
+    timing : dict or None
+        Edits that re-embed images (:class:`~cbm.edits.source.NeutraliseAtSource`): seconds per image
+        to embed before and after the edit, and the extra seconds per image.
     """
 
     edit: Edit
@@ -208,6 +211,7 @@ class EditEffect:
     affected: str | None = None
     baselines: pd.DataFrame | None = None
     target: str | None = None
+    timing: dict[str, float] | None = None
 
     def delta(self, split: str, group: str = "all") -> float:
         """Accuracy change (fraction) on ``split`` (optionally one group)."""
@@ -305,6 +309,10 @@ class EditEffect:
                     r = b[(b["model"] == m) & (b["split"] == s)]
                     cells += (f"{r['accuracy'].iloc[0]:>10.3f} ({r['recall'].iloc[0]:.2f})" if len(r) else f"{'-':>18}")
                 lines.append(f"    {m:<30}{cells}")
+        if self.timing:
+            t = self.timing
+            lines.append(f"  time per image from images: {t['seconds_per_image_before'] * 1e3:.1f} ms -> "
+                         f"{t['seconds_per_image_after'] * 1e3:.1f} ms ({t['extra_seconds_per_image'] * 1e3:+.1f} ms)")
         lines.append("  verdict: " + self.verdict())
         return "\n".join(lines)
 
@@ -365,6 +373,8 @@ def _edited_logits(model: Any, edit: Edit, sets: list[EvalSet]
     """The weight changes of ``edit`` and each split's logits (before, after) it, the model untouched."""
     from cbm.edits import RefitEdit
 
+    if getattr(edit, "source_level", False):  # NeutraliseAtSource: re-embeds each split's images
+        return edit.edited_logits(model, sets)
     if isinstance(edit, RefitEdit):
         missing = [es.name for es in sets if es.X is None]
         if missing:
@@ -409,7 +419,7 @@ def preview(model: Any, edit: Edit, evalsets: EvalSet | Mapping[str, EvalSet] | 
     if target is None:
         target = "shifted" if "shifted" in split_names else None
     return EditEffect(edit, pd.DataFrame(changes, columns=["class", "concept", "old", "new"]), acc, changed,
-                      affected=affected_class(model, edit), target=target)
+                      affected=affected_class(model, edit), target=target, timing=getattr(edit, "timing_", None))
 
 
 def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterable[EvalSet],

@@ -289,6 +289,15 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         out = self._score_vectors(as_tensor(X, dev), as_tensor(vectors, dev), as_tensor(intercepts, dev))
         return out.float().cpu().numpy()
 
+    def score_concept_vectors_tensor(self, X: torch.Tensor, vectors: torch.Tensor,
+                                     intercepts: torch.Tensor) -> torch.Tensor:
+        """:meth:`score_concept_vectors` on tensors with gradients kept (to locate a concept's evidence in
+        an image); returns (N, m) on the device of ``X``."""
+        self._check_fitted()
+        dev = self._device()
+        out = self._score_vectors(X.to(dev), vectors.to(dev), intercepts.to(dev))
+        return out.to(X.device)
+
     @torch.no_grad()
     def to_vector_space(self, X: Any) -> np.ndarray:
         """Embeddings (N, d) as this model's concept vectors read them (see ``vector_space``)."""
@@ -430,6 +439,10 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
             "added_vectors": self._added_vectors, "added_intercepts": self._added_intercepts,
         }
         out.update({f"extra.{k}": np.asarray(v) for k, v in self._extra_state().items()})
+        if getattr(self, "source_repair_", None) is not None:  # NeutraliseAtSource: saved with the weights
+            from cbm.source_repair import to_tensors
+
+            out.update(to_tensors(self.source_repair_))
         return out
 
     def load_state_tensors(self, tensors: dict[str, np.ndarray], classes: list, base_concepts: ConceptBank,
@@ -445,4 +458,9 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         self._added_vectors = tensors["added_vectors"].astype(np.float32)
         self._added_intercepts = tensors["added_intercepts"].astype(np.float32)
         self._load_extra_state({k[6:]: v for k, v in tensors.items() if k.startswith("extra.")})
+        from cbm.source_repair import from_tensors
+
+        repair = from_tensors(tensors)
+        if repair is not None:
+            self.source_repair_ = repair
 

@@ -1,0 +1,178 @@
+"""NeutraliseAtSource: an artifact concept neutralised in the image, located by the model's own evidence.
+
+A tiny world: 28 x 28 images of two shapes (a vertical or a horizontal bar), a white tag stamped in
+the top-left corner of most "vertical" training images; MobileNetV2 at 64 px; a KnoBo on two
+shape concepts, with the tag added from examples (as a user names a shortcut).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cbm.bank import ConceptBank
+from cbm.edits import AddConcept, Edit, NeutraliseAtSource, create_edit
+from cbm.edits.preview import EvalSet, preview
+from cbm.exceptions import EditError
+from cbm.source_repair import SourceRepairError, embed_for_model, repair_images, require_images
+
+TAG = "tag in the corner"
+
+
+def _images(n: int, rng: np.random.Generator, tag_rate: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y = rng.integers(0, 2, n)
+    imgs = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        c, w = rng.integers(11, 17), rng.integers(3, 6)
+        if y[i] == 0:
+            imgs[i, 6:26, c - w // 2:c + w // 2 + 1] = rng.integers(120, 200)
+        else:
+            imgs[i, c - w // 2:c + w // 2 + 1, 6:26] = rng.integers(120, 200)
+    tags = rng.random(n) < np.where(y == 0, *tag_rate)
+    return imgs, np.array(["vertical", "horizontal"])[y], tags
+
+
+def _stamp(imgs: np.ndarray, tags: np.ndarray, at: tuple[int, int] | np.ndarray = (1, 1)) -> np.ndarray:
+    out = imgs.copy()
+    at = np.broadcast_to(np.asarray(at), (len(imgs), 2))
+    for i in np.flatnonzero(tags):
+        r, c = at[i]
+        out[i, r:r + 6, c:c + 6] = 255
+    return out
+
+
+@pytest.fixture(scope="module")
+def world():
+    from cbm.encoders import create_encoder
+    from cbm.models import create_model
+
+    rng = np.random.default_rng(0)
+    enc = create_encoder("mobilenet_v2", image_size=64, device="cpu")
+    clean, y, tags = _images(80, rng, (0.9, 0.1))
+    train = _stamp(clean, tags)
+    X = enc.encode_images(train)
+    bank = ConceptBank(["vertical bar", "horizontal bar"]).with_prior(["horizontal", "vertical"],
+                                                                      np.array([[-1, 1], [1, -1]], np.float32))
+    model = create_model("knobo", concepts=bank, max_epochs=40, device="cpu").fit(X, y)
+    add = AddConcept.from_examples(TAG, X[tags], X[~tags], {"vertical": 1.0}, model=model)
+    add.apply(model)
+    tclean, ty, ttags = _images(40, np.random.default_rng(1), (0.0, 0.9))  # shifted: tags on the other class
+    return {"enc": enc, "model": model, "clean": tclean, "y": ty, "tags": ttags, "test": _stamp(tclean, ttags)}
+
+
+def test_it_is_an_edit_kind_that_round_trips():
+    edit = create_edit("neutralise-at-source", concept=TAG, method="tokens", margin=0.5)
+    assert Edit.from_dict(edit.to_dict()) == edit
+    assert edit.describe().startswith("neutralise-at-source(concept='tag in the corner', method='tokens'")
+
+
+def test_plan_validates_without_changing_the_model(world):
+    m = world["model"]
+    coef = m.coef_.copy()
+    NeutraliseAtSource(TAG).plan(m)
+    assert np.array_equal(m.coef_, coef) and getattr(m, "source_repair_", None) is None
+    with pytest.raises(EditError, match="method"):
+        NeutraliseAtSource(TAG, method="blur").plan(m)
+    with pytest.raises(EditError, match="nope"):
+        NeutraliseAtSource("nope").plan(m)
+
+
+def test_preview_reembeds_the_images_and_reports_the_time(world):
+    m, enc = world["model"], world["enc"]
+    es = EvalSet.from_model(m, enc.encode_images(world["test"]), world["y"], "shifted")
+    edit = NeutraliseAtSource(TAG).using({"shifted": world["test"]}, enc)
+    effect = preview(m, edit, {"shifted": es})
+    assert effect.timing["seconds_per_image_after"] > 0 and "time per image" in effect.report()
+    assert getattr(m, "source_repair_", None) is None  # nothing committed
+    with pytest.raises(EditError, match="using"):
+        preview(m, NeutraliseAtSource(TAG), {"shifted": es})
+
+
+def test_apply_undo_save_load_keep_the_repair(world, tmp_path):
+    import copy
+
+    from cbm.io import load_model, save_model
+
+    m = copy.deepcopy(world["model"])
+    record = NeutraliseAtSource(TAG, method="fill").apply(m)
+    assert m.source_repair_["concept"] == TAG and m.source_repair_["method"] == "fill"
+    save_model(m, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.source_repair_["method"] == "fill"
+    assert np.allclose(loaded.source_repair_["vector"], m.source_repair_["vector"])
+    a = embed_for_model(m, world["test"][:8], world["enc"])
+    b = embed_for_model(loaded, world["test"][:8], world["enc"])
+    assert np.allclose(a, b, atol=1e-5)
+    record.undo(m)
+    assert getattr(m, "source_repair_", None) is None
+    with pytest.raises(EditError, match="already has a source repair"):
+        NeutraliseAtSource(TAG).apply(loaded)
+
+
+def test_images_with_the_artifact_change_clean_images_do_not(world):
+    import copy
+
+    m, enc = copy.deepcopy(world["model"]), world["enc"]
+    NeutraliseAtSource(TAG).apply(m)
+    plain = enc.encode_images(world["test"])
+    X, info = repair_images(m, world["test"], enc)
+    tags = world["tags"]
+    assert info["fired"][tags].mean() > 0.7
+    fired = info["fired"]
+    assert np.abs(X[fired] - plain[fired]).max(1).min() > 1e-3  # every repaired image changed
+    assert np.allclose(X[~fired], plain[~fired], atol=1e-3)  # the others are embedded as they are
+    assert not fired[~tags].any() or fired[~tags].mean() < 0.2
+    # the tag no longer fires on most repaired images
+    j = m.concept_names_.index(TAG)
+    assert (m.transform(X)[fired, j] > 0.5).mean() < (m.transform(plain)[fired, j] > 0.5).mean()
+
+
+def test_it_uses_only_the_models_own_evidence(world):
+    """Moving what the world records as the stamp positions changes nothing: nothing reads them."""
+    import copy
+
+    m, enc = copy.deepcopy(world["model"]), world["enc"]
+    NeutraliseAtSource(TAG).apply(m)
+    X1, info1 = repair_images(m, world["test"], enc)
+    fake = copy.deepcopy(world)
+    fake["tags"] = np.random.default_rng(5).random(len(world["tags"])) < 0.5  # random "true" positions
+    X2, info2 = repair_images(m, fake["test"], enc)
+    assert np.array_equal(X1, X2) and info1["boxes"] == info2["boxes"]
+
+
+def test_demo_stamp_positions_are_not_read(monkeypatch):
+    """The demo's data objects with random stamp flags: the repair's output is unchanged."""
+    import dataclasses
+
+    from cbm.demo.pipeline import DemoSplit
+
+    rng = np.random.default_rng(0)
+    imgs, y, tags = _images(6, rng, (0.9, 0.1))
+    s = DemoSplit(images=_stamp(imgs, tags), y=y, domains=np.full(6, "site A"), stamped=tags, ids=np.arange(6))
+    s2 = dataclasses.replace(s, stamped=rng.random(6) < 0.5)
+    from cbm.encoders import create_encoder
+    from cbm.models import create_model
+
+    enc = create_encoder("mobilenet_v2", image_size=64, device="cpu")
+    X = enc.encode_images(s.images)
+    bank = ConceptBank(["a", "b"]).with_prior(["horizontal", "vertical"], np.array([[-1, 1], [1, -1]], np.float32))
+    m = create_model("knobo", concepts=bank, max_epochs=5, device="cpu").fit(np.tile(X, (4, 1)), np.tile(y, 4))
+    pos, neg = (X[tags], X[~tags]) if tags.any() and (~tags).any() else (X[:3], X[3:])
+    AddConcept.from_examples(TAG, pos, neg, {"vertical": 1.0}, model=m).apply(m)
+    NeutraliseAtSource(TAG, threshold=0.01).apply(m)  # fires everywhere: every image is repaired
+    a, ia = repair_images(m, s.images, enc)
+    b, ib = repair_images(m, s2.images, enc)
+    assert np.array_equal(a, b) and ia["boxes"] == ib["boxes"]
+
+
+def test_predicting_from_embeddings_is_refused_only_with_a_repair(world):
+    import copy
+
+    m = copy.deepcopy(world["model"])
+    require_images(m)  # no repair: nothing to say
+    X = world["enc"].encode_images(world["test"][:4])
+    before = m.predict(X)
+    NeutraliseAtSource(TAG).apply(m)
+    with pytest.raises(SourceRepairError, match="needs|images"):
+        require_images(m)
+    assert np.array_equal(m.predict(X), before)  # the estimator API itself is unchanged
