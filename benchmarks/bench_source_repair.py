@@ -78,7 +78,7 @@ def run_config(cfg, methods=METHODS) -> dict:
     )
     from cbm.edits import NeutraliseAtSource
     from cbm.models import create_model
-    from cbm.source_repair import repair_images
+    from cbm.models.source_repair import repair_images
 
     t = time.perf_counter()
     splits = build_splits(cfg)

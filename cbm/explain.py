@@ -560,13 +560,19 @@ def embed_image(model: Any, image: Any, encoder: Any = None, max_pixels: int | N
     """Embed one image (a path, PIL image or uint8 array) with the model's recorded encoder: (1, d).
 
     A path is read by :func:`cbm.data.images.read_image` (pixel cap ``max_pixels``, the same
-    conversions as ``cbm embed``). Pass ``encoder`` (from :func:`encoder_for`) to reuse one.
+    conversions as ``cbm embed``). Pass ``encoder`` (from :func:`encoder_for`) to reuse one. A model
+    with a source repair (:class:`~cbm.edits.NeutraliseAtSource`) gets it applied
+    (:func:`cbm.models.source_repair.embed_for_model`).
     """
+    from cbm.models.source_repair import embed_for_model, source_repair
+
     if isinstance(image, str | Path):
         from cbm.data.images import read_image
 
         image = read_image(image, max_pixels=max_pixels)
     encoder = encoder_for(model) if encoder is None else encoder
+    if source_repair(model) is not None:
+        return embed_for_model(model, [image], encoder)
     Z = np.asarray(encoder.encode_images([image]), np.float32)
     return Z if Z.ndim == 3 else Z.reshape(1, -1)  # (1, T, d) patch tokens for token models
 

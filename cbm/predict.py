@@ -44,6 +44,7 @@ from cbm._io import csv_writer, unescape_csv_cell
 from cbm.encoders.rebuild import encoder_for, recorded_fingerprint
 from cbm.exceptions import DataError, EncoderMismatchError
 from cbm.explain import explain, softmax
+from cbm.models.source_repair import embed_for_model, require_images
 
 __all__ = ["PredictStats", "ood_detector", "predict_to_csv", "prediction_columns"]
 
@@ -214,6 +215,7 @@ def _rows(model: Any, ids: list[str], X: np.ndarray, top: int, version: str, ood
 def _cache_batches(path: Path, model: Any, batch_size: int) -> tuple[int, Iterator[tuple[list[str], np.ndarray]]]:
     from cbm.store import EmbeddingCache
 
+    require_images(model, f"the pooled embeddings of cache {str(path)!r}")
     cache = EmbeddingCache(path)
     data_fp = cache.manifest.get("encoder")
     model_fp = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))
@@ -251,7 +253,8 @@ def _image_batches(dataset: Any, model: Any, batch_size: int, pretrained: str | 
             continue
         if encoder is None:  # only now: a folder of unreadable files never loads torch
             encoder = encoder_for(model, pretrained)
-        yield ids, np.asarray(encoder.encode_images(images), np.float32).reshape(len(images), -1)
+        # with the model's source repair (NeutraliseAtSource) applied, when it has one
+        yield ids, embed_for_model(model, images, encoder).reshape(len(images), -1)
 
 
 def _open_source(source: Path, root: str | Path | None, max_pixels: int | None) -> Any:

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("encoders", ("cbm.encoders",)),
     ("data", ("cbm.data",)),
     ("concepts", ("cbm.concepts",)),
-    ("models", ("cbm.models", "cbm.source_repair")),  # the source repair is saved with the weights
+    ("models", ("cbm.models",)),
     ("model directories and explanations", ("cbm.io", "cbm.explain", "cbm.concept_maps", "cbm.ood",
                                             "cbm.report")),
     ("edits", ("cbm.edits", "cbm.edits.kinds")),

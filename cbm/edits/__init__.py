@@ -35,7 +35,7 @@ from cbm.edits.kinds import (
 )
 from cbm.edits.source import NeutraliseAtSource
 
-EDIT_KINDS = _kinds.EDIT_KINDS = tuple(Edit._registry)  # with the kinds defined outside kinds.py
+EDIT_KINDS = _kinds.EDIT_KINDS = (*_kinds.EDIT_KINDS, NeutraliseAtSource.kind)  # with the kinds defined outside kinds.py
 
 __all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept",
            "NeutraliseAtSource", "Plan", "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout",

@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cbm.edits import Edit, EraseConcept, Prune, PruneNormalize, RefitWithout, TrainingData
+from cbm.edits import (
+    Edit,
+    EraseConcept,
+    NeutraliseAtSource,
+    Prune,
+    PruneNormalize,
+    RefitWithout,
+    TrainingData,
+)
 from cbm.edits.preview import EvalSet, affected_class, as_evalsets, edited_copy
 from cbm.exceptions import EditError
 from cbm.explain import class_index, concept_index
@@ -33,11 +41,23 @@ from cbm.metrics import independence_weights
 
 
 def repair_candidates(model: Any, cls: int | str, concept: int | str,
-                      data: TrainingData | None = None) -> list[Edit | None]:
-    """The edits :func:`suggest_repairs` compares by default (None = leave the model as it is)."""
+                      data: TrainingData | None = None, images: Mapping[str, Any] | None = None,
+                      encoder: Any = None) -> list[Edit | None]:
+    """The edits :func:`suggest_repairs` compares by default (None = leave the model as it is).
+
+    With ``images`` (split name -> that split's images, in its order; the validation split at
+    least) the concept neutralised at the source (:class:`~cbm.edits.NeutraliseAtSource`) is a
+    candidate too, embedded with ``encoder`` (default: the model's recorded encoder).
+    """
     k = model.class_names_[class_index(model, cls)]
     c = model.concept_names_[concept_index(model, concept)]
     out: list[Edit | None] = [None, Prune(k, c), PruneNormalize(k, c)]
+    if images is not None:
+        if encoder is None:
+            from cbm.encoders.rebuild import encoder_for
+
+            encoder = encoder_for(model)
+        out.append(NeutraliseAtSource(c).using(images, encoder))
     if hasattr(model, "refit"):
         out += [RefitWithout(c).using(data), RefitWithout(c, reweight=True).using(data),
                 EraseConcept(c, k).using(data), EraseConcept(c, k, reweight=True).using(data),
@@ -96,7 +116,8 @@ def suggest_repairs(model: Any, val: EvalSet, cls: int | str, concept: int | str
             rows.append({"edit": edit, "name": name, "error": str(e)})
             hits.append(None)
             continue
-        ok = m2.decision_function(val.X).argmax(1) == y
+        Xv = edit.embeddings(model, val.name) if getattr(edit, "source_level", False) else val.X  # re-embedded
+        ok = m2.decision_function(Xv).argmax(1) == y
         is_k = y == k
         rows.append({"edit": edit, "name": name, "score": group_balanced_accuracy(ok, y, flags),
                      "worst_group": worst_group_accuracy(ok, y, flags), "val_accuracy": float(ok.mean()),

@@ -2,7 +2,7 @@
 
 :class:`NeutraliseAtSource` is an edit like the others (planned, previewed, applied, undone, saved
 and versioned): it stores in the model (with its weights) the artifact concept's own predictor and
-how to neutralise it. From then on, predictions from images (:func:`cbm.source_repair.embed_for_model`,
+how to neutralise it. From then on, predictions from images (:func:`cbm.models.source_repair.embed_for_model`,
 used by ``cbm predict``, ``cbm explain --image`` and the app's Upload page) locate the artifact
 with the model's own evidence and fill it from the image's background before embedding; the head
 and the concept predictors are unchanged. Predictions from pooled embeddings of such a model are
@@ -27,7 +27,7 @@ import numpy as np
 from cbm.edits.kinds import Edit, EditRecord, Plan
 from cbm.exceptions import EditError
 from cbm.explain import concept_index
-from cbm.source_repair import DEFAULT_LAYER, METHODS, repair_images, source_repair
+from cbm.models.source_repair import DEFAULT_LAYER, METHODS, repair_images, source_repair
 
 
 @dataclass
@@ -49,7 +49,7 @@ class NeutraliseAtSource(Edit):
 
     Where the concept's predictor fires on an image's pooled embedding (above ``threshold``: 0.5
     for probability concepts, 0 otherwise), the artifact is located with the concept's own evidence
-    at the encoder's feature map (``layer``; see :mod:`cbm.source_repair`): the fewest cells (at
+    at the encoder's feature map (``layer``; see :mod:`cbm.models.source_repair`): the fewest cells (at
     most ``max_cells``) predicted to switch the concept off. ``method="fill"`` fills their input
     region, plus ``margin`` of a cell, with the median of the image's border pixels and re-embeds
     the image; ``method="tokens"`` sets those feature cells to the background's and runs only the
@@ -110,6 +110,14 @@ class NeutraliseAtSource(Edit):
         before = {"source_repair_": None}
         model.source_repair_ = rep
         return SourceRecord(self, [], before)
+
+    def embeddings(self, model: Any, split: str) -> np.ndarray:
+        """The attached images of ``split`` (see :meth:`using`) embedded with this repair (N, d)."""
+        images, encoder = getattr(self, "_images", None), getattr(self, "_encoder", None)
+        if encoder is None or images is None or split not in images:
+            raise EditError(f"{self.kind} re-embeds the images of split {split!r}; attach them with "
+                            "edit.using({split: images}, encoder).")
+        return repair_images(model, images[split], encoder, repair=self.repair(model))[0]
 
     def edited_logits(self, model: Any, sets: list[Any]) -> tuple[list[dict[str, Any]], list[tuple[np.ndarray,
                                                                                                     np.ndarray]]]:

@@ -440,7 +440,7 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         }
         out.update({f"extra.{k}": np.asarray(v) for k, v in self._extra_state().items()})
         if getattr(self, "source_repair_", None) is not None:  # NeutraliseAtSource: saved with the weights
-            from cbm.source_repair import to_tensors
+            from cbm.models.source_repair import to_tensors
 
             out.update(to_tensors(self.source_repair_))
         return out
@@ -458,7 +458,7 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
         self._added_vectors = tensors["added_vectors"].astype(np.float32)
         self._added_intercepts = tensors["added_intercepts"].astype(np.float32)
         self._load_extra_state({k[6:]: v for k, v in tensors.items() if k.startswith("extra.")})
-        from cbm.source_repair import from_tensors
+        from cbm.models.source_repair import from_tensors
 
         repair = from_tensors(tensors)
         if repair is not None:

@@ -14,7 +14,12 @@ from cbm.bank import ConceptBank
 from cbm.edits import AddConcept, Edit, NeutraliseAtSource, create_edit
 from cbm.edits.preview import EvalSet, preview
 from cbm.exceptions import EditError
-from cbm.source_repair import SourceRepairError, embed_for_model, repair_images, require_images
+from cbm.models.source_repair import (
+    SourceRepairError,
+    embed_for_model,
+    repair_images,
+    require_images,
+)
 
 TAG = "tag in the corner"
 
@@ -176,3 +181,29 @@ def test_predicting_from_embeddings_is_refused_only_with_a_repair(world):
     with pytest.raises(SourceRepairError, match="needs|images"):
         require_images(m)
     assert np.array_equal(m.predict(X), before)  # the estimator API itself is unchanged
+
+
+def test_explaining_an_image_applies_the_repair(world):
+    import copy
+
+    from cbm.explain import embed_image
+
+    m, enc = copy.deepcopy(world["model"]), world["enc"]
+    image = world["test"][int(np.flatnonzero(world["tags"])[0])]
+    plain = embed_image(m, image, encoder=enc)
+    NeutraliseAtSource(TAG).apply(m)
+    assert np.allclose(embed_image(m, image, encoder=enc), embed_for_model(m, [image], enc))
+    assert not np.allclose(embed_image(m, image, encoder=enc), plain, atol=1e-3)
+
+
+def test_it_is_a_repair_candidate_only_with_images(world):
+    from cbm.edits.repair import repair_candidates
+
+    m, enc = world["model"], world["enc"]
+    assert not any(isinstance(e, NeutraliseAtSource) for e in repair_candidates(m, "vertical", TAG)[:3])
+    cands = repair_candidates(m, "vertical", TAG, images={"val": world["test"]}, encoder=enc)
+    source = [e for e in cands if isinstance(e, NeutraliseAtSource)]
+    assert len(source) == 1
+    # suggest_repairs scores it on the re-embedded validation images (what the line below computes)
+    X = source[0].embeddings(m, "val")
+    assert np.allclose(X, repair_images(m, world["test"], enc, repair=source[0].repair(m))[0])

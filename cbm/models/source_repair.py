@@ -60,7 +60,7 @@ def require_images(model: Any, what: str = "these embeddings") -> None:
         raise SourceRepairError(
             f"This model neutralises {rep['concept']!r} at the source (in the image, before it is embedded), so "
             f"it cannot predict from {what}: pooled embeddings still carry the artifact. Give it the images "
-            "(cbm predict MODEL --images FOLDER, or cbm.source_repair.embed_for_model(model, images, encoder)).")
+            "(cbm predict MODEL --images FOLDER, or cbm.models.source_repair.embed_for_model(model, images, encoder)).")
 
 
 def to_tensors(rep: dict[str, Any]) -> dict[str, np.ndarray]:
