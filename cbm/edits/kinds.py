@@ -572,6 +572,17 @@ class RefitWithout(RefitEdit):
         self._refit_model(model, data, flags, weights)
 
 
+def _leace_fitter() -> type:
+    """concept_erasure's ``LeaceFitter``, imported without the FutureWarning its ``torch.jit.script``
+    decorators raise on current torch (noise in ``cbm demo``'s output, nothing for the user to do)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        from concept_erasure import LeaceFitter
+    return LeaceFitter
+
+
 @dataclass
 class EraseConcept(RefitEdit):
     """Erase ``concept`` from the representation with LEACE, then drop it and refit.
@@ -607,8 +618,8 @@ class EraseConcept(RefitEdit):
     def fit_eraser(self, model: Any, data: TrainingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The LEACE eraser (L (d, r), R (r, d), bias (d,)) for ``model`` on ``data`` (nothing changed)."""
         import torch
-        from concept_erasure import LeaceFitter
 
+        LeaceFitter = _leace_fitter()
         flags = self.training_flags(model, data, self.threshold)
         y = np.asarray(data.y).astype(str)
         keep = np.ones(len(y), bool) if self.cls is None else y != model.class_names_[class_index(model, self.cls)]

@@ -253,3 +253,13 @@ def test_create_edit_builds_every_kind_and_names_the_allowed_ones():
     with pytest.raises(EditError, match="unexpected"):
         create_edit("remove-concept", concept="b", cls="a")
     assert {"prune", "prune-normalize", "set-weight", "remove-concept", "add-concept"} <= set(EDIT_KINDS)
+
+
+def test_the_eraser_library_imports_without_torch_s_jit_warning():
+    import subprocess
+    import sys
+
+    code = "from cbm.edits.kinds import _leace_fitter; print(_leace_fitter().__name__)"
+    out = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "LeaceFitter", out.stderr[-2000:]
