@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import RESULTS_DIR, write_result  # noqa: E402
 from bench_demo_robustness import CONFIGS, QUICK_SIZES, SIZES, config_dict, demo_config  # noqa: E402
 
-DEFAULT_METHOD = "fill"
-METHODS = ("fill", "tokens")
+DEFAULT_METHOD = "tokens"  # NeutraliseAtSource's default
+METHODS = ("tokens", "fill")
 GOALS = {"shifted_after_ge_tag_free_cbm": 10, "above_never_predict_k": 12, "in_domain_cost_points": 1.0,
          "in_domain_cost_ok": 12, "k_recall_not_lower": 12, "slowdown_max": 3.0}
 

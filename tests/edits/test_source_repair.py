@@ -127,9 +127,9 @@ def test_images_with_the_artifact_change_clean_images_do_not(world):
     assert np.abs(X[fired] - plain[fired]).max(1).min() > 1e-3  # every repaired image changed
     assert np.allclose(X[~fired], plain[~fired], atol=1e-3)  # the others are embedded as they are
     assert not fired[~tags].any() or fired[~tags].mean() < 0.2
-    # the tag no longer fires on most repaired images
+    # the tag's evidence drops on the repaired images
     j = m.concept_names_.index(TAG)
-    assert (m.transform(X)[fired, j] > 0.5).mean() < (m.transform(plain)[fired, j] > 0.5).mean()
+    assert m.transform(X)[fired, j].mean() < m.transform(plain)[fired, j].mean() - 0.05
 
 
 def test_it_uses_only_the_models_own_evidence(world):
