@@ -117,7 +117,7 @@ def suggest_repairs(model: Any, val: EvalSet, cls: int | str, concept: int | str
             hits.append(None)
             continue
         Xv = edit.embeddings(model, val.name) if getattr(edit, "source_level", False) else val.X  # re-embedded
-        ok = m2.decision_function(Xv).argmax(1) == y
+        ok = _scores(m2, Xv).argmax(1) == y
         is_k = y == k
         rows.append({"edit": edit, "name": name, "score": group_balanced_accuracy(ok, y, flags),
                      "worst_group": worst_group_accuracy(ok, y, flags), "val_accuracy": float(ok.mean()),
@@ -196,7 +196,7 @@ def concept_shift(model: Any, data: TrainingData, cls: int | str | None, concept
 def _predict_split(model: Any, es: EvalSet) -> np.ndarray:
     if es.X is None:
         raise EditError(f"Split {es.name!r} has no embeddings; build it with EvalSet.from_model(..., keep_X=True).")
-    return model.decision_function(es.X).argmax(1)
+    return _scores(model, es.X).argmax(1)
 
 
 def erase_with(eraser: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarray) -> np.ndarray:
@@ -274,12 +274,17 @@ def _without(scores: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _scores(model: Any, X: np.ndarray) -> np.ndarray:
+    """``decision_function`` as (N, K) scores; a binary model's (N,) margins become ``[-m/2, m/2]``."""
+    s = np.asarray(model.decision_function(X))
+    return np.stack([-s / 2, s / 2], axis=1) if s.ndim == 1 else s
+
+
 def _class_scores(estimator: Any, X: np.ndarray | None, names: list[str]) -> np.ndarray:
     """Scores (N, K) of an estimator in ``names`` order (decision_function, else predict_proba)."""
     if X is None:
         raise EditError("Comparing with the black box needs each split's embeddings (keep_X=True).")
-    s = estimator.decision_function(X) if hasattr(estimator, "decision_function") else estimator.predict_proba(X)
-    s = np.asarray(s)
+    s = _scores(estimator, X) if hasattr(estimator, "decision_function") else np.asarray(estimator.predict_proba(X))
     order = [[str(c) for c in estimator.classes_].index(n) for n in names]
     return s[:, order]
 

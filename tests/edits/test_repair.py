@@ -111,3 +111,13 @@ def test_the_chosen_edit_beats_no_edit_beyond_the_bootstrap_noise(leaning_model)
     assert chosen["chosen"]
     if chosen["edit"] is not None:
         assert chosen["gain_low"] > 0 and chosen["score"] == reps.loc[reps["gain_low"] > 0, "score"].max()
+
+
+def test_a_two_class_model_gets_a_repair_table_too():
+    world = make_concept_world(n_classes=2, n_concepts=6, n_samples=400, dim=16, random_state=2)
+    names = np.asarray(world.class_names)
+    model = create_model("pcbm", concepts=world.bank, device="cpu").fit(world["train"].X, names[world["train"].y])
+    val = EvalSet.from_model(model, world["test"].X, world["test"].y, "val", class_names=world.class_names)
+    k, c = names[world.spurious_class], world.bank.names[world.spurious_index]
+    reps = suggest_repairs(model, val, k, c, candidates=[None, Prune(k, c)])
+    assert reps["score"].notna().all() and reps["chosen"].sum() == 1
