@@ -62,6 +62,12 @@ def _main(argv: list[str] | None) -> int:
         print(f"cbm {args.command}: error: an input file is nested too deeply to be read (a damaged "
               "or hostile file?); check the files passed.", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # pathlib's resolve() on a symbolic link that points back to itself
+        if not str(e).startswith("Symlink loop"):
+            raise
+        print(f"cbm {args.command}: error: {e}: a symbolic link there leads back to itself; fix or remove "
+              "it, or pass another path.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cbm {args.command}: interrupted; saved data is left as it was.", file=sys.stderr)
         return 130

@@ -61,6 +61,8 @@ def _run(args) -> int:
         raise ValueError(f"--top must be >= 1; got {args.top}.")
     if args.evidence < 0:
         raise ValueError(f"--evidence must be >= 0; got {args.evidence}.")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be in 0..{2**32 - 1}; got {args.seed}.")
     model = EditSession(args.model).model
     data = args.data or str(Path(args.model) / "data.npz")
     splits, extras = load_training_data(data, args.seed, require_train=False)

@@ -192,8 +192,13 @@ def _rows_of(spec: str, ids, flag: str):
     """Rows of ``ids`` named by ``spec``: comma-separated ids, or a file with one id per line."""
     import numpy as np
 
-    names = (Path(spec).read_text(encoding="utf-8").split() if Path(spec).is_file()
-             else [s.strip() for s in spec.split(",") if s.strip()])
+    try:
+        names = (Path(spec).read_text(encoding="utf-8").split() if Path(spec).is_file()
+                 else [s.strip() for s in spec.split(",") if s.strip()])
+    except UnicodeDecodeError:
+        raise ValueError(f"{flag} {spec!r} is not a UTF-8 text file of ids (one per line).") from None
+    if not names:
+        raise ValueError(f"{flag} {spec!r} names no ids; give ids comma-separated or a file with one per line.")
     where = {str(i): r for r, i in enumerate(ids)}
     missing = [n for n in names if n not in where]
     if missing:

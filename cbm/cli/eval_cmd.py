@@ -63,11 +63,26 @@ def check_compatible(model, splits: dict, extras: dict, where: str) -> None:
             f"{unknown[:10]}. Evaluate on data with the model's class names.")
 
 
+def check_outputs(args) -> None:
+    """Refuse ``--json`` a folder, and ``--json``/``--plots`` a file or under one, before any metric is computed."""
+    for flag, value, folder in (("--json", args.json, False), ("--plots", getattr(args, "plots", None), True)):
+        if not value:
+            continue
+        path = Path(value)
+        if not folder and path.is_dir():
+            raise ValueError(f"{flag} {value!r} is a folder; pass a file name such as {str(path / 'metrics.json')!r}.")
+        for p in (path, *path.parents) if folder else path.parents:
+            if p.exists() and not p.is_dir():
+                where = "is a file" if p == path else f"lies under {str(p)!r}, which is a file"
+                raise ValueError(f"{flag} {value!r} {where}; pass a new " + ("folder." if folder else "file name."))
+
+
 def _run(args) -> int:
     from cbm.data import load_training_data
     from cbm.io import load_model
     from cbm.metrics import format_report, report
 
+    check_outputs(args)
     model = load_model(args.model_dir, args.version)
     data = args.data or str(Path(args.model_dir) / "data.npz")
     splits, extras = load_training_data(data, args.seed, require_train=False)

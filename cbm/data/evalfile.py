@@ -85,8 +85,18 @@ def read_arrays(path: str | Path, what: str | None = None) -> dict[str, np.ndarr
 
 def npz_splits(path: str | Path) -> list[str]:
     """Split names in an evaluation ``.npz`` (those with both ``X_<split>`` and ``y_<split>``)."""
-    with np.load(_npz(path), allow_pickle=False) as z:
+    with _open_npz(path) as z:
         return [k[2:] for k in z.files if k.startswith("X_") and f"y_{k[2:]}" in z.files]
+
+
+def _open_npz(path: str | Path):
+    """``np.load`` of an evaluation ``.npz``: an empty, truncated or non-.npz file is one DataError naming it."""
+    path = _npz(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"Evaluation data {str(path)!r} cannot be read as a .npz file ({e}); write it again "
+                        "with `cbm train` or save_eval_data.") from None
 
 
 def _npz(path: str | Path) -> Path:
@@ -102,7 +112,7 @@ def read_sample(path: str | Path, sample: str, split: str | None = None) -> tupl
 
     Returns ``(split, row, x (d,), label)``; ``split=None`` searches test, shifted, val, train.
     """
-    with np.load(_npz(path), allow_pickle=False) as z:
+    with _open_npz(path) as z:
         have = [k[2:] for k in z.files if k.startswith("X_")]
         order = [split] if split else [s for s in SPLIT_ORDER if s in have] + \
             [s for s in have if s not in SPLIT_ORDER]

@@ -516,6 +516,9 @@ class EditSession:
     def revert_to(self, version: int, note: str = "") -> int:
         """Make an earlier ``version`` current again by saving a copy of it as the newest version
         (with its metrics and fingerprints); recorded in the log. Returns the new version number."""
+        versions = read_pointer(self.path)["versions"]
+        if int(version) not in versions:  # refused before the lock, which would start the log
+            raise EditError(f"{str(self.path)!r} has no version {version}; versions: {versions}.")
         with self._locked():
             n = len(self._entries("pending"))
             if n:

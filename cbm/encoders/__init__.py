@@ -30,6 +30,9 @@ __all__ = [
     "MobileNetV2Encoder", "OpenCLIPEncoder", "MiniLMEncoder", "TextAlignedEncoder",
 ]
 
+#: Largest input resolution an encoder is built for (a 4096 px RGB batch of 64 is already 12 GB).
+MAX_IMAGE_SIZE = 4096
+
 _ENCODERS = {
     "mobilenet_v2": ("cbm.encoders.mobilenet", "MobileNetV2Encoder"),
     "minilm": ("cbm.encoders.minilm", "MiniLMEncoder"),
@@ -100,5 +103,8 @@ def create_encoder(name: str, pretrained: str | Path | None = None, **kwargs: An
         if name not in list_architectures():
             raise ValueError(unknown_name_message("encoder", name, list_encoders()))
         kwargs["model_name"], name = name, "openclip"
+    size = kwargs.get("image_size")
+    if size is not None and not (isinstance(size, int) and 8 <= size <= MAX_IMAGE_SIZE):
+        raise ValueError(f"image_size must be a whole number of pixels in 8..{MAX_IMAGE_SIZE}; got {size!r}.")
     module, cls = _ENCODERS[name]
     return getattr(importlib.import_module(module), cls)(pretrained=pretrained, **kwargs)
