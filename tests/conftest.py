@@ -54,9 +54,12 @@ def quick_demo(tmp_path_factory):
     from cbm.exceptions import DataError
 
     root = tmp_path_factory.mktemp("quick-demo")
+    lines: list[str] = []
     try:
-        return run_demo(quick_config(out_dir=root / "demo", cache_dir=root / "cache"), progress=False,
-                        log=lambda *a: None)
+        result = run_demo(quick_config(out_dir=root / "demo", cache_dir=root / "cache"), progress=False,
+                          log=lines.append)
+        result.log_lines = lines  # what it announced as it ran, for the progress test
+        return result
     except DataError as e:
         pytest.skip(f"Fashion-MNIST is not installed here ({e})")
 

@@ -393,6 +393,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     """Run the whole demo; writes the KnoBo model directory (with ``data.npz``) for the app.
 
     ``pcbm=False`` leaves out the PCBM and PCBM-h rows (the robustness benchmark does, to save time).
+    Each stage is announced through ``log`` as it starts, with the seconds since the start.
     """
     from cbm.edits import TrainingData
     from cbm.edits.preview import EvalSet, preview, suggest_edits
@@ -404,11 +405,17 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     cfg = cfg or DemoConfig()
     t: dict[str, float] = {}
     t0 = time.perf_counter()
+
+    def step(what: str) -> None:
+        log(f"[{time.perf_counter() - t0:4.0f} s] {what}")
+
     log(cfg.describe())
+    step("building the splits: Fashion-MNIST with the planted tag")
     splits = build_splits(cfg)
     t["data_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
+    step("embedding the images with MobileNetV2 (cached for the next run)")
     X, encoder, embed_summary = embed_splits(splits, cfg, progress=progress)
     t["embed_s"] = time.perf_counter() - t1
     log(embed_summary)
@@ -420,15 +427,18 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     L = {s: concept_labels(bank, _class_index(splits[s].y), splits[s].stamped, splits[s].clean, thresholds)
          for s in SPLITS}
     ytr, yva = splits["train"].y, splits["val"].y
+    step("training the knowledge-prior CBM (KnoBo)")
     knobo = fit_knobo(bank, X, splits, L["train"], cfg.seed, verbose=progress)
     t["train_knobo_s"] = time.perf_counter() - t2
     hybrids = {}
     if pcbm:
+        step("training PCBM and PCBM-h on CAV concepts")
         cav_bank = _cav_bank(bank, X["train"], L["train"], encoder.fingerprint, cfg.seed)
         for name in ("pcbm", "pcbm-h"):
             hybrids[name] = create_model(name, concepts=cav_bank, random_state=cfg.seed,
                                          verbose=progress).fit(X["train"], ytr)
         t["train_pcbm_s"] = time.perf_counter() - t2 - t["train_knobo_s"]
+    step("training the black box (linear probe)")
     probe = create_model("linear-probe", random_state=cfg.seed).fit(X["train"], ytr)
     t["train_s"] = time.perf_counter() - t2
 
@@ -438,16 +448,20 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
                  _row("PCBM-h (CAV concepts + residual)", hybrids["pcbm-h"], X, splits)]
     rows.append(_row("knowledge-prior CBM (KnoBo)", knobo, X, splits))
     if pcbm:
+        step("training KnoBo's sparse head, then LaBo, LF-CBM, Sparse-CBM and CMS through the offline CLIP "
+             "stand-in")
         rows.append(_row(f"KnoBo, sparse head (l1={SPARSE_L1:g})", sparse_head(knobo, X, splits), X, splits))
         t4 = time.perf_counter()
         rows += text_scored_rows(bank, splits, X, encoder, cfg)
         t["train_text_methods_s"] = time.perf_counter() - t4
     if cfg.tag_free_reference and cfg.llm_model is None:
         t5 = time.perf_counter()
+        step("training the tag-free reference (KnoBo and the black box on images without the tag)")
         rows += tag_free_reference(splits, X, cfg, thresholds, progress=progress)
         t["reference_s"] = time.perf_counter() - t5
 
     t3 = time.perf_counter()
+    step("suggesting edits, measuring faithfulness and searching for a repair of the tagged class")
     base_cols = [bank.index(n) for n in knobo.base_concepts_.names]
     L_base = {s: L[s][:, base_cols] for s in ("train", "val")}  # columns of the grounded concepts
     evalsets = {s: EvalSet.from_model(knobo, X[s], splits[s].y, s, splits[s].domains, splits[s].ids)
@@ -474,6 +488,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
         "data": {"name": "fashion-mnist (confounded demo)", "config": _jsonable(asdict(cfg))},
     }
     metrics = {"rows": rows, "edit_preview": None if effect is None else effect.accuracy.to_dict("records")}
+    step(f"saving the model directories under {cfg.out_dir}")
     cfg.model_dir.mkdir(parents=True, exist_ok=True)
     save_model(knobo, cfg.model_dir, note="cbm demo: knowledge-prior CBM", metrics=metrics,
                fingerprints=fingerprints)
@@ -481,6 +496,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     for name, m in (*hybrids.items(), ("linear-probe", probe)):
         save_model(m, cfg.out_dir / "models" / name, note=f"cbm demo: {name}", fingerprints=fingerprints)
     t["total_s"] = time.perf_counter() - t0
+    step("done")
     return DemoResult(cfg, rows, suggestions, effect, cfg.model_dir, t, embed_summary, repairs, faith, suspect)
 
 

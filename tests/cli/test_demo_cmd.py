@@ -23,8 +23,10 @@ def test_demo_options_reach_the_pipeline_config(monkeypatch, tmp_path, capsys):
         def report(self):
             return "REPORT TABLE"
 
-    def fake_run(cfg, progress=True):
+    def fake_run(cfg, progress=True, log=print):
         seen["cfg"], seen["progress"] = cfg, progress
+        log("[   0 s] a stage")
+        seen["printed"] = capsys.readouterr().out  # on stdout before the demo returns
         return Result()
 
     monkeypatch.setattr(pipeline, "run_demo", fake_run)
@@ -33,6 +35,7 @@ def test_demo_options_reach_the_pipeline_config(monkeypatch, tmp_path, capsys):
     cfg = seen["cfg"]
     assert (cfg.n_train, cfg.image_size, cfg.confound.confounded_class) == (300, 64, "Coat")
     assert cfg.out_dir == tmp_path and seen["progress"] is False
+    assert seen["printed"] == "[   0 s] a stage\n"
     assert "REPORT TABLE" in capsys.readouterr().out
 
 
@@ -64,9 +67,23 @@ def test_cct_option_trains_the_concept_centric_transformer_after_the_demo(monkey
         def report(self):
             return ""
 
-    monkeypatch.setattr(pipeline, "run_demo", lambda cfg, progress=True: calls.append("demo") or Result())
-    monkeypatch.setattr(cct_tag, "run_demo_cct", lambda cfg, progress=True: calls.append(("cct", cfg.out_dir)))
+    monkeypatch.setattr(pipeline, "run_demo", lambda cfg, progress=True, log=print: calls.append("demo") or Result())
+    monkeypatch.setattr(cct_tag, "run_demo_cct",
+                        lambda cfg, progress=True, log=print: calls.append(("cct", cfg.out_dir)))
     assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     assert calls == ["demo"]  # opt-in: CCT needs a second, 224 px token embedding
     assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress", "--cct"]) == 0
     assert calls == ["demo", "demo", ("cct", tmp_path)]
+
+
+def test_help_gives_the_benchmarked_times(capsys):
+    import json
+    from pathlib import Path
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    bench = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "demo.json").read_text())
+    cold, warm = bench["results"]["cold"]["wall_s"], bench["results"]["warm"]["wall_s"]
+    assert f"about {round(cold, -1):.0f} s the first time" in text and f"{round(warm, -1):.0f} s after that" in text
+    assert "about a minute" not in text

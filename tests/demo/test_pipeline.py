@@ -68,6 +68,14 @@ def test_model_directory_holds_evaluation_data_for_the_app(demo):
             assert set(z[f"domains_{split}"]) <= {"site A", "site B"}
 
 
+def test_each_stage_is_announced_as_it_starts(demo):
+    steps = [line for line in demo.log_lines if line.startswith("[")]
+    assert len(steps) >= 8 and steps[-1].endswith("] done")
+    assert any("embedding the images" in s for s in steps) and any("KnoBo" in s for s in steps)
+    seconds = [float(s[1:s.index(" s]")]) for s in steps]
+    assert seconds == sorted(seconds) and seconds[0] < 5
+
+
 def test_second_run_is_a_cache_hit(demo):
     from cbm.demo.pipeline import build_splits, embed_splits
 
