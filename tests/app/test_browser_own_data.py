@@ -1,0 +1,147 @@
+"""The Discover and Edit pages in a real browser, on a model a user trained from their own image folder.
+
+The model directory is made the way the README's "Your own data" section makes it, through the CLI
+(``cbm embed`` of a class-folder manifest with ``split``/``site`` columns, then ``cbm train --method
+knobo --concepts BANK``), from a small Fashion-MNIST folder where most Shirts at site A carry a stripe
+no concept names (as in ``tests/cli/test_find_and_fix_a_shortcut.py``, smaller). The ``server`` fixture
+of ``conftest.py`` serves it (``browser_model`` is overridden here); Chromium then finds groups on the
+Discover page, previews making one a concept, and opens the Edit page.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_pages import WAIT_MS, nav, settle, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+K = "Shirt"
+SLOW_MS = 4 * WAIT_MS  # this machine may be loaded: the search and the previews get two minutes
+
+
+def _run_cli(argv) -> str:
+    import contextlib
+    import io
+
+    from cbm.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    assert rc == 0, err.getvalue()
+    return out.getvalue()
+
+
+def _stripe(img: np.ndarray) -> np.ndarray:
+    out = img.copy()
+    out[22:25, 3:25] = 255  # a bright bar across the lower body: not a concept in the bank
+    return out
+
+
+@pytest.fixture(scope="module")
+def own_model(tmp_path_factory) -> Path:
+    """A user's folder of Fashion-MNIST PNGs + manifest, embedded and trained with the CLI."""
+    from PIL import Image
+
+    from cbm.data import load_fashion_mnist
+    from cbm.demo.garments import CLASSES, garment_concept_bank
+    from cbm.exceptions import DataError
+
+    plan = [("train", "A", 300), ("val", "A", 100), ("test", "A", 100), ("test", "B", 100)]
+    try:
+        ds = load_fashion_mnist("train", limit=sum(n for *_, n in plan))
+    except DataError as e:
+        pytest.skip(f"Fashion-MNIST is not installed here ({e})")
+    root = tmp_path_factory.mktemp("own-browser")
+    rng = np.random.default_rng(0)
+    names = np.asarray(CLASSES)[np.asarray(ds.labels)]
+    order = rng.permutation(len(names))
+    rows, start = [], 0
+    for split, site, n in plan:
+        for i in order[start:start + n]:
+            rate = (0.9 if names[i] == K else 0.05) if site == "A" else (0.0 if names[i] == K else 0.7)
+            img = np.asarray(ds.images[i], np.uint8)
+            img = _stripe(img) if rng.random() < rate else img
+            path = root / "images" / names[i] / f"{split}-{site}-{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path)
+            rows.append({"path": str(path), "label": names[i], "split": split, "site": site})
+        start += n
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "label", "split", "site"])
+        w.writeheader()
+        w.writerows(rows)
+    garment_concept_bank(include_artifact=False, measured=False).save(root / "bank")
+    cache = root / "cache"
+    t0 = time.perf_counter()
+    _run_cli(["embed", root / "manifest.csv", "--image-size", "64", "--cache-dir", cache, "--no-progress"])
+    t1 = time.perf_counter()
+    store = next(p.parent for p in cache.rglob("manifest.json"))
+    _run_cli(["train", "--method", "knobo", "--concepts", root / "bank", "--data", store,
+              "--out", root / "model", "--quiet"])
+    print(f"own-data model: embed {t1 - t0:.0f} s, train {time.perf_counter() - t1:.0f} s", file=sys.stderr)
+    return root / "model"
+
+
+@pytest.fixture
+def browser_model(own_model, tmp_path) -> tuple[Path, tuple[str, str]]:
+    """Overrides conftest's: a fresh copy of the user's model (edits write into it)."""
+    from cbm.io import load_model
+
+    path = tmp_path / "own-model"
+    shutil.copytree(own_model, path)
+    model = load_model(path)
+    return path, (K, model.concept_names_[0])
+
+
+def test_discover_and_edit_pages_on_a_model_trained_from_an_image_folder(server, browser, browser_model):
+    model_dir = browser_model[0]
+    with np.load(model_dir / "data.npz", allow_pickle=False) as z:
+        has_images = any(f.startswith("images_") for f in z.files)
+    page = browser.new_page(viewport={"width": 1366, "height": 2200})
+    page.goto(server)
+    page.wait_for_selector('h1:has-text("Model")', timeout=SLOW_MS)
+    settle(page)
+
+    # Discover: nothing runs until asked; then ranked cards, with thumbnails when data.npz has images
+    nav(page, "Discover")
+    page.wait_for_selector("text=Press Find groups to search", timeout=WAIT_MS)
+    page.get_by_role("button", name="Find groups").click()
+    page.wait_for_selector("text=#1 ·", timeout=SLOW_MS)
+    settle(page)
+    body = page.inner_text('[data-testid="stMain"]')
+    assert "The search cannot run" not in body, body
+    first = page.locator('[data-testid="stVerticalBlockBorderWrapper"]', has_text="#1 ·").last
+    if has_images:
+        assert first.locator('[data-testid="stImage"] img, [data-testid="stImageContainer"] img').count() >= 1
+    else:
+        assert "data.npz holds no images of this split" in body
+    shot(page, "own-data-discover")
+
+    page.get_by_role("button", name="Make this a concept").first.click()
+    page.wait_for_selector("text=Make group #1 a concept", timeout=SLOW_MS)
+    page.wait_for_selector("text=Verdict.", timeout=SLOW_MS)
+    settle(page)
+    body = page.inner_text('[data-testid="stMain"]')
+    assert "cannot be fitted" not in body and "cannot be applied" not in body, body
+    shot(page, "own-data-discover-make")
+
+    # Edit: accuracy tiles for this model's own splits, and the default edit's preview has a verdict
+    nav(page, "Edit")
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=SLOW_MS)
+    page.wait_for_selector("text=Verdict.", timeout=SLOW_MS)
+    settle(page)
+    tiles = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+    assert any("Accuracy (val)" in t for t in tiles), tiles
+    assert any("test@A" in t for t in tiles) or any("test" in t for t in tiles), tiles
+    body = page.inner_text('[data-testid="stMain"]')
+    assert "cannot be applied" not in body and "Traceback" not in body, body
+    shot(page, "own-data-edit")
+    print(f"own-data browser test: tiles {tiles}", file=sys.stderr)
