@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cbmkit-installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: setup demo test test-latest lint bench app screenshots
+.PHONY: setup demo test test-latest fuzz lint bench app screenshots
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test-latest:
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/resolved.txt
 	@echo "resolved versions: $(LATEST)/resolved.txt"
 	$(TEST_ENV) $(LATEST)/bin/python $(PYTEST_ARGS)
+
+# Property tests of every file reader with many more examples (2,000 per reader, minutes) than
+# `make test` runs (25 each); hypothesis keeps what it finds in .hypothesis/ and replays it first.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(TEST_ENV) $(PY) -m pytest -q tests/test_hostile_readers.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

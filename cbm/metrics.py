@@ -14,7 +14,8 @@
   recall of each class's top positive weights against its planted concepts.
 
 :func:`report` gathers all of these per split; :func:`format_report` renders the text table the
-CLI prints. Model selection and early stopping belong to a validation split; pass only held-out
+CLI prints. :func:`site_report` gives accuracy and per-class recall per split and per site, with the
+in-domain summary taken from the training split's sites by name (never guessed). Model selection and early stopping belong to a validation split; pass only held-out
 splits here.
 """
 
@@ -365,7 +366,88 @@ def format_report(rep: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def site_report(model: Any, splits: Mapping[str, Any], *, train_split: str = "train",
+                train_sites: Sequence[str] | None = None) -> dict[str, Any]:
+    """Accuracy and per-class recall of every split, pooled and per site, with the in-domain summary.
+
+    ``splits`` as for :func:`report`. The training sites are those of ``splits[train_split]`` when it has
+    site labels (``domains``), else ``train_sites``; they are never guessed. In-domain accuracy pools the
+    held-out splits (all but ``train_split`` and "val") on training sites, out-of-domain those on the
+    other sites; ``domains`` is None when the training sites are unknown.
+
+    Returns ``{"training": {"split", "sites"}, "splits": {name: {"n", "accuracy", "recall",
+    "sites": {site: {"n", "accuracy", "recall"}}}}, "domains"}``; ``recall`` maps each class present to
+    its recall (the share of its samples predicted as it).
+    """
+    out: dict[str, Any] = {"training": {"split": train_split if train_split in splits else None, "sites": None},
+                           "splits": {}, "domains": None}
+    pooled: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    for name, split in splits.items():
+        X, y, domains = _unpack(name, split)
+        pred = model.classes_[_class_scores(model, X).argmax(1)]
+        entry = {"n": int(len(y)), "accuracy": accuracy(y, pred), "recall": per_class_accuracy(y, pred), "sites": {}}
+        if domains is not None:
+            domains = np.asarray(domains).astype(str)
+            for site in np.unique(domains):
+                m = domains == site
+                entry["sites"][str(site)] = {"n": int(m.sum()), "accuracy": accuracy(y[m], pred[m]),
+                                             "recall": per_class_accuracy(y[m], pred[m])}
+            pooled.append((name, y, pred, domains))
+        out["splits"][name] = entry
+    sites = out["splits"].get(train_split, {}).get("sites") or None
+    sites = sorted(sites) if sites else (sorted(map(str, train_sites)) if train_sites else None)
+    out["training"]["sites"] = sites
+    held = [p for p in pooled if p[0] not in (train_split, "val")]
+    if sites and held:
+        y, pred, dom = (np.concatenate([p[i] for p in held]) for i in (1, 2, 3))
+        ind = np.isin(dom, sites)
+        d = {"in_domain_sites": sites, "out_of_domain_sites": sorted(set(dom[~ind].tolist())),
+             "held_out_splits": [p[0] for p in held], "in_domain_name": ", ".join(sites),
+             "in_domain": accuracy(y[ind], pred[ind]) if ind.any() else float("nan"),
+             "out_of_domain": accuracy(y[~ind], pred[~ind]) if (~ind).any() else float("nan")}
+        d["gap"] = d["in_domain"] - d["out_of_domain"]
+        d["average"] = (d["in_domain"] + d["out_of_domain"]) / 2
+        out["domains"] = d
+    return out
+
+
+def format_site_report(rep: Mapping[str, Any]) -> str:
+    """Plain text of :func:`site_report`: the training split and its sites, then one line per split
+    and site with its accuracy and per-class recall, then the in-domain / out-of-domain summary."""
+    tr = rep["training"]
+    if tr["split"]:
+        lines = [f"training split: {tr['split']!r} ("
+                 + (f"site{'s' if len(tr['sites']) > 1 else ''} {', '.join(tr['sites'])}" if tr["sites"]
+                    else "no site labels") + "); every other split is held out"]
+    else:
+        lines = ["training split: not in this data" + (f" (trained on site(s) {', '.join(tr['sites'])})"
+                                                        if tr["sites"] else "")]
+    rows = []
+    for name, s in rep["splits"].items():
+        parts = [("", s)] if len(s["sites"]) != 1 else []
+        parts += [(f"site {site}", v) for site, v in s["sites"].items()]
+        for i, (label, v) in enumerate(parts):
+            if label == "" and s["sites"]:
+                label = "all sites"
+            recall = ", ".join(f"{c} {r:.3f}" for c, r in v["recall"].items())
+            rows.append((name if i == 0 else "", label, f"n={v['n']}", f"acc {v['accuracy']:.3f}", f"recall: {recall}"))
+    if rows:
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines.append("accuracy and per-class recall by split and site:")
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
+    d = rep.get("domains")
+    if d:
+        ood = ", ".join(d["out_of_domain_sites"]) or "none"
+        lines.append(f"in-domain = the training site(s) {d['in_domain_name']}; held out: "
+                     f"{', '.join(d['held_out_splits'])}: ID {d['in_domain']:.3f}, OOD (site(s) {ood}) "
+                     f"{d['out_of_domain']:.3f}, gap {d['gap']:.3f}, average {d['average']:.3f}")
+    elif any(s["sites"] for s in rep["splits"].values()):
+        lines.append("no in-domain / out-of-domain summary: the training sites are unknown (the data has no "
+                     "train split with site labels and the model records none)")
+    return "\n".join(lines)
+
+
 __all__ = ["accuracy", "anec", "anec_heads", "anec_truncated", "concept_recovery", "domain_accuracy",
            "independence_weights",
-           "format_report", "head_accuracy", "nec", "nonzero_weights", "per_class_accuracy", "prune_to_nec",
-           "report", "top_k_accuracy"]
+           "format_report", "format_site_report", "head_accuracy", "nec", "nonzero_weights", "per_class_accuracy",
+           "prune_to_nec", "report", "site_report", "top_k_accuracy"]

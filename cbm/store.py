@@ -9,6 +9,7 @@ and the dataset fingerprint, so a second run over the same data is a cache hit::
     X = cache.as_array()                                # (N, d) float32
     for start, block in cache.iter_blocks(65536): ...   # streamed float16 blocks, in order
     cache.labels, cache.ids, cache.indices              # per stored row (unreadable images skipped)
+    cache.domains, cache.splits                         # a manifest's site and split columns, when given
 
 Layout of one entry ``<root>/embeddings/<encoder>-<key>/``: ``shard-00000.npy`` ... float16 shard
 files, each written atomically (temp file + rename) and followed by a ``shard-00000.json`` record
@@ -282,7 +283,14 @@ class EmbeddingCache:
 
     @property
     def domains(self) -> list[str] | None:
+        """Site (domain) per stored row, from a manifest's ``site``/``domain``/``group`` column, or None."""
         d = self._row("domain")
+        return None if d is None else [str(s) for s in d]
+
+    @property
+    def splits(self) -> list[str] | None:
+        """Split name per stored row, from a manifest's ``split`` column, or None."""
+        d = self._row("split")
         return None if d is None else [str(s) for s in d]
 
     @property
@@ -457,7 +465,7 @@ class EmbeddingStore:
 
         ``dataset`` needs ``len``, ``[i]`` (an image; :class:`~cbm.exceptions.DataError` marks
         an unreadable one, which is skipped and reported) and ``fingerprint``; ``labels``,
-        ``ids``, ``domains`` are kept when present. With ``worker=(i, n)`` this call fills every
+        ``ids``, ``domains`` (sites) and ``splits`` (split names) are kept when present. With ``worker=(i, n)`` this call fills every
         n-th shard and returns None unless all shards are then done. ``kind="tokens"`` caches the
         encoder's patch tokens, (N, T, d) float16 (``encoder.tokens()``), in an entry of their own.
         ``engine="ray"`` fills the shards with ``workers`` Ray actors of ``cpus_per_worker`` CPUs
@@ -548,7 +556,7 @@ class EmbeddingStore:
             raise DataError(f"None of the {info['n_images']} images could be read (e.g. {first}); "
                             "check the files and formats.")
         rows = {"index": index, "id": np.asarray([_ids(dataset, i) for i in index], dtype=str)}
-        for key, attr in (("label", "labels"), ("domain", "domains")):
+        for key, attr in (("label", "labels"), ("domain", "domains"), ("split", "splits")):
             vals = getattr(dataset, attr, None)
             if vals is not None:
                 rows[key] = np.asarray([vals[i] for i in index], dtype=np.int64 if key == "label" else str)

@@ -62,7 +62,7 @@ def load_concepts(path: str | Path) -> ConceptBank:
 
 def _load_csv(path: Path) -> ConceptBank:
     rows = list(csv.DictReader(io.StringIO(path.read_text(errors="replace"))))
-    cols = [c.strip().lower() for c in (rows[0].keys() if rows else [])]
+    cols = [c.strip().lower() for c in (rows[0].keys() if rows else []) if c]  # None: a row's extra cells
     key = next((c for c in ("concept", "name") if c in cols), None)
     if key is None:
         raise DataError(f"CSV concept file {str(path)!r} needs a 'concept' or 'name' column; "

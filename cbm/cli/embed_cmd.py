@@ -7,6 +7,9 @@
     cbm embed photos/ --engine ray --address auto      # shards filled by the workers of a Ray cluster
 
 Prints a summary (images, skipped, dim, throughput, cache path); a second run says "cache hit".
+A manifest's ``split`` and ``site`` (or ``domain``, ``group``) columns are kept per image in the
+cache: ``cbm train --data CACHE`` trains on split train, validates on val and holds out the rest
+per site (``test@<site>``).
 """
 
 from __future__ import annotations
@@ -110,4 +113,19 @@ def _run(args) -> int:
         print(f"  also skipped: {sk['reason']}")
     if stats.n_skipped > 5:
         print(f"  ... and {stats.n_skipped - 5} more (listed in {stats.path / 'manifest.json'})")
+    kept = _kept_columns(cache)
+    if kept:
+        print(kept)
     return 0
+
+
+def _kept_columns(cache) -> str | None:
+    """The line naming the manifest's split and site columns kept in the cache (None without them)."""
+    from collections import Counter
+
+    parts = []
+    if cache.splits is not None:
+        parts.append("split (" + ", ".join(f"{k} {v}" for k, v in Counter(cache.splits).items()) + ")")
+    if cache.domains is not None:
+        parts.append("site (" + ", ".join(sorted(set(cache.domains))) + ")")
+    return f"kept per image: {' and '.join(parts)}; cbm train --data uses them" if parts else None

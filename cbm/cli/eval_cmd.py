@@ -4,6 +4,11 @@
     cbm eval runs/labo --data splits.npz
     cbm eval runs/labo --data splits.npz --version 2 --json metrics.json
 
+Prints, per split: accuracy, top-k and ANEC; then which split the model was trained on and its
+site(s), and each split's accuracy and per-class recall, pooled and per site (``test@siteB``). The
+in-domain / out-of-domain summary uses the training sites by name (never a guess), over the held-out
+splits (all but train and val). ``--json`` holds the same (keys ``splits``, ``sites``, ``domains``).
+
 The data's classes must be the model's, by name, and its embeddings must come from the model's
 encoder when both are recorded.
 """
@@ -63,6 +68,18 @@ def check_compatible(model, splits: dict, extras: dict, where: str) -> None:
             f"{unknown[:10]}. Evaluate on data with the model's class names.")
 
 
+def site_summary(model, splits: dict, extras: dict, metrics: dict) -> str:
+    """Add per-split, per-site accuracy and class recall to ``metrics`` (``sites``, and ``domains`` by the
+    training sites, never guessed) and return its text."""
+    from cbm.metrics import format_site_report, site_report
+
+    recorded = (getattr(model, "fingerprints_", None) or {}).get("splits")
+    sites = (recorded or {}).get("train_sites") if isinstance(recorded, dict) else None
+    rep = site_report(model, splits, train_sites=sites or (extras.get("splits") or {}).get("train_sites"))
+    metrics["sites"], metrics["domains"] = rep, rep["domains"]
+    return format_site_report(rep)
+
+
 def check_outputs(args) -> None:
     """Refuse ``--json`` a folder, and ``--json``/``--plots`` a file or under one, before any metric is computed."""
     for flag, value, folder in (("--json", args.json, False), ("--plots", getattr(args, "plots", None), True)):
@@ -78,7 +95,10 @@ def check_outputs(args) -> None:
 
 
 def _run(args) -> int:
+    import sys
+
     from cbm.data import load_training_data
+    from cbm.data.training import split_note
     from cbm.io import load_model
     from cbm.metrics import format_report, report
 
@@ -87,6 +107,9 @@ def _run(args) -> int:
     data = args.data or str(Path(args.model_dir) / "data.npz")
     splits, extras = load_training_data(data, args.seed, require_train=False)
     check_compatible(model, splits, extras, f"--data {data!r}")
+    note = split_note(data, extras)
+    if note:
+        print(note, file=sys.stderr)
     if getattr(model, "multilabel_", False):
         from cbm.models.multilabel import finding_metrics, format_finding_metrics
 
@@ -94,7 +117,9 @@ def _run(args) -> int:
         print(format_finding_metrics(metrics))
     else:
         metrics = report(model, splits)
+        metrics["domains"] = None  # report() would guess the in-domain site; site_summary names it
         print(format_report(metrics))
+        print("\n" + site_summary(model, splits, extras, metrics))
     from cbm.cli import _concept_eval
 
     if _concept_eval.wanted(args):

@@ -4,6 +4,7 @@
     cbm explain runs/birds --sample 12 --data splits.npz --split shifted
     cbm explain runs/birds --image photo.jpg                 # embeds with the model's encoder
     cbm explain runs/birds --image photo.jpg --pretrained moved/ckpt.safetensors
+    cbm explain runs/birds --image photo.jpg --encoder mobilenet_v2 --image-size 96   # model records none
 
 The model is read with its unsaved edits applied (see `cbm edit`).
 A multi-label model is explained per finding: each finding's probability and the concepts for and
@@ -24,6 +25,10 @@ def add_parser(sub) -> None:
     src.add_argument("--sample", metavar="ID", help="a sample id (ids_<split>) or row number in --data")
     p.add_argument("--pretrained", metavar="WEIGHTS",
                    help="with --image: the encoder's checkpoint file, if it moved since training")
+    p.add_argument("--encoder", metavar="NAME",
+                   help="with --image: the encoder to embed it with when the model records none (trained from a "
+                        ".npz without encoder_spec); checked against a recorded fingerprint")
+    p.add_argument("--image-size", type=int, default=None, help="with --encoder: its input resolution in pixels")
     p.add_argument("--data", metavar="NPZ", help="evaluation .npz (default: MODEL_DIR/data.npz)")
     p.add_argument("--split", help="split to look in (default: test, shifted, val, train)")
     p.add_argument("--class", dest="cls", help="explain this class instead of the predicted one")
@@ -47,7 +52,7 @@ def _run(args) -> int:
     model = EditSession(args.model).model
     label = None
     if image is not None:
-        x, where = embed_image(model, image, encoder_for(model, args.pretrained)), args.image
+        x, where = embed_image(model, image, _image_encoder(model, args, encoder_for)), args.image
     else:
         data = Path(args.data) if args.data else Path(args.model) / "data.npz"
         split, row, x, label = read_sample(data, args.sample, args.split)
@@ -70,6 +75,26 @@ def _run(args) -> int:
         print("no single concept, switched off, changes the prediction")
     _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)
     return 0
+
+
+def _image_encoder(model, args, encoder_for):
+    """The encoder recorded with the model, or ``--encoder NAME`` (checked against any recorded fingerprint)."""
+    if not args.encoder:
+        return encoder_for(model, args.pretrained)
+    from cbm.encoders import create_encoder
+    from cbm.encoders.rebuild import recorded_fingerprint
+    from cbm.exceptions import EncoderMismatchError
+
+    kw = {} if args.image_size is None else {"image_size": args.image_size}
+    encoder = create_encoder(args.encoder, pretrained=args.pretrained, **kw)
+    expected = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))
+    if expected and encoder.fingerprint != expected:
+        raise EncoderMismatchError(f"--encoder {args.encoder!r} has fingerprint {encoder.fingerprint!r}, but the model "
+                                   f"was trained on {expected!r}; leave out --encoder to use the recorded one.")
+    bank = getattr(model, "concepts_", None)
+    if bank is not None and hasattr(bank, "check_encoder"):
+        bank.check_encoder(encoder.fingerprint)
+    return encoder
 
 
 def explain_findings(model, x, where: str, label=None, finding: str | None = None, top: int = 5) -> str:

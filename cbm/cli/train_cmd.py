@@ -4,10 +4,13 @@
     cbm train --method sparse-cbm --objective gumbel --data synthetic --out runs/demo
     cbm train --method knobo --concepts BANK_DIR --data splits.npz --param lam=0.5 --out runs/knobo
 
-``--data`` is a ``.npz`` with ``X_train, y_train`` (and optional ``X_val, y_val, X_test, y_test,
-X_shifted, y_shifted, domains_*, concepts_*, class_names, class_embeddings``), an EmbeddingStore entry folder
-(``cbm embed`` output, split 60/20/20 stratified by ``--seed``), or ``synthetic`` for a :func:`cbm.make_concept_world` demo
-(its concept bank is used when ``--concepts`` is not given).
+``--data`` is a ``.npz`` with ``X_train, y_train`` (and optional ``X_val, y_val``, any held-out
+``X_<split>, y_<split>``, ``domains_*, ids_*, concepts_*, class_names, class_embeddings, encoder_spec``;
+see EPILOG), an EmbeddingStore entry folder (``cbm embed`` output: the manifest's ``split`` column
+gives train/val/test, held-out splits are divided by the ``site`` column as ``test@<site>``; without
+a split column, a 60/20/20 split stratified by ``--seed``, said on stderr), or ``synthetic`` for a
+:func:`cbm.make_concept_world` demo (its concept bank is used when ``--concepts`` is not given).
+``MODEL_DIR/data.npz`` gets every split, train and val included, in the same layout.
 
 Multi-label findings (several per image): give ``y_<split>`` in the ``.npz`` as a 0/1 indicator
 matrix (N, L) and ``class_names`` naming its L columns (the findings; e.g. ``MultiLabelBinarizer``
@@ -22,7 +25,9 @@ A bank whose vectors come from another encoder than the embeddings is refused.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,8 @@ def add_parser(sub) -> None:
     from cbm.models import list_methods
 
     p = sub.add_parser("train", help="train a concept bottleneck model and save a model directory",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0], epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True, choices=list_methods(), help="the CBM method")
     p.add_argument("--concepts", metavar="BANK_DIR", help="concept bank folder (ConceptBank.save)")
     p.add_argument("--data", metavar="PATH",
@@ -56,6 +62,26 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
+
+EPILOG = """\
+the .npz layout (--data FILE.npz, and MODEL_DIR/data.npz that cbm train writes):
+  X_<split>        (N, d) float32     embeddings of split <split>
+  y_<split>        (N,) str or int    class names, or indices into class_names;
+                   (N, L) 0/1 int     multi-label: one column per finding in class_names
+  domains_<split>  (N,) str           site of each row (optional)
+  ids_<split>      (N,) str           id of each row, e.g. the manifest path (optional)
+  concepts_<split> (N, M)             per-image concept labels (optional; KnoBo grounding)
+  class_names      (K,) str           class (or finding) names
+  class_embeddings (K, d) float32     class text embeddings in class_names order (optional; CMS)
+  encoder          () str             fingerprint of the encoder that made X (optional)
+  encoder_spec     () str             JSON of how to rebuild it, as an embedding cache's manifest.json
+                                      "encoder_spec" ({"name", "pretrained", "fingerprint", ...});
+                                      without it `cbm explain --image` needs --encoder
+split names: train (fitted), val (early stopping), any other name is held out (test, shifted ...);
+  from an embedding cache with a site column, held-out splits are test@<site> (one per site), while
+  train and val keep every site in domains_<split>. MODEL_DIR/data.npz holds every split, so
+  refitting edits read train and val from it, and `cbm eval MODEL_DIR` reports each split and site.
+"""
 
 #: Methods that read the bank's class-concept prior (so its classes must match the data's by name).
 PRIOR_METHODS = ("labo", "knobo")
@@ -110,6 +136,7 @@ def build_model(args, extras: dict[str, Any]):
 
 
 def _run(args) -> int:
+    from cbm.cli.eval_cmd import site_summary
     from cbm.data import load_training_data
     from cbm.data.training import fit_arguments
     from cbm.io import check_target
@@ -131,10 +158,27 @@ def _run(args) -> int:
         extras["class_embeddings"] = class_text_embeddings(extras, model.concepts, args.class_template)
     model.fit(train["X"], train["y"], **fit_arguments(model, splits, extras))
     metrics = report(model, splits)
+    metrics["domains"] = None  # report() would guess the in-domain site; site_summary names it
+    sites = site_summary(model, splits, extras, metrics)
     version = _save(model, args, spec, splits, extras, metrics, f"cbm train --method {args.method}")
     print(format_report(metrics))
+    print("\n" + sites)
     print(f"saved {args.method} with {len(model.concept_names_)} concepts to {args.out} (version {version})")
+    _print_notes(spec, extras)
     return 0
+
+
+def _print_notes(spec, extras: dict) -> None:
+    """Say on stderr what the data left to chance or unrecorded: a random split, no encoder record."""
+    from cbm.data.training import encoder_record, split_note
+
+    note = split_note(spec, extras)
+    if note:
+        print(note, file=sys.stderr)
+    if not encoder_record(extras):
+        print(f"note: --data {str(spec)!r} records no image encoder (no 'encoder_spec' or 'encoder' array), so "
+              "`cbm explain --image` will need --encoder NAME [--pretrained WEIGHTS]; store the encoder's spec as "
+              "'encoder_spec' (see cbm train --help) to record it.", file=sys.stderr)
 
 
 def _run_multilabel(args, spec, splits: dict, extras: dict, findings: list[str]) -> int:
@@ -156,20 +200,23 @@ def _run_multilabel(args, spec, splits: dict, extras: dict, findings: list[str])
     print(format_finding_metrics(metrics))
     print(f"saved multi-label {args.method} ({len(findings)} findings, {len(model.concept_names_)} concepts) "
           f"to {args.out} (version {version})")
+    _print_notes(spec, extras)
     return 0
 
 
 def _save(model: Any, args, spec, splits: dict, extras: dict, metrics: Any, note: str,
           class_names: list[str] | None = None) -> int:
-    """Save ``model`` as a new version of ``args.out`` with its evaluation splits (``data.npz``)."""
+    """Save ``model`` as a new version of ``args.out`` with every split (``data.npz``, train and val included)."""
+    from cbm.data.evalfile import save_eval_data
     from cbm.data.training import encoder_record
-    from cbm.edits.preview import save_eval_data
     from cbm.io import save_model
 
-    fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": extras.get("splits")}
+    record = dict(extras.get("splits") or {})
+    if "train_sites" not in record and "domains" in splits["train"]:
+        record["train_sites"] = sorted({str(d) for d in np.asarray(splits["train"]["domains"]).tolist()})
+    fingerprints = {"data": str(spec), "encoder": encoder_record(extras), "splits": record or None}
     version = save_model(model, args.out, note=args.note or note, metrics=metrics, fingerprints=fingerprints)
-    eval_splits = {n: sp for n, sp in splits.items() if n != "train"} or splits
-    save_eval_data(Path(args.out) / "data.npz", eval_splits, class_names=class_names)
+    save_eval_data(Path(args.out) / "data.npz", splits, class_names=class_names, encoder=encoder_record(extras))
     return version
 
 

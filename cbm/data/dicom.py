@@ -15,6 +15,7 @@ are refused with one :class:`~cbm.exceptions.DataError` naming the file.
 
 from __future__ import annotations
 
+import io
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -63,6 +64,16 @@ def read_dicom(source: str | BinaryIO, label: str, max_pixels: int) -> Image.Ima
     ``max_pixels`` is checked against Rows x Columns before the pixel data are decoded.
     """
     try:
+        return _read_dicom(source, label, max_pixels)
+    except DataError:
+        raise
+    except Exception as e:  # pydicom converts tags lazily: a damaged one can raise anything when first read
+        raise DataError(f"Image {label!r} is not a readable DICOM file (a damaged tag: {type(e).__name__}); "
+                        "replace or delete it.") from None
+
+
+def _read_dicom(source: str | BinaryIO, label: str, max_pixels: int) -> Image.Image:
+    try:
         import pydicom
         from pydicom.errors import InvalidDicomError
     except ImportError:  # pragma: no cover - pydicom is a dependency
@@ -75,6 +86,9 @@ def read_dicom(source: str | BinaryIO, label: str, max_pixels: int) -> Image.Ima
     marker = False
     try:
         marker = is_dicom(_head(source))
+        if isinstance(source, str):  # from memory: pydicom reads a length field's bytes at once, and a
+            with open(source, "rb") as fh:  # file read() reserves them first (8 bytes could ask for 4 GB)
+                source = io.BytesIO(fh.read())
         ds = pydicom.dcmread(source, force=True)
     except FileNotFoundError:
         raise DataError(f"Image {label!r} not found; fix the path or remove the entry.") from None

@@ -2,11 +2,14 @@
 write and that the app, ``cbm edit``, ``cbm eval``, ``cbm explain`` and refitting edits read.
 
 Arrays are stored per split as ``<key>_<split>`` (``X``, ``y``, optional ``domains``, ``ids``,
-``images``, ``concept_labels``, ...) plus ``class_names``; no pickles; written atomically.
+``images``, ``concept_labels``, ...) plus ``class_names`` and, when known, ``encoder`` (the image
+encoder's fingerprint) and ``encoder_spec`` (a JSON string: how to rebuild it); no pickles; written
+atomically. Split names are free text: ``train``, ``val``, ``test``, ``shifted``, ``test@siteA``.
 """
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,16 +22,23 @@ from cbm.exceptions import DataError, unknown_name_message
 
 
 def save_eval_data(path: str | Path, splits: Mapping[str, Mapping[str, Any]],
-                   class_names: Iterable[str] | None = None) -> Path:
+                   class_names: Iterable[str] | None = None, encoder: Any = None) -> Path:
     """Write evaluation splits as the ``.npz`` that the app, ``cbm edit`` and ``cbm explain`` read.
 
     ``splits`` maps a split name to arrays ``X`` (N, d) and ``y`` (N,), optionally ``domains``,
     ``ids``, ``images`` (uint8 thumbnails) and any other per-sample array; they are stored as
-    ``<key>_<split>``. No pickles; written atomically.
+    ``<key>_<split>``. ``encoder`` (an encoder spec dict, or a fingerprint string) is stored as
+    ``encoder_spec`` (JSON) and ``encoder`` (the fingerprint). No pickles; written atomically.
     """
     arrays: dict[str, np.ndarray] = {}
     if class_names is not None:
         arrays["class_names"] = np.asarray([str(c) for c in class_names])
+    if isinstance(encoder, Mapping):
+        arrays["encoder_spec"] = np.asarray(json.dumps(dict(encoder), sort_keys=True))
+        if encoder.get("fingerprint"):
+            arrays["encoder"] = np.asarray(str(encoder["fingerprint"]))
+    elif encoder:
+        arrays["encoder"] = np.asarray(str(encoder))
     for name, split in splits.items():
         if "X" not in split or "y" not in split:
             raise DataError(f"Split {name!r} needs arrays 'X' and 'y'; got {sorted(split)}.")
@@ -55,11 +65,15 @@ def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """
     arrays = read_arrays(path)
     names = [k[2:] for k in arrays if k.startswith("X_") and f"y_{k[2:]}" in arrays]
+    _check_shapes(arrays, names, path)
     names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
     classes = arrays["class_names"].astype(str) if "class_names" in arrays else None
+    owner: dict[str, str] = {}  # each array to the longest split name it ends with ("X_test@a_test")
+    for n in sorted(names, key=len):
+        owner.update({k: n for k in arrays if k.endswith(f"_{n}")})
     out = {}
     for n in names:
-        split = {k[: -len(n) - 1]: v for k, v in arrays.items() if k.endswith(f"_{n}")}
+        split = {k[: -len(n) - 1]: v for k, v in arrays.items() if owner.get(k) == n}
         split["X"] = split["X"].astype(np.float32)
         y = split["y"]
         if y.ndim == 2:  # a multi-label indicator matrix (columns: the findings in class_names)
@@ -68,6 +82,31 @@ def load_eval_data(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
             split["y"] = classes[y] if classes is not None and y.dtype.kind in "iu" else y.astype(str)
         out[n] = split
     return out
+
+
+def _check_shapes(arrays: dict[str, np.ndarray], names: list[str], path: str | Path) -> None:
+    """One DataError naming the file and the array for a split whose arrays cannot be what they claim."""
+    classes = arrays.get("class_names")
+    if classes is not None and classes.ndim != 1:
+        raise DataError(f"Evaluation data {str(path)!r}: class_names must be a list of names; got shape {classes.shape}.")
+    for n in names:
+        X, y = arrays[f"X_{n}"], arrays[f"y_{n}"]
+        problem = None
+        if X.ndim != 2 or X.dtype.kind not in "fiub":
+            problem = f"X_{n} must be a numeric (N, d) matrix; got {X.dtype} of shape {X.shape}"
+        elif y.ndim not in (1, 2) or len(y) != len(X):
+            problem = f"y_{n} must hold one label (or label row) per row of X_{n} ({len(X)}); got shape {y.shape}"
+        elif y.ndim == 1 and y.dtype.kind in "iu" and classes is not None and len(y) and not (
+                0 <= y.min() and y.max() < len(classes)):
+            problem = f"y_{n} indexes class_names, which has {len(classes)}; got values {y.min()}..{y.max()}"
+        elif y.ndim == 2 and y.dtype.kind not in "iub":
+            problem = f"y_{n} as a multi-label matrix must be 0/1 integers; got {y.dtype}"
+        for key in (f"ids_{n}", f"domains_{n}"):
+            if problem is None and key in arrays and (arrays[key].ndim != 1 or len(arrays[key]) != len(X)):
+                problem = f"{key} must hold one entry per row of X_{n} ({len(X)}); got shape {arrays[key].shape}"
+        if problem:
+            raise DataError(f"Evaluation data {str(path)!r}: {problem}. Write it again with `cbm train` or "
+                            "save_eval_data.")
 
 
 def read_arrays(path: str | Path, what: str | None = None) -> dict[str, np.ndarray]:
@@ -112,6 +151,16 @@ def read_sample(path: str | Path, sample: str, split: str | None = None) -> tupl
 
     Returns ``(split, row, x (d,), label)``; ``split=None`` searches test, shifted, val, train.
     """
+    try:  # arrays are read lazily: a damaged member or a wrong shape shows up here, not at np.load
+        return _read_sample(path, sample, split)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, IndexError, TypeError) as e:
+        raise DataError(f"Evaluation data {str(path)!r} cannot be read ({type(e).__name__}: {e}); write it again "
+                        "with `cbm train` or save_eval_data.") from None
+
+
+def _read_sample(path: str | Path, sample: str, split: str | None) -> tuple[str, int, np.ndarray, Any]:
     with _open_npz(path) as z:
         have = [k[2:] for k in z.files if k.startswith("X_")]
         order = [split] if split else [s for s in SPLIT_ORDER if s in have] + \

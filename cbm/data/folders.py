@@ -6,7 +6,7 @@ and RGBA are converted; RGBA is composited on white), ``ds.labels`` class indice
 ``ds.fingerprint`` (hash of paths + sizes + mtimes, or of the pixel arrays) used to key caches::
 
     ds = image_folder("photos/")                 # photos/<class>/<image>.jpg
-    ds = read_manifest("data.csv")               # columns: path, label[, split][, domain|site][, id]
+    ds = read_manifest("data.csv")               # columns: path, label[, split][, domain|site|group][, id]
     ds = load_digits_images()                    # scikit-learn digits, 8x8, for small tests
 
 An image that cannot be read raises :class:`cbm.exceptions.DataError` naming the file; the
@@ -116,7 +116,7 @@ class ImageDataset(Sequence):
 
     @cached_property
     def fingerprint(self) -> str:
-        """Stable hash of the image sources (paths+sizes+mtimes, or pixels) and the labels."""
+        """Stable hash of the image sources (paths+sizes+mtimes, or pixels), labels, sites and splits."""
         h = hashlib.sha256()
         if self.paths is not None:
             for p, rid in zip(self.paths, self.ids, strict=True):
@@ -134,6 +134,9 @@ class ImageDataset(Sequence):
         if self.labels is not None:
             h.update(self.labels.tobytes())
             h.update("\0".join(self.classes).encode())
+        for what, seq in (("domains", self.domains), ("splits", self.splits)):  # kept per row by caches
+            if seq is not None:
+                h.update(f"{what}=".encode() + "\0".join(seq).encode())
         return f"{self.name}:{len(self)}:{h.hexdigest()[:24]}"
 
     def subset(self, indices: Sequence[int]) -> ImageDataset:
@@ -222,18 +225,26 @@ def _manifest_rows(path: Path) -> list[dict[str, Any]]:
 
 def read_manifest(path: str | Path, root: str | Path | None = None) -> ImageDataset:
     """Dataset from a CSV or JSONL manifest with columns ``path``, ``label`` and optionally
-    ``split``, ``domain`` (or ``site``) and ``id``. Relative paths are resolved against ``root``
+    ``split``, ``domain`` (or ``site``, or ``group``) and ``id``. Relative paths are resolved against ``root``
     (default: the manifest's folder).
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"Manifest {str(path)!r} not found; pass a .csv or .jsonl file.")
-    rows = _manifest_rows(path)
+    try:
+        rows = _manifest_rows(path)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"Manifest {str(path)!r} cannot be read as UTF-8 CSV/JSONL text ({e}); save it as UTF-8 "
+                        "text with columns path, label[, split][, domain][, id].") from None
     if not rows:
         raise DataError(f"Manifest {str(path)!r} has no rows; add one row per image (path, label).")
     if "path" not in rows[0]:
         raise DataError(f"Manifest {str(path)!r} has no 'path' column (columns: {sorted(rows[0])}); "
                         "expected path, label[, split][, domain][, id].")
+    blank = next((i for i, r in enumerate(rows, 1) if not isinstance(r.get("path"), str) or not r["path"]), None)
+    if blank is not None:
+        raise DataError(f"Manifest {str(path)!r} row {blank} has no path (or not a text one); give every row "
+                        "a path to an image.")
     base = Path(root) if root is not None else path.parent
     paths = [Path(r["path"]) if Path(r["path"]).is_absolute() else base / r["path"] for r in rows]
     labels = classes = None
@@ -253,7 +264,7 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> ImageData
             return None
         return [str(next((r[k] for k in keys if r.get(k) not in (None, "")), "")) for r in rows]
 
-    return ImageDataset(paths, labels, classes=classes, domains=col("domain", "site"), splits=col("split"),
+    return ImageDataset(paths, labels, classes=classes, domains=col("domain", "site", "group"), splits=col("split"),
                         ids=col("id") or [str(r["path"]) for r in rows], root=base, name=path.stem)
 
 

@@ -112,7 +112,9 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, name: str | None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap decides
-            with Image.open(fh) as im:
+            # a path is read into memory first: a chunk's length field is read at once, and a file
+            # read() reserves that many bytes first (a 50-byte PNG could ask for gigabytes)
+            with Image.open(io.BytesIO(fh.read_bytes()) if isinstance(fh, Path) else fh) as im:
                 w, h = im.size
                 if w * h > cap:
                     raise too_large(label, w, h, cap)

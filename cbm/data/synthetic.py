@@ -20,6 +20,7 @@ recovery tests sharp.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,10 @@ def _check_args(K: int, M: int, per_class: int, spurious: bool, sp_class: int, n
 
 def _class_concept_matrix(rng: np.random.Generator, K: int, M: int, per_class: int) -> np.ndarray:
     """Sparse class-concept sets, spread so every concept is used and no two classes are equal."""
+    if math.comb(M, per_class) < K:  # the loop below could never make every class's set unique
+        raise ValueError(f"{K} classes need distinct sets of concepts_per_class={per_class} of the {M} class "
+                         "concepts (n_concepts minus nuisance and spurious ones); raise n_concepts or lower "
+                         "concepts_per_class.")
     G = np.zeros((K, M), np.int8)
     order = rng.permutation(M)
     for k in range(K):

@@ -7,6 +7,7 @@ explanations agree by name, never by position.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,18 @@ from typing import Any
 import numpy as np
 
 from cbm.data.evalfile import read_arrays
-from cbm.data.splits import make_splits
+from cbm.data.splits import Splits, make_splits
 from cbm.data.synthetic import make_concept_world
 from cbm.exceptions import DataError
 from cbm.store import EmbeddingCache
 
 SPLITS = ("train", "val", "test", "shifted")
+#: Manifest split values read as cbm's split names (compared in lower case); others are kept as written.
+SPLIT_ALIASES = {"training": "train", "validation": "val", "valid": "val", "dev": "val", "testing": "test"}
+#: Held-out splits of data with sites are named ``<split>@<site>`` (``test@siteA``); train and val are not.
+SITE_SEP = "@"
+#: Fractions of the random split used when a cache's manifest had no ``split`` column.
+RANDOM_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
 def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool = True
@@ -29,13 +36,19 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
     ``spec`` is a ``.npz`` with ``X_<split>, y_<split>`` (optional ``domains_*``, ``concepts_*``,
     ``ids_*``, ``class_names`` decoding integer labels, ``class_embeddings`` in ``class_names``
     order; a 2-D 0/1 ``y_<split>`` (N, L) is a multi-label indicator matrix whose columns
-    ``class_names`` names, extras ``findings``), an EmbeddingStore entry folder (``cbm embed``; labelled rows split 60/20/20, stratified,
-    seeded), or ``"synthetic"`` for :func:`cbm.data.make_concept_world`. The evaluation ``data.npz``
-    that ``cbm train`` writes beside a model has no train split: pass ``require_train=False``.
+    ``class_names`` names, extras ``findings``; ``encoder_spec``, a JSON string, records the encoder
+    that made ``X``, ``encoder`` its fingerprint; any ``<split>`` name is read, ``test@siteA`` too),
+    an EmbeddingStore entry folder (``cbm embed``: the manifest's ``split`` column gives the splits,
+    values train, val, test or any other name; without one, labelled rows are split 60/20/20 at
+    random, stratified, seeded, and ``extras["splits"]["source"]`` is ``"random"``; with a site
+    column, held-out splits other than train and val are divided by site as ``<split>@<site>``),
+    or ``"synthetic"`` for :func:`cbm.data.make_concept_world`. ``require_train=False`` accepts data
+    without a train split (evaluation).
 
     Extras: ``bank`` (synthetic), ``class_embeddings`` (rows in sorted class-name order, the order of
     a fitted model's ``classes_``), ``fingerprint`` (the image encoder's), ``encoder`` (its spec, to
-    rebuild it, or the fingerprint when no spec is known), ``classes`` and ``splits``.
+    rebuild it, or the fingerprint when no spec is known), ``classes`` and ``splits`` (how the
+    splits were made: ``source``, ``sizes``, ``train_sites``).
     """
     if spec == "synthetic":
         world = make_concept_world(random_state=seed)
@@ -48,20 +61,20 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
     spec = str(spec)
     path = Path(spec)
     if path.is_dir():
-        return _load_store(path, seed)
+        return _load_store(path, seed, require_train)
     if not path.is_file():
         raise FileNotFoundError(f"--data {spec!r} does not exist; give a .npz of splits, an "
                                 "EmbeddingStore folder, or 'synthetic'.")
     arrays = read_arrays(path, f"--data {spec!r}")
     names = arrays["class_names"].astype(str) if "class_names" in arrays else None
     splits = {}
-    for name in SPLITS:
-        if f"X_{name}" in arrays:
-            if f"y_{name}" not in arrays:
-                raise DataError(f"{spec!r} has X_{name} but no y_{name}; save labels for every split.")
-            splits[name] = {k: arrays[f"{k}_{name}"] for k in ("X", "y", "domains", "concepts", "ids")
-                            if f"{k}_{name}" in arrays}
-            splits[name]["y"] = _decode(splits[name]["y"], names, f"{spec!r} y_{name}")
+    found = [k[2:] for k in arrays if k.startswith("X_")]
+    for name in sorted(found, key=lambda n: (SPLITS.index(n) if n in SPLITS else len(SPLITS), n)):
+        if f"y_{name}" not in arrays:
+            raise DataError(f"{spec!r} has X_{name} but no y_{name}; save labels for every split.")
+        splits[name] = {k: arrays[f"{k}_{name}"] for k in ("X", "y", "domains", "concepts", "ids")
+                        if f"{k}_{name}" in arrays}
+        splits[name]["y"] = _decode(splits[name]["y"], names, f"{spec!r} y_{name}")
     if require_train and "train" not in splits:
         raise DataError(f"{spec!r} has no X_train/y_train arrays (found: {sorted(arrays)[:8]}).")
     if not splits:
@@ -70,9 +83,12 @@ def load_training_data(spec: str | Path, seed: int = 0, *, require_train: bool =
     emb = arrays.get("class_embeddings")
     if emb is not None and names is not None and len(emb) == len(names):
         emb = _sorted_rows(emb, names)
-    fp = str(arrays["encoder"]) if "encoder" in arrays else None
-    extras = {"class_embeddings": emb, "fingerprint": fp, "encoder": fp,
+    record, fp = _npz_encoder(arrays, spec)
+    extras = {"class_embeddings": emb, "fingerprint": fp, "encoder": record,
               "classes": None if names is None else list(names)}
+    if "train" in splits and "domains" in splits["train"]:
+        extras["splits"] = {"source": "npz", "sizes": {n: int(len(sp["y"])) for n, sp in splits.items()},
+                            "train_sites": sorted({str(d) for d in splits["train"]["domains"]})}
     if any(np.ndim(s["y"]) == 2 for s in splits.values()):
         if not all(np.ndim(s["y"]) == 2 for s in splits.values()):
             raise DataError(f"{spec!r} mixes multi-label (2-D) and single-label (1-D) y_<split> arrays; "
@@ -136,26 +152,96 @@ def encoder_record(extras: Mapping[str, Any]) -> Any:
     return extras.get("encoder") or extras.get("fingerprint")
 
 
-def _load_store(path: Path, seed: int) -> tuple[dict, dict]:
-    """An EmbeddingStore entry folder (``manifest.json``): labelled rows split 60/20/20, stratified."""
+def _npz_encoder(arrays: Mapping[str, np.ndarray], spec: str) -> tuple[Any, str | None]:
+    """``(record, fingerprint)`` of the encoder a ``.npz`` names: ``encoder_spec`` (a JSON string, the
+    spec ``cbm embed`` keeps: name, pretrained, fingerprint, options) and/or ``encoder`` (the fingerprint)."""
+    fp = str(arrays["encoder"]) if "encoder" in arrays else None
+    if "encoder_spec" not in arrays:
+        return fp, fp
+    try:
+        record = json.loads(str(arrays["encoder_spec"]))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{spec!r} has an 'encoder_spec' that is not JSON ({e.msg}); store the encoder's spec "
+                        "as a JSON string, e.g. the 'encoder_spec' of the embedding cache's manifest.json.") from None
+    if not isinstance(record, dict) or not record.get("name"):
+        raise DataError(f"{spec!r} has an 'encoder_spec' without a 'name' ({str(arrays['encoder_spec'])[:80]!r}); "
+                        'store {"name": ..., "pretrained": ..., "fingerprint": ...} as a JSON string.')
+    spec_fp = record.get("fingerprint")
+    if fp and spec_fp and str(spec_fp) != fp:
+        raise DataError(f"{spec!r} names two encoders: 'encoder' is {fp!r} but 'encoder_spec' has fingerprint "
+                        f"{spec_fp!r}; keep the one that embedded X.")
+    return record, fp or (None if spec_fp is None else str(spec_fp))
+
+
+def _named_splits(names: list[str], ids: np.ndarray, where: str, require_train: bool) -> dict[str, np.ndarray]:
+    """Row indices of each split a manifest's ``split`` column names (aliases read as train/val/test)."""
+    names_arr = np.asarray([SPLIT_ALIASES.get(n.strip().lower(), n.strip()) for n in names])
+    empty = np.flatnonzero(names_arr == "")
+    if len(empty):
+        raise DataError(f"{len(empty)} row(s) of {where} have no split (e.g. {str(ids[empty[0]])!r}); give every "
+                        "manifest row a split (train, val, test, ...) or leave the column out, then run "
+                        "`cbm embed` again.")
+    present = sorted(set(names_arr.tolist()), key=lambda n: (SPLITS.index(n) if n in SPLITS else len(SPLITS), n))
+    if require_train and "train" not in present:
+        raise DataError(f"The split column of {where} names no 'train' rows (it has {present}); mark the "
+                        "training images split=train in the manifest and run `cbm embed` again.")
+    bad = [n for n in present if SITE_SEP in n]
+    if bad:
+        raise DataError(f"Split {bad[0]!r} in {where} contains {SITE_SEP!r}, which cbm uses for "
+                        f"<split>{SITE_SEP}<site>; rename it in the manifest.")
+    return {n: np.flatnonzero(names_arr == n) for n in present}
+
+
+def _load_store(path: Path, seed: int, require_train: bool = True) -> tuple[dict, dict]:
+    """An EmbeddingStore entry folder (``manifest.json``): the manifest's splits, or a random one."""
 
     cache = EmbeddingCache(path)  # sizes, and sha256 of files not verified before
     X, y = cache.as_array(np.float32), cache.labels
+    where = f"embedding cache {str(path)!r}"
     if y is None:
         raise DataError(f"Embedding cache {str(path)!r} has no labels; embed a labelled dataset.")
     classes = [str(c) for c in cache.manifest.get("classes") or []]
     if classes:
-        y = _decode(np.asarray(y), np.asarray(classes), f"embedding cache {str(path)!r}")
+        y = _decode(np.asarray(y), np.asarray(classes), where)
     domains = None if cache.domains is None else np.asarray(cache.domains)
     ids = np.asarray(cache.ids)
-    parts = make_splits(len(y), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=seed, stratify=y)
-    splits = {name: {"X": X[idx], "y": y[idx], "ids": ids[idx],
-                     **({} if domains is None else {"domains": domains[idx]})}
-              for name, idx in parts.items()}
+    if domains is not None and (domains == "").any():
+        first = str(ids[np.flatnonzero(domains == "")[0]])
+        raise DataError(f"{int((domains == '').sum())} row(s) of {where} have no site (e.g. {first!r}); give "
+                        "every manifest row a site (or leave the column out), then run `cbm embed` again.")
+    if cache.splits is None:
+        parts = make_splits(len(y), RANDOM_FRACTIONS, seed=seed, stratify=y)
+        record = {"source": "random", **parts.record()}
+    else:
+        parts = _named_splits(cache.splits, ids, where, require_train)
+        record = {"source": "manifest", **Splits(parts, seed, {}, False).record()}
+        del record["seed"], record["fractions"], record["stratified"]
+    splits = {}
+    for name, idx in parts.items():
+        sites = [None] if domains is None or name in ("train", "val") else sorted(set(domains[idx].tolist()))
+        for site in sites:
+            rows = idx if site is None else idx[domains[idx] == site]
+            splits[name if site is None else f"{name}{SITE_SEP}{site}"] = {
+                "X": X[rows], "y": y[rows], "ids": ids[rows], **({} if domains is None else {"domains": domains[rows]})}
+    record["sizes"] = {n: int(len(sp["y"])) for n, sp in splits.items()}
+    if domains is not None and "train" in splits:
+        record["train_sites"] = sorted(set(splits["train"]["domains"].tolist()))
     fp = cache.manifest.get("encoder")
     spec = cache.manifest.get("encoder_spec")
     return splits, {"fingerprint": fp, "encoder": spec if isinstance(spec, dict) else fp,
-                    "classes": classes or None, "splits": parts.record()}
+                    "classes": classes or None, "splits": record}
+
+
+def split_note(spec: Any, extras: Mapping[str, Any]) -> str | None:
+    """The line that says a random split was made (no ``split`` column in the manifest), or None."""
+    record = extras.get("splits") or {}
+    if record.get("source") != "random":
+        return None
+    fractions = "/".join(f"{round(100 * f)}" for f in record.get("fractions", RANDOM_FRACTIONS).values())
+    return (f"note: {str(spec)!r} has no split column (its manifest had none), so it was split "
+            f"{fractions} ({', '.join(record.get('fractions', RANDOM_FRACTIONS))}) at random, stratified by "
+            f"class, --seed {record.get('seed')}; add a 'split' column (train/val/test) to the manifest and "
+            "run `cbm embed` again to choose the splits.")
 
 
 def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, str | None]:

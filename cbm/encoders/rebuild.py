@@ -86,8 +86,10 @@ def encoder_for(model: Any, pretrained: str | None = None) -> Any:
     """
     fp = (getattr(model, "fingerprints_", None) or {}).get("encoder")
     if not fp:
-        raise CBMError("This model records no image encoder (fingerprints['encoder'] is empty), so a new image "
-                       "cannot be embedded. Explain a sample from the evaluation data instead (--sample ID).")
+        raise CBMError("This model records no image encoder (fingerprints['encoder'] is empty; it was trained from "
+                       "a .npz without 'encoder_spec'), so a new image cannot be embedded. Name the encoder that "
+                       "made its embeddings (cbm explain --encoder NAME [--pretrained WEIGHTS]), or explain a "
+                       "sample from the evaluation data instead (--sample ID).")
     encoder = rebuild_encoder(fp, pretrained)
     bank = getattr(model, "concepts_", None)
     if bank is not None and hasattr(bank, "check_encoder"):

@@ -94,11 +94,13 @@ def check_config(cfg: dict[str, Any], where: str = "experiment") -> None:
         raise ExperimentError(f"{where}: [method] needs name = one of the cbm train methods, e.g. 'pcbm'.")
     from cbm.models import list_methods
 
-    if cfg["method"]["name"] not in list_methods():
-        raise ExperimentError(f"{where}: " + unknown_name_message("method", cfg["method"]["name"], list_methods()))
+    if not isinstance(cfg["method"]["name"], str) or cfg["method"]["name"] not in list_methods():
+        raise ExperimentError(f"{where}: " + unknown_name_message("method", str(cfg["method"]["name"]), list_methods()))
     seeds = cfg.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise ExperimentError(f"{where}: seeds must be a non-empty list of integers; got {seeds!r}.")
+    if not isinstance(cfg.get("grid") or {}, dict):
+        raise ExperimentError(f"{where}: [grid] must be a table of \"section.key\" = [values]; got {cfg['grid']!r}.")
     for key, values in (cfg.get("grid") or {}).items():
         if not isinstance(values, list) or not values:
             raise ExperimentError(f"{where}: [grid] {key!r} must be a non-empty list of values; got {values!r}.")

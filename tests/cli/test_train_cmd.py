@@ -128,6 +128,6 @@ def test_train_writes_evaluation_data_that_edit_and_the_app_read(world_files, tm
     assert main(["train", "--method", "linear-probe", "--data", str(root / "splits.npz"),
                  "--out", str(tmp_path / "m"), "--quiet"]) == 0
     data = tmp_path / "m" / "data.npz"
-    assert set(npz_splits(data)) == {"val", "test", "shifted"}
+    assert set(npz_splits(data)) == {"train", "val", "test", "shifted"}  # train too: refitting edits read it
     evalsets = load_evalsets(load_model(tmp_path / "m"), data)
     assert len(evalsets["test"]) == len(world["test"].y)

@@ -1,5 +1,7 @@
 """The evaluation-data file: written once by save_eval_data, read back by every reader in cbm.data.evalfile."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -25,3 +27,16 @@ def test_a_damaged_file_gets_one_message_naming_it(tmp_path):
         load_eval_data(bad)
     with pytest.raises(DataError, match="not found"):
         read_arrays(tmp_path / "missing.npz")
+
+
+def test_split_names_with_sites_keep_their_own_arrays_and_the_encoder_round_trips(tmp_path):
+    split = {"X": np.ones((2, 3)), "y": np.array(["a", "b"]), "domains": np.array(["x_test", "x_test"])}
+    spec = {"name": "flat", "pretrained": None, "fingerprint": "flat-3"}
+    save_eval_data(tmp_path / "d.npz", {"test": {**split, "X": np.zeros((1, 3)), "y": np.array(["a"]),
+                                                 "domains": np.array(["a"])},
+                                        "test@x_test": split}, encoder=spec)
+    data = load_eval_data(tmp_path / "d.npz")
+    assert data["test"]["X"].shape == (1, 3) and set(data["test"]) == {"X", "y", "domains"}
+    assert data["test@x_test"]["domains"].tolist() == ["x_test", "x_test"]
+    arrays = read_arrays(tmp_path / "d.npz")
+    assert json.loads(str(arrays["encoder_spec"])) == spec and str(arrays["encoder"]) == "flat-3"
