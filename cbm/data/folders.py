@@ -239,7 +239,7 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> ImageData
     if not rows:
         raise DataError(f"Manifest {str(path)!r} has no rows; add one row per image (path, label).")
     if "path" not in rows[0]:
-        raise DataError(f"Manifest {str(path)!r} has no 'path' column (columns: {sorted(rows[0])}); "
+        raise DataError(f"Manifest {str(path)!r} has no 'path' column (columns: {sorted(k for k in rows[0] if k)}); "
                         "expected path, label[, split][, domain][, id].")
     blank = next((i for i, r in enumerate(rows, 1) if not isinstance(r.get("path"), str) or not r["path"]), None)
     if blank is not None:
