@@ -148,7 +148,7 @@ def test_anec_refits_along_the_path_to_the_first_lambda_reaching_nec_k_then_trun
 def test_anec_path_point_for_k3_is_the_first_an_exact_solve_puts_at_nec_3(path):
     A, y, model = _sparse_problem()
     k, cfg = 3, ANEC_PATHS[path]
-    head = anec_heads(model, A, y, ks=(k,), path=path)[k]
+    head = anec_heads(model, A, y, ks=(k,), path=path, max_iter=2000, tol=1e-6)[k]
     W, _ = _sklearn_elastic_net(A, y, head["lam"], ddof=cfg["ddof"])   # saga to tol 1e-6, from zero
     assert (np.abs(W) > 1e-5).sum(1).mean() >= k
     np.testing.assert_allclose(prune_to_nec(W, k), head["coef"], atol=2e-3)
