@@ -92,8 +92,9 @@ def _check_shapes(arrays: dict[str, np.ndarray], names: list[str], path: str | P
     for n in names:
         X, y = arrays[f"X_{n}"], arrays[f"y_{n}"]
         problem = None
-        if X.ndim != 2 or X.dtype.kind not in "fiub":
-            problem = f"X_{n} must be a numeric (N, d) matrix; got {X.dtype} of shape {X.shape}"
+        if X.ndim not in (2, 3) or X.dtype.kind not in "fiub":  # (N, d), or (N, T, d) patch tokens
+            problem = (f"X_{n} must be a numeric (N, d) matrix (or (N, T, d) patch tokens); got {X.dtype} "
+                       f"of shape {X.shape}")
         elif y.ndim not in (1, 2) or len(y) != len(X):
             problem = f"y_{n} must hold one label (or label row) per row of X_{n} ({len(X)}); got shape {y.shape}"
         elif y.ndim == 1 and y.dtype.kind in "iu" and classes is not None and len(y) and not (
