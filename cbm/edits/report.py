@@ -53,6 +53,8 @@ def _probe_on_training_split(path: str, mtime_ns: int, size: int) -> Any:
         data = TrainingData.from_npz(path)
     except CBMError:
         return None
+    if np.asarray(data.y).ndim != 1:  # multi-label findings: no single-label black box to compare with
+        return None
     return create_model("linear-probe", random_state=0).fit(data.X, data.y)
 
 
