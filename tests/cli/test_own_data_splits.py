@@ -176,3 +176,17 @@ def test_npz_with_encoder_spec_records_it_and_one_without_says_explain_needs_enc
     assert rc == 2 and "--encoder NAME" in err
     out, _ = ok(["explain", tmp_path / "bare", "--image", image, "--encoder", ARCH, "--pretrained", trained["ckpt"]])
     assert "predicted" in out
+
+
+def test_an_edit_from_example_images_reads_the_train_split_cbm_train_saved(trained):
+    root, work = trained["root"], trained["work"]
+    ok(["concepts", "generate", "--source", "labo", "--input", root / "concepts.json", "--encoder", ARCH,
+        "--pretrained", trained["ckpt"], "--out", work / "bank"])
+    ok(["train", "--method", "labo", "--concepts", work / "bank", "--data", trained["entry"], "--out", work / "labo",
+        "--param", "max_epochs=2", "--quiet"])
+    site_b = ",".join(sorted(ids_of(trained["rows"], "train", "siteB")))  # rows of data.npz's train split, by id
+    site_a = ",".join(sorted(ids_of(trained["rows"], "train", "siteA")))
+    ok(["edit", work / "labo", "add-concept", "--name", "site B look", "--positives", site_b, "--negatives", site_a,
+        "--weight", "0"])
+    history, _ = ok(["edit", work / "labo", "history"])
+    assert "add-concept" in history and "site B look" in history
