@@ -57,9 +57,12 @@ print(sorted({w.filename for w in caught}))
 def test_the_edit_kinds_are_the_public_names_of_cbm_edits():
     import cbm.edits
     import cbm.edits.kinds
+    import cbm.edits.source
 
-    assert cbm.edits.__all__ == cbm.edits.kinds.__all__
-    for name in cbm.edits.__all__:
+    assert set(cbm.edits.__all__) == set(cbm.edits.kinds.__all__) | {"NeutraliseAtSource"}
+    assert cbm.edits.NeutraliseAtSource is cbm.edits.source.NeutraliseAtSource
+    assert cbm.edits.NeutraliseAtSource.kind in cbm.edits.EDIT_KINDS
+    for name in cbm.edits.kinds.__all__:
         assert getattr(cbm.edits, name) is getattr(cbm.edits.kinds, name)
 
 

@@ -397,7 +397,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     """
     from cbm.edits import TrainingData
     from cbm.edits.preview import EvalSet, preview, suggest_edits
-    from cbm.edits.repair import compare_baselines, suggest_repairs
+    from cbm.edits.repair import compare_baselines, repair_candidates, suggest_repairs
     from cbm.io import save_model
     from cbm.models import create_model
     from cbm.research.faithfulness import concept_faithfulness
@@ -475,7 +475,9 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
         j = knobo.concept_names_.index(ARTIFACT)
         suspect = (knobo.class_names_[int(np.argmax(knobo.coef_[:, j]))], ARTIFACT)
         data = TrainingData(X["train"], ytr, L_base["train"], X["val"], yva)
-        repairs = suggest_repairs(knobo, evalsets["val"], *suspect, data=data)
+        images = {s: splits[s].images for s in ("val", "test", "shifted")}  # for the repair at the source
+        candidates = repair_candidates(knobo, *suspect, data=data, images=images, encoder=encoder)
+        repairs = suggest_repairs(knobo, evalsets["val"], *suspect, data=data, candidates=candidates)
         chosen = repairs.iloc[0]["edit"]
         if chosen is not None:
             effect = preview(knobo, chosen, evalsets)

@@ -211,7 +211,8 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
     """Accuracy and recall of class ``k`` on every split for: the CBM before and after ``edit``, the
     CBM never predicting ``k``, the black box, the black box never predicting ``k``, and the black
     box given the same fix (the concept's eraser fitted as :class:`~cbm.edits.EraseConcept` does,
-    then the probe refitted on the erased training embeddings; needs ``data``).
+    then the probe refitted on the erased training embeddings; needs ``data``; for a source repair,
+    the black box scores the same repaired images).
 
     Columns: split, model, accuracy, recall. ``k`` is ``cls``, else the class the edit is about.
     """
@@ -225,7 +226,8 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
     m2 = edited_copy(model, edit)[0] if edit is not None else None
     fixed = None
     concept = getattr(edit, "concept", None)
-    if concept is not None and data is not None:
+    at_source = getattr(edit, "source_level", False)  # the same fix for the black box: its repaired images
+    if concept is not None and data is not None and not at_source:
         er = ((m2.eraser_left_, m2.eraser_right_, m2.eraser_bias_) if isinstance(edit, EraseConcept)
               else EraseConcept(concept, kname).fit_eraser(model, data))
         fixed = (er, _black_box_with_eraser(black_box, er, data))
@@ -235,12 +237,15 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
         z0 = es.logits(model)
         bb = _class_scores(black_box, es.X, names)
         preds = {"CBM before the edit": z0.argmax(1)}
+        X_fixed = edit.embeddings(model, es.name) if at_source else None
         if m2 is not None:
-            preds["CBM after the edit"] = _predict_split(m2, es)
+            preds["CBM after the edit"] = _scores(m2, X_fixed).argmax(1) if at_source else _predict_split(m2, es)
         preds[f"CBM never predicts {kname}"] = _without(z0, k).argmax(1)
         preds["black box"] = bb.argmax(1)
         preds[f"black box never predicts {kname}"] = _without(bb, k).argmax(1)
-        if fixed is not None:
+        if at_source:
+            preds["black box + same fix"] = _class_scores(black_box, X_fixed, names).argmax(1)
+        elif fixed is not None:
             preds["black box + same fix"] = _class_scores(fixed[1], erase_with(fixed[0], es.X), names).argmax(1)
         for m, p in preds.items():
             rows.append((es.name, m, float((p == y).mean()), float((p[y == k] == k).mean()) if (y == k).any() else np.nan))

@@ -22,5 +22,7 @@ def test_bare_open_clip_architecture_name_works():
 
 
 def test_bad_image_size_is_rejected():
-    with pytest.raises(ValueError, match="image_size must be an int >= 16"):
+    with pytest.raises(ValueError, match=r"image_size must be a whole number of pixels in 8\.\.\d+; got 4"):
         create_encoder("mobilenet_v2", image_size=4)
+    with pytest.raises(ValueError, match="image_size must be an int >= 16 pixels; got 12"):
+        create_encoder("mobilenet_v2", image_size=12)  # in the factory's range, below MobileNetV2's
