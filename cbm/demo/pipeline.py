@@ -475,7 +475,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
         j = knobo.concept_names_.index(ARTIFACT)
         suspect = (knobo.class_names_[int(np.argmax(knobo.coef_[:, j]))], ARTIFACT)
         data = TrainingData(X["train"], ytr, L_base["train"], X["val"], yva)
-        images = {s: splits[s].images for s in ("val", "test", "shifted")}  # for the repair at the source
+        images = {s: splits[s].images for s in SPLITS}  # for the repair at the source
         candidates = repair_candidates(knobo, *suspect, data=data, images=images, encoder=encoder)
         repairs = suggest_repairs(knobo, evalsets["val"], *suspect, data=data, candidates=candidates)
         chosen = repairs.iloc[0]["edit"]

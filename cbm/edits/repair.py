@@ -47,7 +47,8 @@ def repair_candidates(model: Any, cls: int | str, concept: int | str,
 
     With ``images`` (split name -> that split's images, in its order; the validation split at
     least) the concept neutralised at the source (:class:`~cbm.edits.NeutraliseAtSource`) is a
-    candidate too, embedded with ``encoder`` (default: the model's recorded encoder).
+    candidate too, embedded with ``encoder`` (default: the model's recorded encoder); with the
+    training images too (split "train"), also with the head refitted on them repaired.
     """
     k = model.class_names_[class_index(model, cls)]
     c = model.concept_names_[concept_index(model, concept)]
@@ -58,6 +59,8 @@ def repair_candidates(model: Any, cls: int | str, concept: int | str,
 
             encoder = encoder_for(model)
         out.append(NeutraliseAtSource(c).using(images, encoder))
+        if "train" in images and hasattr(model, "refit"):  # and the head refitted on repaired training images
+            out.append(NeutraliseAtSource(c, refit=True).using(images, encoder, data))
     if hasattr(model, "refit"):
         out += [RefitWithout(c).using(data), RefitWithout(c, reweight=True).using(data),
                 EraseConcept(c, k).using(data), EraseConcept(c, k, reweight=True).using(data),
@@ -231,6 +234,12 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
         er = ((m2.eraser_left_, m2.eraser_right_, m2.eraser_bias_) if isinstance(edit, EraseConcept)
               else EraseConcept(concept, kname).fit_eraser(model, data))
         fixed = (er, _black_box_with_eraser(black_box, er, data))
+    same_source_fix = black_box
+    if at_source and getattr(edit, "refit", False):  # the black box refitted on the same repaired images
+        from sklearn.base import clone
+
+        train = getattr(edit, "_data", None) or TrainingData.for_model(model)
+        same_source_fix = clone(black_box).fit(edit.embeddings(model, "train"), train.y)
     rows = []
     for es in sets:
         y = es.y
@@ -244,7 +253,7 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
         preds["black box"] = bb.argmax(1)
         preds[f"black box never predicts {kname}"] = _without(bb, k).argmax(1)
         if at_source:
-            preds["black box + same fix"] = _class_scores(black_box, X_fixed, names).argmax(1)
+            preds["black box + same fix"] = _class_scores(same_source_fix, X_fixed, names).argmax(1)
         elif fixed is not None:
             preds["black box + same fix"] = _class_scores(fixed[1], erase_with(fixed[0], es.X), names).argmax(1)
         for m, p in preds.items():

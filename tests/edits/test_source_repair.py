@@ -62,7 +62,8 @@ def world():
     add = AddConcept.from_examples(TAG, X[tags], X[~tags], {"vertical": 1.0}, model=model)
     add.apply(model)
     tclean, ty, ttags = _images(40, np.random.default_rng(1), (0.0, 0.9))  # shifted: tags on the other class
-    return {"enc": enc, "model": model, "clean": tclean, "y": ty, "tags": ttags, "test": _stamp(tclean, ttags)}
+    return {"enc": enc, "model": model, "clean": tclean, "y": ty, "tags": ttags, "test": _stamp(tclean, ttags),
+            "train": train, "train_y": y, "train_X": X}
 
 
 def test_it_is_an_edit_kind_that_round_trips():
@@ -207,3 +208,55 @@ def test_it_is_a_repair_candidate_only_with_images(world):
     # suggest_repairs scores it on the re-embedded validation images (what the line below computes)
     X = source[0].embeddings(m, "val")
     assert np.allclose(X, repair_images(m, world["test"], enc, repair=source[0].repair(m))[0])
+
+
+def test_with_refit_the_head_is_refitted_on_the_repaired_training_images_and_undo_restores_it(world):
+    import copy
+
+    from cbm.edits import TrainingData
+    from cbm.edits.kinds import RefitRecord
+    from cbm.edits.preview import edited_copy
+
+    m, enc = copy.deepcopy(world["model"]), world["enc"]
+    coef = m.coef_.copy()
+    data = TrainingData(world["train_X"], world["train_y"])
+    edit = NeutraliseAtSource(TAG, refit=True).using({"train": world["train"], "shifted": world["test"]}, enc, data)
+    assert edit.short_label() == "neutralise-at-source (refit)"
+    record = edit.apply(m)
+    assert isinstance(record, RefitRecord) and record.changes  # the head moved
+    assert m.source_repair_["concept"] == TAG and not np.array_equal(m.coef_, coef)
+    expected = copy.deepcopy(world["model"]).refit(edit.embeddings(world["model"], "train"), world["train_y"])
+    assert np.allclose(m.coef_, expected.coef_, atol=1e-5)  # the same refit, on the repaired images
+    record.undo(m)
+    assert np.array_equal(m.coef_, coef) and getattr(m, "source_repair_", None) is None
+    # preview and the edited copy agree: the refitted head scores the repaired images
+    es = EvalSet.from_model(world["model"], enc.encode_images(world["test"]), world["y"], "shifted")
+    effect = preview(world["model"], edit, {"shifted": es})
+    m2 = edited_copy(world["model"], edit)[0]
+    after = (m2.predict(edit.embeddings(world["model"], "shifted")) == world["y"]).mean()
+    assert effect.accuracy.query("group == 'all'")["after"].iloc[0] == pytest.approx(after)
+
+
+def test_refit_needs_the_training_images(world):
+    import copy
+
+    edit = NeutraliseAtSource(TAG, refit=True).using({"shifted": world["test"]}, world["enc"])
+    with pytest.raises(EditError, match="train"):
+        edit.apply(copy.deepcopy(world["model"]))
+
+
+def test_the_black_box_gets_the_same_source_repair_in_the_comparison(world):
+    from sklearn.linear_model import LogisticRegression
+
+    from cbm.edits import TrainingData
+    from cbm.edits.repair import compare_baselines
+
+    m, enc = world["model"], world["enc"]
+    probe = LogisticRegression(max_iter=500).fit(world["train_X"], world["train_y"])
+    data = TrainingData(world["train_X"], world["train_y"])
+    edit = NeutraliseAtSource(TAG, refit=True).using({"train": world["train"], "shifted": world["test"]}, enc, data)
+    es = EvalSet.from_model(m, enc.encode_images(world["test"]), world["y"], "shifted", keep_X=True)
+    table = compare_baselines(m, edit, {"shifted": es}, probe, data, cls="vertical").set_index("model")
+    fixed = LogisticRegression(max_iter=500).fit(edit.embeddings(m, "train"), world["train_y"])
+    expected = (fixed.predict(edit.embeddings(m, "shifted")) == world["y"]).mean()
+    assert table.loc["black box + same fix", "accuracy"] == pytest.approx(expected)
