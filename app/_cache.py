@@ -222,6 +222,27 @@ def edit_preview(model, path: Path, edit):
     return _edit_preview(model, model_token(model), str(path), key, edit)
 
 
+@st.cache_resource(show_spinner="Locating the concept in a few images...", max_entries=16)
+def _located(_model, token: str, path: str, concept: str, n: int):
+    from cbm.edits import NeutraliseAtSource
+    from cbm.models.source_repair import repair_images
+
+    data = eval_data(Path(path))
+    split = "val" if "val" in data else next(iter(data))
+    d = data[split]
+    rep = NeutraliseAtSource(concept).repair(_model)
+    first = d.images[: min(len(d.images), 64)]
+    _, info = repair_images(_model, first, model_encoder(Path(path)), repair=rep)
+    ids = d.ids if d.ids is not None else np.arange(len(d.images))
+    return [(first[i], info["boxes"][i], info["size"], str(ids[i])) for i in np.flatnonzero(info["fired"])[:n]]
+
+
+def located_regions(model, path: Path, concept: str, n: int = 6) -> list[tuple]:
+    """Up to ``n`` images of the validation split (else the first split) where ``concept`` fires, each
+    with the regions the model's own evidence locates it in: (image, boxes, input side, id)."""
+    return _located(model, model_token(model), str(path), concept, n)
+
+
 def accuracy_table(model, path: Path) -> dict[str, float]:
     """Accuracy per split (fraction correct), for the metric tiles."""
     return {s: accuracy(d.y, predictions(model, path, s).pred) for s, d in eval_data(path).items() if len(d)}

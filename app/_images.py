@@ -63,3 +63,32 @@ def page_icon(size: int = 64) -> Image.Image:
     r = size // 6
     draw.ellipse((size // 2 - r, size // 2 - r, size // 2 + r, size // 2 + r), fill=(255, 255, 255, 255))
     return img
+
+
+def _scaled(boxes, size: int, shape) -> list[tuple[int, int, int, int]]:
+    """Boxes in the encoder's input pixels (side ``size``) as boxes in an image of ``shape``."""
+    fy, fx = shape[0] / max(size, 1), shape[1] / max(size, 1)
+    return [(int(t * fy), int(left * fx), max(int(t * fy) + 1, int(round(b * fy))),
+             max(int(left * fx) + 1, int(round(r * fx)))) for t, left, b, r in boxes]
+
+
+def with_boxes(image: np.ndarray, boxes, size: int) -> np.ndarray:
+    """``image`` (H, W) or (H, W, 3) as RGB uint8 with each box (top, left, bottom, right in an input
+    of side ``size``) outlined in red."""
+    arr = np.asarray(image)
+    rgb = np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr[..., :3]
+    rgb = rgb.astype(np.uint8).copy()
+    for t, left, b, r in _scaled(boxes, size, rgb.shape):
+        rgb[t, left:r] = rgb[b - 1, left:r] = rgb[t:b, left] = rgb[t:b, r - 1] = (230, 30, 30)
+    return rgb
+
+
+def filled(image: np.ndarray, boxes, size: int) -> np.ndarray:
+    """``image`` with each box filled with the median of its border pixels (what the repair neutralises)."""
+    arr = np.asarray(image).copy()
+    border = np.concatenate([arr[0], arr[-1], arr[1:-1, 0], arr[1:-1, -1]], axis=0)
+    fill = np.median(border, axis=0).astype(arr.dtype)
+    for t, left, b, r in _scaled(boxes, size, arr.shape):
+        arr[t:b, left:r] = fill
+    return arr
+

@@ -21,6 +21,8 @@ KINDS = {
     "Refit the head without the concept (training data)": ("refit-without", False, True, False, False),
     "Erase the concept from the embeddings, then refit (class = the confounded one)":
         ("erase-concept", True, True, False, False),
+    "Neutralise the concept in the image, before it is embedded (repair at the source)":
+        ("neutralise-at-source", False, True, False, False),
     "Add a concept from example images": ("add-examples", True, False, True, False),
     "Add a concept from text": ("add-concept", True, False, True, True),
 }
@@ -59,6 +61,8 @@ def edit_form(model, path):
                             key=_keys.EDIT_WEIGHT) if needs_w else None
     if name == "add-examples":
         return examples_form(model, path, c3, cls, value)
+    if name == "neutralise-at-source":
+        return source_form(model, path, concept)
     if name != "add-concept":
         fields = {"cls": cls, "concept": concept, "value": value}
         return edits.create_edit(name, **{k: v for k, v in fields.items() if v is not None})
@@ -71,6 +75,36 @@ def edit_form(model, path):
     except (CBMError, ImportError, NotImplementedError, ValueError) as e:
         st.error(f"The concept cannot be embedded: {e}")
         return None
+
+
+def source_form(model, path, concept):
+    """The concept neutralised in each image before embedding: where the model's own evidence locates
+    it on a few images (before and after), then the edit, previewed on every split's images."""
+    from cbm.edits import NeutraliseAtSource
+
+    data = _cache.eval_data(path)
+    missing = [s for s, d in data.items() if d.images is None]
+    if not data or missing:
+        st.info("A repair at the source re-embeds the images, so data.npz needs the images of every split "
+                f"(`images_<split>`; missing for {missing or 'every split'}).")
+        return None
+    try:
+        encoder = _cache.model_encoder(path)
+        edit = NeutraliseAtSource(concept).using({s: d.images for s, d in data.items()}, encoder)
+        edit.plan(model)
+        shown = _cache.located_regions(model, path, concept)
+    except CBMError as e:
+        st.error(f"This repair cannot be made: {e}")
+        return None
+    st.markdown(f"**Where the model's own evidence locates {concept!r}** (boxed), and the image with that "
+                "region filled from its border. The repair sets the located feature cells to the background's "
+                "before pooling; true positions are never used.")
+    if not shown:
+        st.caption(f"{concept!r} fires on none of the first images of this split; nothing is shown.")
+    for col, (image, boxes, size, sid) in zip(st.columns(max(1, len(shown))), shown, strict=False):
+        col.image(_images.thumbnail(_images.with_boxes(image, boxes, size)), caption=f"{sid}: before", width=96)
+        col.image(_images.thumbnail(_images.filled(image, boxes, size)), caption="after", width=96)
+    return edit
 
 
 def _pick(row: int) -> None:
