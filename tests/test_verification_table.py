@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def table_rows() -> list[dict[str, str]]:
     text = (ROOT / "README.md").read_text()
-    section = text.split("## What is verified on what", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## What is verified on what", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
     lines = [ln for ln in section.splitlines() if ln.startswith("|")]
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     return [dict(zip(head, (c.strip() for c in ln.strip("|").split("|")), strict=True))
