@@ -101,6 +101,13 @@ def run_config(cfg, methods=METHODS) -> dict:
            "black_box_shifted": float(probe.score(X["shifted"], ys)),
            "never_predict_k_shifted": _never_k(knobo, X["shifted"], ys, k),
            "k_recall_shifted_before": _recall(before_shift, ys, k), "variants": {}}
+    if ARTIFACT not in knobo.concept_names_:  # KnoBo's selection dropped it: nothing to locate the tag with
+        out.update(repair="none: the model did not keep the artifact concept", shifted_after=out["shifted_before"],
+                   in_domain_after=out["in_domain_before"], in_domain_cost_points=0.0,
+                   k_recall_shifted_after=out["k_recall_shifted_before"], localisation_hit_rate=None,
+                   black_box_same_repair_shifted=out["black_box_shifted"], seconds_per_image_before=None,
+                   seconds_per_image_after=None, wall_s=time.perf_counter() - t)
+        return out
     for method in methods:
         edit = NeutraliseAtSource(ARTIFACT, method=method)
         rep = edit.repair(knobo)
@@ -160,7 +167,8 @@ def goals(configs: list[dict]) -> dict:
     c_np = sum(c["shifted_after"] > c["never_predict_k_shifted"] for c in configs)
     c_cost = sum(c["in_domain_cost_points"] <= GOALS["in_domain_cost_points"] for c in configs)
     c_rec = sum(c["k_recall_shifted_after"] >= c["k_recall_shifted_before"] for c in configs)
-    slow = [c["seconds_per_image_after"] / c["seconds_per_image_before"] for c in configs]
+    slow = [c["seconds_per_image_after"] / c["seconds_per_image_before"] for c in configs
+            if c.get("seconds_per_image_before")]
     by_method = {m: {"median_shifted_gain_points": float(np.median(
         [100 * (c["variants"][m]["shifted_after"] - c["shifted_before"]) for c in configs if m in c["variants"]]))
         if configs else None} for m in (*METHODS, f"{DEFAULT_METHOD}+refit")}
@@ -213,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}] {CONFIGS[i]}: shifted {result['shifted_before']:.3f} -> {result['shifted_after']:.3f} "
               f"(tag-free {result['tag_free_cbm_shifted']:.3f}, never-k {result['never_predict_k_shifted']:.3f}); "
               f"tokens+refit {result['variants'].get('tokens+refit', {}).get('shifted_after', float('nan')):.3f}; in-domain cost "
-              f"{result['in_domain_cost_points']:+.1f}; hit {result['localisation_hit_rate']:.2f}; "
+              f"{result['in_domain_cost_points']:+.1f}; hit {result['localisation_hit_rate'] or float('nan'):.2f}; "
               f"{result['wall_s']:.0f} s", flush=True)
     return 0
 

@@ -21,11 +21,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("[0-9][0-9]_*.py"))
 
 
-def run_example(name: str, tmp_path: Path, *args: str) -> str:
+def run_example(name: str, tmp_path: Path, *args: str, cache: Path | None = None) -> str:
+    """Run an example with ``--quick`` in ``tmp_path``; its stdout. ``cache``: the embedding cache
+    folder (default: a fresh one in ``tmp_path``)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("CBM_LLM_BASE_URL", "CBM_LLM_API_KEY", "OPENAI_API_KEY")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
-               CBM_HOME=str(tmp_path / "home"), CBM_CACHE_DIR=str(tmp_path / "cache"))
+               CBM_HOME=str(tmp_path / "home"), CBM_CACHE_DIR=str(cache or tmp_path / "cache"))
     proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", *args], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -108,15 +110,21 @@ def test_05_pruning_the_suggested_spurious_concept_helps_after_the_shift(tmp_pat
     assert sorted(p.name for p in model_dir.glob("v*")) == ["v0001", "v0002"]
 
 
-def test_06_llm_concepts_reach_a_labo_model_on_real_images(tmp_path):
+@pytest.fixture(scope="module")
+def images_cache(tmp_path_factory) -> Path:
+    """One embedding cache for both runs of example 06 (the same images): the second run reads it."""
+    return tmp_path_factory.mktemp("example-06-cache")
+
+
+def test_06_llm_concepts_reach_a_labo_model_on_real_images(tmp_path, images_cache):
     """Offline: textbook keyphrases stand in for the LLM; with a local endpoint, its concepts do."""
-    out = run_example("06_llm_concepts_real_images.py", tmp_path)
+    out = run_example("06_llm_concepts_real_images.py", tmp_path, cache=images_cache)
     assert "garment textbook by keyphrase extraction" in out
     (acc, chance) = floats(r"test accuracy (\d\.\d+) \(chance (\d\.\d+)\)", out)
     assert acc > 0.5 > chance
 
 
-def test_06_with_a_local_llm_endpoint_uses_its_concepts(tmp_path):
+def test_06_with_a_local_llm_endpoint_uses_its_concepts(tmp_path, images_cache):
     import json
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "concepts"))
@@ -128,7 +136,7 @@ def test_06_with_a_local_llm_endpoint_uses_its_concepts(tmp_path):
         fake.responder = lambda prompt: json.dumps(
             next((v for k, v in answers.items() if k in prompt), ["sleeves", "a collar"]))
         out = run_example("06_llm_concepts_real_images.py", tmp_path, "--llm-model", "test-model",
-                          "--base-url", url)
+                          "--base-url", url, cache=images_cache)
     assert "LLM wrote" in out and len(fake.requests) >= 10
     (acc, _) = floats(r"test accuracy (\d\.\d+) \(chance (\d\.\d+)\)", out)
     assert acc > 0.3
