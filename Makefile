@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cbmkit-installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: setup demo test test-latest fuzz lint bench app screenshots
+.PHONY: setup demo test test-latest fuzz lint bench app screenshots docs
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,3 +61,7 @@ app: $(STAMP)
 # browser tests; the test suite itself writes screenshots only to the ignored test-artifacts/.
 screenshots: $(STAMP)
 	CBM_UPDATE_SCREENSHOTS=1 nice $(PY) benchmarks/bench_app.py
+
+# The documentation site (mkdocs.yml, docs/) into site/: offline, every warning an error.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site

@@ -1,4 +1,4 @@
-"""The README's fidelity table stays true: every row names a test that exists, the rows without a
+"""The fidelity table (docs/verification.md) stays true: every row names a test that exists, the rows without a
 released variant say so, and every measured difference is recomputed here and printed as measured.
 Also the two "same" claims no other test checks: KnoBo's grounding is scikit-learn's class-balanced
 logistic regression, and ``EraseConcept``'s eraser is concept-erasure's LEACE."""
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from docs_text import section
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "### scikit-learn contract and fidelity to the released code"
+SECTION = "scikit-learn contract and fidelity to the released code"
 
 #: tiny problems: one torch thread avoids thread hand-off costs on a shared CPU (and keeps them exact)
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -24,8 +25,7 @@ def _cells(line: str) -> list[str]:
 
 
 def table_rows() -> list[dict[str, str]]:
-    section = (ROOT / "README.md").read_text().split(SECTION, 1)[1].split("\n## ", 1)[0]
-    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
+    lines = [ln for ln in section(SECTION).splitlines() if ln.startswith("|")]
     head = _cells(lines[0])
     return [dict(zip(head, _cells(ln), strict=True)) for ln in lines[2:]]
 

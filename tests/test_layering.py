@@ -303,11 +303,14 @@ def test_cbm_keeps_at_most_20_modules_outside_its_packages():
     loose = sorted(f.name for f in (ROOT / "cbm").glob("*.py") if f.name != "__init__.py")
     assert len(loose) <= MAX_TOP_LEVEL_MODULES, (
         f"{len(loose)} modules directly in cbm/ (at most {MAX_TOP_LEVEL_MODULES}): move some into the "
-        f"package of their kind (README, Layout): {loose}")
+        f"package of their kind (docs/development.md, Layout): {loose}")
 
 
 def _readme_layout() -> str:
-    return (ROOT / "README.md").read_text().split("### Layout\n", 1)[1].split("\n#", 1)[0]
+    """The Layout section of the documentation (docs/development.md)."""
+    from docs_text import section
+
+    return section("Layout")
 
 
 def test_every_package_named_in_the_readme_layout_exists():

@@ -1,17 +1,17 @@
-"""The README's "What is verified on what" table stays true: every row marked verified on real
+"""The "What is verified on what" table (docs/verification.md) stays true: every row marked verified on real
 images names a test that exists, and those tests are the ones that run the claim."""
 
 import ast
 import re
 from pathlib import Path
 
+from docs_text import section
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def table_rows() -> list[dict[str, str]]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## What is verified on what", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
-    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
+    lines = [ln for ln in section("What is verified on what").splitlines() if ln.startswith("|")]  # to its first subsection
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     return [dict(zip(head, (c.strip() for c in ln.strip("|").split("|")), strict=True))
             for ln in lines[2:]]

@@ -20,7 +20,7 @@ DOCS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 WAIT_MS = 30_000
-#: Screenshots the README shows, copied to docs/screenshots/ by `make screenshots` only.
+#: Screenshots the README and docs/app.md show, copied to docs/screenshots/ by `make screenshots` only.
 README_SHOTS = ("explore-why-not", "versions", "edit", "edit-examples")
 
 

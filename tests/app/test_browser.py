@@ -3,7 +3,7 @@
 Walks the path a user takes: open Explore, open a sample, go to Edit, prune a concept, see the
 shifted-split accuracy change, undo. Screenshots of every page go to test-artifacts/screenshots/
 (ignored by git). Only an explicit ``make screenshots`` (``CBM_UPDATE_SCREENSHOTS=1``) copies the
-README's pictures (:data:`browser_pages.README_SHOTS`) to docs/screenshots/, and only ``benchmarks/bench_app.py``
+README's and docs/app.md's pictures (:data:`browser_pages.README_SHOTS`) to docs/screenshots/, and only ``benchmarks/bench_app.py``
 (which ``make screenshots`` runs) writes the measured load and interaction times
 (``CBM_APP_TIMINGS``, see :func:`browser_pages.timed`) to benchmarks/results/app.json.
 

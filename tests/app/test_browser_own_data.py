@@ -1,6 +1,6 @@
 """The Discover and Edit pages in a real browser, on a model a user trained from their own image folder.
 
-The model directory is made the way the README's "Your own data" section makes it, through the CLI
+The model directory is made the way the "Your own data" section (docs/own-data.md) makes it, through the CLI
 (``cbm embed`` of a class-folder manifest with ``split``/``site`` columns, then ``cbm train --method
 knobo --concepts BANK``), from a small Fashion-MNIST folder where most Shirts at site A carry a stripe
 no concept names (as in ``tests/cli/test_find_and_fix_a_shortcut.py``, smaller). The ``server`` fixture

@@ -1,5 +1,5 @@
 """Shared CLI fixtures: a user's own image folder (non-ASCII class names), a local open_clip
-checkpoint, a LaBo concept file, and the model the README's "Your own data" commands make of them."""
+checkpoint, a LaBo concept file, and the model the "Your own data" commands (docs/own-data.md) make of them."""
 
 import json
 from pathlib import Path
@@ -30,7 +30,7 @@ def own_data(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def own_model(own_data) -> dict[str, Path]:
-    """The README's commands, in order: embed, concepts generate --source labo, train --method labo."""
+    """The commands of docs/own-data.md, in order: embed, concepts generate --source labo, train --method labo."""
     root, ckpt = own_data
     out = run_cli(["embed", root / "photos", "--encoder", ARCH, "--pretrained", ckpt,
                    "--cache-dir", root / "cache", "--device", "cpu", "--no-progress"])

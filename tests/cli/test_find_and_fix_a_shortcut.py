@@ -1,4 +1,4 @@
-"""README "Your own data: find and fix a shortcut", run as a new user would, on a small generated folder.
+"""docs/own-data.md "Your own data: find and fix a shortcut", run as a new user would, on a small generated folder.
 
 Fashion-MNIST images get a stripe nobody named (most Shirts at site A, most other garments at site B);
 the manifest has ``split`` and ``site`` columns; the concept bank is the garment textbook's, without

@@ -1,4 +1,4 @@
-"""README "Your own data", run exactly: folders -> cbm embed -> cbm concepts generate -> cbm train -> cbm explain.
+"""docs/own-data.md "Your own data", run exactly: folders -> cbm embed -> cbm concepts generate -> cbm train -> cbm explain.
 
 A local open_clip checkpoint (a tiny random-init CLIP saved to a file) stands in for real weights;
 class folders have non-ASCII names, and every step must carry them by name (tests/cli/conftest.py).
