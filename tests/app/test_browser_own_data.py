@@ -10,7 +10,6 @@ Discover page, previews making one a concept, and opens the Edit page.
 
 from __future__ import annotations
 
-import csv
 import shutil
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_pages import WAIT_MS, nav, settle, shot
+from own_data_folders import write_stripe_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,46 +39,11 @@ def _run_cli(argv) -> str:
     return out.getvalue()
 
 
-def _stripe(img: np.ndarray) -> np.ndarray:
-    out = img.copy()
-    out[22:25, 3:25] = 255  # a bright bar across the lower body: not a concept in the bank
-    return out
-
-
 @pytest.fixture(scope="module")
 def own_model(tmp_path_factory) -> Path:
     """A user's folder of Fashion-MNIST PNGs + manifest, embedded and trained with the CLI."""
-    from PIL import Image
-
-    from cbm.data import load_fashion_mnist
-    from cbm.demo.garments import CLASSES, garment_concept_bank
-    from cbm.exceptions import DataError
-
-    plan = [("train", "A", 300), ("val", "A", 100), ("test", "A", 100), ("test", "B", 100)]
-    try:
-        ds = load_fashion_mnist("train", limit=sum(n for *_, n in plan))
-    except DataError as e:
-        pytest.skip(f"Fashion-MNIST is not installed here ({e})")
     root = tmp_path_factory.mktemp("own-browser")
-    rng = np.random.default_rng(0)
-    names = np.asarray(CLASSES)[np.asarray(ds.labels)]
-    order = rng.permutation(len(names))
-    rows, start = [], 0
-    for split, site, n in plan:
-        for i in order[start:start + n]:
-            rate = (0.9 if names[i] == K else 0.05) if site == "A" else (0.0 if names[i] == K else 0.7)
-            img = np.asarray(ds.images[i], np.uint8)
-            img = _stripe(img) if rng.random() < rate else img
-            path = root / "images" / names[i] / f"{split}-{site}-{i}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(path)
-            rows.append({"path": str(path), "label": names[i], "split": split, "site": site})
-        start += n
-    with open(root / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "label", "split", "site"])
-        w.writeheader()
-        w.writerows(rows)
-    garment_concept_bank(include_artifact=False, measured=False).save(root / "bank")
+    write_stripe_folder(root, K)
     cache = root / "cache"
     t0 = time.perf_counter()
     _run_cli(["embed", root / "manifest.csv", "--image-size", "64", "--cache-dir", cache, "--no-progress"])
@@ -133,9 +98,11 @@ def test_discover_and_edit_pages_on_a_model_trained_from_an_image_folder(server,
     assert "cannot be fitted" not in body and "cannot be applied" not in body, body
     shot(page, "own-data-discover-make")
 
-    # Edit: accuracy tiles for this model's own splits, and the default edit's preview has a verdict
+    # Edit: accuracy tiles for this model's own splits, and the default edit's preview (asked for) has a verdict
     nav(page, "Edit")
     page.wait_for_selector('[data-testid="stMetric"]', timeout=SLOW_MS)
+    settle(page)
+    page.locator(".st-key-edit_preview button").click()
     page.wait_for_selector("text=Verdict.", timeout=SLOW_MS)
     settle(page)
     tiles = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()

@@ -5,11 +5,10 @@ the manifest has ``split`` and ``site`` columns; the concept bank is the garment
 anything about stripes. Every step is a ``cbm`` command.
 """
 
-import csv
 
-import numpy as np
 import pytest
 from own_data import run_cli
+from own_data_folders import write_stripe_folder
 
 from cbm.io import load_model
 
@@ -18,45 +17,10 @@ pytestmark = pytest.mark.slow
 K = "Shirt"
 
 
-def _stripe(img: np.ndarray) -> np.ndarray:
-    out = img.copy()
-    out[22:25, 3:25] = 255  # a bright bar across the lower body: not a concept in the bank
-    return out
-
-
 @pytest.fixture(scope="module")
 def walkthrough(tmp_path_factory):
-    from PIL import Image
-
-    from cbm.data import load_fashion_mnist
-    from cbm.demo.garments import CLASSES, garment_concept_bank
-    from cbm.exceptions import DataError
-
-    try:
-        ds = load_fashion_mnist("train", limit=600)
-    except DataError as e:
-        pytest.skip(f"Fashion-MNIST is not installed here ({e})")
     root = tmp_path_factory.mktemp("own-shortcut")
-    rng = np.random.default_rng(0)
-    names = np.asarray(CLASSES)[np.asarray(ds.labels)]
-    order = rng.permutation(len(names))
-    plan = [("train", "A", 300), ("val", "A", 100), ("test", "A", 100), ("test", "B", 100)]
-    rows, start = [], 0
-    for split, site, n in plan:
-        for i in order[start:start + n]:
-            rate = (0.9 if names[i] == K else 0.05) if site == "A" else (0.0 if names[i] == K else 0.7)
-            img = np.asarray(ds.images[i], np.uint8)
-            img = _stripe(img) if rng.random() < rate else img
-            path = root / "images" / names[i] / f"{split}-{site}-{i}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(path)
-            rows.append({"path": str(path), "label": names[i], "split": split, "site": site})
-        start += n
-    with open(root / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "label", "split", "site"])
-        w.writeheader()
-        w.writerows(rows)
-    garment_concept_bank(include_artifact=False, measured=False).save(root / "bank")
+    write_stripe_folder(root, K)
     cache = root / "cache"
     out = {"root": root}
     out["embed"] = run_cli(["embed", root / "manifest.csv", "--image-size", "48", "--cache-dir", cache,
