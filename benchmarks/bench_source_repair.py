@@ -11,6 +11,7 @@ in-domain and shifted test images. True stamp positions are used only to score t
     python benchmarks/bench_source_repair.py --quick      # 12 configurations, 400 + 100 images at 64 px
     python benchmarks/bench_source_repair.py --compare    # fill vs tokens on the demo's quick_config()
     python benchmarks/bench_source_repair.py              # 12 configurations at bench_demo_robustness' sizes
+    python benchmarks/bench_source_repair.py --default-sizes   # ... at cbm demo's default sizes (slow)
 
 Writes ``results/source_repair[_quick].json`` (rewritten after every configuration; a rerun skips
 configurations already recorded).
@@ -28,7 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import RESULTS_DIR, write_result  # noqa: E402
-from bench_demo_robustness import CONFIGS, QUICK_SIZES, SIZES, config_dict, demo_config  # noqa: E402
+from bench_demo_robustness import (  # noqa: E402
+    CONFIGS,
+    DEFAULT_SIZES,
+    QUICK_SIZES,
+    SIZES,
+    config_dict,
+    demo_config,
+)
 
 DEFAULT_METHOD = "tokens"  # NeutraliseAtSource's default
 METHODS = ("tokens", "fill")
@@ -188,6 +196,8 @@ def _recorded(path: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the 12 configurations at small sizes (64 px)")
+    ap.add_argument("--default-sizes", action="store_true",
+                    help="the 12 configurations at cbm demo's default sizes (4,000 + 1,000 images at 96 px)")
     ap.add_argument("--compare", action="store_true", help="fill vs tokens on the demo's quick_config()")
     ap.add_argument("--root", type=Path, default=None, help="work folder (embedding cache, model dirs)")
     ap.add_argument("--only", type=int, nargs="*", default=None, help="configuration indices to run")
@@ -206,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{v['in_domain_cost_points']:+.1f}, hit {v['localisation_hit_rate']:.2f}, "
                   f"{v['seconds_per_image_after'] / v['seconds_per_image_before']:.1f}x", flush=True)
         return 0
-    name, sizes = ("source_repair_quick", QUICK_SIZES) if args.quick else ("source_repair", SIZES)
+    name, sizes = (("source_repair_quick", QUICK_SIZES) if args.quick else
+                   ("source_repair_default", DEFAULT_SIZES) if args.default_sizes else ("source_repair", SIZES))
     path = RESULTS_DIR / f"{name}.json"
     for i in (range(len(CONFIGS)) if args.only is None else args.only):
         cfg = demo_config(CONFIGS[i], sizes, root)
