@@ -173,9 +173,26 @@ def predict_embeddings(model, X: np.ndarray) -> Predictions:
     return Predictions(A, res, p, np.asarray(model.class_names_)[p.argmax(1)])
 
 
+@st.cache_resource(show_spinner="Re-embedding the images with the model's source repair...", max_entries=16)
+def _model_X(_model, token: str, path: str, split: str) -> np.ndarray:
+    from cbm.models.source_repair import model_embeddings
+
+    d = eval_data(Path(path))[split]
+    if getattr(_model, "source_repair_", None) is None:
+        return d.X
+    return model_embeddings(_model, d.X, d.images, model_encoder(Path(path)),
+                            what=f"the pooled embeddings of split {split!r} (data.npz has no images_{split})")
+
+
+def model_X(model, path: Path, split: str) -> np.ndarray:
+    """The embeddings ``model`` predicts ``split`` from: data.npz's, or its images re-embedded with the
+    model's source repair when it has one (cached per model version)."""
+    return _model_X(model, model_token(model), str(path), split)
+
+
 @st.cache_resource(show_spinner="Scoring concepts...", max_entries=64)
 def _predict(_model, token: str, path: str, split: str) -> Predictions:
-    return predict_embeddings(_model, eval_data(Path(path))[split].X)
+    return predict_embeddings(_model, model_X(_model, Path(path), split))
 
 
 def predictions(model, path: Path, split: str) -> Predictions:
@@ -189,7 +206,7 @@ def _evalsets(_model, token: str, path: str) -> dict:
     for s, d in eval_data(Path(path)).items():
         p = predictions(_model, Path(path), s)
         out[s] = EvalSet(s, p.activations, encode_labels(_model, d.y), _model.concept_names_, p.residual,
-                         None if d.domains is None else d.domains.astype(str), d.ids, d.X)
+                         None if d.domains is None else d.domains.astype(str), d.ids, model_X(_model, Path(path), s))
     return out
 
 

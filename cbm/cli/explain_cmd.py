@@ -40,9 +40,10 @@ def add_parser(sub) -> None:
 
 def _run(args) -> int:
     from cbm.edits.history import EditSession
-    from cbm.edits.preview import read_sample
+    from cbm.edits.preview import load_eval_data, read_sample
     from cbm.encoders.rebuild import encoder_for
     from cbm.explain import counterfactual_table, embed_image, explain, softmax
+    from cbm.models.source_repair import model_embeddings, source_repair
 
     image = None
     if args.image:  # read first: a bad file is named before any model or encoder loads
@@ -57,6 +58,10 @@ def _run(args) -> int:
         data = Path(args.data) if args.data else Path(args.model) / "data.npz"
         split, row, x, label = read_sample(data, args.sample, args.split)
         x, where = x[None], f"sample {args.sample!r} ({split} row {row})"
+        if source_repair(model) is not None:  # the pooled embedding still carries the artifact: use the image
+            images = load_eval_data(data).get(split, {}).get("images")
+            x = model_embeddings(model, x, None if images is None else images[row:row + 1],
+                                 what=f"the pooled embedding of sample {args.sample!r} ({data} has no images_{split})")
     if getattr(model, "multilabel_", False):
         print(explain_findings(model, x, where, label, args.cls, args.top))
         _print_ood(Path(args.data) if args.data else Path(args.model) / "data.npz", x)

@@ -26,11 +26,15 @@ from cbm.explain import class_index, concept_index
 
 
 def head_token(model: Any) -> str:
-    """Fingerprint of the linear head (weights, intercepts, concept names)."""
+    """Fingerprint of the linear head (weights, intercepts, concept names) and of the model's source
+    repair, if any (it changes what the head sees)."""
     h = hashlib.sha1()
     for a in (model.coef_, model.intercept_):
         h.update(np.ascontiguousarray(a, np.float32).tobytes())
     h.update("\x1f".join(model.concept_names_).encode())
+    repair = getattr(model, "source_repair_", None)
+    if repair is not None:
+        h.update(repr(sorted((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in repair.items())).encode())
     return h.hexdigest()
 
 
@@ -476,15 +480,21 @@ def suggest_edits(model: Any, evalsets: EvalSet | Mapping[str, EvalSet] | Iterab
 
 
 def load_evalsets(model: Any, path: str | Path, splits: Iterable[str] | None = None,
-                  keep_X: bool = True) -> dict[str, EvalSet]:
-    """Read splits from an evaluation ``.npz`` and cache their activations (one transform each)."""
+                  keep_X: bool = True, encoder: Any = None) -> dict[str, EvalSet]:
+    """Read splits from an evaluation ``.npz`` and cache their activations (one transform each); a
+    model with a source repair scores each split's images re-embedded with it (by ``encoder``, default
+    the model's recorded one)."""
+    from cbm.models.source_repair import model_embeddings
+
     data = load_eval_data(path)
     out = {}
     for s in (list(data) if splits is None else list(splits)):
         if s not in data:
             raise DataError(unknown_name_message("split", s, list(data)) + f" (in {str(path)!r})")
         d = data[s]
-        out[s] = EvalSet.from_model(model, d["X"], d["y"], s, d.get("domains"), d.get("ids"), keep_X=keep_X)
+        X = model_embeddings(model, d["X"], d.get("images"), encoder, what=f"the pooled embeddings of split {s!r} in "
+                             f"{str(path)!r} (it has no images_{s})")  # a source repair re-embeds the images
+        out[s] = EvalSet.from_model(model, X, d["y"], s, d.get("domains"), d.get("ids"), keep_X=keep_X)
     return out
 
 

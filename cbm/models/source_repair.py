@@ -99,6 +99,23 @@ def embed_for_model(model: Any, images: Any, encoder: Any, batch_size: int = 64)
     return repair_images(model, images, encoder, batch_size=batch_size)[0]
 
 
+def model_embeddings(model: Any, X: Any, images: Any = None, encoder: Any = None,
+                     what: str = "these embeddings") -> np.ndarray:
+    """The embeddings ``model`` predicts from: ``X`` as they are, or, when the model neutralises a
+    concept at the source, ``images`` embedded with that repair (``encoder``: default the model's
+    recorded one). Without images such a model is refused (:func:`require_images`): its pooled
+    embeddings still carry the artifact."""
+    if source_repair(model) is None:
+        return X
+    if images is None:
+        require_images(model, what)
+    if encoder is None:
+        from cbm.encoders.rebuild import encoder_for
+
+        encoder = encoder_for(model)
+    return repair_images(model, images, encoder)[0]
+
+
 def repair_images(model: Any, images: Any, encoder: Any, batch_size: int = 64,
                   repair: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Repaired embeddings (N, d) and where the artifact was found: ``fired`` (N,) bool, ``boxes``
@@ -235,4 +252,4 @@ def _repair_batch(model: Any, rep: dict[str, Any], features: Any, x: Any
 
 
 __all__ = ["DEFAULT_LAYER", "METHODS", "SourceRepairError", "describe", "embed_for_model", "from_tensors",
-           "repair_images", "require_images", "source_repair", "to_tensors"]
+           "model_embeddings", "repair_images", "require_images", "source_repair", "to_tensors"]

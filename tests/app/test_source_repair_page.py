@@ -80,6 +80,7 @@ def test_the_page_shows_the_located_tag_previews_and_applies_the_repair(source_d
     at.switch_page("pages/edit.py").run()
     at.radio(key=_keys.EDIT_KIND).set_value(SOURCE).run()
     at.selectbox(key=_keys.EDIT_CONCEPT).set_value(TAG).run()
+    at.button(key=_keys.EDIT_PREVIEW).click().run()
     assert not at.exception, at.exception
     text = "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.info, *at.error])
     assert f"Where the model's own evidence locates {TAG!r}" in text and "Verdict." in text
@@ -101,3 +102,20 @@ def test_without_images_the_page_says_what_data_npz_needs(source_dir):
     at.radio(key=_keys.EDIT_KIND).set_value(SOURCE).run()
     assert not at.exception, at.exception
     assert any("needs the images of every split" in str(i.value) for i in at.info)
+
+
+def test_explaining_a_sample_of_a_repaired_model_uses_its_image_or_says_it_needs_one(source_dir, capsys):
+    from cbm.cli import main
+    from cbm.edits import NeutraliseAtSource
+
+    session = EditSession(source_dir)
+    session.apply(NeutraliseAtSource(TAG))
+    session.save(note="repair at the source")
+    assert main(["explain", str(source_dir), "--sample", "val-000"]) == 0
+    assert "sample 'val-000'" in capsys.readouterr().out
+    with np.load(source_dir / "data.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "images_val"}
+    np.savez(source_dir / "data.npz", **arrays)
+    assert main(["explain", str(source_dir), "--sample", "val-000"]) == 2
+    err = capsys.readouterr().err
+    assert "neutralises 'tag in the corner' at the source" in err and "has no images_val" in err

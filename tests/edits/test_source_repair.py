@@ -260,3 +260,26 @@ def test_the_black_box_gets_the_same_source_repair_in_the_comparison(world):
     fixed = LogisticRegression(max_iter=500).fit(edit.embeddings(m, "train"), world["train_y"])
     expected = (fixed.predict(edit.embeddings(m, "shifted")) == world["y"]).mean()
     assert table.loc["black box + same fix", "accuracy"] == pytest.approx(expected)
+
+
+def test_split_embeddings_of_a_repaired_model_come_from_its_images(world, tmp_path):
+    """load_evalsets (cbm eval, cbm edit preview) re-embeds each split's images with the repair, and
+    refuses a split without images instead of scoring its pooled embeddings."""
+    import copy
+
+    from cbm.edits.preview import head_token, load_evalsets
+    from cbm.models.source_repair import model_embeddings
+
+    m, enc = copy.deepcopy(world["model"]), world["enc"]
+    token = head_token(m)
+    plain = enc.encode_images(world["test"])
+    np.savez(tmp_path / "with.npz", X_test=plain, y_test=world["y"], images_test=world["test"])
+    np.savez(tmp_path / "without.npz", X_test=plain, y_test=world["y"])
+    NeutraliseAtSource(TAG).apply(m)
+    assert head_token(m) != token  # caches keyed by the head see the repair
+    es = load_evalsets(m, tmp_path / "with.npz", ["test"], keep_X=True, encoder=enc)["test"]
+    assert np.allclose(es.X, model_embeddings(m, plain, world["test"], enc), atol=1e-5)
+    assert not np.allclose(es.X, plain, atol=1e-4)
+    with pytest.raises(SourceRepairError, match="has no images_test"):
+        load_evalsets(m, tmp_path / "without.npz", ["test"])
+    assert model_embeddings(world["model"], plain) is plain  # no repair: the embeddings as they are
