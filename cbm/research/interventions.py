@@ -66,7 +66,10 @@ def intervention_order(policy: str, A: np.ndarray, coef: np.ndarray, pred: np.nd
                        truth: np.ndarray, off: np.ndarray, on: np.ndarray, *,
                        thresholds: np.ndarray | None = None, cost: np.ndarray | None = None,
                        random_state: int | None = 0) -> np.ndarray:
-    """Concept order (N, M) per image for ``policy``; unannotated concepts (NaN in ``truth``) come last."""
+    """Concept order (N, M) per image for ``policy``; unannotated concepts (NaN in ``truth``) come last.
+
+    Ties are broken by concept position (a stable sort), so equal keys give the same order on every run
+    and platform."""
     N, M = A.shape
     if policy not in POLICIES:
         from cbm.exceptions import unknown_name_message
@@ -90,7 +93,7 @@ def intervention_order(policy: str, A: np.ndarray, coef: np.ndarray, pred: np.nd
             c = np.ones(M, np.float32) if cost is None else np.asarray(cost, np.float32)
             key = -(u + 1e-3) * expected_change / c
     key = np.where(np.isnan(truth), np.float32(np.inf), key.astype(np.float32, copy=False))
-    return np.argsort(key, axis=1)
+    return np.argsort(key, axis=1, kind="stable")
 
 
 @dataclass
