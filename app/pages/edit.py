@@ -1,10 +1,12 @@
-"""Edit page: change the model's weights, see the effect on every split first, apply, undo, save.
+"""Edit page: change the model's weights, see the effect on every split first (on demand), apply, undo, save.
 
 Edits go through the model directory's :class:`cbm.edits.history.EditSession`, which keeps pending edits
 on disk: a rerun, a reload or a second browser tab never loses them.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import streamlit as st
@@ -29,6 +31,8 @@ KINDS = {
 #: Gallery tiles per page when picking examples, and per row.
 EXAMPLES_PER_PAGE, EXAMPLES_PER_ROW = 12, 6
 SHOWS, LACKS = "yes", "no"
+#: Previews kept per browser session (an apply then an undo shows the earlier one again, not recomputed).
+PREVIEWS_KEPT = 8
 
 
 def current_accuracy(model, path) -> dict[str, float]:
@@ -177,13 +181,34 @@ def examples_form(model, path, column, cls, value):
     return edit
 
 
-def preview(model, path, edit) -> None:
-    """Accuracy before/after on every split and per class, and the images whose prediction flips."""
-    try:
-        effect = _cache.edit_preview(model, path, edit)
-    except (CBMError, ValueError, KeyError) as e:
-        st.error(f"This edit cannot be applied: {e}")
+def preview_key(model, edit) -> str:
+    """The edit (its JSON) on this head (:func:`_cache.model_token`): what a shown preview belongs to."""
+    return json.dumps({"edit": edit.to_dict(), "head": _cache.model_token(model)}, sort_keys=True, default=str)
+
+
+def preview_on_demand(model, path, edit) -> None:
+    """The preview runs only when the user presses Preview (it refits a black box given the same fix:
+    seconds). Once asked, it stays shown for that edit on that head across reruns, and comes back
+    without recomputing after an apply and an undo (kept in ``st.session_state``)."""
+    shown = st.session_state.setdefault(_keys.EDIT_PREVIEWED, {})
+    key = preview_key(model, edit)
+    if st.button("Preview", key=_keys.EDIT_PREVIEW, disabled=key in shown):
+        try:
+            shown[key] = _cache.edit_preview(model, path, edit)
+        except (CBMError, ValueError, KeyError) as e:
+            st.error(f"This edit cannot be applied: {e}")
+            return
+        while len(shown) > PREVIEWS_KEPT:
+            shown.pop(next(iter(shown)))
+    if key not in shown:
+        st.caption("Press **Preview** to see the edit's effect on every split, next to the baselines "
+                   "(a few seconds); Apply works without it.")
         return
+    preview(model, path, edit, shown[key])
+
+
+def preview(model, path, edit, effect) -> None:
+    """Accuracy before/after on every split and per class, and the images whose prediction flips."""
     honest_summary(model, path, edit, effect)
     acc = effect.accuracy
     overall = acc[acc["group"] == "all"]
@@ -284,7 +309,7 @@ def suggestions(model, path) -> None:
         if found.empty:
             st.caption("Nothing looks spurious.")
             return
-        st.caption("Pick the class and concept above to preview pruning it.")
+        st.caption("Pick the class and concept above and press Preview to see what pruning it does.")
         st.dataframe(found.drop(columns="edit").round({"weight": 3, "score": 3}), hide_index=True)
 
 
@@ -302,7 +327,7 @@ def render() -> None:
     current_accuracy(model, path)
     edit = edit_form(model, path)
     if edit is not None:
-        preview(model, path, edit)
+        preview_on_demand(model, path, edit)
     controls(session, edit)
     history(session, path)
     suggestions(model, path)

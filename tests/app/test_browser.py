@@ -1,7 +1,7 @@
 """The app in a real browser: Debian's Chromium driven by Playwright against a live Streamlit server.
 
-Walks the path a user takes: open Explore, open a sample, go to Edit, prune a concept, see the
-shifted-split accuracy change, undo. Screenshots of every page go to test-artifacts/screenshots/
+Walks the path a user takes: open Explore, open a sample, go to Edit, preview pruning a concept,
+prune it, see the shifted-split accuracy change, undo. Screenshots of every page go to test-artifacts/screenshots/
 (ignored by git). Only an explicit ``make screenshots`` (``CBM_UPDATE_SCREENSHOTS=1``) copies the
 README's and docs/app.md's pictures (:data:`browser_pages.README_SHOTS`) to docs/screenshots/, and only ``benchmarks/bench_app.py``
 (which ``make screenshots`` runs) writes the measured load and interaction times
@@ -58,10 +58,13 @@ def test_explore_edit_undo_in_chromium(server, browser, browser_model, app_timin
     before = metric(page, "Accuracy (shifted)")
     with timed(app_timings, "pick the class to edit"):
         choose(page, "edit_class", cls)
-    with timed(app_timings, "pick the concept (preview with baselines)"):
+    with timed(app_timings, "pick the concept"):
         choose(page, "edit_concept", concept)
-    page.wait_for_selector("text=change their prediction", timeout=WAIT_MS)  # this edit's preview, not a stale one
-    settle(page)
+    assert page.locator("text=Verdict.").count() == 0  # nothing measured until asked
+    with timed(app_timings, "preview (with baselines)"):
+        page.locator(".st-key-edit_preview button").first.click()
+        page.wait_for_selector("text=change their prediction", timeout=WAIT_MS)  # this edit's preview
+        settle(page)
     page.set_viewport_size({"width": 1366, "height": 2000})  # the baselines sit below the recall table
     shot(page, "edit")  # the preview: verdict, recall per class, baselines, before committing it
     with timed(app_timings, "apply the edit"):

@@ -102,7 +102,7 @@ def test_discover_and_edit_pages_on_a_model_trained_from_an_image_folder(server,
     nav(page, "Edit")
     page.wait_for_selector('[data-testid="stMetric"]', timeout=SLOW_MS)
     settle(page)
-    page.locator(".st-key-edit_preview button").click()
+    page.locator(".st-key-edit_preview button").first.click()
     page.wait_for_selector("text=Verdict.", timeout=SLOW_MS)
     settle(page)
     tiles = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()

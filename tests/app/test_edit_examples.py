@@ -39,6 +39,8 @@ def test_pick_examples_preview_and_apply_adds_the_concept(model_dir):
         at.segmented_control(key=f"{_keys.EDIT_EX}_{row}").set_value(choice).run()
     assert not at.exception, at.exception
     assert "Picked: 3 image(s) that show it, 3 that don't." in _texts(at)
+    assert "Verdict." not in _texts(at)  # fitted, but measured only when asked
+    at.button(key=_keys.EDIT_PREVIEW).click().run()
     assert "Verdict." in _texts(at)  # the preview, as for any edit
     assert any("group" in df.value.columns for df in at.dataframe)
     at.button(key=_keys.EDIT_APPLY).click().run()

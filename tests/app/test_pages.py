@@ -185,11 +185,42 @@ class TestEditPage:
         j = int(np.argmax(np.abs(model.coef_[k])))
         at.selectbox(key=_keys.EDIT_CLASS).select(model.class_names_[k])
         at.selectbox(key=_keys.EDIT_CONCEPT).select(model.concept_names_[j]).run()
+        at.button(key=_keys.EDIT_PREVIEW).click().run()
         assert not at.exception, at.exception
         shown = next(df.value for df in at.dataframe if "group" in df.value.columns)
         assert {"test", "shifted", "train"} <= set(shown["split"])
         assert "domain=shifted" not in set(shown["group"])  # one domain per split here
         assert any(g.startswith("class=") for g in shown["group"])
+
+    def test_picking_an_edit_computes_nothing_until_preview_is_pressed(self, model_dir, moving_prune,
+                                                                       monkeypatch):
+        from cbm.edits import report
+
+        calls = []
+        real = report.preview_with_baselines
+
+        def counted(*args, **kwargs):
+            calls.append(args[1])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(report, "preview_with_baselines", counted)
+        st.cache_resource.clear()  # an earlier test's cached preview of this edit would hide the call
+        at = _open("edit")
+        at.selectbox(key=_keys.EDIT_CLASS).select(moving_prune[0])
+        at.selectbox(key=_keys.EDIT_CONCEPT).select(moving_prune[1]).run()
+        assert not at.exception, at.exception
+        assert calls == [] and "Verdict." not in _texts(at)
+        assert "Press **Preview**" in _texts(at)
+        at.button(key=_keys.EDIT_PREVIEW).click().run()
+        assert not at.exception, at.exception
+        assert len(calls) == 1 and "Verdict." in _texts(at)
+        at.text_input(key=_keys.EDIT_WHY).input("a rerun keeps the preview").run()
+        assert len(calls) == 1 and "Verdict." in _texts(at)
+        assert at.button(key=_keys.EDIT_PREVIEW).disabled
+        at.button(key=_keys.EDIT_APPLY).click().run()  # the head changed: this preview no longer applies
+        assert "Verdict." not in _texts(at)
+        at.button(key=_keys.EDIT_UNDO).click().run()  # back on the previewed head: shown again, not recomputed
+        assert len(calls) == 1 and "Verdict." in _texts(at)
 
     def test_apply_changes_metrics_and_undo_restores_them(self, model_dir, moving_prune):
         from cbm.edits.history import EditSession
