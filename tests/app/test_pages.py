@@ -222,6 +222,21 @@ class TestEditPage:
         at.button(key=_keys.EDIT_UNDO).click().run()  # back on the previewed head: shown again, not recomputed
         assert len(calls) == 1 and "Verdict." in _texts(at)
 
+    def test_the_app_and_the_cli_give_the_same_verdict_for_the_same_edit(self, model_dir, moving_prune, capsys):
+        from cbm.cli import main
+
+        cls, concept = moving_prune
+        assert main(["edit", str(model_dir), "preview", "prune", "--class", cls, "--concept", concept]) == 0
+        printed = [ln.strip() for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("verdict: ")]
+        at = _open("edit")
+        at.selectbox(key=_keys.EDIT_CLASS).select(cls)
+        at.selectbox(key=_keys.EDIT_CONCEPT).select(concept).run()
+        at.button(key=_keys.EDIT_PREVIEW).click().run()
+        assert not at.exception, at.exception
+        shown = [m.value.removeprefix("**Verdict.** ") for m in at.markdown if m.value.startswith("**Verdict.**")]
+        assert len(printed) == 1 and len(shown) == 1
+        assert printed[0].removeprefix("verdict: ") == shown[0]
+
     def test_apply_changes_metrics_and_undo_restores_them(self, model_dir, moving_prune):
         from cbm.edits.history import EditSession
 
