@@ -401,6 +401,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     from cbm.io import save_model
     from cbm.models import create_model
     from cbm.research.faithfulness import concept_faithfulness
+    from cbm.store import default_cache_dir
 
     cfg = cfg or DemoConfig()
     t: dict[str, float] = {}
@@ -475,8 +476,11 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
         j = knobo.concept_names_.index(ARTIFACT)
         suspect = (knobo.class_names_[int(np.argmax(knobo.coef_[:, j]))], ARTIFACT)
         data = TrainingData(X["train"], ytr, L_base["train"], X["val"], yva)
-        images = {s: splits[s].images for s in SPLITS}  # for the repair at the source
-        candidates = repair_candidates(knobo, *suspect, data=data, images=images, encoder=encoder)
+        # the repair at the source re-embeds the images (kept in the cache for the next run); refitting the
+        # head on repaired training images is left to the library and the benchmark: it re-embeds all of them
+        images = {s: splits[s].images for s in ("val", "test", "shifted")}
+        candidates = repair_candidates(knobo, *suspect, data=data, images=images, encoder=encoder,
+                                       cache_dir=(cfg.cache_dir or default_cache_dir()) / "source-repair")
         repairs = suggest_repairs(knobo, evalsets["val"], *suspect, data=data, candidates=candidates)
         chosen = repairs.iloc[0]["edit"]
         if chosen is not None:

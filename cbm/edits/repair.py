@@ -42,13 +42,14 @@ from cbm.metrics import independence_weights
 
 def repair_candidates(model: Any, cls: int | str, concept: int | str,
                       data: TrainingData | None = None, images: Mapping[str, Any] | None = None,
-                      encoder: Any = None) -> list[Edit | None]:
+                      encoder: Any = None, cache_dir: Any = None) -> list[Edit | None]:
     """The edits :func:`suggest_repairs` compares by default (None = leave the model as it is).
 
     With ``images`` (split name -> that split's images, in its order; the validation split at
     least) the concept neutralised at the source (:class:`~cbm.edits.NeutraliseAtSource`) is a
-    candidate too, embedded with ``encoder`` (default: the model's recorded encoder); with the
-    training images too (split "train"), also with the head refitted on them repaired.
+    candidate too, embedded with ``encoder`` (default: the model's recorded encoder; repaired
+    embeddings kept in ``cache_dir`` when given); with the training images too (split "train"), also
+    with the head refitted on them repaired.
     """
     k = model.class_names_[class_index(model, cls)]
     c = model.concept_names_[concept_index(model, concept)]
@@ -58,9 +59,9 @@ def repair_candidates(model: Any, cls: int | str, concept: int | str,
             from cbm.encoders.rebuild import encoder_for
 
             encoder = encoder_for(model)
-        out.append(NeutraliseAtSource(c).using(images, encoder))
+        out.append(NeutraliseAtSource(c).using(images, encoder, cache_dir=cache_dir))
         if "train" in images and hasattr(model, "refit"):  # and the head refitted on repaired training images
-            out.append(NeutraliseAtSource(c, refit=True).using(images, encoder, data))
+            out.append(NeutraliseAtSource(c, refit=True).using(images, encoder, data, cache_dir=cache_dir))
     if hasattr(model, "refit"):
         out += [RefitWithout(c).using(data), RefitWithout(c, reweight=True).using(data),
                 EraseConcept(c, k).using(data), EraseConcept(c, k, reweight=True).using(data),

@@ -17,9 +17,12 @@ Previewing needs the images of each split::
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,12 +75,16 @@ class NeutraliseAtSource(Edit):
     #: previewed on images (see :meth:`using`), not on cached activations
     source_level: ClassVar[bool] = True
 
-    def using(self, images: Mapping[str, Any], encoder: Any, data: TrainingData | None = None) -> NeutraliseAtSource:
+    def using(self, images: Mapping[str, Any], encoder: Any, data: TrainingData | None = None,
+              cache_dir: str | Path | None = None) -> NeutraliseAtSource:
         """Attach the images of each split (by split name) and the model's encoder, for :func:`preview`;
-        with ``refit``, also the training labels (``data``; default: the model directory's data.npz)."""
+        with ``refit``, also the training labels (``data``; default: the model directory's data.npz).
+        ``cache_dir`` keeps the repaired embeddings on disk, keyed by their content (images, encoder,
+        the model's concept layer and the repair), so a second run does not re-embed."""
         object.__setattr__(self, "_images", dict(images))
         object.__setattr__(self, "_encoder", encoder)
         object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_cache_dir", None if cache_dir is None else Path(cache_dir))
         object.__setattr__(self, "_embedded", {})
         return self
 
@@ -155,8 +162,34 @@ class NeutraliseAtSource(Edit):
         key = (split, rep["vector"].tobytes(), *(v for k, v in sorted(rep.items()) if k != "vector"))
         cache = self.__dict__.setdefault("_embedded", {})
         if key not in cache:  # suggest_repairs, preview and compare_baselines all score the same images
-            cache[key] = repair_images(model, images[split], encoder, repair=rep)[0]
+            cache[key] = self._on_disk(model, rep, images[split], encoder)
         return cache[key]
+
+    def _on_disk(self, model: Any, rep: dict[str, Any], images: Any, encoder: Any) -> np.ndarray:
+        """Repaired embeddings of ``images``, read from / written to ``cache_dir`` when one was given."""
+        folder = getattr(self, "_cache_dir", None)
+        if folder is None:
+            return repair_images(model, images, encoder, repair=rep)[0]
+        from cbm.edits.preview import concept_layer_token
+
+        h = hashlib.sha256(f"{getattr(encoder, 'fingerprint', type(encoder).__name__)}|{concept_layer_token(model)}|"
+                           f"{sorted((k, v) for k, v in rep.items() if k != 'vector')}".encode())
+        h.update(np.ascontiguousarray(rep["vector"]).tobytes())
+        for im in images:
+            h.update(np.ascontiguousarray(np.asarray(im)).tobytes())
+        path = folder / f"{h.hexdigest()[:32]}.npy"
+        if path.is_file():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError):  # a damaged cache file is recomputed, never trusted
+                pass
+        X = repair_images(model, images, encoder, repair=rep)[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, X, allow_pickle=False)
+        os.replace(tmp, path)
+        return X
 
     def edited_logits(self, model: Any, sets: list[Any]) -> tuple[list[dict[str, Any]], list[tuple[np.ndarray,
                                                                                                     np.ndarray]]]:

@@ -283,3 +283,21 @@ def test_split_embeddings_of_a_repaired_model_come_from_its_images(world, tmp_pa
     with pytest.raises(SourceRepairError, match="has no images_test"):
         load_evalsets(m, tmp_path / "without.npz", ["test"])
     assert model_embeddings(world["model"], plain) is plain  # no repair: the embeddings as they are
+
+
+def test_a_cache_folder_keeps_the_repaired_embeddings_for_the_next_run(world, tmp_path, monkeypatch):
+    import cbm.edits.source as source
+
+    m, enc = world["model"], world["enc"]
+    X = NeutraliseAtSource(TAG).using({"val": world["test"]}, enc, cache_dir=tmp_path).embeddings(m, "val")
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    with monkeypatch.context() as patch:
+        patch.setattr(source, "repair_images", lambda *a, **k: pytest.fail("recomputed"))
+        again = NeutraliseAtSource(TAG).using({"val": world["test"]}, enc, cache_dir=tmp_path)
+        assert np.array_equal(again.embeddings(m, "val"), X)  # read back, not recomputed
+        other = NeutraliseAtSource(TAG, max_cells=1).using({"val": world["test"]}, enc, cache_dir=tmp_path)
+        with pytest.raises(pytest.fail.Exception, match="recomputed"):
+            other.embeddings(m, "val")  # another repair is another key
+    next(tmp_path.glob("*.npy")).write_bytes(b"damaged")
+    fresh = NeutraliseAtSource(TAG).using({"val": world["test"]}, enc, cache_dir=tmp_path)
+    assert np.allclose(fresh.embeddings(m, "val"), X, atol=1e-6)  # a damaged file is recomputed, not trusted
