@@ -126,9 +126,12 @@ def extract_textbook_concepts(
     min_passage_weight : passages scoring below this fraction of the class's best passage are
         not read for that class.
 
-    Returns a bank with the yes/no/unknown ``prior`` over ``classes`` and, per concept, provenance
-    ``detail`` holding ``classes`` (proposed for), ``citations`` ({doc, passage_id, text, score,
-    classes}: each passage once, with the classes it was retrieved for) and per-class ``scores``.
+    Returns
+    -------
+    ConceptBank
+        With the yes/no/unknown ``prior`` over ``classes`` and, per concept, provenance ``detail``
+        holding ``classes`` (proposed for), ``citations`` ({doc, passage_id, text, score, classes}:
+        each passage once, with the classes it was retrieved for) and per-class ``scores``.
     """
     classes = list(classes)
     if not classes:

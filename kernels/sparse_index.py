@@ -17,7 +17,7 @@ import torch
 
 
 class SparseActivationIndex:
-    """Posting lists of nonzero activations per concept.
+    """Posting lists of nonzero activations per concept. Use :meth:`build` rather than the constructor.
 
     Parameters
     ----------
@@ -27,8 +27,6 @@ class SparseActivationIndex:
         Offsets of each concept's postings in ``rows``/``values``.
     rows, values : Tensor (nnz,)
         Sample index and activation of each posting, highest activation first within a concept.
-
-    Use :meth:`build` rather than the constructor.
     """
 
     def __init__(self, n_samples: int, ptr: torch.Tensor, rows: torch.Tensor, values: torch.Tensor):

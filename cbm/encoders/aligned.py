@@ -149,6 +149,9 @@ def fit_text_alignment(
 ) -> TextAlignment:
     """Fit the linear image->text map on image features and their captions.
 
+    The map starts at the ridge solution onto the mean caption embedding and is refined by a
+    full-batch InfoNCE loss over all distinct captions (soft targets over each image's captions).
+
     Parameters
     ----------
     X : (N, d_img) image features (e.g. cached MobileNetV2 embeddings).
@@ -157,9 +160,6 @@ def fit_text_alignment(
     image_encoder : how to rebuild the image tower: ``{"name": ..., "pretrained": ...,
         "image_size": ...}`` (passed to ``create_encoder`` when the stand-in is loaded).
     image_fingerprint : the features' encoder fingerprint (checked when the stand-in is loaded).
-
-    The map starts at the ridge solution onto the mean caption embedding and is refined by a
-    full-batch InfoNCE loss over all distinct captions (soft targets over each image's captions).
     """
     X = np.asarray(X, np.float32)
     if X.ndim != 2 or len(X) != len(captions) or len(X) < 2:

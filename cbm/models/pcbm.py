@@ -175,6 +175,8 @@ class PCBM(BaseConceptModel):
 class PCBMHybrid(PCBM):
     """PCBM-h: a PCBM plus a linear residual on the embedding, fitted with the concept head frozen.
 
+    It takes every parameter of :class:`PCBM`, and these for the residual:
+
     Parameters
     ----------
     residual_solver : {"adam", "ridge"}, default="adam"
@@ -190,7 +192,6 @@ class PCBMHybrid(PCBM):
         Adam epochs ("adam" only).
     residual_batch_size : int or None, default=64
         Adam batch size ("adam" only; None = full batch).
-    (all other parameters as :class:`PCBM`)
 
     Attributes
     ----------
