@@ -91,12 +91,12 @@ def split_annotations(model: Any, splits: dict[str, dict[str, Any]], source: str
     if source == "data":
         from cbm.research.evaluation import stored_annotations
 
-        merged = {name: {**{k: stored[f"{k}_{name}"] for k in ("ids", "stamped", "concepts")
+        merged = {name: {**{k: stored[f"{k}_{name}"] for k in ("ids", "concepts")
                             if f"{k}_{name}" in stored}, **split} for name, split in splits.items()}
         out = stored_annotations(model, merged)
         if not out:
             raise ValueError("--annotations data: the data stores no per-image concept labels (concepts_<split> "
-                             "arrays, or the demo's stamped_<split>); pass a CUB/AwA folder or a .csv/.parquet.")
+                             "arrays; `cbm demo` writes them); pass a CUB/AwA folder or a .csv/.parquet.")
         return out
     out = {}
     ann = read_annotations(source)
@@ -115,4 +115,4 @@ def _stored_arrays(data: str | None) -> dict[str, np.ndarray]:
     """Per-sample arrays of an ``.npz`` --data file that the training loader does not return (ids, flags)."""
     if not data or not str(data).endswith(".npz") or not Path(data).is_file():
         return {}
-    return {k: v for k, v in read_arrays(data).items() if k.split("_", 1)[0] in ("ids", "stamped", "concepts")}
+    return {k: v for k, v in read_arrays(data).items() if k.split("_", 1)[0] in ("ids", "concepts")}

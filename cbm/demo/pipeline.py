@@ -158,9 +158,11 @@ def embed_splits(splits: dict[str, DemoSplit], cfg: DemoConfig, progress: bool =
 
 def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.ndarray],
                     include: tuple[str, ...] = ("train", "val", "test", "shifted"),
-                    labels: dict[str, np.ndarray] | None = None) -> Path:
-    """The app's evaluation file: X, labels, site, ids, images and tag flags per split, and the
-    per-image concept labels of the training split (what refitting edits re-ground with)."""
+                    labels: dict[str, np.ndarray] | None = None,
+                    concepts: dict[str, np.ndarray] | None = None) -> Path:
+    """The app's evaluation file: X, labels, site, ids, images and tag flags per split; the per-image
+    concept labels of the grounded concepts (``labels``: what refitting edits re-ground with) and of
+    every concept of the bank (``concepts``: what ``cbm eval --annotations data`` reads)."""
     from cbm.edits.preview import save_eval_data
 
     out = {}
@@ -169,6 +171,8 @@ def write_eval_data(path: Path, splits: dict[str, DemoSplit], X: dict[str, np.nd
                      "images": splits[name].images, "stamped": splits[name].stamped}
         if labels is not None and name in labels:
             out[name]["concept_labels"] = labels[name]
+        if concepts is not None and name in concepts:
+            out[name]["concepts"] = np.asarray(concepts[name], np.int8)
     return save_eval_data(path, out, class_names=CLASSES)
 
 
@@ -498,7 +502,8 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     cfg.model_dir.mkdir(parents=True, exist_ok=True)
     save_model(knobo, cfg.model_dir, note="cbm demo: knowledge-prior CBM", metrics=metrics,
                fingerprints=fingerprints)
-    write_eval_data(cfg.model_dir / "data.npz", splits, X, labels=L_base)
+    kept = [bank.index(n) for n in knobo.concept_names_]  # the saved model's concepts, in its order
+    write_eval_data(cfg.model_dir / "data.npz", splits, X, labels=L_base, concepts={s: L[s][:, kept] for s in L})
     for name, m in (*hybrids.items(), ("linear-probe", probe)):
         save_model(m, cfg.out_dir / "models" / name, note=f"cbm demo: {name}", fingerprints=fingerprints)
     t["total_s"] = time.perf_counter() - t0

@@ -16,6 +16,7 @@ single weight), so no encoder pass and no re-transform is needed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -673,6 +674,17 @@ def create_edit(kind: str, **fields: Any) -> Edit:
     if unknown:
         raise EditError(f"Edit {kind!r} takes {sorted(names)}; got unexpected {unknown}.")
     return cls(**fields)
+
+
+def concept_layer_token(model: Any) -> str:
+    """Fingerprint of the concept layer (what refitting edits change: predictors, eraser)."""
+    h = hashlib.sha1()
+    layer = {k.removeprefix("extra."): v for k, v in model.state_tensors().items() if k.startswith("extra.")}
+    for k, v in sorted(layer.items()):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()
+
 
 __all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept", "Plan",
            "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout", "RemoveConcept", "ScaleWeight",

@@ -21,6 +21,7 @@ import pandas as pd
 
 from cbm.data.evalfile import SPLIT_ORDER, load_eval_data, npz_splits, read_sample, save_eval_data
 from cbm.edits import Edit, Plan, Prune
+from cbm.edits.kinds import concept_layer_token
 from cbm.exceptions import DataError, EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
 
@@ -35,16 +36,6 @@ def head_token(model: Any) -> str:
     repair = getattr(model, "source_repair_", None)
     if repair is not None:
         h.update(repr(sorted((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in repair.items())).encode())
-    return h.hexdigest()
-
-
-def concept_layer_token(model: Any) -> str:
-    """Fingerprint of the concept layer (what refitting edits change: predictors, eraser)."""
-    h = hashlib.sha1()
-    layer = {k.removeprefix("extra."): v for k, v in model.state_tensors().items() if k.startswith("extra.")}
-    for k, v in sorted(layer.items()):
-        h.update(k.encode())
-        h.update(np.ascontiguousarray(v).tobytes())
     return h.hexdigest()
 
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cbm.edits.kinds import Edit, EditRecord, Plan, RefitRecord, TrainingData
+from cbm.edits.kinds import Edit, EditRecord, Plan, RefitRecord, TrainingData, concept_layer_token
 from cbm.exceptions import EditError
 from cbm.explain import concept_index
 from cbm.models.source_repair import DEFAULT_LAYER, METHODS, repair_images, source_repair
@@ -170,8 +170,6 @@ class NeutraliseAtSource(Edit):
         folder = getattr(self, "_cache_dir", None)
         if folder is None:
             return repair_images(model, images, encoder, repair=rep)[0]
-        from cbm.edits.preview import concept_layer_token
-
         h = hashlib.sha256(f"{getattr(encoder, 'fingerprint', type(encoder).__name__)}|{concept_layer_token(model)}|"
                            f"{sorted((k, v) for k, v in rep.items() if k != 'vector')}".encode())
         h.update(np.ascontiguousarray(rep["vector"]).tobytes())

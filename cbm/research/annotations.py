@@ -11,7 +11,7 @@ optional per-label certainty and an optional per-concept annotation cost. Reader
   or ``-continuous.txt``, ``predicates.txt``, ``classes.txt``), expanded to images by class.
 * :func:`read_long`: a generic long table (CSV, TSV or Parquet) with columns image id, concept, value
   (and optionally certainty).
-* :func:`from_array`, :func:`from_demo`: arrays in memory, and the demo's per-image garment labels.
+* :func:`from_array`: arrays in memory (e.g. the demo's garment labels, ``cbm.demo.garments.concept_labels``).
 
 :func:`read_annotations` picks the reader from what a path looks like.
 """
@@ -234,25 +234,6 @@ def from_array(values: Any, concepts: Sequence[str], ids: Sequence[str] | None =
         v[v == unknown] = np.nan
     ids = [str(i) for i in range(len(v))] if ids is None else ids
     return ConceptAnnotations(np.asarray(ids), list(concepts), v, source=source)
-
-
-def from_demo(bank: Any, y: Any, stamped: Any, ids: Sequence[str] | None = None) -> ConceptAnnotations:
-    """The demo's per-image garment labels (``cbm.demo.garments.concept_labels``) as annotations.
-
-    ``y`` holds class names or indices into the demo classes; ``stamped`` whether each image carries
-    the tag; "unknown" class answers become NaN.
-    """
-    from cbm.demo.garments import CLASSES, concept_labels
-
-    y = np.asarray(y)
-    if y.dtype.kind not in "iu":
-        lookup = {c: i for i, c in enumerate(CLASSES)}
-        bad = sorted({str(c) for c in y.tolist()} - set(lookup))
-        if bad:
-            raise DataError(unknown_name_message("demo class", bad[0], CLASSES))
-        y = np.asarray([lookup[str(c)] for c in y.tolist()], np.int64)
-    labels = concept_labels(bank, y, np.asarray(stamped).astype(np.int8))
-    return from_array(labels, bank.names, ids, source="demo")
 
 
 def read_cub(root: str | Path, *, min_certainty: int | None = None) -> ConceptAnnotations:
@@ -534,5 +515,14 @@ def _norm(name: str) -> str:
     return " ".join(name.lower().replace("_", " ").split())
 
 
-__all__ = ["CUB_CERTAINTIES", "ConceptAnnotations", "from_array", "from_demo", "read_annotations", "read_awa",
+__all__ = ["CUB_CERTAINTIES", "ConceptAnnotations", "from_array", "read_annotations", "read_awa",
            "read_cub", "read_long"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "from_demo":  # the demo's labels live with the demo now
+        raise AttributeError("cbm.research.annotations.from_demo was removed (the library no longer knows about the "
+                             "demo's tag): use from_array(cbm.demo.garments.concept_labels(bank, y, stamped), "
+                             "bank.names, ids), or the concepts_<split> arrays cbm demo writes to data.npz.")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

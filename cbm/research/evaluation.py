@@ -318,10 +318,9 @@ def stored_annotations(model: Any, splits: Mapping[str, Mapping[str, Any]]) -> d
     """Per-split :class:`~cbm.research.annotations.ConceptAnnotations` from labels stored with the data.
 
     ``concepts`` arrays (N, M) are named by the bank the model was trained with (``model.concepts``,
-    else ``base_concepts_``); the demo's ``stamped`` flags become its garment labels
-    (:func:`cbm.research.annotations.from_demo`). Splits with neither are left out.
+    else ``base_concepts_``). Splits without them are left out.
     """
-    from cbm.research.annotations import from_array, from_demo
+    from cbm.research.annotations import from_array
 
     bank = getattr(model, "concepts", None)
     names = list(bank.names) if hasattr(bank, "names") else (
@@ -336,10 +335,6 @@ def stored_annotations(model: Any, splits: Mapping[str, Mapping[str, Any]]) -> d
                                  "but no concept bank of that size names them; give annotations with concept "
                                  "names instead (a .csv/.parquet with image_id, concept, value).")
             out[name] = from_array(labels, names, ids, source="data")
-        elif split.get("stamped") is not None:
-            from cbm.demo.garments import garment_concept_bank
-
-            out[name] = from_demo(garment_concept_bank(), split["y"], split["stamped"], ids)
     return out
 
 

@@ -73,6 +73,15 @@ def test_model_directory_holds_evaluation_data_for_the_app(demo):
             assert z[f"X_{split}"].shape[1] == 1280
             assert z[f"images_{split}"].shape[1:] == (28, 28)
             assert set(z[f"domains_{split}"]) <= {"site A", "site B"}
+    from cbm.data.evalfile import load_eval_data
+    from cbm.io import load_model
+    from cbm.research.evaluation import stored_annotations
+
+    model = load_model(demo.model_dir)  # per-image concept labels, named by the bank: no demo knowledge needed
+    ann = stored_annotations(model, load_eval_data(demo.model_dir / "data.npz"))
+    assert set(ann) == {"train", "val", "test", "shifted"}
+    assert ann["shifted"].concepts == list(model.concepts.names)
+    assert ann["shifted"].values.shape == (len(ann["shifted"].ids), len(model.concepts.names))
 
 
 def test_each_stage_is_announced_as_it_starts(demo):
