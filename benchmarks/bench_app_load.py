@@ -40,7 +40,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "app"))
 from _harness import write_result  # noqa: E402
-from browser_pages import CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
+from browser_pages import CHROMIUM_ARGS, free_port, stop, wait_healthy  # noqa: E402
 
 WORK = HERE / ".app_load"
 GOALS_S = {"alone_first_page": 2.0, "alone_step": 1.0, "concurrent_p95": 2.0, "failures": 0}
@@ -347,12 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             res = asyncio.run(measure(url, cls, concepts, sessions, proc.pid))
             total = time.perf_counter() - t0
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     a, c = res["alone"], res["concurrent"]
     payload = {
         "model": "quick demo (Fashion-MNIST 64 px, MobileNetV2; 1,600 images)",

@@ -47,6 +47,16 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise TimeoutError(f"streamlit at {url} was not healthy after {timeout:.0f} s")
 
 
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop the server: SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def settle(page) -> None:
     """Wait until Streamlit has finished the current script run (no status widget, nothing stale)."""
     page.wait_for_timeout(300)

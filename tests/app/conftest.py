@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_pages import CHROMIUM_ARGS, free_port, wait_healthy
+from browser_pages import CHROMIUM_ARGS, free_port, stop, wait_healthy
 
 from cbm.app import streamlit_command
 from cbm.data import make_concept_world
@@ -147,12 +147,7 @@ def server(browser_model, tmp_path):
         wait_healthy(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
