@@ -17,6 +17,20 @@ import pytest
 PLAN = (("train", "A", 300), ("val", "A", 100), ("test", "A", 100), ("test", "B", 100))
 
 
+def run_cli(argv) -> str:
+    """Run ``cbm ARGV`` in this process and return its stdout; fail with its stderr unless it exits 0."""
+    import contextlib
+    import io
+
+    from cbm.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    assert rc == 0, err.getvalue()
+    return out.getvalue()
+
+
 def stripe(img: np.ndarray) -> np.ndarray:
     """``img`` with a bright bar across the lower body (not a concept in the bank)."""
     out = img.copy()

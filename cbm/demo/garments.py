@@ -189,4 +189,3 @@ def concept_labels(bank: ConceptBank, y: np.ndarray, stamped: np.ndarray, images
     if ARTIFACT in bank.names:
         labels[:, bank.index(ARTIFACT)] = np.asarray(stamped, np.int8)
     return labels
-

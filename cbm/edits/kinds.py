@@ -466,6 +466,29 @@ class RefitRecord(EditRecord):
         model.__dict__.update(copy.deepcopy(self.before))
 
 
+def refit_recorded(edit: Edit, model: Any, refit: Any) -> RefitRecord:
+    """Run ``refit()`` (which changes ``model`` in place) as ``edit``: the model is restored when it
+    fails; the record lists every head weight that changed (``new`` None: the concept was removed)."""
+    import copy
+
+    before = copy.deepcopy(model.__dict__)
+    names_before, W0 = list(model.concept_names_), np.asarray(model.coef_).copy()
+    try:
+        refit()
+    except BaseException:
+        model.__dict__.clear()
+        model.__dict__.update(before)
+        raise
+    cn, kn = model.class_names_, model.concept_names_
+    changes = []
+    for b, name in enumerate(names_before):
+        for a, c in enumerate(cn):
+            new = float(model.coef_[a, kn.index(name)]) if name in kn else None
+            if new is None or new != float(W0[a, b]):
+                changes.append({"class": c, "concept": name, "old": float(W0[a, b]), "new": new})
+    return RefitRecord(edit, changes, before)
+
+
 class RefitEdit(Edit):
     """Base of edits that refit part of the model on its training data (see :class:`TrainingData`).
 
@@ -503,26 +526,9 @@ class RefitEdit(Edit):
         raise NotImplementedError
 
     def apply(self, model: Any) -> EditRecord:
-        import copy
-
         self._check(model)
         data = self.data_for(model)
-        before = copy.deepcopy(model.__dict__)
-        names_before, W0 = list(model.concept_names_), np.asarray(model.coef_).copy()
-        try:
-            self._refit(model, data)
-        except BaseException:
-            model.__dict__.clear()
-            model.__dict__.update(before)
-            raise
-        cn, kn = model.class_names_, model.concept_names_
-        changes = []
-        for b, name in enumerate(names_before):
-            for a, c in enumerate(cn):
-                new = float(model.coef_[a, kn.index(name)]) if name in kn else None
-                if new is None or new != float(W0[a, b]):
-                    changes.append({"class": c, "concept": name, "old": float(W0[a, b]), "new": new})
-        return RefitRecord(self, changes, before)
+        return refit_recorded(self, model, lambda: self._refit(model, data))
 
     def training_flags(self, model: Any, data: TrainingData, threshold: float = 0.5) -> np.ndarray:
         """The concept as the model's own predictor sees it on the training images (N,) bool."""

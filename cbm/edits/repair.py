@@ -239,8 +239,7 @@ def compare_baselines(model: Any, edit: Edit | None, evalsets: EvalSet | Mapping
     if at_source and getattr(edit, "refit", False):  # the black box refitted on the same repaired images
         from sklearn.base import clone
 
-        train = getattr(edit, "_data", None) or TrainingData.for_model(model)
-        same_source_fix = clone(black_box).fit(edit.embeddings(model, "train"), train.y)
+        same_source_fix = clone(black_box).fit(edit.embeddings(model, "train"), edit.data_for(model).y)
     rows = []
     for es in sets:
         y = es.y

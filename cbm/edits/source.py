@@ -27,7 +27,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cbm.edits.kinds import Edit, EditRecord, Plan, RefitRecord, TrainingData, concept_layer_token
+from cbm.edits.kinds import (
+    Edit,
+    EditRecord,
+    Plan,
+    TrainingData,
+    concept_layer_token,
+    refit_recorded,
+)
 from cbm.exceptions import EditError
 from cbm.explain import concept_index
 from cbm.models.source_repair import DEFAULT_LAYER, METHODS, repair_images, source_repair
@@ -131,26 +138,23 @@ class NeutraliseAtSource(Edit):
         if not self.refit:
             model.source_repair_ = rep
             return SourceRecord(self, [], {"source_repair_": None})
-        before = copy.deepcopy(model.__dict__)
-        names, W0 = list(model.concept_names_), np.asarray(model.coef_).copy()
         X_train = self.embeddings(model, "train")
-        data = getattr(self, "_data", None) or TrainingData.for_model(model)
+        data = self.data_for(model)
         if len(data.y) != len(X_train):
             raise EditError(f"The training labels have {len(data.y)} rows but {len(X_train)} training images were "
                             "attached.")
-        images = getattr(self, "_images", {})
-        X_val = self.embeddings(model, "val") if "val" in images and data.y_val is not None else data.X_val
-        try:
+        X_val = self.embeddings(model, "val") if "val" in getattr(self, "_images", {}) and data.y_val is not None else data.X_val
+
+        def refit() -> None:
             model.refit(X_train, data.y, X_val=X_val, y_val=data.y_val)
             model.source_repair_ = rep
-        except BaseException:
-            model.__dict__.clear()
-            model.__dict__.update(before)
-            raise
-        changes = [{"class": c, "concept": n, "old": float(W0[a, b]), "new": float(model.coef_[a, b])}
-                   for b, n in enumerate(names) for a, c in enumerate(model.class_names_)
-                   if float(model.coef_[a, b]) != float(W0[a, b])]
-        return RefitRecord(self, changes, before)
+
+        return refit_recorded(self, model, refit)
+
+    def data_for(self, model: Any) -> TrainingData:
+        """The training labels attached with :meth:`using`, else the model directory's data.npz."""
+        data = getattr(self, "_data", None)
+        return data if data is not None else TrainingData.for_model(model)
 
     def embeddings(self, model: Any, split: str) -> np.ndarray:
         """The attached images of ``split`` (see :meth:`using`) embedded with this repair (N, d)."""

@@ -113,7 +113,7 @@ def model_embeddings(model: Any, X: Any, images: Any = None, encoder: Any = None
         from cbm.encoders.rebuild import encoder_for
 
         encoder = encoder_for(model)
-    return repair_images(model, images, encoder)[0]
+    return embed_for_model(model, images, encoder)
 
 
 def repair_images(model: Any, images: Any, encoder: Any, batch_size: int = 64,

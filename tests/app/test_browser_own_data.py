@@ -18,25 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_pages import WAIT_MS, nav, settle, shot
-from own_data_folders import write_stripe_folder
+from own_data_folders import run_cli, write_stripe_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 K = "Shirt"
 SLOW_MS = 4 * WAIT_MS  # this machine may be loaded: the search and the previews get two minutes
-
-
-def _run_cli(argv) -> str:
-    import contextlib
-    import io
-
-    from cbm.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    assert rc == 0, err.getvalue()
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +33,10 @@ def own_model(tmp_path_factory) -> Path:
     write_stripe_folder(root, K)
     cache = root / "cache"
     t0 = time.perf_counter()
-    _run_cli(["embed", root / "manifest.csv", "--image-size", "64", "--cache-dir", cache, "--no-progress"])
+    run_cli(["embed", root / "manifest.csv", "--image-size", "64", "--cache-dir", cache, "--no-progress"])
     t1 = time.perf_counter()
     store = next(p.parent for p in cache.rglob("manifest.json"))
-    _run_cli(["train", "--method", "knobo", "--concepts", root / "bank", "--data", store,
+    run_cli(["train", "--method", "knobo", "--concepts", root / "bank", "--data", store,
               "--out", root / "model", "--quiet"])
     print(f"own-data model: embed {t1 - t0:.0f} s, train {time.perf_counter() - t1:.0f} s", file=sys.stderr)
     return root / "model"

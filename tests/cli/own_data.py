@@ -4,6 +4,8 @@
 import contextlib
 import io
 
+from own_data_folders import run_cli  # noqa: F401 - re-exported for the CLI tests
+
 from cbm.cli import main
 
 CLASSES = ("chemise à manches", "pantalon", "robe d'été")
@@ -13,15 +15,6 @@ CONCEPTS = {  # deliberately not in the folders' (sorted) order: matched by name
     "pantalon": ["two trouser legs", "belt loops"],
 }
 ARCH = "openclip:cbm-tiny-clip"
-
-
-def run_cli(argv) -> str:
-    """Run ``cbm ARGV`` and return its stdout; fail with its stderr when it does not exit 0."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    assert rc == 0, err.getvalue()
-    return out.getvalue()
 
 
 def fail_cli(argv) -> str:
