@@ -13,7 +13,8 @@ in-domain and shifted test images. True stamp positions are used only to score t
     python benchmarks/bench_source_repair.py              # 12 configurations at bench_demo_robustness' sizes
     python benchmarks/bench_source_repair.py --default-sizes   # ... at cbm demo's default sizes (slow)
 
-Writes ``results/source_repair[_quick].json`` (rewritten after every configuration; a rerun skips
+Writes ``results/source_repair.json`` (``--default-sizes``, the issue's sizes), ``source_repair_small.json``
+(no size flag) or ``source_repair_quick.json`` (rewritten after every configuration; a rerun skips
 configurations already recorded).
 """
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{v['seconds_per_image_after'] / v['seconds_per_image_before']:.1f}x", flush=True)
         return 0
     name, sizes = (("source_repair_quick", QUICK_SIZES) if args.quick else
-                   ("source_repair_default", DEFAULT_SIZES) if args.default_sizes else ("source_repair", SIZES))
+                   ("source_repair", DEFAULT_SIZES) if args.default_sizes else ("source_repair_small", SIZES))
     path = RESULTS_DIR / f"{name}.json"
     for i in (range(len(CONFIGS)) if args.only is None else args.only):
         cfg = demo_config(CONFIGS[i], sizes, root)
