@@ -37,7 +37,12 @@ from sklearn.exceptions import NotFittedError
 
 from cbm.models._base import BaseConceptModel
 
-__all__ = ["MultiLabelCBM", "check_indicator", "finding_metrics", "finding_report", "format_finding_metrics"]
+__all__ = ["PRESENT_THRESHOLD", "MultiLabelCBM", "check_indicator", "finding_metrics", "finding_probabilities",
+           "finding_report", "format_finding_metrics"]
+
+#: A finding is called present when its probability is at least this (the default of
+#: :meth:`MultiLabelCBM.predict`, ``cbm predict``'s ``findings`` column and ``cbm explain``).
+PRESENT_THRESHOLD = 0.5
 
 
 def check_indicator(Y: Any, names: Sequence[str] | None = None) -> np.ndarray:
@@ -240,9 +245,20 @@ class MultiLabelCBM(BaseEstimator):
         z = np.clip(self.decision_function(X).astype(np.float64), -60, 60)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
-    def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
+    def predict(self, X: Any, threshold: float = PRESENT_THRESHOLD) -> np.ndarray:
         """Indicator matrix (N, L) of findings with probability >= ``threshold``."""
         return (self.predict_proba(X) >= threshold).astype(np.int8)
+
+
+def finding_probabilities(model: Any, activations: Any) -> np.ndarray:
+    """Probability of each finding (N, L) from concept activations (N, M): a sigmoid of each finding's score.
+
+    The same numbers as ``model.predict_proba(X)`` for ``activations = model.transform(X)``, so a
+    caller that keeps activations (the app, an intervention) need not embed again.
+    """
+    A = np.atleast_2d(np.asarray(activations, np.float32))
+    z = np.clip(np.asarray(model.logits_from_activations(A), np.float64), -60, 60)
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
 def _prior_concept_labels(est: Any, Y: np.ndarray, names: list[str] | None) -> np.ndarray | None:
