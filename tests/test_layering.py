@@ -238,6 +238,40 @@ def test_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
+def _mutual_pairs(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Pairs of modules that import each other, each pair once, sorted."""
+    return sorted({(min(a, b), max(a, b)) for a, targets in edges.items() for b in targets
+                   if a != b and a in edges.get(b, ())})
+
+
+def _edges_at_any_level() -> dict[str, set[str]]:
+    """Module -> modules it imports, at import time or inside a function (``TYPE_CHECKING`` left out)."""
+    edges: dict[str, set[str]] = {}
+    for i in IMPORTS:
+        if not i.type_only and i.target in MODULES:
+            edges.setdefault(i.source, set()).add(i.target)
+    return edges
+
+
+#: Mutual imports left in files being reworked elsewhere (issue #27): each is to be removed, not added to.
+KNOWN_MUTUAL_IMPORTS = {
+    ("cbm.distributed", "cbm.store"),  # the store's engine="ray" branches call back into cbm.distributed
+    ("cbm.encoders._base", "cbm.encoders._tokens"),  # Encoder.tokens() builds the token view
+}
+
+
+def test_no_two_modules_import_each_other_at_any_level():
+    """A function-level import back into a module that imports you is a cycle waiting to be hoisted."""
+    pairs = _mutual_pairs(_edges_at_any_level())
+    assert [p for p in pairs if p not in KNOWN_MUTUAL_IMPORTS] == [], "these modules import each other"
+    assert [p for p in KNOWN_MUTUAL_IMPORTS if p not in pairs] == [], "fixed: drop them from KNOWN_MUTUAL_IMPORTS"
+
+
+def test_mutual_pair_finder_finds_a_planted_pair():
+    assert _mutual_pairs({"a": {"b", "c"}, "b": {"a"}, "c": {"d"}, "d": set()}) == [("a", "b")]
+    assert _mutual_pairs({"a": {"a", "b"}, "b": set()}) == []
+
+
 def test_no_private_name_is_imported_from_another_module():
     bad = [f"{_where(i)}: {i.source} imports {i.name} from {i.target}"
            for i in IMPORTS if i.name and i.name.startswith("_") and not i.name.startswith("__")

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from cbm.data.pixel_cap import too_large
 from cbm.exceptions import DataError
 
 __all__ = ["DICOM_EXTENSIONS", "is_dicom", "read_dicom"]
@@ -79,8 +80,6 @@ def _read_dicom(source: str | BinaryIO, label: str, max_pixels: int) -> Image.Im
     except ImportError:  # pragma: no cover - pydicom is a dependency
         raise DataError(f"Image {label!r} is a DICOM file; install pydicom to read it "
                         "(pip install pydicom).") from None
-    from cbm.data.images import too_large
-
     not_dicom = DataError(f"Image {label!r} is not a DICOM file (no 'DICM' marker at byte 128 and no "
                           "readable DICOM data; empty, text or misnamed?); replace or delete it.")
     marker = False

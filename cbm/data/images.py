@@ -31,53 +31,22 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cbm._images import to_rgb
 from cbm.data.dicom import DICOM_EXTENSIONS, is_dicom, read_dicom
+from cbm.data.pixel_cap import (
+    DEFAULT_MAX_PIXELS,
+    HOW_TO_RAISE_THE_CAP,
+    MAX_PIXELS_ENV,
+    ImageTooLargeError,
+    check_max_pixels,
+    default_max_pixels,
+    too_large,
+)
 from cbm.exceptions import DataError
-
-#: Default pixel cap (width x height): 100 megapixels, e.g. 10000 x 10000. A decoded image at the
-#: cap takes about 300 MB as RGB; bigger ones are skipped (embed) or refused (explain, app).
-DEFAULT_MAX_PIXELS = 100_000_000
-
-#: Environment variable that overrides :data:`DEFAULT_MAX_PIXELS`.
-MAX_PIXELS_ENV = "CBM_MAX_IMAGE_PIXELS"
-
-_HOW_TO_RAISE = f"raise the limit with --max-pixels, max_pixels= or ${MAX_PIXELS_ENV}"
-
-
-class ImageTooLargeError(DataError):
-    """An image has more pixels than the cap; it is refused before its pixels are decoded."""
-
-
-def too_large(label: str, width: int, height: int, cap: int) -> ImageTooLargeError:
-    """The error for an image of ``width x height`` pixels over the cap ``cap``."""
-    return ImageTooLargeError(
-        f"Image {label!r} is {width} x {height} = {width * height:,} pixels, over the {cap:,}-pixel "
-        f"limit; it was not decoded. Resize it, or {_HOW_TO_RAISE}.")
-
-
-def default_max_pixels() -> int:
-    """The pixel cap in force: ``$CBM_MAX_IMAGE_PIXELS`` when set, else :data:`DEFAULT_MAX_PIXELS`."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
-    if not raw:
-        return DEFAULT_MAX_PIXELS
-    if not raw.isdigit() or int(raw) < 1:
-        raise DataError(f"${MAX_PIXELS_ENV} must be a positive whole number of pixels; got {raw!r}.")
-    return int(raw)
-
-
-def check_max_pixels(value: Any) -> int:
-    """``value`` as a positive int pixel cap, or ValueError naming it (None -> the default cap)."""
-    if value is None:
-        return default_max_pixels()
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"max_pixels must be a positive whole number of pixels; got {value!r}.")
-    return int(value)
 
 
 def read_image(source: str | os.PathLike | bytes | BinaryIO, *, name: str | None = None,
@@ -125,7 +94,7 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, name: str | None
     except Image.DecompressionBombError as e:  # PIL refused it in Image.open, before our check
         n = [int(x) for x in re.findall(r"(\d+) pixels", str(e))] + [0, 0]
         if n[0] > cap or not n[0]:
-            why, fix = f"over the {cap:,}-pixel limit", _HOW_TO_RAISE
+            why, fix = f"over the {cap:,}-pixel limit", HOW_TO_RAISE_THE_CAP
         else:
             why, fix = (f"over PIL's decompression-bomb limit of {n[1]:,}",
                         "raise PIL.Image.MAX_IMAGE_PIXELS as well as the cap")
