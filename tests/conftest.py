@@ -111,3 +111,25 @@ def ray_cluster(request):
     finally:
         ray.cloudpickle.unregister_pickle_by_value(request.module)
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def saved_labo(tmp_path_factory) -> tuple[Path, object]:
+    """(path, world): LaBo fitted on a small concept world (3 bird classes, 7 concepts, dim 16) and
+    saved once as version 1 of a model directory, with the note "trained". Copy it (``labo_dir``)
+    before changing it."""
+    from world_models import save_on_world
+
+    from cbm.data import make_concept_world
+
+    world = make_concept_world(n_classes=3, n_concepts=7, n_samples=120, dim=16, random_state=1)
+    path = save_on_world(world, tmp_path_factory.mktemp("labo") / "model", max_epochs=20, note="trained")
+    return path, world
+
+
+@pytest.fixture
+def labo_dir(saved_labo, tmp_path) -> Path:
+    """A fresh copy of the ``saved_labo`` model directory, for one test to edit."""
+    import shutil
+
+    return shutil.copytree(saved_labo[0], tmp_path / "model")

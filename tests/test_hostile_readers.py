@@ -232,16 +232,12 @@ def test_an_evaluation_npz_reads_or_is_one_data_error(data, scratch):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
+    from world_models import save_on_world
+
     from cbm.data import make_concept_world
-    from cbm.io import save_model
-    from cbm.models import create_model
 
     world = make_concept_world(n_classes=2, n_concepts=8, n_samples=40, dim=8, random_state=0)
-    names = np.asarray(world.class_names)
-    model = create_model("labo", concepts=world.bank, max_epochs=3).fit(world["train"].X, names[world["train"].y])
-    path = tmp_path_factory.mktemp("hostile") / "m"
-    save_model(model, path)
-    return path
+    return save_on_world(world, tmp_path_factory.mktemp("hostile") / "m", max_epochs=3)
 
 
 @fuzz

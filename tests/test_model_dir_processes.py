@@ -7,18 +7,15 @@ each worker costs milliseconds; every worker opens its own :class:`EditSession`,
 
 import multiprocessing as mp
 import os
-import shutil
 import signal
 
 import numpy as np
 import pytest
 
-from cbm.data import make_concept_world
 from cbm.edits import SetWeight
 from cbm.edits.history import EditSession, read_history
 from cbm.exceptions import EditError
-from cbm.io import list_versions, load_config, load_model, save_model
-from cbm.models import create_model
+from cbm.io import list_versions, load_config, load_model
 
 CLASSES = ("cardinal", "blue jay", "goldfinch")
 
@@ -28,21 +25,6 @@ def ctx():
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["cbm.edits.history", "cbm.models", "cbm.models.labo"])
     return ctx
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    world = make_concept_world(n_classes=3, n_concepts=7, n_samples=120, dim=16, random_state=1)
-    names = np.asarray(world.class_names)
-    model = create_model("labo", concepts=world.bank, max_epochs=5).fit(world["train"].X, names[world["train"].y])
-    path = tmp_path_factory.mktemp("procs") / "model"
-    save_model(model, path, note="trained")
-    return path
-
-
-@pytest.fixture
-def model_dir(template, tmp_path):
-    return shutil.copytree(template, tmp_path / "model")
 
 
 def value(worker: int, i: int) -> float:
@@ -125,77 +107,77 @@ def run_all(ctx, target, argss, timeout=60):
 
 
 # -- tests ------------------------------------------------------------------------------------
-def test_edits_applied_by_three_processes_at_once_all_land_in_the_log(ctx, model_dir):
+def test_edits_applied_by_three_processes_at_once_all_land_in_the_log(ctx, labo_dir):
     results = ctx.Queue()
-    run_all(ctx, apply_edits, [(model_dir, w, 5, 0, results) for w in range(3)])
-    log = read_history(model_dir / "history.json")
+    run_all(ctx, apply_edits, [(labo_dir, w, 5, 0, results) for w in range(3)])
+    log = read_history(labo_dir / "history.json")
     assert len(log["entries"]) == 15 and {e["status"] for e in log["entries"]} == {"pending"}
     assert sorted(e["seq"] for e in log["entries"]) == list(range(1, 16))
-    model = EditSession(model_dir).model  # every edit replays on the saved version
+    model = EditSession(labo_dir).model  # every edit replays on the saved version
     assert all(cell(model, w, i) == value(w, i) for w in range(3) for i in range(5))
 
 
-def test_simultaneous_saves_put_every_edit_in_a_version_and_lose_none(ctx, model_dir):
+def test_simultaneous_saves_put_every_edit_in_a_version_and_lose_none(ctx, labo_dir):
     results = ctx.Queue()
-    run_all(ctx, apply_edits, [(model_dir, w, 4, 1, results) for w in range(3)])
+    run_all(ctx, apply_edits, [(labo_dir, w, 4, 1, results) for w in range(3)])
     saved = [v for _ in range(3) for v in results.get(timeout=5)[1]]
-    versions = list_versions(model_dir)
+    versions = list_versions(labo_dir)
     assert sorted(saved) == versions[1:]  # every successful save is a version, numbers never reused
-    log = read_history(model_dir / "history.json")
+    log = read_history(labo_dir / "history.json")
     assert len(log["entries"]) == 12 and {e["status"] for e in log["entries"]} == {"saved"}
     for e in log["entries"]:  # the version that claims an edit holds it
-        assert e["seq"] in load_config(model_dir, e["version"])["edits"]["seqs"]
-    final = load_model(model_dir)
+        assert e["seq"] in load_config(labo_dir, e["version"])["edits"]["seqs"]
+    final = load_model(labo_dir)
     assert all(cell(final, w, i) == value(w, i) for w in range(3) for i in range(4))
-    assert [load_config(model_dir, v)["parent"] for v in versions[1:]] == versions[:-1]
+    assert [load_config(labo_dir, v)["parent"] for v in versions[1:]] == versions[:-1]
 
 
 @pytest.mark.parametrize("stage", ["writing", "renamed", "recorded"])
-def test_a_save_killed_by_pid_at_any_stage_loses_nothing_and_later_saves_work(ctx, model_dir, stage):
+def test_a_save_killed_by_pid_at_any_stage_loses_nothing_and_later_saves_work(ctx, labo_dir, stage):
     ready = ctx.Event()
-    p = ctx.Process(target=save_and_pause, args=(model_dir, stage, ready))
+    p = ctx.Process(target=save_and_pause, args=(labo_dir, stage, ready))
     p.start()
     assert ready.wait(30), "the worker never reached the pause"
     os.kill(p.pid, signal.SIGKILL)
     p.join(10)
     assert p.exitcode == -signal.SIGKILL
 
-    s = EditSession(model_dir)  # the next command repairs what the killed one left
-    assert not [q.name for q in model_dir.iterdir() if q.name.startswith(".v")]
-    log = read_history(model_dir / "history.json")
+    s = EditSession(labo_dir)  # the next command repairs what the killed one left
+    assert not [q.name for q in labo_dir.iterdir() if q.name.startswith(".v")]
+    log = read_history(labo_dir / "history.json")
     [entry] = log["entries"]
     if stage == "writing":  # the save never happened: the edit is still pending on version 1
-        assert list_versions(model_dir) == [1] and entry["status"] == "pending"
+        assert list_versions(labo_dir) == [1] and entry["status"] == "pending"
     else:  # the version was written: it is recorded, and the edit is marked saved in it, once
-        assert list_versions(model_dir) == [1, 2] and (entry["status"], entry["version"]) == ("saved", 2)
+        assert list_versions(labo_dir) == [1, 2] and (entry["status"], entry["version"]) == ("saved", 2)
         assert s.warnings
     assert cell(s.model, 0, 0) == 42.0
     s.apply(SetWeight("blue jay", s.model.concept_names_[1], 7.0))
     v = s.save()
-    assert v == list_versions(model_dir)[-1] == len(list_versions(model_dir))
-    assert cell(load_model(model_dir), 0, 0) == 42.0 and cell(load_model(model_dir), 1, 1) == 7.0
+    assert v == list_versions(labo_dir)[-1] == len(list_versions(labo_dir))
+    assert cell(load_model(labo_dir), 0, 0) == 42.0 and cell(load_model(labo_dir), 1, 1) == 7.0
 
 
-def test_random_kills_during_saves_never_break_the_directory(ctx, model_dir):
+def test_random_kills_during_saves_never_break_the_directory(ctx, labo_dir):
     rng = np.random.default_rng(0)
     results = ctx.Queue()
     for _ in range(4):
         started = ctx.Event()
-        p = ctx.Process(target=apply_edits, args=(model_dir, 0, 10_000, 1, results, started))
+        p = ctx.Process(target=apply_edits, args=(labo_dir, 0, 10_000, 1, results, started))
         p.start()
         assert started.wait(30)
         p.join(rng.uniform(0.05, 0.5))
         assert p.exitcode is None  # still editing and saving: kill it wherever it is
         os.kill(p.pid, signal.SIGKILL)
         p.join(10)
-    s = EditSession(model_dir)
+    s = EditSession(labo_dir)
     s.apply(SetWeight("goldfinch", s.model.concept_names_[2], 3.0))
     v = s.save()
-    versions = list_versions(model_dir)
-    assert v == versions[-1] and not [q.name for q in model_dir.iterdir() if q.name.startswith(".v")]
-    log = read_history(model_dir / "history.json")
+    versions = list_versions(labo_dir)
+    assert v == versions[-1] and not [q.name for q in labo_dir.iterdir() if q.name.startswith(".v")]
+    log = read_history(labo_dir / "history.json")
     assert len(log["entries"]) > 1 and {e["status"] for e in log["entries"]} == {"saved"}  # none lost
-    final, last = load_model(model_dir), {}
+    final, last = load_model(labo_dir), {}
     for e in log["entries"]:  # the latest edit of each weight is in the final version
         last[e["edit"]["cls"], e["edit"]["concept"]] = e["edit"]["value"]
     assert all(final.coef_[final.class_names_.index(c), final.concept_names_.index(j)] == v

@@ -6,24 +6,18 @@ import io
 import json
 import shutil
 
-import numpy as np
 import pytest
+from world_models import save_on_world
 
 from cbm.cli import main
 from cbm.data import make_concept_world
-from cbm.io import load_config, save_model
-from cbm.models import create_model
+from cbm.io import load_config
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     world = make_concept_world(n_classes=3, n_concepts=9, n_samples=300, dim=32, random_state=0)
-    names = np.asarray(world.class_names)
-    model = create_model("labo", concepts=world.bank, max_epochs=30).fit(world["train"].X,
-                                                                          names[world["train"].y])
-    path = tmp_path_factory.mktemp("audit") / "m"
-    save_model(model, path, fingerprints={"encoder": world.encoder_fingerprint})
-    world.save_npz(path / "data.npz")
+    path = save_on_world(world, tmp_path_factory.mktemp("audit") / "m", max_epochs=30, with_data=True)
     return path, world
 
 

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from world_models import save_on_world
 
 from cbm.cli import main
 from cbm.data import make_concept_world
 from cbm.io import list_versions, load_model, save_model
-from cbm.models import create_model
 
 
 @pytest.fixture(scope="module")
@@ -16,12 +16,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def template(world, tmp_path_factory):
-    names = np.asarray(world.class_names)
-    model = create_model("labo", concepts=world.bank, max_epochs=60).fit(world["train"].X, names[world["train"].y])
-    path = tmp_path_factory.mktemp("cli") / "m"
-    save_model(model, path, fingerprints={"encoder": world.encoder_fingerprint})
-    world.save_npz(path / "data.npz")
-    return path
+    return save_on_world(world, tmp_path_factory.mktemp("cli") / "m", max_epochs=60, with_data=True)
 
 
 @pytest.fixture
@@ -121,13 +116,8 @@ def test_values_that_overflow_float32_are_refused(model_dir, world, capsys, args
 
 @pytest.fixture(scope="module")
 def knobo_template(world, tmp_path_factory):
-    names = np.asarray(world.class_names)
-    model = create_model("knobo", concepts=world.bank, max_epochs=40, device="cpu").fit(
-        world["train"].X, names[world["train"].y])
-    path = tmp_path_factory.mktemp("cli") / "k"
-    save_model(model, path, fingerprints={"encoder": world.encoder_fingerprint})
-    world.save_npz(path / "data.npz")
-    return path
+    return save_on_world(world, tmp_path_factory.mktemp("cli") / "k", "knobo", with_data=True, max_epochs=40,
+                         device="cpu")
 
 
 @pytest.fixture

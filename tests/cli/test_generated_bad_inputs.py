@@ -297,17 +297,13 @@ SUFFIX = {"--classes": ".txt", "--class-map": ".json", "experiment": ".toml", "-
 def world_files(tmp_path_factory):
     """A tiny model directory (LaBo), its data, bank, images, manifest, concept list and experiment file."""
     from PIL import Image
+    from world_models import save_on_world
 
     from cbm.data import make_concept_world
-    from cbm.io import save_model
-    from cbm.models import create_model
 
     root = tmp_path_factory.mktemp("generated")
     world = make_concept_world(n_classes=3, n_concepts=6, n_samples=150, dim=16, random_state=0)
-    names = np.asarray(world.class_names)
-    model = create_model("labo", concepts=world.bank, max_epochs=20).fit(world["train"].X, names[world["train"].y])
-    save_model(model, root / "model", fingerprints={"encoder": world.encoder_fingerprint})
-    world.save_npz(root / "model" / "data.npz")
+    save_on_world(world, root / "model", max_epochs=20, with_data=True)
     shutil.copy(root / "model" / "data.npz", root / "data.npz")
     world.bank.save(root / "bank")
     np.save(root / "emb.npy", world["train"].X.astype(np.float32))

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score as roc_auc
+from world_models import fit_on_world
 
 from cbm.data import make_concept_world
 from cbm.edits import AddConcept, Edit
 from cbm.edits.preview import EvalSet, preview
 from cbm.exceptions import DataError
-from cbm.models import create_model
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +18,7 @@ def world():
 
 @pytest.fixture
 def model(world):
-    names = np.asarray(world.class_names)
-    return create_model("labo", concepts=world.bank, max_epochs=60).fit(world["train"].X,
-                                                                          names[world["train"].y])
+    return fit_on_world(world, max_epochs=60)
 
 
 def _picked(world, j: int, n: int = 12):

@@ -1,34 +1,14 @@
 """Audit trail of the edit history: who, when, why and the measured effect of every change."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
-from cbm.data import make_concept_world
 from cbm.edits import Prune
 from cbm.edits.history import EditSession, current_user
 from cbm.edits.preview import EvalSet
 from cbm.exceptions import ModelDirError
-from cbm.io import save_model
-from cbm.models import create_model
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    world = make_concept_world(n_classes=3, n_concepts=7, n_samples=120, dim=16, random_state=1)
-    names = np.asarray(world.class_names)
-    model = create_model("labo", concepts=world.bank, max_epochs=20).fit(world["train"].X,
-                                                                          names[world["train"].y])
-    path = tmp_path_factory.mktemp("tpl") / "model"
-    save_model(model, path, note="trained")
-    return path, world
-
-
-@pytest.fixture
-def model_dir(template, tmp_path):
-    return shutil.copytree(template[0], tmp_path / "model")
 
 
 def test_who_comes_from_the_argument_then_the_environment_then_the_login(monkeypatch):
@@ -48,16 +28,16 @@ def test_who_comes_from_the_argument_then_the_environment_then_the_login(monkeyp
     assert current_user() == "unknown"
 
 
-def test_an_edit_keeps_who_and_its_previewed_effect_through_a_restart(model_dir, template):
-    world = template[1]
-    s = EditSession(model_dir, user="ann")
+def test_an_edit_keeps_who_and_its_previewed_effect_through_a_restart(labo_dir, saved_labo):
+    world = saved_labo[1]
+    s = EditSession(labo_dir, user="ann")
     test = world["test"]
     es = EvalSet.from_model(s.model, test.X, np.asarray(world.class_names)[test.y], "test")
     edit = Prune("cardinal", "red crown")
     effect = s.preview(edit, [es])
     s.apply(edit, why="looks spurious", effect=effect)
     s.save("checked")
-    trail = EditSession(model_dir).audit_trail()
+    trail = EditSession(labo_dir).audit_trail()
     assert trail["action"].tolist() == ["edit", "save"] and trail["who"].tolist() == ["ann", "ann"]
     got = json.loads(trail["effect"].iloc[0])["test"]
     assert got["n"] == len(test.y) and got["accuracy_before"] == pytest.approx(effect.accuracy.iloc[0].before)
@@ -65,27 +45,27 @@ def test_an_edit_keeps_who_and_its_previewed_effect_through_a_restart(model_dir,
     assert trail["why"].tolist() == ["looks spurious", "checked"]
 
 
-def test_logs_written_before_the_audit_fields_still_open(model_dir):
-    EditSession(model_dir, user="ann").apply(Prune("cardinal", "red crown"))
-    log = json.loads((model_dir / "history.json").read_text())
+def test_logs_written_before_the_audit_fields_still_open(labo_dir):
+    EditSession(labo_dir, user="ann").apply(Prune("cardinal", "red crown"))
+    log = json.loads((labo_dir / "history.json").read_text())
     for e in log["entries"]:
         e.pop("who")
     for ev in log["events"]:
         ev.pop("who")
-    (model_dir / "history.json").write_text(json.dumps(log))
-    trail = EditSession(model_dir).audit_trail()
+    (labo_dir / "history.json").write_text(json.dumps(log))
+    trail = EditSession(labo_dir).audit_trail()
     assert trail["who"].tolist() == [""] and trail["action"].tolist() == ["edit"]
 
 
-def test_the_audit_fields_are_typed_and_unknown_ones_still_refused(model_dir):
-    EditSession(model_dir).apply(Prune("cardinal", "red crown"))
-    log = json.loads((model_dir / "history.json").read_text())
+def test_the_audit_fields_are_typed_and_unknown_ones_still_refused(labo_dir):
+    EditSession(labo_dir).apply(Prune("cardinal", "red crown"))
+    log = json.loads((labo_dir / "history.json").read_text())
     log["entries"][0]["who"] = 7
-    (model_dir / "history.json").write_text(json.dumps(log))
+    (labo_dir / "history.json").write_text(json.dumps(log))
     with pytest.raises(ModelDirError, match="'who' should be"):
-        EditSession(model_dir)
+        EditSession(labo_dir)
     log["entries"][0]["who"] = "ann"
     log["entries"][0]["mood"] = "happy"
-    (model_dir / "history.json").write_text(json.dumps(log))
+    (labo_dir / "history.json").write_text(json.dumps(log))
     with pytest.raises(ModelDirError, match=r"unknown field\(s\) \['mood'\]"):
-        EditSession(model_dir)
+        EditSession(labo_dir)
