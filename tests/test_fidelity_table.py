@@ -186,11 +186,11 @@ def test_erase_concept_is_concept_erasures_leace():
     import torch
 
     from cbm.edits import EraseConcept, TrainingData
-    from cbm.edits.kinds import _leace_fitter
+    from cbm.edits._refit_edits import leace_fitter
     from cbm.edits.repair import erase_with
     from cbm.models.knobo import KnoBo
 
-    _leace_fitter()  # imports concept_erasure without its torch.jit warning
+    leace_fitter()  # imports concept_erasure without its torch.jit warning
     from concept_erasure import LeaceEraser
 
     w = _world()

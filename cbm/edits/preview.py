@@ -21,9 +21,10 @@ import pandas as pd
 
 from cbm.data.evalfile import SPLIT_ORDER, load_eval_data, npz_splits, read_sample, save_eval_data
 from cbm.edits import Edit, Plan, Prune
-from cbm.edits.kinds import concept_layer_token
+from cbm.edits._refit_edits import concept_layer_token
 from cbm.exceptions import DataError, EditError, unknown_name_message
 from cbm.explain import class_index, concept_index
+from cbm.metrics import roc_auc
 
 
 def head_token(model: Any) -> str:
@@ -545,11 +546,11 @@ class FindingEditEffect(EditEffect):
 
 def _ranking(y: np.ndarray, z: np.ndarray) -> tuple[float, float]:
     """(AUROC, average precision) of scores ``z`` for 0/1 labels ``y``; NaN without both outcomes."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import average_precision_score
 
     if y.min() == y.max():
         return np.nan, np.nan
-    return float(roc_auc_score(y, z)), float(average_precision_score(y, z))
+    return roc_auc(z, y), float(average_precision_score(y, z))
 
 
 def _preview_findings(model: Any, edit: Edit, sets: list[EvalSet], changes: list[dict[str, Any]],

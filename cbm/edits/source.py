@@ -27,14 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cbm.edits.kinds import (
-    Edit,
-    EditRecord,
-    Plan,
-    TrainingData,
-    concept_layer_token,
-    refit_recorded,
-)
+from cbm.edits._base import Edit, EditRecord, Plan
+from cbm.edits._refit_edits import TrainingData, concept_layer_token, refit_recorded
 from cbm.exceptions import EditError
 from cbm.explain import concept_index
 from cbm.models.source_repair import DEFAULT_LAYER, METHODS, repair_images, source_repair

@@ -259,7 +259,7 @@ def test_the_eraser_library_imports_without_torch_s_jit_warning():
     import subprocess
     import sys
 
-    code = "from cbm.edits.kinds import _leace_fitter; print(_leace_fitter().__name__)"
+    code = "from cbm.edits._refit_edits import leace_fitter; print(leace_fitter().__name__)"
     out = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "LeaceFitter", out.stderr[-2000:]

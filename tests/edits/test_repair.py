@@ -57,11 +57,11 @@ def test_the_black_box_given_the_same_fix_is_refitted_once_per_eraser_and_data()
 
 def test_class_conditional_eraser_columns_never_tell_the_classes_apart():
     """Each column is the concept's flags centred within one class, so erasing them keeps class means."""
-    from cbm.edits.kinds import _within_class_columns
+    from cbm.edits._refit_edits import within_class_columns
 
     y = np.array(["a"] * 6 + ["b"] * 6 + ["c"] * 4)
     flags = np.array([1, 0, 0, 0, 0, 0] + [1, 1, 1, 1, 1, 0] + [1, 1, 1, 1], bool)  # c: always on
-    Z = _within_class_columns(flags, y)
+    Z = within_class_columns(flags, y)
     assert Z.shape == (16, 2)  # class c has no images without the concept: no column
     for c in ("a", "b", "c"):
         np.testing.assert_allclose(Z[y == c].mean(0), 0, atol=1e-7)
