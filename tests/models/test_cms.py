@@ -3,14 +3,8 @@
 import numpy as np
 import pytest
 
-from cbm.data import make_concept_world
 from cbm.io import load_model, save_model
 from cbm.models.cms import ConceptMatrixSearch
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_concept_world(random_state=0)
 
 
 def _cos(a, b):

@@ -3,14 +3,8 @@
 import numpy as np
 import pytest
 
-from cbm.data import make_concept_world
 from cbm.io import load_model, save_model
 from cbm.models.labo import LaBo, class_prior
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_concept_world(random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,8 @@ import pytest
 import torch
 
 import cbm.models.sparse_cbm as sparse_module
-from cbm.data import make_concept_world
 from cbm.io import load_model, save_model
 from cbm.models.sparse_cbm import SparseCBM
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_concept_world(random_state=0)
 
 
 @pytest.fixture(scope="module")
