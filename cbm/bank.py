@@ -21,7 +21,9 @@ from safetensors.numpy import load_file, save_file
 from cbm._io import atomic_path, atomic_write_json, read_json
 from cbm.exceptions import CBMError, ClassMismatchError, EncoderMismatchError, unknown_name_message
 
-SOURCES = ("llm", "textbook", "cav", "text", "manual", "file")
+#: the values of ``Provenance.source``: the tag each concept source (:mod:`cbm.concepts.sources`) writes,
+#: and "manual" for concepts typed in by a person
+PROVENANCE_SOURCES = ("llm", "textbook", "cav", "text", "manual", "file")
 BANK_FORMAT = "cbmkit-concept-bank/1"
 
 
@@ -40,9 +42,9 @@ class Provenance:
     created: str | None = None
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
+        if self.source not in PROVENANCE_SOURCES:
             raise ValueError(
-                f"Provenance source must be one of {SOURCES}; got {self.source!r}."
+                f"Provenance source must be one of {PROVENANCE_SOURCES}; got {self.source!r}."
             )
         if self.created is None:
             self.created = _dt.date.today().isoformat()

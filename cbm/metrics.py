@@ -1,6 +1,6 @@
 """Evaluation of concept bottleneck models: accuracy, domain shift, sparsity and concept recovery.
 
-* Accuracy: overall, per class, top-k.
+* Accuracy: overall, per class, top-k; the one ROC AUC of the package (:func:`roc_auc`).
 * Domains (KnoBo's protocol): in-domain and out-of-domain accuracy, their gap (ID - OOD) and
   average.
 * Sparsity (VLG-CBM): non-zero weights; NEC, the number of effective concepts = mean over classes
@@ -35,6 +35,18 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}.")
     return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+
+
+def roc_auc(scores: Any, labels: Any) -> float:
+    """ROC AUC from ranks (Mann-Whitney U, ties averaged); equals scikit-learn's ``roc_auc_score``, NaN with one label only."""
+    from scipy.stats import rankdata
+
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
+    n1, n0 = int(labels.sum()), int((~labels).sum())
+    if not n1 or not n0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def per_class_accuracy(y_true: Any, y_pred: Any) -> dict[str, float]:
@@ -452,4 +464,4 @@ def format_site_report(rep: Mapping[str, Any]) -> str:
 __all__ = ["accuracy", "anec", "anec_heads", "anec_truncated", "concept_recovery", "domain_accuracy",
            "independence_weights",
            "format_report", "format_site_report", "head_accuracy", "nec", "nonzero_weights", "per_class_accuracy",
-           "prune_to_nec", "report", "site_report", "top_k_accuracy"]
+           "prune_to_nec", "report", "roc_auc", "site_report", "top_k_accuracy"]

@@ -10,6 +10,7 @@ Generators
     fit_cavs, cavs_from_folders concept activation vectors from example sets (PCBM, FastCAV)
     text_concepts, embed_bank   text-tower concept vectors of a multimodal encoder
     load_concepts, save_concepts, load_knobo_answers   import/export
+    generate_concepts, list_sources   the one registry of sources (what ``cbm concepts generate`` uses)
 Filtering and selection
     filter_concepts             Label-free CBM filters with a removal log
     select_concepts             LaBo's submodular selection (greedy_select underneath)
@@ -58,14 +59,21 @@ else:
         "select_concepts": "select",
         "greedy_select": "select",
         "discriminability": "select",
+        "ConceptSource": "sources",
+        "SourceRequest": "sources",
+        "generate_concepts": "sources",
+        "get_source": "sources",
+        "list_sources": "sources",
     }
-
-    SOURCES = ("llm", "textbook", "cav", "text", "file")
 
     __all__ = ["ConceptBank", "Provenance", "SOURCES", *sorted(_EXPORTS)]
 
 
     def __getattr__(name: str):
+        if name == "SOURCES":  # the registry's names, as a tuple (cbm.concepts.sources is the registry)
+            from cbm.concepts.sources import list_sources
+
+            return tuple(list_sources())
         if name in _EXPORTS:
             return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
         raise AttributeError(f"module 'cbm.concepts' has no attribute {name!r}")

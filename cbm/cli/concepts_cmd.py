@@ -17,8 +17,10 @@ def add_parser(sub) -> None:
     cs = p.add_subparsers(dest="concepts_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
-    g = cs.add_parser("generate", help="make a concept bank (llm, textbook, cav, text, labo, file)")
-    g.add_argument("--source", required=True, choices=("llm", "textbook", "cav", "text", "labo", "file"),
+    from cbm.concepts import list_sources
+
+    g = cs.add_parser("generate", help="make a concept bank (" + ", ".join(list_sources()) + ")")
+    g.add_argument("--source", required=True, choices=list_sources(),
                    help="labo: a {class: [concepts]} .json embedded by --encoder's text tower (class prior kept)")
     g.add_argument("--out", required=True, type=Path, help="output bank folder")
     g.add_argument("--classes", help="class names: a .txt file (one per line) or comma list")
@@ -171,8 +173,13 @@ def _generate_encoder(args):
     return enc
 
 
-def _need(args, *names: str) -> None:
-    missing = [n for n in names if not getattr(args, n.replace("-", "_"))]
+#: SourceRequest field -> the flag that gives it
+_FLAGS = {"classes": "classes", "input": "input", "encoder": "encoder", "client": "model"}
+
+
+def _need(args, source) -> None:
+    """Refuse, before any encoder or LLM is built, a --source without the flags it needs."""
+    missing = [_FLAGS[n] for n in source.needs if not getattr(args, _FLAGS[n])]
     if missing:
         raise ValueError(f"--source {args.source} needs " + ", ".join(f"--{m}" for m in missing))
 
@@ -204,67 +211,20 @@ def _llm_client(args):
 
 
 def _generate(args) -> int:
-    import cbm.concepts as C
+    from cbm.concepts import generate_concepts, get_source
     from cbm.exceptions import DataError
 
     _check_out(args.out, args.force)
-    if args.source == "textbook" and not args.model:
-        _need(args, "classes", "input")
-        enc = _generate_encoder(args)
-        bank = C.extract_textbook_concepts(_classes(args.classes), args.input, encoder=enc,
-                                           retriever="dense" if enc else "bm25", top_k=args.top_k)
+    source = get_source(args.source)
+    _need(args, source)
+    client = _llm_client(args) if args.model and args.source in ("llm", "textbook") else None
+    if args.source == "textbook" and client is None:
         print("Textbook concepts by keyphrase extraction (no --model, so no LLM)")
-    elif args.source in ("llm", "textbook"):
-        _need(args, "model", "classes")
-        client = _llm_client(args)
-        if args.source == "llm":
-            fam = args.family if args.family in ("labo", "lfcbm") else args.family.split(",")
-            bank = C.generate_llm_concepts(_classes(args.classes), client, family=fam)
-        else:
-            _need(args, "input")
-            enc = _generate_encoder(args)
-            bank = C.generate_textbook_concepts(_classes(args.classes), args.input, client,
-                                                retriever="dense" if enc else "bm25",
-                                                encoder=enc, top_k=args.top_k)
+    bank = generate_concepts(args.source, classes=_classes(args.classes), input=args.input,
+                             encoder=_generate_encoder(args) if args.encoder else None, client=client, family=args.family,
+                             top_k=args.top_k, template=args.template, cav_method=args.method)
+    if client is not None:
         print(f"LLM usage: {client.usage.as_dict()}")
-    elif args.source == "file":
-        _need(args, "input")
-        bank = C.load_concepts(args.input)
-    elif args.source == "text":
-        _need(args, "input", "encoder")
-        if args.input.suffix.lower() in (".json", ".jsonl", ".csv"):
-            raise ValueError(f"--source text reads a plain concept list (.txt, one per line); "
-                             f"{str(args.input)!r} is {args.input.suffix} data. For a {{class: [concepts]}} "
-                             "file use --source labo (keeps the class prior); for other files --source file.")
-        enc = _generate_encoder(args)
-        bank = C.text_concepts(C.read_lines(args.input), enc, template=args.template)
-        bank.metadata["encoder"] = getattr(enc, "spec", None)
-    elif args.source == "labo":
-        _need(args, "input", "encoder")
-        bank = C.load_concepts(args.input)
-        if bank.classes is None or bank.prior is None:
-            raise ValueError(f"--source labo needs a class-to-concepts file ({{class: [concepts]}} .json, or "
-                             f"a .csv with a class column); {str(args.input)!r} names no classes.")
-        enc = _generate_encoder(args)
-        bank = C.embed_bank(bank, enc, template=args.template)
-        bank.metadata["encoder"] = getattr(enc, "spec", None)
-    else:
-        _need(args, "input")
-        if args.input.suffix == ".npz":
-            data = np.load(args.input)
-            neg_keys = [k for k in data.files if k.startswith("neg")]
-            if not neg_keys:
-                raise ValueError(f"{str(args.input)!r} needs a 'negative' array beside one array per "
-                                 "concept (pos embeddings).")
-            pos = {k: data[k] for k in data.files if not k.startswith("neg")}
-            bank = C.fit_cavs(pos, data[neg_keys[0]], method=args.method)
-        else:
-            _need(args, "encoder")
-            bank = C.cavs_from_folders(args.input, _generate_encoder(args), method=args.method)
-    if args.source in ("llm", "file") and args.encoder and bank.vectors is None:
-        enc = _generate_encoder(args)  # text vectors in the images' space, for LaBo and PCBM
-        bank = C.embed_bank(bank, enc, template=args.template)
-        bank.metadata["encoder"] = getattr(enc, "spec", None)
     dropped = (bank.metadata or {}).get("dropped") or []
     if dropped:
         reasons: dict[str, int] = {}

@@ -35,6 +35,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
+from cbm.metrics import roc_auc
 from cbm.models._base import BaseConceptModel
 
 __all__ = ["PRESENT_THRESHOLD", "MultiLabelCBM", "check_indicator", "finding_metrics", "finding_probabilities",
@@ -292,7 +293,7 @@ def finding_report(Y_true: Any, proba: Any, names: Sequence[str] | None = None,
 
     A finding with only positives or only negatives in ``Y_true`` gets NaN for the ranking metrics.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+    from sklearn.metrics import average_precision_score, roc_curve
 
     if not 0 < specificity < 1:
         raise ValueError(f"specificity must be between 0 and 1; got {specificity!r}.")
@@ -309,7 +310,7 @@ def finding_report(Y_true: Any, proba: Any, names: Sequence[str] | None = None,
             continue
         fpr, tpr, _ = roc_curve(y, p)
         ok = fpr <= 1 - specificity + 1e-12
-        rows.append((name, int(y.sum()), len(y), float(roc_auc_score(y, p)),
+        rows.append((name, int(y.sum()), len(y), roc_auc(p, y),
                      float(average_precision_score(y, p)), float(tpr[ok].max())))
     return pd.DataFrame(rows, columns=["finding", "n_positive", "n", "auroc", "average_precision",
                                        f"sensitivity_at_{specificity:g}_specificity"])

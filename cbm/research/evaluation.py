@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cbm.metrics import accuracy, anec, anec_truncated, nec
+from cbm.metrics import accuracy, anec, anec_truncated, nec, roc_auc
 
 
 @dataclass
@@ -162,7 +162,7 @@ def fit_thresholds(A: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def concept_scores(A: np.ndarray, truth: np.ndarray, thresholds: np.ndarray
+def concept_agreement(A: np.ndarray, truth: np.ndarray, thresholds: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-concept ``(n, positives, accuracy, auc)`` of activations against labels (NaN = unannotated)."""
     A, T = np.asarray(A, np.float64), np.asarray(truth, np.float64)
@@ -179,18 +179,6 @@ def concept_scores(A: np.ndarray, truth: np.ndarray, thresholds: np.ndarray
         if 0 < pos[j] < n[j]:
             auc[j] = roc_auc(A[ok, j], t)
     return n, pos, acc, auc
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC from ranks (Mann-Whitney U, ties averaged); equals scikit-learn's ``roc_auc_score``."""
-    from scipy.stats import rankdata
-
-    labels = np.asarray(labels, bool)
-    n1, n0 = int(labels.sum()), int((~labels).sum())
-    if not n1 or not n0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def concept_leakage(A: np.ndarray, y: Any, thresholds: np.ndarray, truth: np.ndarray | None = None, *,
@@ -267,7 +255,7 @@ def evaluate_concepts(model: Any, X: Any, y: Any, annotations: Any, *, split: st
         if np.isfinite(T).any():
             notes.append(f"thresholds fitted on {split!r} itself (no validation split given)")
     cols = np.flatnonzero(np.isfinite(T).any(0))
-    n, pos, acc, auc = concept_scores(A[:, cols], T[:, cols], np.asarray(thresholds)[cols])
+    n, pos, acc, auc = concept_agreement(A[:, cols], T[:, cols], np.asarray(thresholds)[cols])
     if not len(cols):
         notes.append("no concept of the model has annotations (names did not match)")
     leak = concept_leakage(A, y, thresholds, T if len(cols) else None, random_state=random_state) \
@@ -362,5 +350,13 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["ConceptEvaluation", "concept_leakage", "concept_scores", "evaluate_concepts", "evaluate_splits",
+__all__ = ["ConceptEvaluation", "concept_agreement", "concept_leakage", "evaluate_concepts", "evaluate_splits",
            "fit_thresholds", "roc_auc", "stored_annotations"]
+
+
+def __getattr__(name: str) -> Any:
+    """Point the old name of :func:`concept_agreement` at it (``concept_scores`` is the kernels' word)."""
+    if name == "concept_scores":
+        raise AttributeError("cbm.research.evaluation.concept_scores is now concept_agreement (per-concept n, "
+                             "positives, accuracy and AUC against labels); cbm.kernels.concept_scores scores images.")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,15 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cbm.metrics import roc_auc
 
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for binary ``labels`` (NaN with one label only)."""
-    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
-    n1, n0 = labels.sum(), (~labels).sum()
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = pd.Series(scores).rank().to_numpy()
-    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+#: the package's one ROC AUC under its old name here
+auc = roc_auc
 
 
 def _within(scores: np.ndarray, labels: np.ndarray, y: np.ndarray, min_n: int = 3) -> list[float]:

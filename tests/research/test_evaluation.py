@@ -12,8 +12,8 @@ from cbm.metrics import anec, anec_truncated, nec
 from cbm.models import create_model
 from cbm.research.annotations import from_array
 from cbm.research.evaluation import (
+    concept_agreement,
     concept_leakage,
-    concept_scores,
     evaluate_concepts,
     evaluate_splits,
     fit_thresholds,
@@ -49,7 +49,7 @@ class TestBuildingBlocks:
         T = np.array([[0, 1], [0, 1], [1, 1], [1, 1]], float)
         th = fit_thresholds(A, T)
         assert 0.2 < th[0] < 0.8 and th[1] == pytest.approx(5.0)  # one label only: the median
-        n, pos, acc, auc = concept_scores(A, T, th)
+        n, pos, acc, auc = concept_agreement(A, T, th)
         assert acc[0] == 1.0 and auc[0] == 1.0
         assert np.isnan(auc[1]) and pos.tolist() == [2, 4]
 
@@ -63,7 +63,7 @@ class TestBuildingBlocks:
     def test_unknown_labels_are_left_out(self):
         A = np.array([[0.1], [0.9], [0.5]])
         T = np.array([[0], [1], [np.nan]])
-        n, _, acc, _ = concept_scores(A, T, np.array([0.5]))
+        n, _, acc, _ = concept_agreement(A, T, np.array([0.5]))
         assert n.tolist() == [2] and acc[0] == 1.0
 
     def test_leakage_is_soft_minus_hard(self):
