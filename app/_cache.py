@@ -29,6 +29,7 @@ from cbm.exceptions import CBMError, ModelDirError
 from cbm.explain import softmax
 from cbm.io import load_config, load_metrics
 from cbm.metrics import accuracy
+from cbm.models.multilabel import PRESENT_THRESHOLD, finding_probabilities, finding_report
 
 
 @dataclass(frozen=True)
@@ -150,14 +151,36 @@ def model_token(model) -> str:
     return f"{head_token(model)}-v{getattr(model, 'version_', '')}"
 
 
+def multilabel(model) -> bool:
+    """Whether ``model`` is multi-label: several findings, each with its own probability (a sigmoid)."""
+    return bool(getattr(model, "multilabel_", False))
+
+
+def findings_text(names: list[str], row) -> str:
+    """The findings marked in one 0/1 (or True/False) row, comma-separated; "no finding" when none."""
+    hits = [n for n, v in zip(names, np.asarray(row).tolist(), strict=True) if v]
+    return ", ".join(hits) if hits else "no finding"
+
+
+def label_text(model, y_row) -> str:
+    """A sample's true label as words: its class, or for a multi-label model its findings."""
+    return findings_text(model.class_names_, y_row) if multilabel(model) else str(y_row)
+
+
 @dataclass(frozen=True)
 class Predictions:
-    """Activations, class probabilities and predicted class names of one split."""
+    """Activations, class probabilities and predicted class names of one split.
+
+    For a multi-label model ``proba`` holds each finding's own probability (rows need not sum to 1),
+    ``present`` the findings called present (probability >= ``PRESENT_THRESHOLD``) and ``pred``
+    those findings as text.
+    """
 
     activations: np.ndarray  # (N, M)
     residual: np.ndarray | None  # (N, K) for hybrid models
     proba: np.ndarray  # (N, K)
-    pred: np.ndarray  # (N,) class names
+    pred: np.ndarray  # (N,) class names (multi-label: the findings called present, as text)
+    present: np.ndarray | None = None  # (N, K) bool, multi-label models only
 
     @property
     def confidence(self) -> np.ndarray:
@@ -168,6 +191,11 @@ class Predictions:
 def predict_embeddings(model, X: np.ndarray) -> Predictions:
     """Activations, probabilities and predictions of ``model`` for embeddings ``X`` (N, d)."""
     A = model.transform(X)
+    if multilabel(model):
+        p = finding_probabilities(model, A)
+        present = p >= PRESENT_THRESHOLD
+        names = model.class_names_
+        return Predictions(A, None, p, np.asarray([findings_text(names, r) for r in present]), present)
     res = model.residual_logits(X) if model.hybrid else None
     p = softmax(model.logits_from_activations(A, res))
     return Predictions(A, res, p, np.asarray(model.class_names_)[p.argmax(1)])
@@ -261,8 +289,22 @@ def located_regions(model, path: Path, concept: str, n: int = 6) -> list[tuple]:
 
 
 def accuracy_table(model, path: Path) -> dict[str, float]:
-    """Accuracy per split (fraction correct), for the metric tiles."""
+    """Accuracy per split (fraction correct), for the metric tiles; a multi-label model's mean AUROC
+    over its findings instead (:func:`quality_name` says which)."""
+    if multilabel(model):
+        return {s: float(finding_table(model, path, s)["auroc"].mean()) for s, d in eval_data(path).items() if len(d)}
     return {s: accuracy(d.y, predictions(model, path, s).pred) for s, d in eval_data(path).items() if len(d)}
+
+
+def quality_name(model) -> str:
+    """What :func:`accuracy_table` measures, for tile labels: "Accuracy" or "Mean AUROC"."""
+    return "Mean AUROC" if multilabel(model) else "Accuracy"
+
+
+def finding_table(model, path: Path, split: str):
+    """Per finding of a multi-label model on ``split``: positives, AUROC, average precision and
+    sensitivity at 90% specificity (:func:`cbm.models.multilabel.finding_report` on cached predictions)."""
+    return finding_report(eval_data(path)[split].y, predictions(model, path, split).proba, model.class_names_)
 
 
 # -- explanations (thin wrappers over cbm.explain on cached activations) ------------------------

@@ -84,6 +84,22 @@ def probability_bars(classes: Sequence[str], proba: Sequence[float], highlight: 
     return fig
 
 
+def finding_bars(findings: Sequence[str], proba: Sequence[float], threshold: float) -> go.Figure:
+    """Each finding's own probability (multi-label), those called present in blue, the threshold as a line."""
+    proba = np.asarray(proba, float)
+    order = np.argsort(proba)
+    fig = go.Figure(go.Bar(
+        x=proba[order], y=[findings[i] for i in order], orientation="h",
+        marker_color=[BLUE if proba[i] >= threshold else SKY for i in order],
+        hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+    ))
+    fig.add_vline(x=threshold, line_dash="dash", line_color=GREY)
+    fig.update_layout(height=max(200, 22 * len(findings) + 80), xaxis=dict(range=[0, 1], tickformat=".0%"),
+                      title="Probability of each finding", xaxis_title="probability (blue: called present)",
+                      **_LAYOUT)
+    return fig
+
+
 def accuracy_bars(before: Mapping[str, float], after: Mapping[str, float] | None = None,
                   title: str = "Accuracy") -> go.Figure:
     """Accuracy per group (split or class), before and (optionally) after an edit."""

@@ -52,6 +52,7 @@ WHY_NOT = "why_not"  # prefixed by the page: explore_why_not, upload_why_not
 EVIDENCE = "evidence"  # the concept whose evidence is shown
 OCCLUDE = "occlude"  # the button that computes the occlusion map
 REPORT = "report"  # the download button of the HTML report
+FINDING = "finding"  # multi-label models: the finding explained (explore_finding, upload_finding)
 EXPLORE_PAGE = "explore_page"
 DISCOVER_SPLIT = "discover_split"
 DISCOVER_RUN = "discover_run"

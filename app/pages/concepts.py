@@ -44,7 +44,7 @@ def users(model, j: int) -> None:
     if not order:
         st.info("No class uses this concept (all its weights are zero).")
         return
-    st.dataframe({"class": [model.class_names_[k] for k in order],
+    st.dataframe({"finding" if _cache.multilabel(model) else "class": [model.class_names_[k] for k in order],
                   "effect": ["raises score" if w[k] > 0 else "lowers score" for k in order],
                   "weight": [round(float(w[k]), 4) for k in order]}, hide_index=True)
 
@@ -79,7 +79,7 @@ def gallery(model, path, j: int) -> None:
         for col, i in zip(cols, ranked(p.activations, j, k, largest), strict=False):
             if d.images is not None:
                 col.image(_images.thumbnail(d.images[i], 96))
-            col.caption(f"{d.y[i]}  \nscore {p.activations[i, j]:.2f}")
+            col.caption(f"{_cache.label_text(model, d.y[i])}  \nscore {p.activations[i, j]:.2f}")
 
 
 def faithfulness(model, path) -> None:
@@ -96,6 +96,9 @@ def faithfulness(model, path) -> None:
     except CBMError:
         return
     if "concept_labels" not in val:
+        return
+    if _cache.multilabel(model):
+        st.caption("Faithfulness of the concepts is not available for multi-label models yet.")
         return
     bank = model.base_concepts_
     if val["concept_labels"].shape[1] != len(bank):
@@ -128,7 +131,7 @@ def render() -> None:
         st.subheader(name)
         provenance(model.concepts_.provenance[j], model.concepts_.texts[j])
     with right:
-        st.subheader("Classes that use it")
+        st.subheader("Findings that use it" if _cache.multilabel(model) else "Classes that use it")
         users(model, j)
     gallery(model, path, j)
     faithfulness(model, path)

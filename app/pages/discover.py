@@ -97,6 +97,10 @@ def render() -> None:
     st.title("Discover")
     path = _args.require_model_dir()
     model = _cache.current_model(path)
+    if _cache.multilabel(model):
+        st.info("Looking for image groups linked to one class is not available for multi-label models "
+                "(several findings per image) yet.")
+        return
     data = _cache.require_eval_data(path)
     st.markdown("Groups of images linked to one class that none of the model's concepts describe: a stamp, a "
                 "border, a scanner mark the model may lean on. Found from the training site's own images.")

@@ -28,6 +28,8 @@ KINDS = {
     "Add a concept from example images": ("add-examples", True, False, True, False),
     "Add a concept from text": ("add-concept", True, False, True, True),
 }
+#: The edits that work unchanged on a multi-label model (weights of one finding); the others say so.
+MULTILABEL_KINDS = ("prune", "prune-normalize", "set-weight")
 #: Gallery tiles per page when picking examples, and per row.
 EXAMPLES_PER_PAGE, EXAMPLES_PER_ROW = 12, 6
 SHOWS, LACKS = "yes", "no"
@@ -38,13 +40,19 @@ PREVIEWS_KEPT = 8
 def current_accuracy(model, path) -> dict[str, float]:
     """Metric tiles: accuracy per split for the model as it is now."""
     acc = _cache.accuracy_table(model, path)
+    multi = _cache.multilabel(model)
     for col, (s, a) in zip(st.columns(max(1, len(acc))), acc.items(), strict=False):
-        col.metric(f"Accuracy ({s})", f"{a:.1%}", help="fraction of images classified correctly now")
+        col.metric(f"{_cache.quality_name(model)} ({s})", f"{a:.3f}" if multi else f"{a:.1%}",
+                   help="the findings' AUROC now, averaged (1 = perfect ranking, 0.5 = chance)" if multi
+                   else "fraction of images classified correctly now")
     return acc
 
 
-def edit_kinds(path) -> list[str]:
-    """The edits this model allows: "from text" only when its encoder has a text tower."""
+def edit_kinds(path, model=None) -> list[str]:
+    """The edits this model allows: "from text" only when its encoder has a text tower; for a
+    multi-label model only the weight edits of :data:`MULTILABEL_KINDS`."""
+    if model is not None and _cache.multilabel(model):
+        return [k for k in KINDS if KINDS[k][0] in MULTILABEL_KINDS]
     return [k for k in KINDS if KINDS[k][0] != "add-concept" or _cache.has_text_tower(path)]
 
 
@@ -53,13 +61,18 @@ def edit_form(model, path):
     from cbm import edits
 
     c1, c2, c3 = st.columns([2, 2, 2])
-    kind = c1.radio("What to do", edit_kinds(path), key=_keys.EDIT_KIND)
-    if not _cache.has_text_tower(path):
+    multi = _cache.multilabel(model)
+    kind = c1.radio("What to do", edit_kinds(path, model), key=_keys.EDIT_KIND)
+    if multi:
+        c1.caption("Removing, refitting, erasing, neutralising or adding a concept is not available for "
+                   "multi-label models yet; these edits change one finding's weights.")
+    elif not _cache.has_text_tower(path):
         c1.caption(f"Adding a concept from text needs an encoder that also reads text (such as CLIP); this "
                    f"model's encoder, {_cache.encoder_label(path)}, reads images only, so add a concept "
                    "from example images instead.")
     name, needs_cls, needs_concept, needs_w, needs_text = KINDS[kind]
-    cls = c2.selectbox("Class", model.class_names_, key=_keys.EDIT_CLASS) if needs_cls else None
+    cls = (c2.selectbox("Finding" if multi else "Class", model.class_names_, key=_keys.EDIT_CLASS)
+           if needs_cls else None)
     concept = c3.selectbox("Concept", model.concept_names_, key=_keys.EDIT_CONCEPT) if needs_concept else None
     value = c2.number_input("New weight", value=1.0 if name.startswith("add") else 0.0, step=0.1,
                             key=_keys.EDIT_WEIGHT) if needs_w else None
@@ -209,6 +222,9 @@ def preview_on_demand(model, path, edit) -> None:
 
 def preview(model, path, edit, effect) -> None:
     """Accuracy before/after on every split and per class, and the images whose prediction flips."""
+    if getattr(effect, "findings", None) is not None:
+        preview_findings(effect)
+        return
     honest_summary(model, path, edit, effect)
     acc = effect.accuracy
     overall = acc[acc["group"] == "all"]
@@ -223,6 +239,17 @@ def preview(model, path, edit, effect) -> None:
         if len(df):
             with st.expander(f"{len(df)} images in {split} change their prediction"):
                 st.dataframe(df.drop(columns="index").rename(columns={"before": "now"}), hide_index=True)
+
+
+def preview_findings(effect) -> None:
+    """A multi-label edit: the verdict, AUROC and average precision per finding and split before and
+    after (most affected finding first), and the presence calls that flip."""
+    st.markdown(f"**Verdict.** {effect.verdict()}")
+    st.caption("Each finding on every split, now and after the edit (the most affected finding first); "
+               "“calls changed” counts images where the finding's presence call flips.")
+    st.dataframe(effect.findings.rename(columns={"auroc_before": "AUROC now", "auroc_after": "AUROC after",
+                                                 "ap_before": "AP now", "ap_after": "AP after",
+                                                 "changed": "calls changed"}).round(3), hide_index=True)
 
 
 def honest_summary(model, path, edit, effect) -> None:

@@ -20,24 +20,38 @@ def summary(model, cfg: dict) -> None:
     c1.markdown(f"**Method**  \n`{cfg.get('method', model.method)}`, version {cfg.get('version')}")
     c2.markdown(f"**Image backbone**  \n`{backbone}`")
     c3.markdown("**Concepts from**  \n" + ", ".join(f"{k} ({v})" for k, v in sources.most_common()))
-    st.markdown(f"**Predicts {len(model.classes_)} classes:** " + ", ".join(model.class_names_))
+    if _cache.multilabel(model):
+        st.markdown(f"**Looks for {len(model.classes_)} findings:** " + ", ".join(model.class_names_))
+        st.caption("Multi-label model: each finding has its own probability, so several findings (or none) can "
+                   "be present in one image.")
+    else:
+        st.markdown(f"**Predicts {len(model.classes_)} classes:** " + ", ".join(model.class_names_))
     if model.hybrid:
         st.caption("Hybrid model: part of each score comes from a residual on the raw image features, "
                    "which no concept explains.")
 
 
 def quality(model, path) -> None:
-    """Accuracy per split and per class, and how sparse the head is."""
+    """Accuracy per split and per class (multi-label: AUROC per finding), and how sparse the head is."""
     data = _cache.eval_data(path)
     coef = model.coef_
+    multi = _cache.multilabel(model)
+    noun = "finding" if multi else "class"
     cols = st.columns(len(data) + 2)
     for col, (s, acc) in zip(cols, _cache.accuracy_table(model, path).items(), strict=False):
-        col.metric(f"Accuracy ({s})", f"{acc:.1%}", help="fraction of images classified correctly")
+        col.metric(f"{_cache.quality_name(model)} ({s})", f"{acc:.3f}" if multi else f"{acc:.1%}",
+                   help="how well each finding's probability ranks the images with it above those without "
+                        "(1 = perfectly, 0.5 = chance), averaged over the findings" if multi
+                        else "fraction of images classified correctly")
     cols[-2].metric("Non-zero weights", f"{nonzero_weights(coef)} / {coef.size}")
-    cols[-1].metric("Concepts per class", f"{nec(coef):.1f}",
-                    help="average number of concepts with a non-zero weight for a class")
+    cols[-1].metric(f"Concepts per {noun}", f"{nec(coef):.1f}",
+                    help=f"average number of concepts with a non-zero weight for a {noun}")
     if data:
         split = _keys.split_picker(data)
+        if multi:
+            st.caption(f"Each finding on {split}: AUROC, average precision and sensitivity at 90% specificity.")
+            st.dataframe(_cache.finding_table(model, path, split).round(3), hide_index=True)
+            return
         d, p = data[split], _cache.predictions(model, path, split)
         acc = per_class_accuracy(d.y, p.pred)
         st.plotly_chart(_charts.accuracy_bars(acc, title=f"Accuracy per class ({split})"),
@@ -46,12 +60,14 @@ def quality(model, path) -> None:
 
 def heatmap(model) -> None:
     """The class x concept weight heatmap with class/concept filters and a sort order."""
-    st.subheader("Which concepts each class uses")
-    st.caption("Blue: the concept raises the class's score; orange: it lowers it. Hover for the "
+    noun = "finding" if _cache.multilabel(model) else "class"
+    st.subheader(f"Which concepts each {noun} uses")
+    st.caption(f"Blue: the concept raises the {noun}'s score; orange: it lowers it. Hover for the "
                "exact weight and where the concept came from.")
     classes, names = model.class_names_, model.concept_names_
     c1, c2, c3, c4 = st.columns([3, 2, 2, 1])
-    keep_cls = c1.multiselect("Classes", classes, default=classes, key=_keys.MODEL_CLASSES)
+    keep_cls = c1.multiselect("Findings" if noun == "finding" else "Classes", classes, default=classes,
+                              key=_keys.MODEL_CLASSES)
     query = c2.text_input("Filter concepts", key=_keys.MODEL_FILTER, placeholder="e.g. sleeve")
     order = c3.selectbox("Sort concepts by", ["largest weight", "name", "position"], key=_keys.MODEL_SORT)
     top = c4.number_input("Show", 1, max(1, len(names)), min(40, len(names)), key=_keys.MODEL_TOPN)
@@ -91,6 +107,10 @@ def concept_checks(model, path) -> None:
     if not file.is_file():
         return
     st.subheader("Do the concepts mean what they say?")
+    if _cache.multilabel(model):
+        st.info("Checking the concepts against per-image concept labels is not available for multi-label "
+                "models yet; `cbm eval MODEL_DIR` reports each finding's AUROC.")
+        return
     split = st.session_state.get(_keys.SPLIT) or next(iter(_cache.eval_data(path)), None)
     try:
         ev = _concept_checks(model, _cache.model_token(model), str(file), str(split))

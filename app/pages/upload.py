@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cbm.app import _args, _cache, _images, _keys, _panels
+from cbm.app import _args, _cache, _findings, _images, _keys, _panels
 from cbm.exceptions import CBMError, DataError
 from cbm.explain import embed_image
 
@@ -45,6 +45,10 @@ def render() -> None:
     X = embed(path, image)
     preds = _cache.predict_embeddings(model, X)
     ood = _panels.out_of_distribution(path, X)
+    if _cache.multilabel(model):
+        _findings.findings_panel(model, preds, 0, image, up.name, key="upload", path=path,
+                                 raw_image=np.asarray(image.convert("RGB")))
+        return
     _panels.prediction_panel(model, preds, 0, image, up.name, key="upload", path=path,
                              raw_image=np.asarray(image.convert("RGB")), ood=ood,
                              title=f"Why the model predicts {preds.pred[0]} for {up.name}")

@@ -9,6 +9,7 @@ from cbm.app import _aliases, _args, _cache, _keys
 from cbm.exceptions import CBMError
 from cbm.io import list_versions, load_config, load_model, read_pointer
 from cbm.metrics import accuracy
+from cbm.models.multilabel import finding_report
 
 
 def version_table(path, session) -> pd.DataFrame:
@@ -27,12 +28,13 @@ def version_table(path, session) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Scoring the version...", max_entries=16)
 def version_accuracy(path: str, version: int, mtime: float) -> dict[str, float]:
-    """Accuracy of a saved version on every split of data.npz."""
+    """Accuracy of a saved version on every split of data.npz (multi-label: the findings' mean AUROC)."""
     model = load_model(path, version)
     out = {}
     for s, d in _cache.eval_data(path).items():
-        pred = _cache.predict_embeddings(model, d.X).pred
-        out[_aliases.split_label(s)] = accuracy(d.y, pred)
+        p = _cache.predict_embeddings(model, d.X)
+        out[_aliases.split_label(s)] = (float(finding_report(d.y, p.proba)["auroc"].mean())
+                                        if _cache.multilabel(model) else accuracy(d.y, p.pred))
     return out
 
 
@@ -59,11 +61,13 @@ def compare(path, session, versions: list[int]) -> None:
     if data_file.is_file():
         mt = data_file.stat().st_mtime
         acc_a, acc_b = version_accuracy(str(path), a, mt), version_accuracy(str(path), b, mt)
-        st.dataframe(pd.DataFrame({"split": list(acc_a), f"accuracy v{a}": list(acc_a.values()),
-                                   f"accuracy v{b}": [acc_b.get(s) for s in acc_a]}),
+        multi = _cache.multilabel(_cache.current_model(path))
+        what = "mean AUROC" if multi else "accuracy"
+        st.dataframe(pd.DataFrame({"split": list(acc_a), f"{what} v{a}": list(acc_a.values()),
+                                   f"{what} v{b}": [acc_b.get(s) for s in acc_a]}),
                      hide_index=True, column_config={
-                         f"accuracy v{a}": st.column_config.NumberColumn(format="percent"),
-                         f"accuracy v{b}": st.column_config.NumberColumn(format="percent")})
+                         f"{what} v{a}": st.column_config.NumberColumn(format="%.3f" if multi else "percent"),
+                         f"{what} v{b}": st.column_config.NumberColumn(format="%.3f" if multi else "percent")})
 
 
 def revert(path, session, versions: list[int]) -> None:
