@@ -169,3 +169,43 @@ def test_a_prune_is_previewed_per_finding_and_applied(findings_dir):
     from cbm.edits.history import EditSession
 
     assert EditSession(findings_dir).model.coef_[2, model.concept_names_.index("round spot")] == 0
+
+
+def test_an_uploaded_scan_gets_each_findings_probability(findings_dir, monkeypatch):
+    import io
+
+    import streamlit as st
+    from PIL import Image
+
+    import cbm.encoders
+
+    X, _ = _test_split(findings_dir)
+
+    class Fixed:
+        def encode_images(self, images):
+            return np.tile(X[0], (len(images), 1))
+
+    monkeypatch.setattr(cbm.encoders, "create_encoder", lambda name, **kw: Fixed(), raising=False)
+    st.cache_resource.clear()
+    buf = io.BytesIO()
+    Image.new("RGB", (28, 28), (90, 90, 90)).save(buf, format="PNG")
+    at = _open("upload")
+    at.file_uploader(key=_keys.UPLOAD_FILE).upload("scan.png", buf.getvalue(), "image/png").run()
+    assert not at.exception, at.exception
+    proba = load_model(findings_dir).predict_proba(X[:1])[0]
+    table = at.dataframe[0].value.set_index("finding")
+    np.testing.assert_allclose([table.loc[f, "probability"] for f in FINDINGS], proba, atol=1e-6)
+    assert "looks like the training images" in _texts(at)
+
+
+def test_versions_compare_by_mean_auroc(findings_dir):
+    from cbm.edits import Prune
+    from cbm.edits.history import EditSession
+
+    s = EditSession(findings_dir)
+    s.apply(Prune("nodule", "round spot"), why="a marker artifact")
+    s.save(note="pruned round spot")
+    at = _open("versions")
+    compare = next(t.value for t in at.dataframe if "split" in t.value.columns)
+    assert list(compare.columns) == ["split", "mean AUROC v1", "mean AUROC v2"]
+    assert (compare["mean AUROC v2"] <= compare["mean AUROC v1"]).all()
