@@ -13,12 +13,14 @@ same for every method. Subclasses implement the hooks marked "subclass hook".
 from __future__ import annotations
 
 import inspect
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_feature_names_in, _check_sample_weight, validate_data
 
@@ -43,6 +45,26 @@ def seed_from(random_state: Any) -> int:
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(np.iinfo(np.int32).max))
     return int(random_state)
+
+
+#: scikit-learn constraints of the parameters that many models share, by name
+SHARED_CONSTRAINTS: dict[str, list] = {
+    "concepts": [HasMethods(["subset"]), None],
+    "random_state": ["random_state"],
+    "device": [str],
+    "verbose": ["verbose"],
+}
+
+
+def parameter_constraints(*shared: str, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                          counts: tuple[str, ...] = (), **own: list) -> dict[str, list]:
+    """A model's ``_parameter_constraints``: the ``shared`` entries of :data:`SHARED_CONSTRAINTS`,
+    ``positive`` and ``non_negative`` reals, ``counts`` (whole numbers >= 1), then ``own`` as given."""
+    table = {name: SHARED_CONSTRAINTS[name] for name in shared}
+    table |= {name: [Interval(Real, 0, None, closed="neither")] for name in positive}
+    table |= {name: [Interval(Real, 0, None, closed="left")] for name in non_negative}
+    table |= {name: [Interval(Integral, 1, None, closed="left")] for name in counts}
+    return table | own
 
 
 def require_vectors(model: BaseConceptModel) -> ConceptBank:
@@ -123,6 +145,12 @@ class BaseConceptModel(ClassifierMixin, TransformerMixin, BaseEstimator):
     #: The space concept vectors are scored in (:meth:`to_vector_space`), or None when the concept
     #: layer is learned and cannot score a vector.
     vector_space: ClassVar[str | None] = None
+
+    def _keep_params(self, params: dict[str, Any]) -> None:
+        """Store each constructor argument in ``params`` (the constructor's ``locals()``) as the attribute
+        of the same name, unchanged: what scikit-learn's ``get_params`` and ``clone`` read back."""
+        for name in self._get_param_names():
+            setattr(self, name, params[name])
 
     # -- subclass hooks ---------------------------------------------------------------------
     def _fit(self, X: torch.Tensor, y: torch.Tensor, **fit_params: Any) -> None:

@@ -3,13 +3,10 @@ concept head (what sparsity costs)."""
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import torch
-from sklearn.utils._param_validation import Interval
 
 from cbm.bank import ConceptBank, Provenance
-from cbm.models._base import BaseConceptModel, weighted_mean
+from cbm.models._base import BaseConceptModel, parameter_constraints, weighted_mean
 from cbm.models.pcbm import PCBM
 
 
@@ -24,25 +21,15 @@ class LinearProbe(BaseConceptModel):
     """
 
     method = "linear-probe"
-    _parameter_constraints: dict = {
-        "C": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str],
-    }
+    _parameter_constraints: dict = parameter_constraints("random_state", "device", positive=("C",), non_negative=("tol",),
+                                                counts=("max_iter",))
 
     def __init__(self, *, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4, random_state: int = 0,
                  device: str = "auto"):
-        self.C = C
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
+        self._keep_params(locals())
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None = None,
              **fit_params) -> None:
-        self._validate_params()
         if fit_params:
             raise TypeError(f"LinearProbe.fit got unexpected arguments {sorted(fit_params)}.")
         K = len(self.classes_)
@@ -96,14 +83,7 @@ class DenseConceptHead(PCBM):
     def __init__(self, *, concepts: ConceptBank | None = None, lam: float = 1e-4, projection: str = "code",
                  max_iter: int = 2000, tol: float = 1e-5, random_state: int = 0, device: str = "auto",
                  verbose: bool = False):
-        self.concepts = concepts
-        self.lam = lam
-        self.projection = projection
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        self._keep_params(locals())
 
     n_lambdas = 1  # read by the shared head solver: no path without an L1 term
 

@@ -42,19 +42,19 @@ explanations add up, and weight edits act on top of it. Removing a concept masks
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.exceptions import NotFittedError
 from cbm.models._base import (
     BaseConceptModel,
     check_sample_weight,
+    parameter_constraints,
     resolve_device,
     seed_from,
     weighted_mean,
@@ -128,25 +128,12 @@ class ConceptCentricTransformer(BaseConceptModel):
     method = "cct"
     hybrid = True
     activation_range = (0.0, 1.0)  # attention (softmax over concepts) averaged over tokens
-    _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"]), None],
-        "variant": [StrOptions({"cct", "ct"})],
-        "spatial_concepts": [list, None],
-        "spatial_pooling": [StrOptions({"mean", "max"})],
-        "dim": [Interval(Integral, 1, None, closed="left")],
-        "n_heads": [Interval(Integral, 1, None, closed="left")],
-        "n_iters": [Interval(Integral, 1, None, closed="left")],
-        "expl_lambda": [Interval(Real, 0, None, closed="left")],
-        "sparsity_lambda": [Interval(Real, 0, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str],
-        "verbose": ["boolean"],
-    }
+    _parameter_constraints: dict = parameter_constraints(
+        "concepts", "random_state", "device", positive=("lr",),
+        non_negative=("expl_lambda", "sparsity_lambda", "weight_decay"),
+        counts=("dim", "n_heads", "n_iters", "max_epochs", "batch_size", "patience"),
+        variant=[StrOptions({"cct", "ct"})], spatial_concepts=[list, None],
+        spatial_pooling=[StrOptions({"mean", "max"})], verbose=["boolean"])
 
     def __init__(self, *, concepts: ConceptBank | None = None, variant: str = "cct",
                  spatial_concepts: list[str] | None = None, spatial_pooling: str = "max", dim: int = 128,
@@ -154,23 +141,7 @@ class ConceptCentricTransformer(BaseConceptModel):
                  sparsity_lambda: float = 0.0, lr: float = 1e-3, weight_decay: float = 1e-4,
                  max_epochs: int = 30, batch_size: int = 64, patience: int = 5, random_state: int = 0,
                  device: str = "auto", verbose: bool = False) -> None:
-        self.concepts = concepts
-        self.variant = variant
-        self.spatial_concepts = spatial_concepts
-        self.spatial_pooling = spatial_pooling
-        self.dim = dim
-        self.n_heads = n_heads
-        self.n_iters = n_iters
-        self.expl_lambda = expl_lambda
-        self.sparsity_lambda = sparsity_lambda
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        self._keep_params(locals())
 
     def _spatial_mask(self) -> list[bool]:
         names = list(self.concepts.names)

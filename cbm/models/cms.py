@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.losses import concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor, require_vectors
+from cbm.models._base import BaseConceptModel, as_tensor, parameter_constraints, require_vectors
 
 NORMALIZATIONS = ("l1", "sum")
 
@@ -94,28 +94,17 @@ class ConceptMatrixSearch(BaseConceptModel):
     """
 
     method = "cms"
-    _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"]), None],
-        "class_embeddings": ["array-like", None],
-        "variant": [StrOptions({"similarity", "max"})],
-        "normalize": [StrOptions(set(NORMALIZATIONS))],
-        "random_state": ["random_state"],
-        "device": [str],
-    }
+    _parameter_constraints: dict = parameter_constraints(
+        "concepts", "random_state", "device", class_embeddings=["array-like", None],
+        variant=[StrOptions({"similarity", "max"})], normalize=[StrOptions(set(NORMALIZATIONS))])
 
     def __init__(self, *, concepts: ConceptBank | None = None, class_embeddings: Any = None,
                  variant: str = "similarity", normalize: str = "l1", random_state: int = 0,
                  device: str = "auto"):
-        self.concepts = concepts
-        self.class_embeddings = class_embeddings
-        self.variant = variant
-        self.normalize = normalize
-        self.random_state = random_state
-        self.device = device
+        self._keep_params(locals())
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, class_embeddings: Any = None,
              sample_weight: torch.Tensor | None = None) -> None:
-        self._validate_params()
         bank = require_vectors(self)
         emb = class_embeddings if class_embeddings is not None else self.class_embeddings
         if emb is None:

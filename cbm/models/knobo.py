@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.losses import prior_loss
-from cbm.models._base import BaseConceptModel, as_tensor, seed_from
+from cbm.models._base import BaseConceptModel, as_tensor, parameter_constraints, seed_from
 from cbm.models._early_stopping import EarlyStopping
 from cbm.models.labo import class_prior, val_arrays
 
@@ -105,23 +105,14 @@ class KnoBo(BaseConceptModel):
     supports_vector_concepts = True
     vector_space = "unit embedding (after the eraser)"
     activation_range = (0.0, 1.0)  # sigmoid concept probabilities
-    _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"]), None],
-        "variant": [StrOptions(set(VARIANTS))],
-        "threshold": [Interval(Real, 0, 1, closed="both"), None],
-        "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
-        "grounding_l2": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"}), None],
-        "grounding_val_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "balance_concept": [str, None],
-        "l1": [Interval(Real, 0, 1, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = parameter_constraints(
+        "concepts", "random_state", "device", "verbose", positive=("lr",), non_negative=("lam",),
+        counts=("max_epochs", "patience"), variant=[StrOptions(set(VARIANTS))],
+        threshold=[Interval(Real, 0, 1, closed="both"), None],
+        max_concepts=[Interval(Integral, 1, None, closed="left"), None],
+        grounding_l2=[Interval(Real, 0, None, closed="left"), StrOptions({"auto"}), None],
+        grounding_val_fraction=[Interval(Real, 0, 1, closed="neither")], balance_concept=[str, None],
+        l1=[Interval(Real, 0, 1, closed="left")])
 
     def __init__(self, *, concepts: ConceptBank | None = None, variant: str = "project",
                  threshold: float | None = None, max_concepts: int | None = None,
@@ -129,21 +120,7 @@ class KnoBo(BaseConceptModel):
                  grounding_val_fraction: float = 0.2, lam: float = 1.0, lr: float = 1e-2,
                  max_epochs: int = 300, patience: int = 30, balance_concept: str | None = None,
                  l1: float = 0.0, random_state: int = 0, device: str = "auto", verbose: bool = False):
-        self.concepts = concepts
-        self.variant = variant
-        self.threshold = threshold
-        self.max_concepts = max_concepts
-        self.grounding_l2 = grounding_l2
-        self.grounding_val_fraction = grounding_val_fraction
-        self.lam = lam
-        self.lr = lr
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.balance_concept = balance_concept
-        self.l1 = l1
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        self._keep_params(locals())
 
     def _setting(self, name: str) -> Any:
         """``threshold`` or ``grounding_l2`` as given, or else the ``variant``'s value."""
@@ -212,7 +189,6 @@ class KnoBo(BaseConceptModel):
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, X: torch.Tensor, y: torch.Tensor, concept_labels: Any = None,
              X_val: Any = None, y_val: Any = None, sample_weight: torch.Tensor | None = None) -> None:
-        self._validate_params()
         concepts = self._concept_bank()
         if concepts is None:
             raise ValueError("KnoBo needs concepts=ConceptBank(...) naming the concepts to ground.")

@@ -10,17 +10,23 @@ variance, as frequency weights).
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import Interval
 
 from cbm.bank import ConceptBank
 from cbm.losses import concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor, require_vectors, weighted_mean
+from cbm.models._base import (
+    BaseConceptModel,
+    as_tensor,
+    parameter_constraints,
+    require_vectors,
+    weighted_mean,
+)
 from cbm.models._early_stopping import EarlyStopping
 
 
@@ -110,43 +116,21 @@ class LaBo(BaseConceptModel):
     method = "labo"
     supports_vector_concepts = True
     vector_space = "unit embedding"
-    _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"]), None],
-        "scale": [Interval(Real, 0, None, closed="neither")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "prior_init": ["boolean"],
-        "l1": [Interval(Real, 0, None, closed="left")],
-        "diversity": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = parameter_constraints(
+        "concepts", "random_state", "device", "verbose", positive=("scale", "lr"), non_negative=("l1", "diversity"),
+        counts=("max_epochs", "patience"), batch_size=[Interval(Integral, 1, None, closed="left"), None],
+        prior_init=["boolean"])
 
     def __init__(self, *, concepts: ConceptBank | None = None, scale: float = 100.0, lr: float = 1e-2,
                  max_epochs: int = 300, batch_size: int | None = None, patience: int = 30,
                  prior_init: bool = True, l1: float = 0.0, diversity: float = 0.0,
                  random_state: int = 0, device: str = "auto", verbose: bool = False):
-        self.concepts = concepts
-        self.scale = scale
-        self.lr = lr
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.prior_init = prior_init
-        self.l1 = l1
-        self.diversity = diversity
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        self._keep_params(locals())
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None,
              sample_weight: torch.Tensor | None = None) -> None:
         from tqdm.auto import tqdm
 
-        self._validate_params()
         bank = require_vectors(self)
         self._vectors = as_tensor(bank.vectors, self.device_)
         K = len(self.classes_)

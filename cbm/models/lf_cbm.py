@@ -30,16 +30,16 @@ unweighted; the hold-out is drawn per row, so a repeated row is not the same as 
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import Interval
 
 from cbm import kernels
 from cbm.bank import ConceptBank
-from cbm.models._base import BaseConceptModel, as_tensor
+from cbm.models._base import BaseConceptModel, as_tensor, parameter_constraints
 from cbm.models.pcbm import fit_head
 
 
@@ -90,49 +90,22 @@ class LabelFreeCBM(BaseConceptModel):
     """
 
     method = "lf-cbm"
-    _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"]), None],
-        "clip_cutoff": [Real],
-        "interpretability_cutoff": [Interval(Real, -1, 1, closed="both")],
-        "proj_steps": [Interval(Integral, 1, None, closed="left")],
-        "proj_lr": [Interval(Real, 0, None, closed="neither")],
-        "proj_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "alpha": [Interval(Real, 0, 1, closed="both")],
-        "n_lambdas": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "val_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "random_state": ["random_state"],
-        "device": [str],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = parameter_constraints(
+        "concepts", "random_state", "device", "verbose", positive=("proj_lr", "tol"), non_negative=("lam",),
+        counts=("proj_steps", "proj_batch_size", "n_lambdas", "max_iter"), clip_cutoff=[Real],
+        interpretability_cutoff=[Interval(Real, -1, 1, closed="both")],
+        alpha=[Interval(Real, 0, 1, closed="both")], val_fraction=[Interval(Real, 0, 1, closed="neither")])
 
     def __init__(self, *, concepts: ConceptBank | None = None, clip_cutoff: float = 0.25,
                  interpretability_cutoff: float = 0.45, proj_steps: int = 1000, proj_lr: float = 1e-3,
                  proj_batch_size: int = 50000, lam: float = 7e-4, alpha: float = 0.99,
                  n_lambdas: int = 1, max_iter: int = 2000, tol: float = 1e-5, val_fraction: float = 0.1,
                  random_state: int = 0, device: str = "auto", verbose: bool = False):
-        self.concepts = concepts
-        self.clip_cutoff = clip_cutoff
-        self.interpretability_cutoff = interpretability_cutoff
-        self.proj_steps = proj_steps
-        self.proj_lr = proj_lr
-        self.proj_batch_size = proj_batch_size
-        self.lam = lam
-        self.alpha = alpha
-        self.n_lambdas = n_lambdas
-        self.max_iter = max_iter
-        self.tol = tol
-        self.val_fraction = val_fraction
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        self._keep_params(locals())
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, clip_image_embeddings: Any = None,
              X_val: Any = None, y_val: Any = None, clip_image_embeddings_val: Any = None,
              sample_weight: torch.Tensor | None = None) -> None:
-        self._validate_params()
         bank = self._concept_bank()
         if bank is None or bank.vectors is None:
             raise ValueError("LabelFreeCBM needs concepts=bank with CLIP text embeddings in bank.vectors.")

@@ -36,11 +36,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from cbm import kernels
 from cbm.bank import ConceptBank
-from cbm.models._base import BaseConceptModel, as_tensor, require_vectors, weighted_mean
+from cbm.models._base import (
+    BaseConceptModel,
+    as_tensor,
+    parameter_constraints,
+    require_vectors,
+    weighted_mean,
+)
 from cbm.solvers import elastic_net_path, fista
 
 PROJECTIONS = ("code", "paper")
@@ -97,35 +103,16 @@ class PCBM(BaseConceptModel):
     method = "pcbm"
     supports_vector_concepts = True
     vector_space = "embedding"
-    _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"]), None],
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "alpha": [Interval(Real, 0, 1, closed="both")],
-        "projection": [StrOptions(set(PROJECTIONS))],
-        "penalty_scale": [StrOptions({"code", "paper"})],
-        "n_lambdas": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "random_state": ["random_state"],
-        "device": [str],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = parameter_constraints(
+        "concepts", "random_state", "device", "verbose", positive=("tol",), non_negative=("lam",),
+        counts=("n_lambdas", "max_iter"), alpha=[Interval(Real, 0, 1, closed="both")],
+        projection=[StrOptions(set(PROJECTIONS))], penalty_scale=[StrOptions({"code", "paper"})])
 
     def __init__(self, *, concepts: ConceptBank | None = None, lam: float = 1e-3, alpha: float = 0.99,
                  projection: str = "code", penalty_scale: str = "code", n_lambdas: int = 5,
                  max_iter: int = 2000, tol: float = 1e-5, random_state: int = 0, device: str = "auto",
                  verbose: bool = False):
-        self.concepts = concepts
-        self.lam = lam
-        self.alpha = alpha
-        self.projection = projection
-        self.penalty_scale = penalty_scale
-        self.n_lambdas = n_lambdas
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        self._keep_params(locals())
 
     def penalties(self, n_concepts: int, n_classes: int) -> tuple[float, float]:
         """``(l1, l2)`` of the solver objective ``CE + l1 |W|_1 + l2/2 |W|^2`` for these params."""
@@ -136,7 +123,6 @@ class PCBM(BaseConceptModel):
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None = None,
              **fit_params: Any) -> None:
-        self._validate_params()
         if fit_params:
             raise TypeError(f"{type(self).__name__}.fit got unexpected arguments {sorted(fit_params)}.")
         bank = require_vectors(self)
@@ -204,14 +190,10 @@ class PCBMHybrid(PCBM):
 
     method = "pcbm-h"
     hybrid = True
-    _parameter_constraints: dict = {
-        **PCBM._parameter_constraints,
-        "residual_solver": [StrOptions({"adam", "ridge"})],
-        "residual_l2": [Interval(Real, 0, None, closed="left")],
-        "residual_lr": [Interval(Real, 0, None, closed="neither")],
-        "residual_epochs": [Interval(Integral, 1, None, closed="left")],
-        "residual_batch_size": [Interval(Integral, 1, None, closed="left"), None],
-    }
+    _parameter_constraints: dict = PCBM._parameter_constraints | parameter_constraints(
+        positive=("residual_lr",), non_negative=("residual_l2",), counts=("residual_epochs",),
+        residual_solver=[StrOptions({"adam", "ridge"})],
+        residual_batch_size=[Interval(Integral, 1, None, closed="left"), None])
 
     def __init__(self, *, concepts: ConceptBank | None = None, lam: float = 1e-3, alpha: float = 0.99,
                  projection: str = "code", penalty_scale: str = "code", n_lambdas: int = 5,
@@ -219,14 +201,7 @@ class PCBMHybrid(PCBM):
                  residual_l2: float = 1e-3, residual_lr: float = 1e-2, residual_epochs: int = 20,
                  residual_batch_size: int | None = 64, random_state: int = 0, device: str = "auto",
                  verbose: bool = False):
-        super().__init__(concepts=concepts, lam=lam, alpha=alpha, projection=projection,
-                         penalty_scale=penalty_scale, n_lambdas=n_lambdas, max_iter=max_iter, tol=tol,
-                         random_state=random_state, device=device, verbose=verbose)
-        self.residual_solver = residual_solver
-        self.residual_l2 = residual_l2
-        self.residual_lr = residual_lr
-        self.residual_epochs = residual_epochs
-        self.residual_batch_size = residual_batch_size
+        self._keep_params(locals())
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None = None,
              **fit_params: Any) -> None:

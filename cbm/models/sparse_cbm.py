@@ -20,17 +20,22 @@ default, so column j stays "about" concept j); ``coef_`` is W_h.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from cbm.bank import ConceptBank
 from cbm.losses import CBL_OBJECTIVES, cbl_loss, concept_scores
-from cbm.models._base import BaseConceptModel, as_tensor, require_vectors, weighted_mean
+from cbm.models._base import (
+    BaseConceptModel,
+    as_tensor,
+    parameter_constraints,
+    require_vectors,
+    weighted_mean,
+)
 from cbm.models._early_stopping import EarlyStopping
 from cbm.models.labo import val_arrays
 
@@ -71,46 +76,20 @@ class SparseCBM(BaseConceptModel):
     """
 
     method = "sparse-cbm"
-    _parameter_constraints: dict = {
-        "concepts": [HasMethods(["subset"]), None],
-        "objective": [StrOptions(set(CBL_OBJECTIVES))],
-        "logit_scale": [Interval(Real, 0, None, closed="neither")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "cbl_lr": [Interval(Real, 0, None, closed="neither")],
-        "l1_lambda": [Interval(Real, 0, None, closed="left")],
-        "tau": [Interval(Real, 0, None, closed="neither")],
-        "cbl_init": [StrOptions({"identity", "random"})],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = parameter_constraints(
+        "concepts", "random_state", "device", "verbose", positive=("logit_scale", "lr", "cbl_lr", "tau"), non_negative=("l1_lambda",),
+        counts=("max_epochs", "batch_size", "patience"), objective=[StrOptions(set(CBL_OBJECTIVES))],
+        cbl_init=[StrOptions({"identity", "random"})])
 
     def __init__(self, *, concepts: ConceptBank | None = None, objective: str = "gumbel",
                  logit_scale: float = 100.0, lr: float = 1e-2, cbl_lr: float = 1e-3,
                  l1_lambda: float = 1e-3, tau: float = 1.0, cbl_init: str = "identity",
                  max_epochs: int = 100, batch_size: int = 64, patience: int = 20,
                  random_state: int = 0, device: str = "auto", verbose: bool = False):
-        self.concepts = concepts
-        self.objective = objective
-        self.logit_scale = logit_scale
-        self.lr = lr
-        self.cbl_lr = cbl_lr
-        self.l1_lambda = l1_lambda
-        self.tau = tau
-        self.cbl_init = cbl_init
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        self._keep_params(locals())
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor, X_val: Any = None, y_val: Any = None,
              sample_weight: torch.Tensor | None = None) -> None:
-        self._validate_params()
         bank = require_vectors(self)
         self._vectors = as_tensor(bank.vectors, self.device_)
         M, K = len(bank), len(self.classes_)
