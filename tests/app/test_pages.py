@@ -8,26 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
+from apptest_pages import TIMEOUT, open_page, page_text
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cbm.app import ENTRY, _cache, _keys
 from cbm.io import load_model
-
-TIMEOUT = 60
-
-
-def _open(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    if page:
-        at.switch_page(f"pages/{page}.py").run()
-        assert not at.exception, at.exception
-    return at
-
-
-def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.info, *at.error])
 
 
 class TestModelDirProblems:
@@ -46,23 +32,23 @@ class TestModelDirProblems:
 
 class TestModelPage:
     def test_shows_method_classes_and_accuracy(self, model_dir):
-        at = _open()
+        at = open_page()
         model = load_model(model_dir)
-        text = _texts(at)
+        text = page_text(at)
         assert all(c in text for c in model.class_names_)
         assert model.method in text
         labels = [m.label for m in at.metric]
         assert "Accuracy (shifted)" in labels and "Non-zero weights" in labels
 
     def test_concept_filter_narrows_the_heatmap(self, model_dir):
-        at = _open()
+        at = open_page()
         at.text_input(key=_keys.MODEL_FILTER).input("no such concept").run()
         assert "No class or concept matches the filters." in [i.value for i in at.info]
 
 
 class TestExplorePage:
     def test_filters_and_open_a_sample(self, model_dir):
-        at = _open("explore")
+        at = open_page("explore")
         at.selectbox(key=_keys.EXPLORE_CORRECT).select("wrong").run()
         assert not at.exception
         at.button(key="explore_open_1").click().run()
@@ -70,17 +56,17 @@ class TestExplorePage:
         data = _cache.eval_data(model_dir)[at.session_state[_keys.SPLIT]]
         preds = _cache.predictions(load_model(model_dir), model_dir, at.session_state[_keys.SPLIT])
         assert preds.pred[picked] != data.y[picked]
-        assert f"Predicted: {preds.pred[picked]}" in _texts(at)
+        assert f"Predicted: {preds.pred[picked]}" in page_text(at)
 
     def test_counterfactual_reports_new_prediction(self, model_dir):
-        at = _open("explore")
+        at = open_page("explore")
         model = load_model(model_dir)
         at.multiselect(key=_keys.EXPLORE_OFF).set_value(model.concept_names_[:3]).run()
         assert not at.exception
-        assert "New prediction:" in _texts(at)
+        assert "New prediction:" in page_text(at)
 
     def test_no_match_is_explained(self, model_dir):
-        at = _open("explore")
+        at = open_page("explore")
         model = load_model(model_dir)
         at.selectbox(key=_keys.EXPLORE_CLASS).select(model.class_names_[0])
         at.selectbox(key=_keys.EXPLORE_PRED).select(model.class_names_[1])
@@ -90,7 +76,7 @@ class TestExplorePage:
 
 class TestConceptsPage:
     def test_search_and_provenance(self, model_dir):
-        at = _open("concepts")
+        at = open_page("concepts")
         name = load_model(model_dir).concept_names_[-1]
         at.text_input(key=_keys.CONCEPT_QUERY).input(name[:6]).run()
         assert name in at.selectbox(key=_keys.CONCEPT_PICK).options
@@ -114,7 +100,7 @@ def _png(size=(8, 8)) -> bytes:
 
 class TestUploadPage:
     def test_prompts_for_an_image(self, model_dir):
-        at = _open("upload")
+        at = open_page("upload")
         assert "Upload an image" in at.info[0].value
 
     def test_missing_encoder_record_is_explained(self, model_dir):
@@ -124,7 +110,7 @@ class TestUploadPage:
         cfg = json.loads(cfg_file.read_text())
         cfg["fingerprints"] = {}
         cfg_file.write_text(json.dumps(cfg))
-        at = _open("upload")
+        at = open_page("upload")
         assert "does not name the image encoder" in at.info[0].value
 
 
@@ -154,10 +140,10 @@ class TestUploadPredicts:
         st.cache_resource.clear()
 
     def test_image_gets_prediction_with_the_recorded_encoder(self, model_dir):
-        at = _open("upload")
+        at = open_page("upload")
         at.file_uploader(key=_keys.UPLOAD_FILE).upload("red.png", _png(), "image/png").run()
         assert not at.exception, at.exception
-        assert "Predicted:" in _texts(at)
+        assert "Predicted:" in page_text(at)
         assert self.calls == [("synthetic", {"pretrained": None, "image_size": 28})]  # via cbm.explain.encoder_for
 
     @pytest.mark.parametrize("content, message", [
@@ -166,11 +152,11 @@ class TestUploadPredicts:
         (b"", "is empty"),
     ])
     def test_bad_upload_gets_one_clear_message(self, model_dir, content, message):
-        at = _open("upload")
+        at = open_page("upload")
         at.file_uploader(key=_keys.UPLOAD_FILE).upload("bad.png", content, "image/png").run()
         assert not at.exception, at.exception
         assert message in at.error[0].value
-        assert "Predicted:" not in _texts(at)
+        assert "Predicted:" not in page_text(at)
 
 
 def _shifted_accuracy(at: AppTest) -> str:
@@ -179,7 +165,7 @@ def _shifted_accuracy(at: AppTest) -> str:
 
 class TestEditPage:
     def test_preview_reports_every_split(self, model_dir):
-        at = _open("edit")
+        at = open_page("edit")
         model = load_model(model_dir)
         k = 0
         j = int(np.argmax(np.abs(model.coef_[k])))
@@ -205,22 +191,22 @@ class TestEditPage:
 
         monkeypatch.setattr(report, "preview_with_baselines", counted)
         st.cache_resource.clear()  # an earlier test's cached preview of this edit would hide the call
-        at = _open("edit")
+        at = open_page("edit")
         at.selectbox(key=_keys.EDIT_CLASS).select(moving_prune[0])
         at.selectbox(key=_keys.EDIT_CONCEPT).select(moving_prune[1]).run()
         assert not at.exception, at.exception
-        assert calls == [] and "Verdict." not in _texts(at)
-        assert "Press **Preview**" in _texts(at)
+        assert calls == [] and "Verdict." not in page_text(at)
+        assert "Press **Preview**" in page_text(at)
         at.button(key=_keys.EDIT_PREVIEW).click().run()
         assert not at.exception, at.exception
-        assert len(calls) == 1 and "Verdict." in _texts(at)
+        assert len(calls) == 1 and "Verdict." in page_text(at)
         at.text_input(key=_keys.EDIT_WHY).input("a rerun keeps the preview").run()
-        assert len(calls) == 1 and "Verdict." in _texts(at)
+        assert len(calls) == 1 and "Verdict." in page_text(at)
         assert at.button(key=_keys.EDIT_PREVIEW).disabled
         at.button(key=_keys.EDIT_APPLY).click().run()  # the head changed: this preview no longer applies
-        assert "Verdict." not in _texts(at)
+        assert "Verdict." not in page_text(at)
         at.button(key=_keys.EDIT_UNDO).click().run()  # back on the previewed head: shown again, not recomputed
-        assert len(calls) == 1 and "Verdict." in _texts(at)
+        assert len(calls) == 1 and "Verdict." in page_text(at)
 
     def test_the_app_and_the_cli_give_the_same_verdict_for_the_same_edit(self, model_dir, moving_prune, capsys):
         from cbm.cli import main
@@ -228,7 +214,7 @@ class TestEditPage:
         cls, concept = moving_prune
         assert main(["edit", str(model_dir), "preview", "prune", "--class", cls, "--concept", concept]) == 0
         printed = [ln.strip() for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("verdict: ")]
-        at = _open("edit")
+        at = open_page("edit")
         at.selectbox(key=_keys.EDIT_CLASS).select(cls)
         at.selectbox(key=_keys.EDIT_CONCEPT).select(concept).run()
         at.button(key=_keys.EDIT_PREVIEW).click().run()
@@ -240,7 +226,7 @@ class TestEditPage:
     def test_apply_changes_metrics_and_undo_restores_them(self, model_dir, moving_prune):
         from cbm.edits.history import EditSession
 
-        at = _open("edit")
+        at = open_page("edit")
         before = _shifted_accuracy(at)
         at.selectbox(key=_keys.EDIT_CLASS).select(moving_prune[0])
         at.selectbox(key=_keys.EDIT_CONCEPT).select(moving_prune[1]).run()
@@ -257,19 +243,19 @@ class TestEditPage:
         from cbm.edits import Prune
         from cbm.edits.history import EditSession
 
-        at = _open("edit")
+        at = open_page("edit")
         before = _shifted_accuracy(at)
         EditSession(model_dir).apply(Prune(*moving_prune))  # e.g. from `cbm edit` or another tab
-        at = _open("edit")
+        at = open_page("edit")
         assert _shifted_accuracy(at) != before
-        assert "1 unsaved edit(s)" in _texts(at)
+        assert "1 unsaved edit(s)" in page_text(at)
 
     def test_the_audit_trail_names_who_edited(self, model_dir, moving_prune):
         from cbm.edits import Prune
         from cbm.edits.history import EditSession
 
         EditSession(model_dir, user="dr.app").apply(Prune(*moving_prune), why="spurious tag")
-        at = _open("edit")
+        at = open_page("edit")
         assert not at.exception, at.exception
         assert any(e.label.startswith("Audit trail") for e in at.expander)
         trail = next(df.value for df in at.dataframe if "who" in df.value.columns)
@@ -279,7 +265,7 @@ class TestEditPage:
         from cbm.edits.history import EditSession
 
         monkeypatch.setenv("CBM_USER", "dr.tab")
-        at = _open("edit")
+        at = open_page("edit")
         at.selectbox(key=_keys.EDIT_CLASS).select(moving_prune[0])
         at.selectbox(key=_keys.EDIT_CONCEPT).select(moving_prune[1]).run()
         at.text_input(key=_keys.EDIT_WHY).input("hospital tag, not anatomy").run()
