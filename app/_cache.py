@@ -25,6 +25,7 @@ from cbm.app._aliases import split_label
 from cbm.edits.history import EditSession
 from cbm.edits.preview import EvalSet, encode_labels, head_token, load_eval_data, suggest_edits
 from cbm.encoders.rebuild import encoder_for
+from cbm.encoders.record import EncoderRecord
 from cbm.exceptions import CBMError, ModelDirError
 from cbm.explain import softmax
 from cbm.io import load_config, load_metrics
@@ -75,26 +76,29 @@ def metrics(path: Path) -> dict[str, Any]:
 
 
 # -- encoders --------------------------------------------------------------------------------
+def encoder_record(path: Path) -> EncoderRecord | None:
+    """The encoder recorded in the model config (``fingerprints["encoder"]``), or None."""
+    return EncoderRecord.read((config(path).get("fingerprints") or {}).get("encoder") or None)
+
+
 def encoder_spec(path: Path) -> str | None:
-    """The encoder recorded in the model config (``fingerprints["encoder"]``), as a cache key."""
-    enc = (config(path).get("fingerprints") or {}).get("encoder")
-    return json.dumps(enc, sort_keys=True) if enc else None
+    """The recorded encoder as a cache key."""
+    record = encoder_record(path)
+    return None if record is None else json.dumps(record.to_dict(), sort_keys=True)
 
 
 def encoder_label(path: Path) -> str:
     """Short name of the recorded encoder, for display ("mobilenet_v2")."""
-    enc = (config(path).get("fingerprints") or {}).get("encoder")
-    return str(enc.get("name")) if isinstance(enc, dict) else str(enc).split("|")[0]
+    record = encoder_record(path)
+    return "" if record is None else str(record.name)
 
 
 def has_text_tower(path: Path) -> bool:
     """Whether the recorded encoder embeds text too (so a concept can be added from text)."""
     from cbm.encoders import has_text_tower as known
 
-    enc = (config(path).get("fingerprints") or {}).get("encoder")
-    if isinstance(enc, dict):
-        enc = enc.get("fingerprint") or enc.get("name")
-    return bool(enc) and known(str(enc))
+    record = encoder_record(path)
+    return record is not None and known(record.label())
 
 
 @st.cache_resource(show_spinner="Loading the encoder...")

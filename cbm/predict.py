@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from cbm._io import csv_writer, unescape_csv_cell
-from cbm.encoders.rebuild import encoder_for, recorded_fingerprint
+from cbm.encoders.rebuild import encoder_for
+from cbm.encoders.record import EncoderRecord, model_encoder_record
 from cbm.exceptions import DataError, EncoderMismatchError
 from cbm.explain import explain, softmax
 from cbm.models.source_repair import embed_for_model, require_images
@@ -218,7 +219,7 @@ def _cache_batches(path: Path, model: Any, batch_size: int) -> tuple[int, Iterat
     require_images(model, f"the pooled embeddings of cache {str(path)!r}")
     cache = EmbeddingCache(path)
     data_fp = cache.manifest.get("encoder")
-    model_fp = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))
+    model_fp = (model_encoder_record(model) or EncoderRecord()).fingerprint
     if data_fp and model_fp and data_fp != model_fp:
         raise EncoderMismatchError(f"Embedding cache {str(path)!r} was embedded by {data_fp!r}, but the "
                                    f"model was trained on {model_fp!r}; embed the images with the "

@@ -8,13 +8,14 @@ import numpy as np
 import streamlit as st
 
 from cbm.app import _aliases, _args, _cache, _charts, _keys
+from cbm.encoders.record import EncoderRecord
 from cbm.metrics import nec, nonzero_weights, per_class_accuracy
 
 
 def summary(model, cfg: dict) -> None:
     """Classes, backbone, concept sources and method in plain words."""
-    enc = (cfg.get("fingerprints") or {}).get("encoder")
-    backbone = enc.get("name", str(enc)) if isinstance(enc, dict) else (enc or "not recorded")
+    record = EncoderRecord.read((cfg.get("fingerprints") or {}).get("encoder") or None)
+    backbone = "not recorded" if record is None else record.name
     sources = Counter(p.source for p in model.concepts_.provenance)
     c1, c2, c3 = st.columns(3)
     c1.markdown(f"**Method**  \n`{cfg.get('method', model.method)}`, version {cfg.get('version')}")

@@ -41,11 +41,11 @@ def add_parser(sub) -> None:
 
 def check_compatible(model, splits: dict, extras: dict, where: str) -> None:
     """Refuse data from another encoder or with classes the model does not know (by name)."""
-    from cbm.encoders.rebuild import recorded_fingerprint
+    from cbm.encoders.record import EncoderRecord, model_encoder_record
     from cbm.exceptions import ClassMismatchError, EncoderMismatchError
 
     data_fp = extras.get("fingerprint")
-    model_fp = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))
+    model_fp = (model_encoder_record(model) or EncoderRecord()).fingerprint
     if data_fp and model_fp and data_fp != model_fp:
         raise EncoderMismatchError(f"{where} was embedded by {data_fp!r}, but the model was trained on "
                                    f"{model_fp!r}; embed the images with the model's encoder.")

@@ -87,12 +87,12 @@ def _image_encoder(model, args, encoder_for):
     if not args.encoder:
         return encoder_for(model, args.pretrained)
     from cbm.encoders import create_encoder
-    from cbm.encoders.rebuild import recorded_fingerprint
+    from cbm.encoders.record import EncoderRecord, model_encoder_record
     from cbm.exceptions import EncoderMismatchError
 
     kw = {} if args.image_size is None else {"image_size": args.image_size}
     encoder = create_encoder(args.encoder, pretrained=args.pretrained, **kw)
-    expected = recorded_fingerprint((getattr(model, "fingerprints_", None) or {}).get("encoder"))
+    expected = (model_encoder_record(model) or EncoderRecord()).fingerprint
     if expected and encoder.fingerprint != expected:
         raise EncoderMismatchError(f"--encoder {args.encoder!r} has fingerprint {encoder.fingerprint!r}, but the model "
                                    f"was trained on {expected!r}; leave out --encoder to use the recorded one.")

@@ -227,17 +227,19 @@ def class_text_embeddings(extras: dict[str, Any], bank: Any, template: str) -> n
     images' fingerprint, so class texts and images share one space. None when nothing is recorded.
     """
     from cbm.encoders.rebuild import rebuild_encoder
+    from cbm.encoders.record import EncoderRecord
 
-    record = extras.get("encoder")
-    if not isinstance(record, dict) and bank is not None:
-        record = (bank.metadata or {}).get("encoder")
-    if not isinstance(record, dict):
+    saved = extras.get("encoder")
+    if not isinstance(saved, dict) and bank is not None:
+        saved = (bank.metadata or {}).get("encoder")
+    if not isinstance(saved, dict):
         return None
+    record = EncoderRecord.read(saved)
     encoder = rebuild_encoder(record)
     fp = extras.get("fingerprint")
     if fp and encoder.fingerprint != fp:
         return None
     if not getattr(encoder, "supports_text", False):
-        raise ValueError(f"The image encoder {record.get('name')!r} has no text tower, so class names cannot be "
+        raise ValueError(f"The image encoder {record.name!r} has no text tower, so class names cannot be "
                          "embedded; CMS needs a CLIP-style encoder (cbm embed --encoder openclip:...).")
     return np.asarray(encoder.encode_text([template.format(c) for c in extras["train_classes"]]), np.float32)

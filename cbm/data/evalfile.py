@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cbm._io import atomic_path
+from cbm.encoders.record import EncoderRecord
 from cbm.exceptions import DataError, unknown_name_message
 
 
@@ -33,12 +34,11 @@ def save_eval_data(path: str | Path, splits: Mapping[str, Mapping[str, Any]],
     arrays: dict[str, np.ndarray] = {}
     if class_names is not None:
         arrays["class_names"] = np.asarray([str(c) for c in class_names])
-    if isinstance(encoder, Mapping):
-        arrays["encoder_spec"] = np.asarray(json.dumps(dict(encoder), sort_keys=True))
-        if encoder.get("fingerprint"):
-            arrays["encoder"] = np.asarray(str(encoder["fingerprint"]))
-    elif encoder:
-        arrays["encoder"] = np.asarray(str(encoder))
+    record = EncoderRecord.read(encoder or None)
+    if isinstance(encoder, Mapping | EncoderRecord):
+        arrays["encoder_spec"] = np.asarray(json.dumps(record.to_dict(), sort_keys=True))
+    if record is not None and record.fingerprint:
+        arrays["encoder"] = np.asarray(record.fingerprint)
     for name, split in splits.items():
         if "X" not in split or "y" not in split:
             raise DataError(f"Split {name!r} needs arrays 'X' and 'y'; got {sorted(split)}.")

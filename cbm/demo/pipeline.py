@@ -493,8 +493,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     t["repair_s"] = time.perf_counter() - t3
 
     fingerprints = {
-        "encoder": {"name": "mobilenet_v2", "pretrained": None, "image_size": cfg.image_size,
-                    "fingerprint": encoder.fingerprint},
+        "encoder": encoder.spec,
         "data": {"name": "fashion-mnist (confounded demo)", "config": _jsonable(asdict(cfg))},
     }
     metrics = {"rows": rows, "edit_preview": None if effect is None else effect.accuracy.to_dict("records")}

@@ -26,6 +26,7 @@ import torch
 
 from cbm._images import to_rgb
 from cbm._io import sha256_file
+from cbm.encoders.record import EncoderRecord
 from cbm.exceptions import CBMError
 
 
@@ -111,10 +112,14 @@ class Encoder:
         raise NotImplementedError
 
     @property
+    def record(self) -> EncoderRecord:
+        """What caches, banks and models record about this encoder: how to rebuild it and its fingerprint."""
+        return EncoderRecord(name=self.name, fingerprint=self.fingerprint)
+
+    @property
     def spec(self) -> dict[str, Any]:
-        """How to rebuild this encoder: ``create_encoder(spec["name"], pretrained=spec["pretrained"],
-        **options)``, with ``fingerprint`` to check the rebuilt one (recorded by caches and models)."""
-        return {"name": self.name, "pretrained": None, "fingerprint": self.fingerprint}
+        """The saved (JSON) form of :attr:`record`."""
+        return self.record.to_dict()
 
     def preprocess(self, image: Any) -> torch.Tensor:
         """One PIL image or uint8 array -> a (3, H, W) float tensor ready for the model."""

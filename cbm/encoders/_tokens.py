@@ -22,6 +22,7 @@ import torch
 
 from cbm._images import to_rgb
 from cbm.encoders._base import Encoder
+from cbm.encoders.record import EncoderRecord
 
 
 class TokenView(Encoder):
@@ -59,6 +60,13 @@ class TokenView(Encoder):
         """The base encoder's fingerprint with the token kind and grid."""
         h, w = self.token_grid
         return f"{self.base.fingerprint}|kind=tokens|grid={h}x{w}"
+
+    @property
+    def record(self) -> EncoderRecord:
+        """The base encoder's record under the token view's name and fingerprint."""
+        base = self.base.record
+        return EncoderRecord(name=self.name, pretrained=base.pretrained, image_size=base.image_size,
+                             fingerprint=self.fingerprint, options=dict(base.options))
 
     @property
     def row_shape(self) -> tuple[int, int]:

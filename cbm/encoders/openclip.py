@@ -32,6 +32,7 @@ from cbm.encoders._base import (
     state_dict_sha256,
     unreadable_checkpoint,
 )
+from cbm.encoders.record import EncoderRecord
 from cbm.exceptions import unknown_name_message
 from cbm.tensors import resolve_device
 
@@ -210,9 +211,9 @@ class OpenCLIPEncoder(Encoder):
         return f"openclip:{self.model_name}|weights={self._weights_tag}|preprocess={self._pp}{extra}"
 
     @property
-    def spec(self) -> dict[str, Any]:
+    def record(self) -> EncoderRecord:
         """How to rebuild this encoder: architecture, weights, options and the fingerprint to expect."""
-        return {**self._spec, "fingerprint": self.fingerprint}
+        return EncoderRecord.read({**self._spec, "fingerprint": self.fingerprint})
 
     def preprocess(self, image: Any) -> torch.Tensor:
         """One image (PIL or uint8 array) as the model's preprocessed (3, S, S) tensor."""

@@ -1,7 +1,7 @@
 """Rebuilding the image encoder a cache or a model recorded, so a new image embeds exactly as in training.
 
-``cbm embed`` caches and ``cbm train`` models record their encoder as a spec (``Encoder.spec``: name,
-weights, options, fingerprint) or a bare fingerprint string; :func:`rebuild_encoder` builds it again
+``cbm embed`` caches and ``cbm train`` models record their encoder (:class:`~cbm.encoders.record.EncoderRecord`:
+name, weights, image size, options, fingerprint; older files a bare fingerprint string); :func:`rebuild_encoder` builds it again
 and checks the fingerprint, :func:`encoder_for` does so for a fitted model and checks its concepts::
 
     encoder = encoder_for(load_model("runs/xray"))          # the encoder the model was trained on
@@ -12,67 +12,44 @@ Importing this module does not import torch; building the encoder does.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
 from cbm import encoders
+from cbm.encoders.record import EncoderRecord, model_encoder_record, recorded_fingerprint
 from cbm.exceptions import CBMError, EncoderMismatchError
-
-
-def recorded_fingerprint(record: Any) -> str | None:
-    """The fingerprint in an encoder record (a spec dict with ``fingerprint``, or the string itself)."""
-    if isinstance(record, Mapping):
-        fp = record.get("fingerprint")
-        return None if fp is None else str(fp)
-    return None if not record else str(record)
 
 
 def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
     """Rebuild an image encoder from what a cache or model recorded, checked against its fingerprint.
 
-    ``record`` is a spec ``{"name", "pretrained", "fingerprint", ...options}`` (``Encoder.spec``, kept
-    by ``cbm embed`` caches and ``cbm train`` models: tags, local checkpoints and image sizes) or a
-    bare fingerprint string (``"mobilenet_v2|weights=...|size=96|..."``). ``pretrained`` overrides the
+    ``record`` is an :class:`~cbm.encoders.record.EncoderRecord` or what one saves: a dict
+    ``{"name", "pretrained", "image_size", "fingerprint", ...options}`` (``Encoder.spec``, kept by
+    ``cbm embed`` caches and ``cbm train`` models: tags, local checkpoints and image sizes) or a bare
+    fingerprint string (``"mobilenet_v2|weights=...|size=96|..."``). ``pretrained`` overrides the
     recorded weights, e.g. a checkpoint that has moved; its fingerprint must still match.
     """
-    expected = recorded_fingerprint(record)
-    if expected and "|kind=tokens" in expected:  # a token model (cct): the encoder's patch tokens
-        base = expected.split("|kind=tokens")[0]
-        if isinstance(record, Mapping):  # the token view's spec names its base encoder + "-tokens"
-            record = {**record, "fingerprint": base, "name": str(record.get("name", "")).removesuffix("-tokens")}
-            size = dict(p.split("=", 1) for p in base.split("|") if "=" in p).get("size", "")
-            if "image_size" not in record and size.isdigit():
-                record["image_size"] = int(size)
-        encoder = rebuild_encoder(record if isinstance(record, Mapping) else base, pretrained).tokens()
-        if encoder.fingerprint != expected:
+    record = EncoderRecord.read(record) or EncoderRecord()
+    if record.is_tokens:  # a token model (cct): the base encoder's patch tokens
+        encoder = rebuild_encoder(record.base(), pretrained).tokens()
+        if encoder.fingerprint != record.fingerprint:
             raise EncoderMismatchError(f"The rebuilt token encoder has fingerprint {encoder.fingerprint!r}, but "
-                                       f"the model was trained on {expected!r}.")
+                                       f"the model was trained on {record.fingerprint!r}.")
         return encoder
-    if isinstance(record, Mapping):
-        opts = {k: v for k, v in record.items() if k not in ("name", "pretrained", "fingerprint")}
-        name, weights = record.get("name"), record.get("pretrained")
-    else:
-        name, *parts = str(record).split("|")
-        kv = dict(p.split("=", 1) for p in parts if "=" in p)
-        w = kv.get("weights", "")
-        weights = w[4:] if w.startswith("tag:") else None
-        opts = {"image_size": int(kv["size"])} if kv.get("size", "").isdigit() else {}
-        if name.startswith("openclip:") and "preprocess" in kv:
-            size = json.loads(kv["preprocess"]).get("size")
-            opts = {"image_size": size if isinstance(size, int) else size[0]} if size else {}
-        if w.startswith("sha256:") and pretrained is None:
-            raise CBMError(f"The encoder {str(name)!r} was loaded from a local checkpoint ({w}) whose path was "
-                           "not recorded; pass the checkpoint file (--pretrained PATH) to rebuild it.")
+    if record.needs_checkpoint and pretrained is None:
+        weights = record.fingerprint.split("weights=")[1].split("|")[0]
+        raise CBMError(f"The encoder {str(record.name)!r} was loaded from a local checkpoint ({weights}) whose path "
+                       "was not recorded; pass the checkpoint file (--pretrained PATH) to rebuild it.")
+    kwargs = record.create_kwargs()
+    kwargs["pretrained"] = pretrained or record.pretrained
     try:
-        encoder = encoders.create_encoder(str(name), pretrained=pretrained or weights, **opts)
+        encoder = encoders.create_encoder(str(record.name), **kwargs)
     except (ValueError, TypeError, FileNotFoundError) as e:
-        raise CBMError(f"Cannot rebuild the image encoder {str(name)!r} (weights {pretrained or weights!r}): {e} "
-                       "Pass the checkpoint file with --pretrained PATH if it has moved.") from None
-    if expected and getattr(encoder, "fingerprint", expected) != expected:
+        raise CBMError(f"Cannot rebuild the image encoder {str(record.name)!r} (weights {kwargs['pretrained']!r}): "
+                       f"{e} Pass the checkpoint file with --pretrained PATH if it has moved.") from None
+    if record.fingerprint and getattr(encoder, "fingerprint", record.fingerprint) != record.fingerprint:
         raise EncoderMismatchError(f"The rebuilt encoder has fingerprint {encoder.fingerprint!r}, but the model was "
-                                   f"trained on {expected!r}; pass the original weights (--pretrained PATH), or "
-                                   "embeddings from the original encoder instead.")
+                                   f"trained on {record.fingerprint!r}; pass the original weights (--pretrained "
+                                   "PATH), or embeddings from the original encoder instead.")
     return encoder
 
 
@@ -84,17 +61,17 @@ def encoder_for(model: Any, pretrained: str | None = None) -> Any:
     (local checkpoints included); the rebuilt encoder must reproduce the recorded fingerprint, so
     images embed exactly as in training, and the model's concept vectors must come from it too.
     """
-    fp = (getattr(model, "fingerprints_", None) or {}).get("encoder")
-    if not fp:
+    record = model_encoder_record(model)
+    if record is None:
         raise CBMError("This model records no image encoder (fingerprints['encoder'] is empty; it was trained from "
                        "a .npz without 'encoder_spec'), so a new image cannot be embedded. Name the encoder that "
                        "made its embeddings (cbm explain --encoder NAME [--pretrained WEIGHTS]), or explain a "
                        "sample from the evaluation data instead (--sample ID).")
-    encoder = rebuild_encoder(fp, pretrained)
+    encoder = rebuild_encoder(record, pretrained)
     bank = getattr(model, "concepts_", None)
     if bank is not None and hasattr(bank, "check_encoder"):
         bank.check_encoder(getattr(encoder, "fingerprint", None))
     return encoder
 
 
-__all__ = ["encoder_for", "rebuild_encoder", "recorded_fingerprint"]
+__all__ = ["encoder_for", "rebuild_encoder", "recorded_fingerprint"]  # recorded_fingerprint: its old home
