@@ -156,3 +156,36 @@ def write_result(name: str, payload: dict[str, Any], quick: bool | None = None) 
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def recorded_configs(path: Path) -> list[dict]:
+    """The per-configuration results (``results.configs``) recorded in the results file ``path`` so
+    far; [] before the first."""
+    return json.loads(path.read_text())["results"].get("configs", []) if path.exists() else []
+
+
+def is_recorded(path: Path, config: dict) -> bool:
+    """Whether ``path`` holds a result, not an error, for this configuration (compared as JSON), so a
+    rerun can skip it."""
+    key = json.dumps(config, sort_keys=True)
+    return any(json.dumps(c["config"], sort_keys=True) == key and "error" not in c for c in recorded_configs(path))
+
+
+def record_config(path: Path, index: int, result: dict, write: Callable[[list[dict]], Any]) -> list[dict]:
+    """Add the ``result`` of configuration ``index`` (stored in it as ``"index"``) to the results file
+    ``path``: ``write(configs)`` gets the recorded ones, an earlier result for that index replaced,
+    sorted by index; returns them. A lock beside ``path`` is held meanwhile, so parallel workers
+    (``--only``) can share the file."""
+    import fcntl
+
+    result["index"] = index
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            done = [c for c in recorded_configs(path) if c.get("index") != index] + [result]
+            done.sort(key=lambda c: c.get("index", 0))
+            write(done)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return done

@@ -17,7 +17,6 @@ shared); the default demo configuration is reported by ``bench_demo.py``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import RESULTS_DIR, write_result  # noqa: E402
+from _harness import RESULTS_DIR, is_recorded, record_config, recorded_configs, write_result  # noqa: E402
 
 SIZES = {"n_train": 1000, "n_val": 300, "n_test": 300, "n_shifted": 600, "image_size": 64}
 QUICK_SIZES = {"n_train": 400, "n_val": 100, "n_test": 100, "n_shifted": 200, "image_size": 64}
@@ -53,6 +52,9 @@ QUICK_CONFIGS = CONFIGS[:2]
 
 GOALS = {"gain_points": 5.0, "gain_share": 0.8, "beats_baselines_share": 0.8, "in_domain_cost_points": 3.0,
          "cbm_vs_black_box_in_domain_points": 2.0}
+# The line printed as each configuration finishes (fields of its result).
+PROGRESS = ("{edit}; shifted {shifted_gain_points:+.1f} points ({shifted_after:.3f} vs black box {black_box_shifted:.3f}, "
+            "never-k {never_predict_k_shifted:.3f}); in-domain cost {in_domain_cost_points:+.1f}; {wall_s:.0f} s")
 
 
 def demo_config(row: tuple, sizes: dict, root: Path):
@@ -113,23 +115,6 @@ def goals(configs: list[dict]) -> dict:
                     "k_recall": n > 0 and all(k_ok), "in_domain_cost": n > 0 and all(cost)}}
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _recorded(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["results"].get("configs", []) if path.exists() else []
-
-
 def markdown(configs: list[dict]) -> str:
     """The README table: one row per configuration."""
     head = ("| # | class | tag | train k/others | shifted others | seed | chosen edit | shifted before -> after "
@@ -169,26 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root or Path(__file__).resolve().parent / ".demo_robustness"
     path = RESULTS_DIR / f"{name}.json"
     if args.table:
-        print(markdown(_recorded(path)))
-        print(json.dumps(goals(_recorded(path)), indent=1))
+        print(markdown(recorded_configs(path)))
+        print(json.dumps(goals(recorded_configs(path)), indent=1))
         return 0
+
+    def write(done: list[dict]) -> None:
+        write_result(name, {"sizes": sizes, "goals": GOALS, "summary": goals(done), "configs": done},
+                     quick=args.quick)
+
     order = range(len(rows)) if args.only is None else args.only
     for i in order:
         row = rows[i]
-        key = json.dumps(config_dict(demo_config(row, sizes, root)), sort_keys=True)
-        if key in {json.dumps(c["config"], sort_keys=True) for c in _recorded(path)}:
+        if is_recorded(path, config_dict(demo_config(row, sizes, root))):
             continue  # recorded by an earlier run or another worker
         result = run_config(row, sizes, root)
-        result["index"] = i
-        with _locked(path):  # workers started with --only share the file
-            done = [c for c in _recorded(path) if c.get("index") != i] + [result]
-            done.sort(key=lambda c: c.get("index", 0))
-            write_result(name, {"sizes": sizes, "goals": GOALS, "summary": goals(done), "configs": done},
-                         quick=args.quick)
-        print(f"[{i}] {row}: {result['edit']}; shifted {result['shifted_gain_points']:+.1f} points "
-              f"({result['shifted_after']:.3f} vs black box {result['black_box_shifted']:.3f}, never-k "
-              f"{result['never_predict_k_shifted']:.3f}); in-domain cost {result['in_domain_cost_points']:+.1f}; "
-              f"{result['wall_s']:.0f} s", flush=True)
+        record_config(path, i, result, write)
+        print(f"[{i}] {row}: " + PROGRESS.format(**result), flush=True)
     return 0
 
 

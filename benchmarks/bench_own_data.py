@@ -40,7 +40,6 @@ before stamping depend on the seed only).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import hashlib
 import json
@@ -56,7 +55,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import RESULTS_DIR, write_result  # noqa: E402
+from _harness import RESULTS_DIR, is_recorded, record_config, recorded_configs, write_result  # noqa: E402
 
 NAME = "own_data"
 DEFAULT_SIZES = {"n_train": 4000, "n_val": 1000, "n_test": 1000, "n_shifted": 2000, "image_size": 96}  # DemoConfig()
@@ -495,23 +494,6 @@ def table(configs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _recorded(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["results"].get("configs", []) if path.exists() else []
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two small configurations (800/200/200/400 at 64 px)")
@@ -532,16 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     path = RESULTS_DIR / f"{name}.json"
     root = args.root or Path(os.environ.get("CBM_HOME", Path.home() / ".cache" / "cbmkit")) / "bench_own_data"
     if args.table:
-        done = _recorded(path)
+        done = recorded_configs(path)
         print(table(done))
         print(json.dumps(goals(done, sizes), indent=1))
         return 0
     t_run = time.perf_counter()
     order = range(len(rows)) if args.only is None else args.only
     for i in order:
-        key = json.dumps(config_dict(rows[i], sizes), sort_keys=True)
-        if not args.redo and any(json.dumps(c["config"], sort_keys=True) == key and "error" not in c
-                                 for c in _recorded(path)):
+        if not args.redo and is_recorded(path, config_dict(rows[i], sizes)):
             continue
         print(f"[{i}] {rows[i]}", flush=True)
         try:
@@ -553,18 +533,15 @@ def main(argv: list[str] | None = None) -> int:
             kind, k, *_r, seed = rows[i]
             result = {"index": i, "config": config_dict(rows[i], sizes), "artifact_kind": kind,
                       "confounded_class": k, "seed": seed, "error": f"{type(e).__name__}: {e}"}
-        with _locked(path):
-            done = [c for c in _recorded(path) if c.get("index") != i] + [result]
-            done.sort(key=lambda c: c["index"])
-            write_result(NAME, {"sizes": sizes, "sizes_label": label, "encoder": ENCODER, "goals_stated": GOALS,
-                                "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
-                                "goals": goals(done, sizes), "configs": done,
-                                "artifacts": ARTIFACTS}, quick=args.quick)
+        record_config(path, i, result, lambda done: write_result(NAME, {
+            "sizes": sizes, "sizes_label": label, "encoder": ENCODER, "goals_stated": GOALS,
+            "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+            "goals": goals(done, sizes), "configs": done, "artifacts": ARTIFACTS}, quick=args.quick))
         if "error" not in result:
             print(f"[{i}] discovered rank {result['discovered_rank']} (precision {result['discovered_precision']}); "
                   f"{result['chosen_edit']}; shifted {result['shifted_before']:.3f} -> {result['shifted_after']:.3f} "
                   f"(reference {result['reference_shifted']:.3f}); {result['total_s']:.0f} s", flush=True)
-    done = _recorded(path)
+    done = recorded_configs(path)
     print(f"\nrun time {time.perf_counter() - t_run:.0f} s; {path}\n")
     print(table(done))
     print(json.dumps(goals(done, sizes), indent=1))

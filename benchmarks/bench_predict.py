@@ -22,8 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
 from _harness import write_result  # noqa: E402
+from findings_world import LookupEncoder, Rows  # noqa: E402 - a cache of given embeddings, as the tests make it
 
 from cbm.data.evalfile import save_eval_data  # noqa: E402
 from cbm.data.synthetic import make_concept_world  # noqa: E402
@@ -31,32 +34,6 @@ from cbm.io import save_model  # noqa: E402
 from cbm.models import create_model  # noqa: E402
 from cbm.predict import predict_to_csv  # noqa: E402
 from cbm.store import EmbeddingStore  # noqa: E402
-
-
-class Rows:
-    """A dataset whose 'images' are row numbers of a matrix (the encoder looks them up)."""
-
-    def __init__(self, n: int) -> None:
-        self.ids = [f"scan-{i:06d}" for i in range(n)]
-        self.fingerprint = f"bench-rows:{n}"
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
-class LookupEncoder:
-    """Returns precomputed embeddings for row numbers; fingerprint as recorded by the model."""
-
-    name, fingerprint, supports_images = "bench", "bench-encoder", False
-
-    def __init__(self, X: np.ndarray) -> None:
-        self.X, self.dim = X, X.shape[1]
-
-    def encode_images(self, rows, batch_size: int = 64) -> np.ndarray:
-        return self.X[np.asarray(rows)]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -21,7 +21,6 @@ configurations already recorded).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import RESULTS_DIR, write_result  # noqa: E402
+from _harness import RESULTS_DIR, is_recorded, record_config, write_result  # noqa: E402
 from bench_demo_robustness import (  # noqa: E402
     CONFIGS,
     DEFAULT_SIZES,
@@ -190,10 +189,6 @@ def goals(configs: list[dict]) -> dict:
                     "speed": bool(slow) and max(slow) <= GOALS["slowdown_max"]}}
 
 
-def _recorded(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["results"].get("configs", []) if path.exists() else []
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the 12 configurations at small sizes (64 px)")
@@ -222,14 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     path = RESULTS_DIR / f"{name}.json"
     for i in (range(len(CONFIGS)) if args.only is None else args.only):
         cfg = demo_config(CONFIGS[i], sizes, root)
-        key = json.dumps(config_dict(cfg), sort_keys=True)
-        if key in {json.dumps(c["config"], sort_keys=True) for c in _recorded(path)}:
+        if is_recorded(path, config_dict(cfg)):
             continue
         result = run_config(cfg)
-        result["index"] = i
-        done = sorted([c for c in _recorded(path) if c.get("index") != i] + [result], key=lambda c: c["index"])
-        write_result(name, {"sizes": sizes, "goals_set": GOALS, "goals": goals(done), "configs": done},
-                     quick=args.quick)
+        record_config(path, i, result, lambda done: write_result(
+            name, {"sizes": sizes, "goals_set": GOALS, "goals": goals(done), "configs": done}, quick=args.quick))
         print(f"[{i}] {CONFIGS[i]}: shifted {result['shifted_before']:.3f} -> {result['shifted_after']:.3f} "
               f"(tag-free {result['tag_free_cbm_shifted']:.3f}, never-k {result['never_predict_k_shifted']:.3f}); "
               f"tokens+refit {result['variants'].get('tokens+refit', {}).get('shifted_after', float('nan')):.3f}; in-domain cost "

@@ -62,8 +62,8 @@ def folder_data(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small world (seconds)")
-    p.add_argument("--concept-folders", help="DIR/<concept>/*.jpg and DIR/negative/*.jpg example images")
-    p.add_argument("--images", help="classification images <class>/<image> (with --concept-folders)")
+    p.add_argument("--concept-folders", metavar="DIR", help="DIR/<concept>/*.jpg and DIR/negative/*.jpg example images")
+    p.add_argument("--images", metavar="DIR", help="classification images <class>/<image> (with --concept-folders)")
     p.add_argument("--encoder", default="mobilenet_v2", help="image encoder for folders (offline default)")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--cav-method", default="svm", choices=["svm", "linear_svm", "mean_diff"])

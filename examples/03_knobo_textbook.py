@@ -66,7 +66,7 @@ def grounded_world_bank(world, retriever: BM25Retriever) -> ConceptBank:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small world, short training (seconds)")
-    p.add_argument("--corpus", help="folder of .txt/.md/.jsonl/.pdf files (default: a generated bird textbook)")
+    p.add_argument("--corpus", metavar="DIR", help="folder of .txt/.md/.jsonl/.pdf files (default: a generated bird textbook)")
     p.add_argument("--llm-model", help="chat model that writes and answers questions (CBM_LLM_BASE_URL)")
     p.add_argument("--lam", type=float, default=1.0, help="weight of the prior loss")
     p.add_argument("--seed", type=int, default=0)

@@ -82,7 +82,7 @@ def run(model_dir: Path, quick: bool, seed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small world (seconds)")
-    p.add_argument("--model-dir", help="model directory to write (default: a temporary one, removed)")
+    p.add_argument("--model-dir", metavar="DIR", help="model directory to write (default: a temporary one, removed)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.model_dir:

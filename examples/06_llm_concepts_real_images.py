@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1,600 images at 64 px (seconds)")
     p.add_argument("--llm-model", help="chat model (endpoint: --base-url or CBM_LLM_BASE_URL)")
-    p.add_argument("--base-url", help="OpenAI-compatible endpoint")
+    p.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint")
     p.add_argument("--per-class", type=int, default=4, help="concepts LaBo keeps per class")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
