@@ -29,12 +29,15 @@ import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cbm.exceptions import ClusterUnreachableError, MissingDependencyError, WorkerLostError
-from cbm.store import EmbeddingCache, EmbeddingStore, EmbedStats, ShardPlan, progress_bar
+from cbm.shards import EmbedStats, ShardPlan, compute_shard, progress_bar
+
+if TYPE_CHECKING:
+    from cbm.store import EmbeddingCache, EmbeddingStore
 
 INSTALL_HINT = "pip install 'cbmkit[ray]'"
 
@@ -137,7 +140,7 @@ class ShardWriter:
 
     def write(self, s: int) -> tuple[int, int]:
         """Compute and atomically write shard ``s``; (s, images kept)."""
-        return s, EmbeddingStore.compute_shard(self.plan, s, self.dataset, self.batch_size)
+        return s, compute_shard(self.plan, s, self.dataset, self.batch_size)
 
     def pid(self) -> int:
         """The worker's process id (what to kill to test failures)."""
@@ -172,8 +175,8 @@ def embed_on_ray(store: EmbeddingStore, encoder: Any, dataset: Any, *, batch_siz
     t0 = time.perf_counter()
     plan = store.plan(encoder, dataset, force=force, kind=kind)
     if plan.complete:
-        return plan.cache_hit(dataset, t0, verify)
-    todo = [s for s in range(plan.n_shards) if not plan.shard_done(s)]
+        return store.cache_hit(plan, dataset, t0, verify)
+    todo = [s for s in range(plan.n_shards) if not store.shard_done(plan, s)]
     resumed = plan.n_shards - len(todo)
     local_cpus = None if workers is None else workers * cpus_per_worker
     with ray_session(address, num_cpus=local_cpus) as ray:

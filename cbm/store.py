@@ -35,7 +35,6 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ import numpy as np
 
 from cbm._io import atomic_path, atomic_write_json, sha256_file
 from cbm.exceptions import CacheError, DataError
+from cbm.shards import EmbedStats, ShardPlan, compute_shard, dataset_id, progress_bar
 
 FORMAT = "cbmkit-embeddings/1"
 STAMP = "verified.json"
@@ -111,41 +111,6 @@ def _read_record(path: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as e:
         raise CacheError(f"Cache file {str(path)!r} is unreadable ({e}); delete it or re-run with "
                          "force=True (cbm embed --force) to recompute.") from None
-
-
-@dataclass
-class EmbedStats:
-    """What one ``get_or_compute`` call did (``images_per_s`` counts images embedded in this run)."""
-
-    n_images: int
-    n_embedded: int
-    n_skipped: int
-    dim: int
-    seconds: float
-    cache_hit: bool
-    path: Path
-    n_computed: int = 0
-    resumed_shards: int = 0
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def images_per_s(self) -> float:
-        """Throughput of this call: images embedded (not loaded from cache) per second."""
-        return self.n_computed / self.seconds if self.seconds > 0 else 0.0
-
-    def summary(self) -> str:
-        """A few human-readable lines for the CLI and logs."""
-        if self.cache_hit:
-            head = f"cache hit: {self.n_embedded} embeddings (dim {self.dim}) loaded in {self.seconds:.2f} s"
-        else:
-            head = (f"embedded {self.n_embedded} of {self.n_images} images (dim {self.dim}) in "
-                    f"{self.seconds:.1f} s, {self.images_per_s:.1f} images/s"
-                    + (f", {self.resumed_shards} shard(s) resumed" if self.resumed_shards else ""))
-        lines = [head]
-        if self.n_skipped:
-            lines.append(f"skipped {self.n_skipped} unreadable image(s), e.g. {self.skipped[0]['reason']}")
-        lines.append(f"cache: {self.path}")
-        return "\n".join(lines)
 
 
 class EmbeddingCache:
@@ -346,58 +311,6 @@ class EmbeddingCache:
         return f"EmbeddingCache({str(self.path)!r}, n={len(self)}, dim={self.dim})"
 
 
-@dataclass
-class ShardPlan:
-    """One entry being written: its folder, the encoder to compute with, and its shards.
-
-    Shard ``s`` holds dataset rows ``rows(s)``. Shards are independent, so any number of workers
-    (processes with ``worker=(i, n)``, Ray actors) may fill disjoint ones; the manifest is written
-    once all are done. Made by :meth:`EmbeddingStore.plan`.
-    """
-
-    path: Path
-    encoder: Any
-    info: dict[str, Any]
-    n_images: int
-    shard_size: int
-
-    @property
-    def complete(self) -> bool:
-        """Whether the manifest is written (every shard done, the entry readable)."""
-        return (self.path / "manifest.json").is_file()
-
-    @property
-    def n_shards(self) -> int:
-        return -(-self.n_images // self.shard_size)
-
-    def rows(self, s: int) -> range:
-        """Dataset rows of shard ``s``."""
-        return range(s * self.shard_size, min(self.n_images, (s + 1) * self.shard_size))
-
-    def cache_hit(self, dataset: Any, t0: float, verify: bool | str = "auto") -> EmbeddingCache:
-        """The complete entry, opened (``verify``), with the stats of a cache hit since ``t0``."""
-        cache = EmbeddingCache(self.path, verify=verify)
-        cache.stats = EmbedStats(len(dataset), len(cache), len(cache.skipped), cache.dim,
-                                 time.perf_counter() - t0, True, self.path, skipped=cache.skipped)
-        return cache
-
-    def shard_done(self, s: int) -> bool:
-        """Whether shard ``s`` is finished and intact; a corrupt one is removed (and recomputed)."""
-        rec, npy = self.path / f"shard-{s:05d}.json", self.path / f"shard-{s:05d}.npy"
-        if not rec.is_file() or not npy.is_file():
-            return False
-        record = _read_record(rec)
-        if record["bytes"] == npy.stat().st_size and (
-                _known_sha256(npy, {}) == record["sha256"] or sha256_file(npy) == record["sha256"]):
-            _remember(npy, record["sha256"])
-            return True
-        warnings.warn(f"Embedding cache shard {str(npy)!r} from an earlier run is truncated or corrupt "
-                      "(size or sha256 differs from its record); it is recomputed.", stacklevel=3)
-        npy.unlink(missing_ok=True)
-        rec.unlink(missing_ok=True)
-        return False
-
-
 class EmbeddingStore:
     """Content-addressed cache of dataset embeddings under ``root/embeddings``.
 
@@ -487,9 +400,9 @@ class EmbeddingStore:
         t0 = time.perf_counter()
         plan = self.plan(encoder, dataset, force=force, kind=kind)
         if plan.complete:
-            return plan.cache_hit(dataset, t0, verify)
+            return self.cache_hit(plan, dataset, t0, verify)
         n, n_shards = len(dataset), plan.n_shards
-        todo = [s for s in range(worker[0], n_shards, worker[1]) if not plan.shard_done(s)]
+        todo = [s for s in range(worker[0], n_shards, worker[1]) if not self.shard_done(plan, s)]
         resumed = len(range(worker[0], n_shards, worker[1])) - len(todo)
         done_imgs = 0
         bar = progress_bar(sum(len(plan.rows(s)) for s in todo), progress, plan.encoder.name)
@@ -498,7 +411,7 @@ class EmbeddingStore:
                 done_imgs += self.compute_shard(plan, s, dataset, batch_size, bar)
         finally:
             bar.close()
-        if not all(s in todo or plan.shard_done(s) for s in range(n_shards)):
+        if not all(s in todo or self.shard_done(plan, s) for s in range(n_shards)):
             return None
         cache = self.finalize(plan, dataset)
         skipped = cache.skipped
@@ -511,38 +424,32 @@ class EmbeddingStore:
         return cache
 
     @staticmethod
-    def compute_shard(plan: ShardPlan, s: int, dataset: Any, batch_size: int = 64,
-                      bar: Any = None) -> int:
-        """Embed the rows of shard ``s`` and write it atomically (``.npy``, then its ``.json``
-        record); returns the number of images kept. The unit of work of every engine."""
-        path, rows, encoder = plan.path, plan.rows(s), plan.encoder
-        feats, kept, skipped = [], [], []
-        reduce = _reducer(encoder)
-        for b in range(rows.start, rows.stop, batch_size):
-            items, idx = [], []
-            for i in range(b, min(rows.stop, b + batch_size)):
-                try:  # reduced to model size at once: only one full-size image is ever decoded
-                    items.append(reduce(_image_of(dataset[i])))
-                    idx.append(i)
-                except DataError as e:
-                    skipped.append({"index": i, "reason": str(e).split("; ")[0]})
-            if items:
-                batch = _stack(items) if reduce is not _identity else items
-                del items
-                feats.append(np.asarray(encoder.encode_images(batch, batch_size=batch_size), np.float16))
-                kept += idx
-            if bar is not None:
-                bar.update(min(rows.stop, b + batch_size) - b)
-        row_shape = getattr(encoder, "row_shape", (int(encoder.dim),))
-        arr = np.concatenate(feats) if feats else np.zeros((0, *row_shape), np.float16)
-        npy = path / f"shard-{s:05d}.npy"
-        with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, arr)
-        digest = sha256_file(npy)
-        atomic_write_json(path / f"shard-{s:05d}.json", {
-            "file": npy.name, "rows": len(arr), "bytes": npy.stat().st_size, "sha256": digest,
-            "index": kept, "skipped": skipped})
-        return len(kept)
+    def cache_hit(plan: ShardPlan, dataset: Any, t0: float, verify: bool | str = "auto") -> EmbeddingCache:
+        """The complete entry of ``plan``, opened (``verify``), with the stats of a cache hit since ``t0``."""
+        cache = EmbeddingCache(plan.path, verify=verify)
+        cache.stats = EmbedStats(len(dataset), len(cache), len(cache.skipped), cache.dim,
+                                 time.perf_counter() - t0, True, plan.path, skipped=cache.skipped)
+        return cache
+
+    @staticmethod
+    def shard_done(plan: ShardPlan, s: int) -> bool:
+        """Whether shard ``s`` of ``plan`` is finished and intact; a corrupt one is removed (and recomputed)."""
+        rec, npy = plan.path / f"shard-{s:05d}.json", plan.path / f"shard-{s:05d}.npy"
+        if not rec.is_file() or not npy.is_file():
+            return False
+        record = _read_record(rec)
+        if record["bytes"] == npy.stat().st_size and (
+                _known_sha256(npy, {}) == record["sha256"] or sha256_file(npy) == record["sha256"]):
+            _remember(npy, record["sha256"])
+            return True
+        warnings.warn(f"Embedding cache shard {str(npy)!r} from an earlier run is truncated or corrupt "
+                      "(size or sha256 differs from its record); it is recomputed.", stacklevel=3)
+        npy.unlink(missing_ok=True)
+        rec.unlink(missing_ok=True)
+        return False
+
+    #: embed the rows of one shard and write it (the unit of work of every engine; see cbm.shards)
+    compute_shard = staticmethod(compute_shard)
 
     @staticmethod
     def finalize(plan: ShardPlan, dataset: Any) -> EmbeddingCache:
@@ -555,7 +462,7 @@ class EmbeddingStore:
             shutil.rmtree(path)
             raise DataError(f"None of the {info['n_images']} images could be read (e.g. {first}); "
                             "check the files and formats.")
-        rows = {"index": index, "id": np.asarray([_ids(dataset, i) for i in index], dtype=str)}
+        rows = {"index": index, "id": np.asarray([dataset_id(dataset, i) for i in index], dtype=str)}
         for key, attr in (("label", "labels"), ("domain", "domains"), ("split", "splits")):
             vals = getattr(dataset, attr, None)
             if vals is not None:
@@ -568,34 +475,10 @@ class EmbeddingStore:
             "classes": list(getattr(dataset, "classes", []) or []),
             "shards": [{k: r[k] for k in ("file", "rows", "bytes", "sha256")} for r in recs],
             "rows": {"file": rows_file.name, "bytes": rows_file.stat().st_size, "sha256": sha256_file(rows_file)},
-            "skipped": [dict(sk, id=_ids(dataset, sk["index"])) for r in recs for sk in r["skipped"]]})
+            "skipped": [dict(sk, id=dataset_id(dataset, sk["index"])) for r in recs for sk in r["skipped"]]})
         for orphan in path.glob(".shard-*.tmp"):  # left by a writer killed mid-shard (SIGKILL)
             orphan.unlink(missing_ok=True)
         return EmbeddingCache(path, verify=False)
-
-
-def _image_of(item: Any) -> Any:
-    return item[0] if isinstance(item, tuple) else item
-
-
-def _identity(image: Any) -> Any:
-    return image
-
-
-def _reducer(encoder: Any) -> Any:
-    """Per-image preprocessing to a model-sized tensor when the encoder offers it (cbm encoders)."""
-    preprocess = getattr(encoder, "preprocess", None)
-    if preprocess is None or not getattr(encoder, "supports_images", False):
-        return _identity
-    from cbm._images import to_rgb
-
-    return lambda image: preprocess(to_rgb(image))
-
-
-def _stack(tensors: list[Any]) -> Any:
-    import torch
-
-    return torch.stack(tensors)
 
 
 def _dataset_fp(dataset: Any) -> str:
@@ -604,19 +487,6 @@ def _dataset_fp(dataset: Any) -> str:
         raise TypeError(f"{type(dataset).__name__} has no 'fingerprint' string; wrap the images in "
                         "cbm.data.ImageDataset so the cache can be keyed by their content.")
     return fp
-
-
-def _ids(dataset: Any, i: int) -> str:
-    ids = getattr(dataset, "ids", None)
-    return str(ids[i]) if ids is not None else str(i)
-
-
-def progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    """One tqdm bar over ``total`` images (all shards, all workers)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled or total == 0, unit="img", desc=f"embed {desc}",
-                dynamic_ncols=True, leave=False)
 
 
 def embed_texts(encoder: Any, texts: Sequence[str], cache_dir: str | Path | None = None,

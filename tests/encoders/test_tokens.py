@@ -40,7 +40,7 @@ def test_openclip_vit_patch_tokens_leave_the_model_as_it_was():
 
 
 def test_a_text_only_encoder_has_no_tokens():
-    from cbm.encoders._tokens import TokenView
+    from cbm.encoders._base import TokenView
 
     class TextOnly:
         supports_images = False
