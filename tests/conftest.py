@@ -67,10 +67,10 @@ def quick_demo(tmp_path_factory):
 @pytest.fixture
 def one_thread():
     """One torch thread for tests of tiny problems, where thread hand-offs cost more than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    from world_models import one_torch_thread
+
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

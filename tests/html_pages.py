@@ -13,22 +13,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+from experiment_files import synthetic_experiment
 
-EXPERIMENT = """
-name = "offline"
-seeds = [0]
-
-[data]
-source = "synthetic"
-params = { n_classes = 3, n_concepts = 6, n_samples = 90, dim = 12 }
-
-[method]
-name = "pcbm"
-params = { n_lambdas = 1, max_iter = 100, device = "cpu" }
-
-[evaluation]
-splits = ["test"]
-"""
+EXPERIMENT = synthetic_experiment("offline", n_concepts=6, n_samples=90, dim=12, max_iter=100,
+                                  tables='\n[evaluation]\nsplits = ["test"]\n')
 
 #: (tag, attribute) pairs that make a browser fetch something when the page opens
 FETCHING = {("script", "src"), ("link", "href"), ("img", "src"), ("iframe", "src"), ("source", "src"),

@@ -65,24 +65,20 @@ def save_and_pause(path, stage, ready):
         ready.set()
         time.sleep(60)
 
+    def pause_before_writing(name):
+        real_json = cbm.io.atomic_write_json
+
+        def write_json(p, obj):
+            if p.name == name:
+                pause()
+            real_json(p, obj)
+
+        cbm.io.atomic_write_json = write_json
+
     if stage == "writing":  # version folder half written
-        real_json = cbm.io.atomic_write_json
-
-        def write_json(p, obj):
-            if p.name == "config.json":
-                pause()
-            real_json(p, obj)
-
-        cbm.io.atomic_write_json = write_json
+        pause_before_writing("config.json")
     elif stage == "renamed":  # version folder in place, model.json not yet updated
-        real_json = cbm.io.atomic_write_json
-
-        def write_json(p, obj):
-            if p.name == "model.json":
-                pause()
-            real_json(p, obj)
-
-        cbm.io.atomic_write_json = write_json
+        pause_before_writing("model.json")
     elif stage == "recorded":  # model.json updated, history.json not yet
         real_save = cbm.edits.history.save_model
 

@@ -92,17 +92,22 @@ def test_key_changes_with_encoder_and_data(tmp_path, digits):
     assert store.path_for(PixelEncoder(), digits) != store.path_for(PixelEncoder(), digits.subset(range(10)))
 
 
-def test_interrupted_run_resumes_from_finished_shards(tmp_path, digits):
+def _interrupted(store, digits, batches: int):
+    """Embed ``digits`` in batches of 8, stopped by Ctrl-C after ``batches`` batches; the entry's folder."""
     class Crashing(PixelEncoder):
         def _encode_batch(self, x):
-            if self.calls == 3:
+            if self.calls == batches:
                 raise KeyboardInterrupt
             return super()._encode_batch(x)
 
-    store = EmbeddingStore(tmp_path, shard_size=16)
     with pytest.raises(KeyboardInterrupt):
         store.get_or_compute(Crashing(), digits, batch_size=8, progress=False)
-    path = store.path_for(PixelEncoder(), digits)
+    return store.path_for(PixelEncoder(), digits)
+
+
+def test_interrupted_run_resumes_from_finished_shards(tmp_path, digits):
+    store = EmbeddingStore(tmp_path, shard_size=16)
+    path = _interrupted(store, digits, batches=3)
     assert not (path / "manifest.json").exists()
     assert sorted(p.name for p in path.glob("shard-*")) == ["shard-00000.json", "shard-00000.npy"]
     assert not list(path.glob(".*.tmp"))  # no half-written file is left behind
@@ -221,16 +226,8 @@ def test_verified_files_are_not_hashed_again_until_they_change(tmp_path, digits,
 
 
 def test_a_resumed_run_recomputes_a_corrupt_finished_shard(tmp_path, digits):
-    class Crashing(PixelEncoder):
-        def _encode_batch(self, x):
-            if self.calls == 4:
-                raise KeyboardInterrupt
-            return super()._encode_batch(x)
-
     store = EmbeddingStore(tmp_path, shard_size=16)
-    with pytest.raises(KeyboardInterrupt):
-        store.get_or_compute(Crashing(), digits, batch_size=8, progress=False)
-    path = store.path_for(PixelEncoder(), digits)
+    path = _interrupted(store, digits, batches=4)
     assert (path / "shard-00001.json").is_file()
     _flip_last_byte(path / "shard-00001.npy")
     with pytest.warns(UserWarning, match=r"shard-00001\.npy' from an earlier run is truncated or corrupt"):

@@ -4,12 +4,27 @@ audit trail, the CLI, concurrent processes and hostile files."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 
 from cbm.io import save_model
 from cbm.models import create_model
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Torch on one thread inside the block, restored after: on tiny problems thread hand-offs cost
+    more than they save, and the CPU is shared (module fixtures run before the ``one_thread`` fixture)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def fit_on_world(world, method: str = "labo", **params):

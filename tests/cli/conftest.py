@@ -1,5 +1,6 @@
-"""Shared CLI fixtures: a user's own image folder (non-ASCII class names), a local open_clip
-checkpoint, a LaBo concept file, and the model the "Your own data" commands (docs/own-data.md) make of them."""
+"""Shared CLI fixtures: the synthetic concept world's files; a user's own image folder (non-ASCII
+class names), a local open_clip checkpoint, a LaBo concept file, and the model the "Your own data"
+commands (docs/own-data.md) make of them."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,20 @@ import numpy as np
 import pytest
 from own_data import ARCH, CLASSES, CONCEPTS, run_cli
 from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def world_files(tmp_path_factory):
+    """(world, root): the default concept world as ``cbm train`` reads it: root/splits.npz, its
+    concept bank root/bank, and root/bank-reordered (the same bank, classes in the reverse order)."""
+    from cbm.data import make_concept_world
+
+    root = tmp_path_factory.mktemp("world")
+    world = make_concept_world(random_state=0)
+    world.save_npz(root / "splits.npz")
+    world.bank.save(root / "bank")
+    world.bank.with_prior(world.class_names[::-1], world.bank.prior[::-1]).save(root / "bank-reordered")
+    return world, root
 
 
 @pytest.fixture(scope="session")

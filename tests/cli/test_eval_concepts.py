@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from world_models import one_torch_thread
 
 from cbm.cli import main
 from cbm.data import make_concept_world
@@ -13,20 +14,14 @@ from cbm.models import create_model
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    import torch
-
     root = tmp_path_factory.mktemp("evalc")
     world = make_concept_world(n_classes=3, n_concepts=8, n_samples=150, dim=16, random_state=0)
     arrays = world.arrays()
     arrays.update({f"ids_{s}": np.asarray([f"{s}-{i:03d}" for i in range(len(world[s]))]) for s in world.splits})
     np.savez(root / "data.npz", **arrays)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         model = create_model("pcbm", concepts=world.bank, n_lambdas=1, max_iter=200, device="cpu")
         model.fit(world["train"].X, world["train"].y)
-    finally:
-        torch.set_num_threads(n)
     save_model(model, root / "m")
     return world, root
 

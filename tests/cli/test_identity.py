@@ -4,23 +4,11 @@ reach every model and explanation; a bank meets data by class name and by encode
 import json
 
 import numpy as np
-import pytest
 from own_data import ARCH, CLASSES, CONCEPTS, fail_cli, run_cli
 
 from cbm.bank import ConceptBank
 from cbm.data import make_concept_world
 from cbm.io import load_model
-
-
-@pytest.fixture(scope="module")
-def world_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    world = make_concept_world(random_state=0)
-    world.save_npz(root / "splits.npz")
-    world.bank.save(root / "bank")
-    reordered = world.bank.with_prior(world.class_names[::-1], world.bank.prior[::-1])  # same bank, other order
-    reordered.save(root / "bank-reordered")
-    return world, root
 
 
 # -- LaBo's 'coffee' learned another class's concepts: banks are matched by name ------------------

@@ -3,24 +3,13 @@
 from pathlib import Path
 
 import pytest
+from experiment_files import synthetic_experiment
 
 from cbm.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "experiments"
 
-TINY = """
-name = "tiny"
-seeds = [0]
-[data]
-source = "synthetic"
-params = { n_classes = 3, n_concepts = 8, n_samples = 120, dim = 16 }
-[method]
-name = "pcbm"
-params = { n_lambdas = 1, max_iter = 200, device = "cpu" }
-[evaluation]
-leakage = false
-interventions = ["uncertainty"]
-"""
+TINY = synthetic_experiment(tables='[evaluation]\nleakage = false\ninterventions = ["uncertainty"]\n')
 
 
 def test_run_writes_results_and_prints_the_summary(tmp_path, capsys, one_thread):

@@ -7,17 +7,8 @@ import pytest
 
 from cbm.cli import main
 from cbm.cli.train_cmd import parse_params
-from cbm.data import load_training_data, make_concept_world
+from cbm.data import load_training_data
 from cbm.io import load_metrics, load_model
-
-
-@pytest.fixture(scope="module")
-def world_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    world = make_concept_world(random_state=0)
-    world.save_npz(root / "splits.npz")
-    world.bank.save(root / "bank")
-    return world, root
 
 
 def test_train_labo_from_npz_saves_model_and_prints_table(world_files, tmp_path, capsys):

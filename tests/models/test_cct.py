@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from world_models import one_torch_thread
 
 from cbm.bank import ConceptBank
 from cbm.concept_maps import concept_map, overlay, patch_mask, pointing_game, region_mass
@@ -50,13 +51,9 @@ def bank():
 @pytest.fixture(scope="module")
 def fitted(bank):
     X, y, C, tag = tag_world()
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the one_thread fixture
-    try:
+    with one_torch_thread():  # module fixtures run before the one_thread fixture
         model = ConceptCentricTransformer(concepts=bank, spatial_concepts=["tag"], **FAST)
         model.fit(X, y, concept_labels=C)
-    finally:
-        torch.set_num_threads(n)
     return model, X, y, C, tag
 
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from world_models import one_torch_thread
 
-import cbm
 from cbm.metrics import anec, anec_truncated, nec
 from cbm.models import create_model
 from cbm.research.annotations import from_array
@@ -22,21 +22,10 @@ from cbm.research.evaluation import (
 
 
 @pytest.fixture(scope="module")
-def world():
-    return cbm.make_concept_world(n_classes=4, n_concepts=12, n_samples=300, random_state=2)
-
-
-@pytest.fixture(scope="module")
 def model(world):
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return create_model("pcbm", concepts=world.bank, n_lambdas=1, max_iter=300, device="cpu").fit(
             world["train"].X, world["train"].y)
-    finally:
-        torch.set_num_threads(n)
 
 
 def annotations(world, split):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_files import synthetic_experiment
 
 from cbm import experiment
 from cbm.research.experiment import (
@@ -21,26 +22,14 @@ from cbm.research.experiment import (
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "experiments"
 
-TINY = """
-name = "tiny"
-seeds = [0, 1]
-
-[data]
-source = "synthetic"
-params = { n_classes = 3, n_concepts = 8, n_samples = 120, dim = 16 }
-
-[method]
-name = "pcbm"
-params = { n_lambdas = 1, max_iter = 200, device = "cpu" }
-
-[grid]
-"method.params.lam" = [1e-3, 1e-2]
-
+EVALUATION = """
 [evaluation]
 splits = ["test"]
 leakage = false
 interventions = ["random", "coop"]
 """
+TINY = synthetic_experiment(seeds=(0, 1), tables='\n[grid]\n"method.params.lam" = [1e-3, 1e-2]\n' + EVALUATION)
+ONE_RUN = synthetic_experiment(tables=EVALUATION)  # TINY with one seed and no grid
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +41,11 @@ def write(tmp_path, text=TINY, name="tiny.toml"):
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+def run_metrics(res, point: str = "default", seed: int = 0) -> dict:
+    """The metrics.json of one run (grid point and seed) of an experiment's results."""
+    return json.loads((res.folder / "runs" / point / f"seed_{seed}" / "metrics.json").read_text())
 
 
 class TestConfig:
@@ -115,7 +109,7 @@ class TestRunExperiment:
             assert (out / name).is_file(), name
         env = json.loads((out / "environment.json").read_text())
         assert env["packages"]["torch"] and env["python"]
-        run = json.loads((out / "runs" / "lam=0.01" / "seed_1" / "metrics.json").read_text())
+        run = run_metrics(res, "lam=0.01", seed=1)
         assert run["seed"] == 1 and run["point"] == {"method.params.lam": 0.01}
         assert set(run["concepts"]["test"]["interventions"]["policies"]) == {"random", "coop"}
         assert (out / "runs" / "lam=0.01" / "seed_1" / "interventions_test.svg").is_file()
@@ -124,7 +118,7 @@ class TestRunExperiment:
         assert "| lam=0.001 | 2 |" in (out / "summary.md").read_text()
 
     def test_same_file_twice_gives_identical_metrics(self, tmp_path):
-        text = TINY.replace("seeds = [0, 1]", "seeds = [3]").replace('"method.params.lam" = [1e-3, 1e-2]', "")
+        text = ONE_RUN.replace("seeds = [0]", "seeds = [3]")
         a = run_experiment(write(tmp_path), tmp_path / "a", log=lambda *_: None)
         b = run_experiment(write(tmp_path, text, "tiny.toml"), tmp_path / "b", log=lambda *_: None)
         c = run_experiment(write(tmp_path, text, "tiny.toml"), tmp_path / "c", log=lambda *_: None)
@@ -137,8 +131,7 @@ class TestRunExperiment:
 
     def test_tensorboard_is_skipped_cleanly_when_absent(self, tmp_path, monkeypatch):
         monkeypatch.setattr(experiment, "_tensorboard", lambda folder: None)
-        text = TINY.replace("seeds = [0, 1]", "seeds = [0]").replace('"method.params.lam" = [1e-3, 1e-2]', "")
-        res = run_experiment(write(tmp_path, text), tmp_path / "out", log=lambda *_: None)
+        res = run_experiment(write(tmp_path, ONE_RUN), tmp_path / "out", log=lambda *_: None)
         assert "TensorBoard event files skipped" in res.notes[0]
         assert not (res.folder / "tensorboard").exists()
 
@@ -159,15 +152,13 @@ class TestRunExperiment:
                 pass
 
         monkeypatch.setattr(experiment, "_tensorboard", lambda folder: experiment._TensorBoard(folder, Writer))
-        text = TINY.replace("seeds = [0, 1]", "seeds = [0]").replace('"method.params.lam" = [1e-3, 1e-2]', "")
-        run_experiment(write(tmp_path, text), tmp_path / "out", log=lambda *_: None)
+        run_experiment(write(tmp_path, ONE_RUN), tmp_path / "out", log=lambda *_: None)
         tags = {t for _, t, _ in logged}
         assert "test/accuracy" in tags and "test/intervention/coop" in tags
 
     def test_real_tensorboard_event_files(self, tmp_path):
         pytest.importorskip("tensorboard")
-        text = TINY.replace("seeds = [0, 1]", "seeds = [0]").replace('"method.params.lam" = [1e-3, 1e-2]', "")
-        res = run_experiment(write(tmp_path, text), tmp_path / "out", log=lambda *_: None)
+        res = run_experiment(write(tmp_path, ONE_RUN), tmp_path / "out", log=lambda *_: None)
         assert list((res.folder / "tensorboard").rglob("events.out.tfevents.*"))
 
 
@@ -188,6 +179,27 @@ class FakeEncoder:
         return np.asarray([r.standard_normal(self.dim) for r in rng], np.float32)
 
 
+def fake_encoder_experiment(tmp_path, monkeypatch, name: str, data: str, tables: str) -> Path:
+    """Write ``<name>.toml``: a quick PCBM on the concepts of ``concepts.txt``, with ``FakeEncoder``
+    patched in for the encoder; ``data``: the lines of its [data] table; ``tables``: the ones after [method]."""
+    monkeypatch.setattr("cbm.encoders.create_encoder", lambda name, pretrained=None, **kw: FakeEncoder())
+    return write(tmp_path, f"""
+name = "{name}"
+cache_dir = "{tmp_path / 'cache'}"
+[data]
+{data}
+[encoder]
+name = "fake"
+[concepts]
+source = "file"
+path = "concepts.txt"
+[method]
+name = "pcbm"
+params = {{ n_lambdas = 1, max_iter = 100, device = "cpu" }}
+{tables}
+""", f"{name}.toml")
+
+
 def test_image_folder_source_with_a_concept_file(tmp_path, monkeypatch):
     from PIL import Image
 
@@ -198,28 +210,9 @@ def test_image_folder_source_with_a_concept_file(tmp_path, monkeypatch):
             px = np.clip(np.array(colour) + rng.integers(-30, 30, (8, 8, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(px).save(tmp_path / "imgs" / cls / f"{i}.png")
     (tmp_path / "concepts.txt").write_text("red feathers\nblue feathers\nround shape\n")
-    monkeypatch.setattr("cbm.encoders.create_encoder", lambda name, pretrained=None, **kw: FakeEncoder())
-    text = f"""
-name = "images"
-cache_dir = "{tmp_path / 'cache'}"
-[data]
-source = "images"
-root = "imgs"
-[encoder]
-name = "fake"
-[concepts]
-source = "file"
-path = "concepts.txt"
-[method]
-name = "pcbm"
-params = {{ n_lambdas = 1, max_iter = 100, device = "cpu" }}
-[splits]
-train = 0.5
-val = 0.25
-test = 0.25
-"""
-    res = run_experiment(write(tmp_path, text, "img.toml"), tmp_path / "out", log=lambda *_: None)
-    run = json.loads((res.folder / "runs" / "default" / "seed_0" / "metrics.json").read_text())
+    path = fake_encoder_experiment(tmp_path, monkeypatch, "images", data='source = "images"\nroot = "imgs"',
+                                   tables="[splits]\ntrain = 0.5\nval = 0.25\ntest = 0.25")
+    run = run_metrics(run_experiment(path, tmp_path / "out", log=lambda *_: None))
     assert run["n_train"] == 12 and run["splits"]["test"]["n"] == 6
     assert run["sparsity"]["n_concepts"] == 3
 
@@ -241,7 +234,7 @@ class TestPaperProtocols:
         cfg = load_config(EXAMPLES / "lf_cbm_cub.toml")
         cfg["method"]["params"].update(proj_steps=250, max_iter=200, device="cpu")
         res = run_experiment(cfg, tmp_path / "out", dry_run=True, log=lambda *_: None)
-        run = json.loads((res.folder / "runs" / "default" / "seed_0" / "metrics.json").read_text())
+        run = run_metrics(res)
         assert res.summary["dry_run"] and res.folder.name == "out"
         assert run["sparsity"]["n_concepts"] > 6  # the Label-free CBM filters kept most concepts
         assert run["splits"]["test"]["accuracy"] > 0.5  # 4 classes: chance is 0.25
@@ -270,27 +263,9 @@ def test_cub_source_reads_split_file_and_attribute_annotations(tmp_path, monkeyp
     (base / "train_test_split.txt").write_text("\n".join(split) + "\n")
     (base / "attributes" / "image_attribute_labels.txt").write_text("\n".join(labels) + "\n")
     (tmp_path / "concepts.txt").write_text("has_wing_color::red\nhas_wing_color::blue\n")
-    monkeypatch.setattr("cbm.encoders.create_encoder", lambda name, pretrained=None, **kw: FakeEncoder())
-    text = f"""
-name = "cub"
-cache_dir = "{tmp_path / 'cache'}"
-[data]
-source = "cub"
-root = "CUB_200_2011"
-[encoder]
-name = "fake"
-[concepts]
-source = "file"
-path = "concepts.txt"
-[method]
-name = "pcbm"
-params = {{ n_lambdas = 1, max_iter = 100, device = "cpu" }}
-[evaluation]
-leakage = false
-interventions = ["random"]
-"""
-    res = run_experiment(write(tmp_path, text, "cub.toml"), tmp_path / "out", log=lambda *_: None)
-    run = json.loads((res.folder / "runs" / "default" / "seed_0" / "metrics.json").read_text())
+    path = fake_encoder_experiment(tmp_path, monkeypatch, "cub", data='source = "cub"\nroot = "CUB_200_2011"',
+                                   tables='[evaluation]\nleakage = false\ninterventions = ["random"]')
+    run = run_metrics(run_experiment(path, tmp_path / "out", log=lambda *_: None))
     assert run["n_train"] == 10 and run["splits"]["test"]["n"] == 6  # train_test_split.txt: 5 + 3 per class
     assert run["concepts"]["test"]["n_annotated_concepts"] == 2
     assert run["concepts"]["test"]["interventions"]["k"] == [0, 1, 2]

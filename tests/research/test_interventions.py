@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from world_models import one_torch_thread
 
-import cbm
 from cbm.models import create_model
 from cbm.research.annotations import from_array
 from cbm.research.interventions import (
@@ -21,26 +21,15 @@ from cbm.research.interventions import (
 
 
 @pytest.fixture(scope="module")
-def world():
-    return cbm.make_concept_world(n_classes=4, n_concepts=12, n_samples=240, random_state=1)
-
-
-@pytest.fixture(scope="module")
 def truth(world):
     return from_array(world["test"].concepts, world.bank.names, source="world")
 
 
 def fit(method, world):
     """A small, quick fit (one torch thread: the problem is tiny and the CPU shared)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         model = create_model(method, concepts=world.bank, n_lambdas=1, max_iter=300, device="cpu")
         return model.fit(world["train"].X, world["train"].y)
-    finally:
-        torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module", params=["pcbm", "pcbm-h"])
