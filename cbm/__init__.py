@@ -15,7 +15,10 @@ import os
 import sys
 import warnings
 
+from cbm._source_folders import installed_package_dirs
+
 __version__ = "0.1.0"
+__path__ += installed_package_dirs(__path__[0])  # Python started in the repository root: see there
 
 # -- public API (lazy) ------------------------------------------------------------------------
 _EXPORTS = {

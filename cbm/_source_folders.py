@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["SOURCE_FOLDERS", "defer_to_installed"]
+__all__ = ["SOURCE_FOLDERS", "defer_to_installed", "installed_package_dirs"]
 
 #: top-level folder name -> the name it is installed under
 SOURCE_FOLDERS = {"kernels": "cbm.kernels", "concepts": "cbm.concepts", "app": "cbm.app"}
@@ -27,6 +27,23 @@ def _is_root(entry: str) -> bool:
         return Path(entry or os.getcwd()).resolve() == _ROOT
     except OSError:
         return False
+
+
+def installed_package_dirs(package_dir: str) -> list[str]:
+    """The installed ``cbm`` folders to search too when ``cbm`` itself was imported from the source folder.
+
+    With Python started in the repository root, ``import cbm`` finds the source folder ``cbm/``, which
+    holds no ``kernels``, ``concepts`` or ``app``. A strict editable install keeps all of ``cbm``
+    (links to these files) in a folder of its own; ``cbm.__path__`` searches it after the source folder,
+    so ``cbm.kernels`` imports as it does anywhere else. Empty for any other install or start.
+    """
+    if Path(package_dir).resolve() != _ROOT / "cbm" or Path(package_dir).is_symlink():
+        return []
+    search = [entry for entry in sys.path if not _is_root(entry)]
+    spec = importlib.machinery.PathFinder.find_spec("cbm", search)
+    found = list(spec.submodule_search_locations or []) if spec is not None else []
+    return [d for d in found if Path(d).resolve() != _ROOT / "cbm"
+            and all((Path(d) / name.split(".")[1]).is_dir() for name in SOURCE_FOLDERS.values())]
 
 
 def defer_to_installed(name: str) -> None:

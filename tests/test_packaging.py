@@ -32,6 +32,25 @@ def test_the_install_maps_the_sibling_folders_into_cbm():
         assert ours[0].find_spec(name) is None, name
 
 
+def test_an_editor_resolves_the_mapped_packages_in_the_projects_environment(tmp_path):
+    """Go-to-definition (jedi, the engine behind many editors) follows the install to concepts/, kernels/, app/.
+
+    setuptools' default editable install reaches them only through an import hook that static tools
+    do not run; ``make setup`` installs in strict editable mode (a tree of links), which they follow.
+    """
+    import jedi
+
+    env = jedi.create_environment(sys.prefix, safe=False)
+    source = "".join(f"import {name}\n" for name in SIBLINGS) + "from cbm.kernels.concept_scores import concept_scores\n"
+    script = jedi.Script(source, path=tmp_path / "user.py", environment=env, project=jedi.Project(tmp_path))
+    for line, (name, folder) in enumerate(SIBLINGS.items(), start=1):
+        found = script.goto(line, len(f"import {name}"), follow_imports=True)
+        assert [Path(n.module_path).resolve() for n in found] == [ROOT / folder / "__init__.py"], name
+    found = script.goto(len(SIBLINGS) + 1, len(source.splitlines()[-1]), follow_imports=True)
+    assert [(Path(n.module_path).resolve(), n.type) for n in found] == [
+        (ROOT / "kernels" / "concept_scores.py", "function")]
+
+
 @pytest.mark.slow
 def test_wheel_installs_nothing_outside_the_cbm_namespace(tmp_path):
     src = tmp_path / "src"  # build from a copy: setuptools leaves build/ in the source tree
