@@ -6,6 +6,9 @@ page saying what is wrong and how to fix it) and hands over to the page the user
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -20,7 +23,7 @@ def main() -> None:
     # a local image: a ":material/...:" page icon makes the browser fetch it from fonts.gstatic.com
     st.set_page_config(page_title="cbmkit", page_icon=_images.page_icon(), layout="wide")
     path = _args.require_model_dir()
-    st.sidebar.caption(f"Model: `{path.name}`  \n{path}")
+    st.sidebar.caption(f"Model: `{path.name}`", help=f"The model directory: {path}")  # no long path in pictures
     nav = st.navigation([
         st.Page(PAGES / "model.py", title="Model", icon=":material/insights:", default=True),
         st.Page(PAGES / "explore.py", title="Explore", icon=":material/image_search:"),
@@ -30,7 +33,31 @@ def main() -> None:
         st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload:"),
         st.Page(PAGES / "versions.py", title="Versions", icon=":material/history:"),
     ])
-    nav.run()
+    run_timed(nav)
+
+
+def run_timed(nav) -> None:
+    """Run the page; with ``CBM_APP_SERVER_TIMINGS`` set (benchmarks), append how long this script run took.
+
+    One JSON line per run to that file: the session, its start (``time.time()``) and seconds, so the
+    load benchmark times each step on the server's side beside the browser's. The session's id is
+    also put in the page (an empty ``data-cbm-session`` element) for the benchmark to read.
+    """
+    log = os.environ.get("CBM_APP_SERVER_TIMINGS")
+    if not log:
+        nav.run()
+        return
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    session = get_script_run_ctx().session_id
+    st.html(f'<span data-cbm-session="{session}"></span>')
+    start = time.time()
+    try:
+        nav.run()
+    finally:
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"session": session, "page": nav.title, "start": start,
+                                 "seconds": round(time.time() - start, 4)}) + "\n")
 
 
 main()
