@@ -5,6 +5,8 @@ server, browser and model fixtures are in ``conftest.py``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -20,8 +22,14 @@ DOCS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 WAIT_MS = 30_000
-#: Screenshots the README and docs/app.md show, copied to docs/screenshots/ by `make screenshots` only.
-README_SHOTS = ("explore-why-not", "versions", "edit", "edit-examples")
+#: Screenshots the README and docs/app.md show, copied to docs/screenshots/ by `make screenshots` only,
+#: each with the page file that draws it
+README_SHOTS = {"explore-why-not": "app/pages/explore.py", "versions": "app/pages/versions.py",
+                "edit": "app/pages/edit.py", "edit-examples": "app/pages/edit.py"}
+#: what every picture also depends on: the app's frame, and the demo code that made the model it shows
+DRAWN_BY_ALL = ("app/streamlit_app.py", "cbm/demo/pipeline.py")
+#: docs/screenshots/screenshots.json: per README picture, the sha256 of the files that drew it
+MANIFEST = DOCS / "screenshots.json"
 
 
 def free_port() -> int:
@@ -64,6 +72,15 @@ def settle(page) -> None:
     page.wait_for_selector('[data-stale="true"]', state="detached", timeout=WAIT_MS)
 
 
+def open_app(browser, server: str, height: int, timeout_ms: int = WAIT_MS):
+    """A new tab, 1366 px wide and ``height`` tall, on the app's Model page once it has settled."""
+    page = browser.new_page(viewport={"width": 1366, "height": height})
+    page.goto(server)
+    page.wait_for_selector('h1:has-text("Model")', timeout=timeout_ms)
+    settle(page)
+    return page
+
+
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("document.querySelector('[data-testid=stMain]')?.scrollTo(0, 0)")
@@ -71,6 +88,14 @@ def shot(page, name: str) -> None:
     if name in README_SHOTS and os.environ.get("CBM_UPDATE_SCREENSHOTS") == "1":  # `make screenshots` only
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SHOTS / f"{name}.png", DOCS / f"{name}.png")
+        recorded = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+        MANIFEST.write_text(json.dumps({**recorded, name: drawn_by(name)}, indent=1, sort_keys=True) + "\n")
+
+
+def drawn_by(name: str) -> dict[str, str]:
+    """sha256 of each file that draws the README picture ``name``: its page, the app's frame, the demo."""
+    files = (README_SHOTS[name], *DRAWN_BY_ALL)
+    return {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest() for f in files}
 
 
 @contextmanager

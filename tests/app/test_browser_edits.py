@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
-from browser_pages import WAIT_MS, nav, settle, shot, timed
+from browser_pages import WAIT_MS, nav, open_app, settle, shot, timed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,10 +40,7 @@ def test_add_a_concept_from_examples_and_download_the_edit_report(server, browse
     from cbm.edits.history import EditSession
 
     model_dir = browser_model[0]
-    page = browser.new_page(viewport={"width": 1366, "height": 2200})
-    page.goto(server)
-    page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
-    settle(page)
+    page = open_app(browser, server, height=2200)
     nav(page, "Edit")
     with timed(app_timings, "choose 'add a concept from example images'"):
         page.locator(".st-key-edit_kind label", has_text="Add a concept from example images").click()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from browser_pages import WAIT_MS, choose, nav, settle, shot, timed
+from browser_pages import WAIT_MS, choose, nav, open_app, settle, shot, timed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,10 +23,7 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     model_dir, (cls, concept) = browser_model
     if os.environ.get("CBM_BROWSER_MODEL") == "synthetic":
         pytest.skip("the concept map needs the quick demo's real image encoder")
-    page = browser.new_page(viewport={"width": 1366, "height": 1800})
-    page.goto(server)
-    page.wait_for_selector('h1:has-text("Model")', timeout=WAIT_MS)
-    settle(page)
+    page = open_app(browser, server, height=1800)
 
     nav(page, "Explore")
     with timed(app_timings, "filter Explore by class"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_pages import WAIT_MS, nav, settle, shot
+from browser_pages import WAIT_MS, nav, open_app, settle, shot
 from own_data_folders import run_cli, write_stripe_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -57,10 +57,7 @@ def test_discover_and_edit_pages_on_a_model_trained_from_an_image_folder(server,
     model_dir = browser_model[0]
     with np.load(model_dir / "data.npz", allow_pickle=False) as z:
         has_images = any(f.startswith("images_") for f in z.files)
-    page = browser.new_page(viewport={"width": 1366, "height": 2200})
-    page.goto(server)
-    page.wait_for_selector('h1:has-text("Model")', timeout=SLOW_MS)
-    settle(page)
+    page = open_app(browser, server, height=2200, timeout_ms=SLOW_MS)
 
     # Discover: nothing runs until asked; then ranked cards, with thumbnails when data.npz has images
     nav(page, "Discover")
