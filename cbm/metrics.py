@@ -13,7 +13,9 @@
 * Concept recovery against a known class-concept structure (synthetic worlds): precision and
   recall of each class's top positive weights against its planted concepts.
 
-:func:`report` gathers all of these per split; :func:`format_report` renders the text table the
+:data:`list_metrics` / :func:`get_metric` are the registry of every metric the package reports, by the
+name reports, JSON files and experiment summaries use, with what computes it (concept measures live
+in :mod:`cbm.research`, finding measures in :mod:`cbm.models.multilabel`). :func:`report` gathers all of these per split; :func:`format_report` renders the text table the
 CLI prints. :func:`site_report` gives accuracy and per-class recall per split and per site, with the
 in-domain summary taken from the training split's sites by name (never guessed). Model selection and early stopping belong to a validation split; pass only held-out
 splits here.
@@ -21,7 +23,9 @@ splits here.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -461,7 +465,77 @@ def format_site_report(rep: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["accuracy", "anec", "anec_heads", "anec_truncated", "concept_recovery", "domain_accuracy",
+# -- the registry: every metric by the name reports, JSON files and experiment summaries use --------------
+@dataclass(frozen=True)
+class Metric:
+    """One metric cbmkit reports: its name, what it is measured on, what it means and what computes it."""
+
+    name: str
+    level: str  # "model" (the weights), "split" (predictions on images), "concept" (against per-image labels), "finding"
+    summary: str
+    source: str  # "module:function" that computes it
+    higher_is_better: bool = True
+
+    def function(self) -> Any:
+        """The function that computes it (imported on call: concept measures load scipy and pandas)."""
+        module, name = self.source.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("accuracy", "split", "share of images whose class is predicted right", "cbm.metrics:accuracy"),
+    Metric("top_k", "split", "share of images whose class is among the k highest scores (report key top_<k>)",
+           "cbm.metrics:top_k_accuracy"),
+    Metric("per_class", "split", "recall of each class", "cbm.metrics:per_class_accuracy"),
+    Metric("per_domain", "split", "accuracy per site; pooled into in-domain, out-of-domain, gap and average",
+           "cbm.metrics:domain_accuracy"),
+    Metric("anec", "split", "accuracy of a head refitted to k effective concepts per class (VLG-CBM's ANEC-k)",
+           "cbm.metrics:anec"),
+    Metric("anec_truncated", "split", "accuracy of the model's own head cut to its k*K largest weights",
+           "cbm.metrics:anec_truncated"),
+    Metric("nec", "model", "effective concepts per class: non-zero weights per class", "cbm.metrics:nec",
+           higher_is_better=False),
+    Metric("nonzero_weights", "model", "non-zero weights of the head", "cbm.metrics:nonzero_weights",
+           higher_is_better=False),
+    Metric("recovery", "model", "precision and recall of each class's planted concepts among its top weights",
+           "cbm.metrics:concept_recovery"),
+    Metric("roc_auc", "split", "ROC AUC of scores against binary labels (the package's one)", "cbm.metrics:roc_auc"),
+    Metric("concept_auc", "concept", "ROC AUC of each concept's score against per-image concept labels",
+           "cbm.research.evaluation:concept_agreement"),
+    Metric("concept_accuracy", "concept", "accuracy of each concept thresholded on the training split",
+           "cbm.research.evaluation:concept_agreement"),
+    Metric("leakage", "concept", "class information the concept scores carry beyond their labels",
+           "cbm.research.evaluation:concept_leakage", higher_is_better=False),
+    Metric("intervention_area", "concept", "area under accuracy as k concepts per image are set to their labels",
+           "cbm.research.interventions:intervention_curves"),
+    Metric("faithfulness", "concept", "ROC AUC of a concept's score for its label within each class",
+           "cbm.research.faithfulness:concept_faithfulness"),
+    Metric("auroc", "finding", "ROC AUC of each finding's probability (multi-label models)",
+           "cbm.models.multilabel:finding_report"),
+    Metric("average_precision", "finding", "average precision of each finding's probability",
+           "cbm.models.multilabel:finding_report"),
+    Metric("sensitivity", "finding", "sensitivity of each finding at the chosen specificity",
+           "cbm.models.multilabel:finding_report"),
+)}
+
+METRIC_LEVELS = ("model", "split", "concept", "finding")
+
+
+def list_metrics(level: str | None = None) -> list[str]:
+    """The names of the metrics cbmkit reports (all, or those of one ``level``: see :data:`METRIC_LEVELS`)."""
+    if level is not None and level not in METRIC_LEVELS:
+        raise ValueError(unknown_name_message("metric level", str(level), METRIC_LEVELS))
+    return [n for n, m in _METRICS.items() if level is None or m.level == level]
+
+
+def get_metric(name: str) -> Metric:
+    """The :class:`Metric` called ``name``; a clear error listing the others otherwise."""
+    if name not in _METRICS:
+        raise ValueError(unknown_name_message("metric", str(name), _METRICS))
+    return _METRICS[name]
+
+
+__all__ = ["METRIC_LEVELS", "Metric", "accuracy", "get_metric", "list_metrics", "anec", "anec_heads", "anec_truncated", "concept_recovery", "domain_accuracy",
            "independence_weights",
            "format_report", "format_site_report", "head_accuracy", "nec", "nonzero_weights", "per_class_accuracy",
            "prune_to_nec", "report", "roc_auc", "site_report", "top_k_accuracy"]

@@ -169,3 +169,32 @@ def test_released_anec_path_starts_at_a_fixed_lambda_steps_by_2_to_the_15_over_1
     with pytest.raises(ValueError, match="Unknown ANEC path 'paper'.*'project', 'released'"):
         anec_heads(model, A, y, ks=(1,), path="paper")
     assert anec(model, A, y, 3, train=(A, y), path="released") > 0.85
+
+
+def test_the_registry_names_every_metric_a_report_writes():
+    from cbm.metrics import get_metric, list_metrics
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] < 0).astype(int)
+    rep = report(_Head(), {"train": (X, y), "test": (X, y, np.where(np.arange(40) < 20, "a", "b"))}, anec_k=(1,))
+    written = {"top_k" if k.startswith("top_") else k for k in rep["splits"]["test"]} - {"n"}
+    assert written | set(rep["sparsity"]) - {"total_weights", "n_concepts"} <= set(list_metrics())
+    assert get_metric("nec").level == "model" and not get_metric("nec").higher_is_better
+
+
+def test_every_registered_metric_names_the_function_that_computes_it():
+    from cbm.metrics import get_metric, list_metrics
+
+    for name in list_metrics():
+        assert callable(get_metric(name).function()), name
+    assert set(list_metrics("finding")) == {"auroc", "average_precision", "sensitivity"}
+    with pytest.raises(ValueError, match="Unknown metric 'acuracy'. Did you mean 'accuracy'"):
+        get_metric("acuracy")
+
+
+def test_experiment_summaries_use_registered_names():
+    from cbm.metrics import list_metrics
+    from cbm.research.experiment import SUMMARY_KEYS
+
+    assert set(SUMMARY_KEYS) <= set(list_metrics())
