@@ -102,7 +102,7 @@ def _text(req: SourceRequest) -> ConceptBank:
     if req.input.suffix.lower() in (".json", ".jsonl", ".csv"):
         raise ValueError(f"The text source reads a plain concept list (.txt, one per line); {str(req.input)!r} "
                          f"is {req.input.suffix} data. For a {{class: [concepts]}} file use the labo source "
-                         "(keeps the class prior); for other files the file source.")
+                         "(--source labo; it keeps the class prior); for other files the file source (--source file).")
     return _with_encoder(text_concepts(read_lines(req.input), req.encoder, template=req.template), req.encoder)
 
 

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from apptest_pages import open_page, page_text
 from findings_model import N_ODD, build_findings_dir
 from findings_world import FINDINGS, PLANTED
 from streamlit.testing.v1 import AppTest
 
-from cbm.app import ENTRY, _keys
+from cbm.app import _keys
 from cbm.explain import contributions
 from cbm.io import load_model
 from cbm.models.multilabel import PRESENT_THRESHOLD, finding_report
-
-TIMEOUT = 90
 
 
 @pytest.fixture(scope="module")
@@ -34,20 +33,6 @@ def findings_dir(_findings_template, tmp_path, monkeypatch):
     return path
 
 
-def _open(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    if page:
-        at.switch_page(f"pages/{page}.py").run()
-        assert not at.exception, at.exception
-    return at
-
-
-def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.info, *at.error, *at.warning,
-                                            *at.subheader])
-
-
 def _test_split(path):
     with np.load(path / "data.npz") as z:
         return z["X_test"], z["y_test"]
@@ -61,8 +46,8 @@ def _show(at: AppTest, row: int) -> AppTest:
 
 
 def test_model_page_names_the_findings_and_their_auroc(findings_dir):
-    at = _open()
-    text = _texts(at)
+    at = open_page()
+    text = page_text(at)
     assert "Looks for 3 findings" in text and "several findings (or none) can be present" in text
     assert "classes" not in text.split("Looks for")[1].split("\n")[0]
     model = load_model(findings_dir)
@@ -77,7 +62,7 @@ def test_explore_shows_each_findings_probability_and_presence(findings_dir):
     model = load_model(findings_dir)
     X, Y = _test_split(findings_dir)
     row = int(np.flatnonzero(Y.sum(1) == 2)[0])  # two findings truly present at once
-    at = _show(_open("explore"), row)
+    at = _show(open_page("explore"), row)
     table = at.dataframe[0].value.set_index("finding")
     proba = model.predict_proba(X[row:row + 1])[0]
     for k, finding in enumerate(FINDINGS):
@@ -86,14 +71,14 @@ def test_explore_shows_each_findings_probability_and_presence(findings_dir):
         assert table.loc[finding, "truly present"] == ("yes" if Y[row, k] else "no")
     called = [f for k, f in enumerate(FINDINGS) if proba[k] >= PRESENT_THRESHOLD]
     assert len(called) == 2
-    assert f"Findings called present: {', '.join(called)}" in _texts(at)
+    assert f"Findings called present: {', '.join(called)}" in page_text(at)
 
 
 def test_picking_a_finding_shows_the_librarys_contributions_for_it(findings_dir):
     model = load_model(findings_dir)
     X, Y = _test_split(findings_dir)
     row = int(np.flatnonzero(Y.sum(1) == 2)[0])
-    at = _show(_open("explore"), row)
+    at = _show(open_page("explore"), row)
     A = model.transform(X[row:row + 1])[0]
     for finding in FINDINGS:
         at.selectbox(key=f"explore_{_keys.FINDING}").select(finding).run()
@@ -108,7 +93,7 @@ def test_picking_a_finding_shows_the_librarys_contributions_for_it(findings_dir)
 
 
 def test_filters_by_true_and_called_finding(findings_dir):
-    at = _open("explore")
+    at = open_page("explore")
     at.selectbox(key=_keys.SPLIT).select("test").run()
     at.selectbox(key=_keys.EXPLORE_CLASS).select("nodule").run()
     _, Y = _test_split(findings_dir)
@@ -121,7 +106,7 @@ def test_filters_by_true_and_called_finding(findings_dir):
 
 def test_an_unusual_scan_is_flagged_next_to_its_findings(findings_dir):
     X, _ = _test_split(findings_dir)
-    at = _show(_open("explore"), len(X) - N_ODD)
+    at = _show(open_page("explore"), len(X) - N_ODD)
     assert "unlike the images the model was trained on" in at.warning[0].value
     at = _show(at, 0)
     assert not at.warning
@@ -131,7 +116,7 @@ def test_switching_a_concept_off_gives_each_findings_new_probability(findings_di
     model = load_model(findings_dir)
     X, Y = _test_split(findings_dir)
     row = int(np.flatnonzero(Y[:, 0] == 1)[0])
-    at = _show(_open("explore"), row)
+    at = _show(open_page("explore"), row)
     off = sorted(PLANTED["effusion"])
     at.multiselect(key=_keys.EXPLORE_OFF).set_value(off).run()
     table = at.dataframe[-1].value.set_index("finding")
@@ -143,24 +128,24 @@ def test_switching_a_concept_off_gives_each_findings_new_probability(findings_di
 
 
 def test_pages_that_do_not_apply_say_so_in_one_sentence(findings_dir):
-    at = _open("discover")
+    at = open_page("discover")
     assert "not available for multi-label models" in at.info[0].value
     for page in ("concepts", "versions"):
-        _open(page)
-    at = _open("edit")
+        open_page(page)
+    at = open_page("edit")
     kinds = at.radio(key=_keys.EDIT_KIND).options
     assert len(kinds) == 3 and all(k.startswith(("Prune", "Set the weight")) for k in kinds)
-    assert "not available for multi-label models yet" in _texts(at)
+    assert "not available for multi-label models yet" in page_text(at)
     assert "Mean AUROC (test)" in [m.label for m in at.metric]
 
 
 def test_a_prune_is_previewed_per_finding_and_applied(findings_dir):
-    at = _open("edit")
+    at = open_page("edit")
     at.selectbox(key=_keys.EDIT_CLASS).select("nodule").run()
     at.selectbox(key=_keys.EDIT_CONCEPT).select("round spot").run()
     at.button(key=_keys.EDIT_PREVIEW).click().run()
     assert not at.exception, at.exception
-    assert "The edit moves 'nodule' most" in _texts(at)
+    assert "The edit moves 'nodule' most" in page_text(at)
     assert at.dataframe[0].value["finding"].iloc[0] == "nodule"
     at.button(key=_keys.EDIT_APPLY).click().run()
     assert not at.exception, at.exception
@@ -189,13 +174,13 @@ def test_an_uploaded_scan_gets_each_findings_probability(findings_dir, monkeypat
     st.cache_resource.clear()
     buf = io.BytesIO()
     Image.new("RGB", (28, 28), (90, 90, 90)).save(buf, format="PNG")
-    at = _open("upload")
+    at = open_page("upload")
     at.file_uploader(key=_keys.UPLOAD_FILE).upload("scan.png", buf.getvalue(), "image/png").run()
     assert not at.exception, at.exception
     proba = load_model(findings_dir).predict_proba(X[:1])[0]
     table = at.dataframe[0].value.set_index("finding")
     np.testing.assert_allclose([table.loc[f, "probability"] for f in FINDINGS], proba, atol=1e-6)
-    assert "looks like the training images" in _texts(at)
+    assert "looks like the training images" in page_text(at)
 
 
 def test_versions_compare_by_mean_auroc(findings_dir):
@@ -205,7 +190,7 @@ def test_versions_compare_by_mean_auroc(findings_dir):
     s = EditSession(findings_dir)
     s.apply(Prune("nodule", "round spot"), why="a marker artifact")
     s.save(note="pruned round spot")
-    at = _open("versions")
+    at = open_page("versions")
     compare = next(t.value for t in at.dataframe if "split" in t.value.columns)
     assert list(compare.columns) == ["split", "mean AUROC v1", "mean AUROC v2"]
     assert (compare["mean AUROC v2"] <= compare["mean AUROC v1"]).all()
