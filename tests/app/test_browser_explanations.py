@@ -7,6 +7,7 @@ ignored ``test-artifacts/screenshots/``; nothing is written into tracked files.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from browser_pages import WAIT_MS, choose, nav, open_app, settle, shot, timed
@@ -33,6 +34,9 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
         page.wait_for_selector(f"text=and not {cls}", timeout=WAIT_MS)  # "why not" defaults to the true class
 
     settle(page)
+    shown = page.inner_text('[data-testid="stMain"]')
+    assert "Out-of-distribution score" in shown  # how unusual the image is, beside its prediction
+    _assert_the_suggested_change_is_feasible(shown, model_dir)
     page.locator(".st-key-explore_evidence input").click()
     page.keyboard.type(concept)  # long option lists are virtualised: type to filter
     page.keyboard.press("Enter")
@@ -52,6 +56,7 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
     offline.goto(report.as_uri())
     assert "The model predicts" in offline.inner_text("body")
     assert f"not {cls}" in offline.inner_text("body")
+    assert "Out-of-distribution score" in offline.inner_text("body")
     assert offline.locator("img").count() == 2  # the image and the concept map, inline
 
     session = EditSession(model_dir)
@@ -65,3 +70,21 @@ def test_why_not_concept_map_report_and_revert(server, browser, browser_model, t
         page.wait_for_selector("text=Version 1 is current again", timeout=WAIT_MS)
     shot(page, "versions")
     assert read_pointer(model_dir)["current"] == 3
+
+
+def _assert_the_suggested_change_is_feasible(shown: str, model_dir) -> None:
+    """"Smallest single change ... from a to b" names a value the concept can take (its range, else training's)."""
+    from cbm.data.evalfile import load_eval_data
+    from cbm.explain import concept_bounds
+    from cbm.io import load_model
+
+    change = re.search(r"Smallest single change that makes .+? score as high: (.+?) from (-?[\d.]+) to (-?[\d.]+)",
+                       shown)
+    if change is None:
+        assert "No single concept change within its possible range" in shown
+        return
+    model = load_model(model_dir)
+    reference = model.transform(load_eval_data(model_dir / "data.npz")["train"]["X"])
+    lo, hi = concept_bounds(model, reference)
+    j = list(model.concept_names_).index(change.group(1))
+    assert lo[j] - 0.005 <= float(change.group(3)) <= hi[j] + 0.005, (change.group(0), lo[j], hi[j])
