@@ -263,11 +263,12 @@ def honest_summary(model, path, edit, effect) -> None:
         st.caption("Recall per class, now and after the edit" +
                    (f" ({effect.affected!r} first)" if effect.affected else ""))
         st.dataframe(rec.round(3))
-    if effect.baselines is not None:
-        b = effect.baselines
-        wide = b.pivot(index="model", columns="split", values="accuracy").reindex(list(dict.fromkeys(b["model"])))
+    wide = effect.baselines_table()
+    if len(wide):
         st.caption(f"Accuracy per split: the edited model next to the black box, the black box given the same "
-                   f"fix, and \"never predict {effect.affected}\"")
+                   f"fix, and \"never predict {effect.affected}\"" + (
+                       "; train is the data every model was fitted on, not a held-out score" if "train" in wide
+                       else ""))
         st.dataframe(wide.round(3))
 
 

@@ -258,8 +258,10 @@ class EditEffect:
                         f"{kb:.1%} -> {ka:.1%}, but never predicting {k!r} at all still scores higher "
                         f"({never:.1%} vs {after:.1%}): there the model's remaining {k!r} predictions cost more "
                         "than they gain.")
+            than = ("does as well" if never - after < 0.005 else
+                    f"does {100 * (never - after):.1f} points better")
             return (f"The edit gains {gain:+.1f} points on {t!r} only by suppressing {k!r}: never predicting "
-                    f"{k!r} at all does as well ({never:.1%} vs {after:.1%}); {k!r} recall {kb:.1%} -> {ka:.1%}. "
+                    f"{k!r} at all {than} ({never:.1%} vs {after:.1%}); {k!r} recall {kb:.1%} -> {ka:.1%}. "
                     "It silences the class; it does not repair it.")
         if ka < kb - 0.02:
             return (f"The edit gains {gain:+.1f} points on {t!r} but {k!r} recall falls {kb:.1%} -> {ka:.1%}: "
@@ -278,6 +280,17 @@ class EditEffect:
                 break
         return words + "."
 
+    def baselines_table(self) -> pd.DataFrame:
+        """Accuracy of each baseline (rows, in the order they were computed) per split (columns, in the
+        order of the evaluation: held-out splits first, ``train`` last); empty without baselines."""
+        if self.baselines is None or not len(self.baselines):
+            return pd.DataFrame()
+        b = self.baselines
+        order = list(dict.fromkeys(b["split"]))
+        splits = [s for s in order if s != "train"] + [s for s in order if s == "train"]
+        return b.pivot(index="model", columns="split", values="accuracy").reindex(
+            index=list(dict.fromkeys(b["model"])), columns=splits)
+
     def report(self) -> str:
         """Readable summary: the edit, accuracy per split, per-class recall (affected class first),
         baselines side by side and a verdict."""
@@ -295,7 +308,7 @@ class EditEffect:
                 lines.append(f"    {c:<14}{cells}")
         if self.baselines is not None and len(self.baselines):
             b = self.baselines
-            splits = list(dict.fromkeys(b["split"]))
+            splits = list(self.baselines_table().columns)
             k = self.affected or "class"
             lines += [f"  baselines: accuracy (recall of {k!r}) per split:",
                       "    " + f"{'model':<30}" + "".join(f"{s:>18}" for s in splits)]

@@ -29,3 +29,19 @@ def test_verdict_tells_repair_from_suppression(acc, recall, never, starts):
     assert words.startswith(starts), words
     if starts == "A partial repair":
         assert "19.0% -> 47.0%" in words and "78.0% vs 75.0%" in words
+
+
+@pytest.mark.parametrize(("never", "words"), [(0.818, "does 6.8 points better (81.8% vs 75.0%)"),
+                                             (0.752, "does as well (75.2% vs 75.0%)")])
+def test_suppression_verdict_says_how_much_better_never_predicting_does(never, words):
+    assert words in _effect((0.70, 0.75), (0.19, 0.05), never).verdict()
+
+
+def test_baselines_table_keeps_the_evaluation_order_with_train_last():
+    effect = _effect((0.70, 0.75), (0.19, 0.47), 0.78)
+    effect.baselines = pd.DataFrame([(s, m, 0.5, 0.0) for s in ("train", "test", "shifted")
+                                     for m in ("CBM never predicts Shirt", "black box")],
+                                    columns=["split", "model", "accuracy", "recall"])
+    table = effect.baselines_table()
+    assert list(table.columns) == ["test", "shifted", "train"]
+    assert list(table.index) == ["CBM never predicts Shirt", "black box"]
