@@ -278,7 +278,7 @@ def controls(session, edit) -> None:
                         "(kept in the audit trail with who and when)")
     c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 2, 1])
     if c1.button("Apply", key=_keys.EDIT_APPLY, type="primary", disabled=edit is None):
-        _act(lambda: session.apply(edit, why=why), f"Applied: {edit.describe()}")
+        _act(lambda: session.apply(edit, why=why), f"Applied: {edit.plain()}")
     if c2.button("Undo", key=_keys.EDIT_UNDO, disabled=not session.can_undo):
         _act(session.undo, "Undid the last edit.")
     if c3.button("Redo", key=_keys.EDIT_REDO, disabled=not session.can_redo):

@@ -12,18 +12,19 @@ from cbm.metrics import accuracy
 from cbm.models.multilabel import finding_report
 
 
-def version_table(path, session) -> pd.DataFrame:
-    """One row per saved version: number, current or not, when, note, and the edits saved into it."""
+def version_table(path, session) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """One row per saved version (number, current or not, when, note, how many edits), and per version
+    the edits saved into it, each in words with its full why."""
     current = read_pointer(path)["current"]
     log = session.history()
-    rows = []
+    rows, changes = [], {}
     for v in list_versions(path):
         cfg = load_config(path, v)
         edits = log[(log["status"] == "saved") & (log["version"] == v)]
-        whys = "; ".join(f"{r.edit}" + (f" (why: {r.why})" if r.why else "") for r in edits.itertuples())
+        changes[v] = [r.description + (f" — why: {r.why}" if r.why else "") for r in edits.itertuples()]
         rows.append({"version": v, "current": "yes" if v == current else "", "saved": cfg.get("created", ""),
-                     "note": cfg.get("note", ""), "edits saved in it (and why)": whys or "-"})
-    return pd.DataFrame(rows)
+                     "note": cfg.get("note", ""), "edits": len(edits)})
+    return pd.DataFrame(rows), changes
 
 
 @st.cache_data(show_spinner="Scoring the version...", max_entries=16)
@@ -63,11 +64,11 @@ def compare(path, session, versions: list[int]) -> None:
         acc_a, acc_b = version_accuracy(str(path), a, mt), version_accuracy(str(path), b, mt)
         multi = _cache.multilabel(_cache.current_model(path))
         what = "mean AUROC" if multi else "accuracy"
-        st.dataframe(pd.DataFrame({"split": list(acc_a), f"{what} v{a}": list(acc_a.values()),
-                                   f"{what} v{b}": [acc_b.get(s) for s in acc_a]}),
-                     hide_index=True, column_config={
-                         f"{what} v{a}": st.column_config.NumberColumn(format="%.3f" if multi else "percent"),
-                         f"{what} v{b}": st.column_config.NumberColumn(format="%.3f" if multi else "percent")})
+        scale, fmt = (1, "%.3f") if multi else (100, "%.1f%%")  # one precision for every row
+        st.dataframe(pd.DataFrame({"split": list(acc_a), f"{what} v{a}": [scale * x for x in acc_a.values()],
+                                   f"{what} v{b}": [None if acc_b.get(s) is None else scale * acc_b[s] for s in acc_a]}),
+                     hide_index=True, column_config={f"{what} v{a}": st.column_config.NumberColumn(format=fmt),
+                                                     f"{what} v{b}": st.column_config.NumberColumn(format=fmt)})
 
 
 def revert(path, session, versions: list[int]) -> None:
@@ -101,12 +102,16 @@ def render() -> None:
         st.success(flash)
     try:
         versions = list_versions(path)
-        table = version_table(path, session)
+        table, changes = version_table(path, session)
     except CBMError as e:
         st.error(f"**The versions of {str(path)!r} cannot be read.** {e}")
         st.stop()
     st.caption("Each save of the model is a version; edits are logged with the reason given for them.")
     st.dataframe(table, hide_index=True)
+    for v, lines in changes.items():
+        if lines:
+            st.markdown(f"**Version {v}:** " + ("  \n".join(lines) if len(lines) == 1 else
+                                                "\n" + "\n".join(f"- {line}" for line in lines)))
     if len(versions) > 1:
         compare(path, session, versions)
     revert(path, session, versions)

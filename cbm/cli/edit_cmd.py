@@ -258,7 +258,7 @@ def _repair(session, args) -> int:
     if chosen is None:
         print("Chosen: no edit (none beats the model beyond the noise on the validation split); nothing changed.")
         return 0
-    print(f"Chosen: {chosen.describe()}")
+    print(f"Chosen: {chosen.plain()}")
     effect = _preview(session, chosen, args, cls=args.cls)
     if not args.apply:
         print(f"not applied: add --apply (or `cbm edit {args.model} {_action_of(chosen)} ...`)")

@@ -269,7 +269,7 @@ class DemoResult:
                 lines.append(f"  {'*' if r.chosen else ' '} {label[:63]:<64}{r.score:>7.3f}{r.score_se:>6.3f}"
                              f"{r.gain_low:>+9.3f}{r.worst_group:>7.3f}{r.val_accuracy:>7.3f}  {r.val_recall:.2f}")
             chosen = self.chosen_edit
-            lines.append("Chosen edit: " + (chosen.describe() if chosen is not None else
+            lines.append("Chosen edit: " + (chosen.plain() if chosen is not None else
                                             "none (no edit beat the model beyond the noise)"))
         if self.edit_effect is not None:
             lines += ["", "Its effect, measured on every split (nothing committed):", self.edit_effect.report(),

@@ -110,12 +110,20 @@ class Edit:
                   for k, v in self.to_dict().items() if k != "kind" and not isinstance(v, list)}
         return f"{self.kind}(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
+    def plain(self) -> str:
+        """The edit in words for people (pages, reports, version lists); :meth:`describe` is the exact record."""
+        return self.describe()
+
     def short_label(self) -> str:
         """A short label for tables: the kind, then the options switched on, e.g.
         ``erase-concept (class-conditional, reweight)``."""
-        on = [f.name.replace("_", "-") for f in dataclasses.fields(self)
-              if isinstance(getattr(self, f.name), bool) and getattr(self, f.name) and f.default is False]
+        on = self.options_on()
         return self.kind + (f" ({', '.join(on)})" if on else "")
+
+    def options_on(self) -> list[str]:
+        """The yes/no options switched on (off by default), as words: ``["class-conditional", "reweight"]``."""
+        return [f.name.replace("_", "-") for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), bool) and getattr(self, f.name) and f.default is False]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (``Edit.from_dict`` inverts it exactly)."""

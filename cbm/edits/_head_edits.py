@@ -53,6 +53,11 @@ def _weight_plan(model: Any, cls: int | str | None, concept: int | str, fn) -> P
     return _checked_plan(model, rows, cols, new)
 
 
+def for_class(cls: int | str | None) -> str:
+    """``for Shirt``, or ``for every class`` when an edit names none."""
+    return "for every class" if cls is None else f"for {cls}"
+
+
 @dataclass
 class Prune(Edit):
     """Zero the weight of ``concept`` for class ``cls`` (every class when ``cls`` is None)."""
@@ -60,6 +65,9 @@ class Prune(Edit):
     cls: int | str | None
     concept: int | str
     kind: ClassVar[str] = "prune"
+
+    def plain(self) -> str:
+        return f"prune “{self.concept}” {for_class(self.cls)} (its weight set to 0)"
 
     def plan(self, model: Any) -> Plan:
         return _weight_plan(model, self.cls, self.concept, np.zeros_like)
@@ -72,6 +80,9 @@ class PruneNormalize(Edit):
     cls: int | str
     concept: int | str
     kind: ClassVar[str] = "prune-normalize"
+
+    def plain(self) -> str:
+        return f"prune “{self.concept}” {for_class(self.cls)} and rescale the class's other weights"
 
     def plan(self, model: Any) -> Plan:
         k, j = class_index(model, self.cls), concept_index(model, self.concept)
@@ -94,6 +105,9 @@ class SetWeight(Edit):
     value: float
     kind: ClassVar[str] = "set-weight"
 
+    def plain(self) -> str:
+        return f"set the weight of “{self.concept}” {for_class(self.cls)} to {self.value:g}"
+
     def plan(self, model: Any) -> Plan:
         v = finite_weight(self.value, "The new weight")
         return _weight_plan(model, self.cls, self.concept, lambda w: np.full_like(w, v))
@@ -108,6 +122,9 @@ class ScaleWeight(Edit):
     factor: float
     kind: ClassVar[str] = "scale-weight"
 
+    def plain(self) -> str:
+        return f"scale the weight of “{self.concept}” {for_class(self.cls)} by {self.factor:g}"
+
     def plan(self, model: Any) -> Plan:
         f = finite_weight(self.factor, "The scale factor")
         with np.errstate(over="ignore"):  # an overflow gives inf, which Plan refuses with a clear message
@@ -120,6 +137,9 @@ class RemoveConcept(Edit):
 
     concept: int | str
     kind: ClassVar[str] = "remove-concept"
+
+    def plain(self) -> str:
+        return f"remove “{self.concept}” from the model (every class)"
 
     def plan(self, model: Any) -> Plan:
         j = concept_index(model, self.concept)
@@ -147,6 +167,14 @@ class AddConcept(Edit):
     encoder_fingerprint: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     kind: ClassVar[str] = "add-concept"
+
+    def plain(self) -> str:
+        d = self.detail or {}
+        origin = (f"a CAV fitted on {d['n_positive']} example(s) that show it and {d['n_negative']} that don't"
+                  if "n_positive" in d else f"the text “{self.text}”" if self.text else f"a {self.source} vector")
+        pairs = self.weights.items() if isinstance(self.weights, dict) else enumerate(self.weights)
+        weights = ", ".join(f"{v:+.2f} for {c}" for c, v in pairs if v) or "no class weight"
+        return f"add the concept “{self.name}” ({origin}) with weight {weights}"
 
     @classmethod
     def from_text(cls, text: str, encoder: Any, weights: dict[str, float] | list[float],
@@ -244,6 +272,10 @@ class ApplyPrior(Edit):
     strength: float = 1.0
     prior: list[list[float]] | None = None
     kind: ClassVar[str] = "apply-prior"
+
+    def plain(self) -> str:
+        how = "zero" if self.strength >= 1 else f"shrink by {self.strength:.0%}"
+        return f"{how} the weights that contradict the class-concept prior"
 
     def plan(self, model: Any) -> Plan:
         s = finite_weight(self.strength, "The prior strength")

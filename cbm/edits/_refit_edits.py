@@ -188,6 +188,11 @@ class RefitWithout(RefitEdit):
     reweight: bool = False
     kind: ClassVar[str] = "refit-without"
 
+    def plain(self) -> str:
+        on = self.options_on()
+        return (f"refit the head on the training data without “{self.concept}”"
+                + (f" ({', '.join(on)})" if on else ""))
+
     def _refit(self, model: Any, data: TrainingData) -> None:
         flags, weights = self._nuisance_and_drop(model, data)
         self._refit_model(model, data, flags, weights)
@@ -226,6 +231,12 @@ class EraseConcept(RefitEdit):
     refit_predictors: bool = False
     reweight: bool = False
     kind: ClassVar[str] = "erase-concept"
+
+    def plain(self) -> str:
+        on = self.options_on()
+        return (f"erase “{self.concept}” from the embeddings, then refit the head"
+                + (f" (eraser fitted outside {self.cls})" if self.cls is not None else "")
+                + (f" ({', '.join(on)})" if on else ""))
 
     def _check(self, model: Any) -> int:
         j = super()._check(model)

@@ -552,18 +552,20 @@ class EditSession:
         return diff_models(load_model(self.path, v1), self._model if v2 is None else load_model(self.path, v2))
 
     def history(self) -> pd.DataFrame:
-        """One row per logged edit: seq, status, edit, class, concept, old, new, n_changes, why, when, version."""
+        """One row per logged edit: seq, status, edit (its exact record), description (in words), class,
+        concept, old, new, n_changes, why, when, version."""
         self._refresh()
         rows = []
         for e in self._log["entries"]:
             ch = e["changes"]
             one = ch[0] if len(ch) == 1 else {}
-            rows.append((e["seq"], e["status"], Edit.from_dict(e["edit"]).describe(),
+            edit = Edit.from_dict(e["edit"])
+            rows.append((e["seq"], e["status"], edit.describe(), edit.plain(),
                          ", ".join(sorted({str(c.get("class")) for c in ch})),
                          ", ".join(sorted({str(c.get("concept")) for c in ch})),
                          one.get("old"), one.get("new"), len(ch), e["why"], e["when"], e["version"]))
-        return pd.DataFrame(rows, columns=["seq", "status", "edit", "class", "concept", "old", "new", "n_changes",
-                                           "why", "when", "version"])
+        return pd.DataFrame(rows, columns=["seq", "status", "edit", "description", "class", "concept", "old", "new",
+                                           "n_changes", "why", "when", "version"])
 
     def audit_trail(self) -> pd.DataFrame:
         """Every logged action in order: when, who, action, seq, version, edit, why, effect.

@@ -294,7 +294,7 @@ class EditEffect:
     def report(self) -> str:
         """Readable summary: the edit, accuracy per split, per-class recall (affected class first),
         baselines side by side and a verdict."""
-        lines = [f"edit: {self.edit.describe()} ({len(self.changes)} weight(s) change)"]
+        lines = [f"edit: {self.edit.plain()} ({len(self.changes)} weight(s) change)"]
         for r in self.accuracy[self.accuracy["group"] == "all"].itertuples():
             lines.append(f"  {r.split}: accuracy {r.before:.1%} -> {r.after:.1%} ({100 * r.delta:+.1f} points, "
                          f"n={r.n}); {len(self.changed[r.split])} prediction(s) change")

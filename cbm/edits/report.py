@@ -119,15 +119,8 @@ def logged_edit(model_dir: str | Path, seq: int) -> tuple[Any, Edit, dict[str, A
 
 
 def plain_description(edit: Edit) -> str:
-    """The edit in words; an added concept by its name, origin and class weights, not its vector."""
-    if edit.kind != "add-concept":
-        return edit.describe()
-    d = edit.detail or {}
-    origin = (f"a CAV fitted on {d['n_positive']} example(s) that show it and {d['n_negative']} that don't"
-              if "n_positive" in d else f"the text “{edit.text}”" if edit.text else f"a {edit.source} vector")
-    w = edit.weights.items() if isinstance(edit.weights, dict) else enumerate(edit.weights)
-    weights = ", ".join(f"{v:+.2f} for {c}" for c, v in w if v) or "no class weight"
-    return f"add the concept “{edit.name}” ({origin}) with weight {weights}"
+    """The edit in words (:meth:`Edit.plain`)."""
+    return edit.plain()
 
 
 def _pct(v: float) -> str:

@@ -76,6 +76,10 @@ class NeutraliseAtSource(Edit):
     #: previewed on images (see :meth:`using`), not on cached activations
     source_level: ClassVar[bool] = True
 
+    def plain(self) -> str:
+        return (f"neutralise “{self.concept}” in each image before it is embedded"
+                + (", then refit the head on the repaired training images" if self.refit else ""))
+
     def using(self, images: Mapping[str, Any], encoder: Any, data: TrainingData | None = None,
               cache_dir: str | Path | None = None) -> NeutraliseAtSource:
         """Attach the images of each split (by split name) and the model's encoder, for :func:`preview`;

@@ -192,7 +192,10 @@ class TestVersionsPage:
         table = at.dataframe[0].value
         assert list(table["version"]) == list_versions(model_dir)
         assert "pruned the tag" in set(table["note"])
-        assert any("the tag is a spurious cue" in w for w in table["edits saved in it (and why)"])
+        assert list(table["edits"]) == [0, 1]
+        cls, concept = moving_prune
+        said = f"**Version 2:** prune “{concept}” for {cls} (its weight set to 0) — why: the tag is a spurious cue"
+        assert said in page_text(at)  # in words, and the why in full
 
     def test_compare_shows_weights_and_accuracy(self, model_dir, moving_prune):
         self._two_versions(model_dir, moving_prune)

@@ -233,7 +233,7 @@ class TestEditPage:
         at.button(key=_keys.EDIT_APPLY).click().run()
         assert not at.exception, at.exception
         assert _shifted_accuracy(at) != before
-        assert "Applied: prune(" in at.success[0].value
+        assert at.success[0].value == f"Applied: prune “{moving_prune[1]}” for {moving_prune[0]} (its weight set to 0)"
         assert len(EditSession(model_dir).pending) == 1  # on disk, not only in session_state
         at.button(key=_keys.EDIT_UNDO).click().run()
         assert _shifted_accuracy(at) == before

@@ -45,3 +45,12 @@ def test_baselines_table_keeps_the_evaluation_order_with_train_last():
     table = effect.baselines_table()
     assert list(table.columns) == ["test", "shifted", "train"]
     assert list(table.index) == ["CBM never predicts Shirt", "black box"]
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (Prune("Shirt", "tag"), "prune “tag” for Shirt (its weight set to 0)"),
+    (Prune(None, "tag"), "prune “tag” for every class (its weight set to 0)"),
+])
+def test_an_edit_is_described_in_words_for_people(edit, words):
+    assert edit.plain() == words
+    assert edit.describe() == f"prune(cls={edit.cls!r}, concept='tag')"  # the exact record stays as it was

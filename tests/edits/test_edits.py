@@ -263,3 +263,15 @@ def test_the_eraser_library_imports_without_torch_s_jit_warning():
     out = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "LeaceFitter", out.stderr[-2000:]
+
+
+def test_every_edit_kind_has_words_for_people():
+    from cbm.edits import EDIT_KINDS
+
+    def kinds(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from kinds(sub)
+
+    described = {k.kind for k in kinds(Edit) if k.plain is not Edit.plain}
+    assert set(EDIT_KINDS) <= described, "edit kinds without plain(): " + str(sorted(set(EDIT_KINDS) - described))
