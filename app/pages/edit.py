@@ -331,14 +331,17 @@ def history(session, path) -> None:
 
 
 def suggestions(model, path) -> None:
-    """Weights the library flags for review (evidence in one domain only, or against the prior)."""
-    with st.expander("Suggested edits to review (concepts that look spurious)"):
-        found = _cache.suggestions(model, path)
-        if found.empty:
-            st.caption("Nothing looks spurious.")
-            return
-        st.caption("Pick the class and concept above and press Preview to see what pruning it does.")
-        st.dataframe(found.drop(columns="edit").round({"weight": 3, "score": 3}), hide_index=True)
+    """Weights the library flags for review (evidence in one domain only, or against the prior), shown
+    first so the page starts from what to look at."""
+    found = _cache.suggestions(model, path)
+    if found.empty:
+        st.caption("Suggested edits: nothing looks spurious (no concept's evidence comes from one site only "
+                   "or contradicts the class prior).")
+        return
+    st.subheader("Suggested edits to review")
+    st.caption(f"{len(found)} weight(s) look spurious. Pick the class and concept below and press Preview "
+               "to see what an edit does before applying it.")
+    st.dataframe(found.drop(columns="edit").round({"weight": 3, "score": 3}), hide_index=True)
 
 
 def render() -> None:
@@ -353,12 +356,12 @@ def render() -> None:
     if flash:
         getattr(st, flash[0])(flash[1])
     current_accuracy(model, path)
+    suggestions(model, path)
     edit = edit_form(model, path)
     if edit is not None:
         preview_on_demand(model, path, edit)
     controls(session, edit)
     history(session, path)
-    suggestions(model, path)
 
 
 if __name__ == "__main__":

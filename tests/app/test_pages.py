@@ -164,6 +164,17 @@ def _shifted_accuracy(at: AppTest) -> str:
 
 
 class TestEditPage:
+    def test_the_page_starts_with_the_edits_the_library_suggests(self, model_dir):
+        from cbm.edits.preview import load_evalsets, suggest_edits
+
+        at = open_page("edit")
+        model = load_model(model_dir)
+        expected = suggest_edits(model, load_evalsets(model, model_dir / "data.npz"), top=8)
+        assert len(expected), "the fixture world has a spurious concept to suggest"
+        assert at.subheader[0].value == "Suggested edits to review"
+        shown = at.dataframe[0].value
+        assert list(shown["concept"]) == list(expected["concept"])
+
     def test_preview_reports_every_split(self, model_dir):
         at = open_page("edit")
         model = load_model(model_dir)
