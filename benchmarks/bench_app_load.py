@@ -19,6 +19,11 @@ Preview, Apply, Undo, Versions. Each step is timed twice:
   head that the others keep changing: every preview refits its baselines, as it would for N users.
   Apply and undo go through the model directory's shared edit history.
 
+With ``--pin`` (the default on a machine of 2 cores or more) the concurrent phase runs the server on
+core 0 and the clients (the Playwright driver and Chromium) on the others, so the clients cannot take
+the server's CPU: the server-side times then measure the app on one core, the browser-side times both.
+The alone phase shares every core. ``--no-pin`` shares every core throughout.
+
 The clients' CPU share is read from ``/proc`` (utime + stime of every process, sampled every 0.25 s
 so processes that exit still count): Chromium and the Playwright driver vs the Streamlit server, and
 both against the machine's total busy time over the same window (other work on the machine included).
@@ -186,6 +191,20 @@ class CpuMeter:
         return False
 
 
+def pin_cores(server_pid: int) -> None:
+    """The server's process tree on core 0, every other process this one started (the Playwright
+    driver, Chromium) on the other cores, from now on."""
+    procs = _procs()
+    meter = CpuMeter(server_pid)
+    server = meter._tree(procs, server_pid)
+    others = set(range(os.cpu_count())) - {0}
+    for pid in meter._tree(procs, os.getpid()):
+        try:
+            os.sched_setaffinity(pid, {0} if pid in server else others)
+        except OSError:
+            pass  # exited meanwhile
+
+
 # -- one user's journey, timed in the browser ------------------------------------------------------------
 async def settle(page) -> None:
     await page.wait_for_timeout(300)
@@ -220,6 +239,7 @@ async def journey(browser, url: str, cls: str, concept: str) -> dict:
     """Walk the journey in a new browser context: seconds per step, each step's wall-clock window (for
     the server's log), the server's session id and the first failure if any."""
     ctx = await browser.new_context(viewport={"width": 1366, "height": 1500})
+    ctx.set_default_timeout(WAIT_MS)  # a click on a slow page is a slow step, not a failure
     page = await ctx.new_page()
     times: dict[str, float] = {}
     windows: dict[str, tuple[float, float]] = {}
@@ -299,7 +319,8 @@ def p95(values: list[float]) -> float | None:
     return v[max(0, math.ceil(0.95 * len(v)) - 1)]
 
 
-async def measure(url: str, cls: str, concepts: list[str], sessions: int, server_pid: int, server_log: Path) -> dict:
+async def measure(url: str, cls: str, concepts: list[str], sessions: int, server_pid: int, server_log: Path,
+                  pin: bool) -> dict:
     from playwright.async_api import async_playwright
 
     exe = shutil.which("chromium")
@@ -307,7 +328,8 @@ async def measure(url: str, cls: str, concepts: list[str], sessions: int, server
         browser = await p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         warm = await journey(browser, url, cls, concepts[0])  # warms the server's caches
         alone = await journey(browser, url, cls, concepts[0])
-        print(f"alone: {alone}", file=sys.stderr)
+        if pin:
+            pin_cores(server_pid)
         with CpuMeter(server_pid) as cpu:
             t0 = time.perf_counter()
             runs = await asyncio.gather(*[journey(browser, url, cls, concepts[i % len(concepts)])
@@ -357,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 sessions at once instead of 8")
     ap.add_argument("--sessions", type=int, default=None, help="sessions at once (default 8; --quick 2)")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2,
+                    help="server on core 0, the browsers on the other cores (default with 2+ cores)")
     args = ap.parse_args(argv)
     sessions = args.sessions or (2 if args.quick else 8)
     if shutil.which("chromium") is None:
@@ -379,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_healthy(url, proc)
             t0 = time.perf_counter()
-            res = asyncio.run(measure(url, cls, concepts, sessions, proc.pid, server_log))
+            res = asyncio.run(measure(url, cls, concepts, sessions, proc.pid, server_log, args.pin))
             total = time.perf_counter() - t0
         finally:
             stop(proc)
@@ -396,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             "no_failures": not res["failures"],
         },
         "total_s": round(total, 1),
+        "pinned_for_concurrent": ({"server_cores": [0], "client_cores": list(range(1, os.cpu_count()))}
+                                  if args.pin else None),
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "method": ("Playwright (async) + headless Chromium against `streamlit run` on 127.0.0.1; per step, "
