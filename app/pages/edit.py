@@ -303,7 +303,7 @@ def report_download(path, rows) -> None:
     """Pick a logged edit; download its before/after as a self-contained HTML page (made on click)."""
     from cbm.edits.report import edit_report
 
-    labels = dict(zip(rows["seq"], rows["edit"], strict=True))
+    labels = dict(zip(rows["seq"], rows["description"], strict=True))
     c1, c2 = st.columns([3, 2])
     seq = c1.selectbox("Report on edit", list(labels)[::-1], key=_keys.EDIT_REPORT_SEQ,
                        format_func=lambda s: f"#{s}: {labels[s]}")
@@ -320,7 +320,7 @@ def history(session, path) -> None:
     st.caption(f"Editing version {session.version}; {len(session.pending)} unsaved edit(s), kept in "
                "the model directory until saved (a reload does not lose them).")
     if not rows.empty:
-        st.dataframe(rows.drop(columns=["why"]).iloc[::-1], hide_index=True)
+        st.dataframe(rows.drop(columns=["why", "edit"]).iloc[::-1], hide_index=True)  # the edit in words
     if not rows.empty:
         report_download(path, rows)
     trail = session.audit_trail()

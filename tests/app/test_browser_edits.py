@@ -66,7 +66,7 @@ def test_add_a_concept_from_examples_and_download_the_edit_report(server, browse
     page.keyboard.press("Enter")
     settle(page)
     page.locator(".st-key-edit_apply button").click()
-    page.wait_for_selector("text=Applied: add-concept", timeout=WAIT_MS)
+    page.wait_for_selector("text=Applied: add the concept", timeout=WAIT_MS)
     settle(page)
     assert EditSession(model_dir).model.concept_names_[-1] == NAME
 

@@ -58,5 +58,5 @@ def test_each_logged_edit_has_a_report_download(model_dir, moving_prune):
 
     EditSession(model_dir).apply(Prune(*moving_prune), why="tag")
     at = open_page("edit")
-    assert at.selectbox(key=_keys.EDIT_REPORT_SEQ).options == ["#1: " + Prune(*moving_prune).describe()]
+    assert at.selectbox(key=_keys.EDIT_REPORT_SEQ).options == ["#1: " + Prune(*moving_prune).plain()]
     assert at.get_by_key(_keys.EDIT_REPORT) is not None
