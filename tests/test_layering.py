@@ -354,3 +354,13 @@ def test_every_package_named_in_the_readme_layout_exists():
 
     moved = {old for old, new in cbm._MOVED.items() if new in MODULES}  # old paths, still importable
     assert [n for n in names if n not in MODULES and n not in moved] == [], "names in the README that are not modules"
+
+
+#: a module past this many lines is two modules (issue 27)
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_600_lines():
+    long = sorted(f"{name} ({n} lines)" for name, (path, *_) in MODULES.items()
+                  if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES)
+    assert long == [], f"split these along a seam (docs/development.md, Layout): {long}"

@@ -117,8 +117,12 @@ class Edit:
     def short_label(self) -> str:
         """A short label for tables: the kind, then the options switched on, e.g.
         ``erase-concept (class-conditional, reweight)``."""
+        return self.with_options(self.kind)
+
+    def with_options(self, words: str) -> str:
+        """``words`` followed by the options switched on, e.g. ``... (refit-predictors, reweight)``."""
         on = self.options_on()
-        return self.kind + (f" ({', '.join(on)})" if on else "")
+        return words + (f" ({', '.join(on)})" if on else "")
 
     def options_on(self) -> list[str]:
         """The yes/no options switched on (off by default), as words: ``["class-conditional", "reweight"]``."""

@@ -189,9 +189,7 @@ class RefitWithout(RefitEdit):
     kind: ClassVar[str] = "refit-without"
 
     def plain(self) -> str:
-        on = self.options_on()
-        return (f"refit the head on the training data without “{self.concept}”"
-                + (f" ({', '.join(on)})" if on else ""))
+        return self.with_options(f"refit the head on the training data without “{self.concept}”")
 
     def _refit(self, model: Any, data: TrainingData) -> None:
         flags, weights = self._nuisance_and_drop(model, data)
@@ -233,10 +231,8 @@ class EraseConcept(RefitEdit):
     kind: ClassVar[str] = "erase-concept"
 
     def plain(self) -> str:
-        on = self.options_on()
-        return (f"erase “{self.concept}” from the embeddings, then refit the head"
-                + (f" (eraser fitted outside {self.cls})" if self.cls is not None else "")
-                + (f" ({', '.join(on)})" if on else ""))
+        return self.with_options(f"erase “{self.concept}” from the embeddings, then refit the head"
+                                 + (f" (eraser fitted outside {self.cls})" if self.cls is not None else ""))
 
     def _check(self, model: Any) -> int:
         j = super()._check(model)

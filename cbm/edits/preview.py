@@ -281,8 +281,7 @@ class EditEffect:
         return words + "."
 
     def baselines_table(self) -> pd.DataFrame:
-        """Accuracy of each baseline (rows, in the order they were computed) per split (columns, in the
-        order of the evaluation: held-out splits first, ``train`` last); empty without baselines."""
+        """Accuracy per baseline (rows, as computed) and split (columns: held-out first, ``train`` last)."""
         if self.baselines is None or not len(self.baselines):
             return pd.DataFrame()
         b = self.baselines
