@@ -402,6 +402,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     from cbm.edits import TrainingData
     from cbm.edits.preview import EvalSet, preview, suggest_edits
     from cbm.edits.repair import compare_baselines, repair_candidates, suggest_repairs
+    from cbm.edits.report import record_black_box
     from cbm.io import save_model
     from cbm.models import create_model
     from cbm.research.faithfulness import concept_faithfulness
@@ -505,6 +506,7 @@ def run_demo(cfg: DemoConfig | None = None, *, progress: bool = True, log=print,
     write_eval_data(cfg.model_dir / "data.npz", splits, X, labels=L_base, concepts={s: L[s][:, kept] for s in L})
     for name, m in (*hybrids.items(), ("linear-probe", probe)):
         save_model(m, cfg.out_dir / "models" / name, note=f"cbm demo: {name}", fingerprints=fingerprints)
+    record_black_box(cfg.model_dir, cfg.out_dir / "models" / "linear-probe")  # what the app compares edits with
     t["total_s"] = time.perf_counter() - t0
     step("done")
     return DemoResult(cfg, rows, suggestions, effect, cfg.model_dir, t, embed_summary, repairs, faith, suspect)

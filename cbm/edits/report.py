@@ -10,12 +10,15 @@ the app and ``cbm edit ... --dry-run`` agree.
 from __future__ import annotations
 
 import html
+import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cbm._io import atomic_write_json, read_json
 from cbm.edits import Edit, TrainingData
 from cbm.edits.history import HISTORY, read_history
 from cbm.edits.preview import EditEffect, load_eval_data, load_evalsets, preview
@@ -23,20 +26,29 @@ from cbm.exceptions import CBMError, DataError
 from cbm.io import load_model
 from cbm.report import CSS, png_data_uri
 
-#: Where ``cbm demo`` saves the black-box linear probe, relative to the model directory.
-BLACK_BOX = Path("..") / "models" / "linear-probe"
+#: A model directory's file naming the black box its edits are compared with: ``{"model_dir": PATH}``,
+#: PATH relative to the model directory (written by :func:`record_black_box`; ``cbm demo`` does).
+BLACK_BOX = "black-box.json"
+
+
+def record_black_box(model_dir: str | Path, black_box_dir: str | Path) -> None:
+    """Name ``black_box_dir`` (a saved model directory) as the black box ``model_dir``'s edits are compared with."""
+    model_dir = Path(model_dir)
+    rel = os.path.relpath(Path(black_box_dir).resolve(), model_dir.resolve())
+    atomic_write_json(model_dir / BLACK_BOX, {"model_dir": Path(rel).as_posix()})
 
 
 def black_box(model_dir: str | Path) -> Any:
-    """The black box an edit is compared with: the linear probe saved next to the model
-    (``../models/linear-probe``, as ``cbm demo`` writes it), else a linear probe fitted on the model
-    directory's training split (``data.npz``: ``train``, early-stopped on ``val``), else None."""
-    probe = Path(model_dir) / BLACK_BOX
+    """The black box an edit is compared with: the model directory named in ``black-box.json``
+    (:func:`record_black_box`), else a linear probe fitted on the model directory's training split
+    (``data.npz``: ``train``, early-stopped on ``val``), else None."""
+    recorded = Path(model_dir) / BLACK_BOX
     try:
-        if (probe / "model.json").is_file():
-            return load_model(probe)
-    except CBMError:
-        pass
+        if recorded.is_file():
+            return load_model(Path(model_dir) / str(read_json(recorded)["model_dir"]))
+    except (CBMError, KeyError, TypeError, OSError) as e:
+        warnings.warn(f"{str(recorded)!r} names a black box that cannot be loaded ({e}); comparing with a linear "
+                      "probe fitted on the training split instead. Fix or delete that file.", stacklevel=2)
     data = Path(model_dir) / "data.npz"
     if not data.is_file():
         return None
@@ -215,5 +227,5 @@ def edit_report(model_dir: str | Path, seq: int, data: str | Path | None = None)
     return edit_html(effect, title=f"Edit #{seq}: its effect, before and after", entry=entry, images=images)
 
 
-__all__ = ["BLACK_BOX", "black_box", "edit_html", "edit_report", "logged_edit", "plain_description",
+__all__ = ["BLACK_BOX", "black_box", "edit_html", "edit_report", "logged_edit", "plain_description", "record_black_box",
            "preview_with_baselines"]

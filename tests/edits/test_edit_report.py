@@ -142,3 +142,35 @@ def test_an_added_concept_is_described_by_its_name_and_examples_not_its_vector()
     words = plain_description(edit)
     assert words == ("add the concept “corner tag” (a CAV fitted on 4 example(s) that show it and 4 that "
                      "don't) with weight -2.00 for Shirt")
+
+
+def test_a_recorded_black_box_is_the_one_edits_are_compared_with_wherever_the_folders_move(edited_dir, tmp_path):
+    import shutil
+
+    from cbm.edits.preview import load_eval_data
+    from cbm.edits.report import BLACK_BOX, record_black_box
+    from cbm.io import save_model
+    from cbm.models import create_model
+
+    shutil.copytree(edited_dir[0], tmp_path / "a" / "model")
+    train = load_eval_data(tmp_path / "a" / "model" / "data.npz")["train"]
+    probe = create_model("linear-probe", random_state=1, max_iter=20).fit(train["X"], train["y"])
+    save_model(probe, tmp_path / "a" / "models" / "probe")
+    record_black_box(tmp_path / "a" / "model", tmp_path / "a" / "models" / "probe")
+    assert (tmp_path / "a" / "model" / BLACK_BOX).read_text().count("../models/probe") == 1
+    shutil.move(tmp_path / "a", tmp_path / "b")  # the path is relative: moving both keeps the link
+    found = black_box(tmp_path / "b" / "model")
+    np.testing.assert_array_equal(found.coef_, probe.coef_)
+
+
+def test_a_black_box_that_cannot_be_loaded_is_named_and_a_probe_stands_in(edited_dir, tmp_path):
+    import shutil
+
+    from cbm.edits.report import BLACK_BOX
+
+    path = tmp_path / "model"
+    shutil.copytree(edited_dir[0], path)
+    (path / BLACK_BOX).write_text('{"model_dir": "../nowhere"}')
+    with pytest.warns(UserWarning, match=r"black-box\.json' names a black box that cannot be loaded"):
+        probe = black_box(path)
+    assert probe.method == "linear-probe"
