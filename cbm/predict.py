@@ -45,6 +45,7 @@ from cbm.encoders.rebuild import encoder_for
 from cbm.encoders.record import EncoderRecord, model_encoder_record
 from cbm.exceptions import DataError, EncoderMismatchError
 from cbm.explain import explain, softmax
+from cbm.models.multilabel import PRESENT_THRESHOLD
 from cbm.models.source_repair import embed_for_model, require_images
 
 __all__ = ["PredictStats", "ood_detector", "predict_to_csv", "prediction_columns"]
@@ -202,7 +203,7 @@ def _rows(model: Any, ids: list[str], X: np.ndarray, top: int, version: str, ood
     writer = csv_writer(buf, lineterminator="\n")  # formula-like names are neutralised
     for i, rid in enumerate(ids):
         k = int(e.target[i])
-        called = ("; ".join(c for c, p in zip(e.class_names, proba[i], strict=True) if p >= 0.5)
+        called = ("; ".join(c for c, p in zip(e.class_names, proba[i], strict=True) if p >= PRESENT_THRESHOLD)
                   if multilabel else e.class_names[k])
         writer.writerow([rid, called, *[f"{p:.6f}" for p in proba[i]],
                          *([e.class_names[k]] if multilabel else []),

@@ -105,16 +105,17 @@ def _image_encoder(model, args, encoder_for):
 def explain_findings(model, x, where: str, label=None, finding: str | None = None, top: int = 5) -> str:
     """Per-finding explanation of one sample of a multi-label model, most likely finding first."""
     from cbm.explain import class_index, explain
+    from cbm.models.multilabel import PRESENT_THRESHOLD
 
     p = model.predict_proba(x)[0]
     names = model.class_names_
     order = [class_index(model, finding)] if finding else list(map(int, (-p).argsort(kind="stable")))
-    present = [f"{names[k]} ({p[k]:.0%})" for k in map(int, (-p).argsort(kind="stable")) if p[k] >= 0.5]
-    lines = [f"{where}: findings " + (", ".join(present) if present else "none above 50%")
+    present = [f"{names[k]} ({p[k]:.0%})" for k in map(int, (-p).argsort(kind="stable")) if p[k] >= PRESENT_THRESHOLD]
+    lines = [f"{where}: findings " + (", ".join(present) if present else f"none at {PRESENT_THRESHOLD:.0%} or above")
              + ("" if label is None else f"; true findings {list(label)}")]
     for k in order:
         e = explain(model, x, target=names[k], top=top)
-        lines.append(f"finding {names[k]!r}: probability {p[k]:.1%} ({'present' if p[k] >= 0.5 else 'absent'}), "
+        lines.append(f"finding {names[k]!r}: probability {p[k]:.1%} ({'present' if p[k] >= PRESENT_THRESHOLD else 'absent'}), "
                      f"logit {e.logits[0, k]:+.3f}")
         for side, idx in (("for", e.top_positive[0]), ("against", e.top_negative[0])):
             c = e.contributions[0]
