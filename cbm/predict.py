@@ -2,15 +2,17 @@
 
 :func:`predict_to_csv` writes one row per image::
 
-    id, predicted, p:<class 1>, ..., p:<class K>, concepts_for, concepts_against,
+    id, predicted, confidence, p:<class 1>, ..., p:<class K>, concepts_for, concepts_against,
     [ood_score, ood_flag,] model_version
+
+``confidence`` is the predicted class's probability (its ``p:`` column, 0 to 1).
 
 ``concepts_for`` / ``concepts_against`` list the ``top`` concepts with the largest positive /
 most negative contributions to the predicted class as ``name (+0.123); other (+0.045)``.
 ``model_version`` is the saved version, with ``+N`` when N unsaved edits were applied on it.
 
 A multi-label model gets ``findings`` (the findings with probability >= 0.5, ``; ``-separated)
-instead of ``predicted``, one ``p:<finding>`` sigmoid per finding, and ``explained`` naming the
+instead of ``predicted`` and ``confidence``, one ``p:<finding>`` sigmoid per finding, and ``explained`` naming the
 most likely finding, whose concepts ``concepts_for`` / ``concepts_against`` list.
 
 ``ood_score`` is the out-of-distribution score (:mod:`cbm.ood`: the Mahalanobis distance of the
@@ -81,7 +83,7 @@ class PredictStats:
 
 def prediction_columns(class_names: list[str], *, multilabel: bool = False, ood: bool = False) -> list[str]:
     """The CSV header for a model with ``class_names`` (findings when ``multilabel``)."""
-    return ["id", "findings" if multilabel else "predicted", *[f"p:{c}" for c in class_names],
+    return ["id", *(["findings"] if multilabel else ["predicted", "confidence"]), *[f"p:{c}" for c in class_names],
             *(["explained"] if multilabel else []), "concepts_for", "concepts_against",
             *(["ood_score", "ood_flag"] if ood else []), "model_version"]
 
@@ -205,7 +207,7 @@ def _rows(model: Any, ids: list[str], X: np.ndarray, top: int, version: str, ood
         k = int(e.target[i])
         called = ("; ".join(c for c, p in zip(e.class_names, proba[i], strict=True) if p >= PRESENT_THRESHOLD)
                   if multilabel else e.class_names[k])
-        writer.writerow([rid, called, *[f"{p:.6f}" for p in proba[i]],
+        writer.writerow([rid, called, *([] if multilabel else [f"{proba[i][k]:.6f}"]), *[f"{p:.6f}" for p in proba[i]],
                          *([e.class_names[k]] if multilabel else []),
                          _format(e.concept_names, e.contributions[i], e.top_positive[i], True),
                          _format(e.concept_names, e.contributions[i], e.top_negative[i], False),

@@ -4,7 +4,7 @@
     cbm predict runs/xray ~/.cache/cbmkit/embeddings/<entry> --out p.csv   # `cbm embed` output
     cbm predict runs/xray manifest.csv --out p.csv --top 5
 
-One row per image: id, predicted class, a probability per class, the top concepts for and
+One row per image: id, predicted class, its probability (confidence), a probability per class, the top concepts for and
 against (with contributions), the out-of-distribution score and flag (when MODEL_DIR has its
 evaluation data.npz) and the model version. The score is a Mahalanobis distance to the training
 images' embeddings: 0 at their centre, larger is more unusual, no upper limit; the flag is 1 above

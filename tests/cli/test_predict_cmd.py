@@ -32,7 +32,7 @@ def from_images(own_model, tmp_path_factory):
 def test_one_row_per_image_with_probabilities_concepts_and_version(from_images):
     rows = read_rows(from_images)
     assert len(rows) == 30 and len({r["id"] for r in rows}) == 30
-    assert list(rows[0]) == ["id", "predicted", *[f"p:{c}" for c in sorted(CLASSES)],
+    assert list(rows[0]) == ["id", "predicted", "confidence", *[f"p:{c}" for c in sorted(CLASSES)],
                              "concepts_for", "concepts_against", "ood_score", "ood_flag", "model_version"]
     for r in rows:
         assert float(r["ood_score"]) >= 0 and r["ood_flag"] in ("0", "1")
@@ -40,6 +40,7 @@ def test_one_row_per_image_with_probabilities_concepts_and_version(from_images):
         assert abs(p.sum() - 1) < 1e-4 and r["predicted"] in CLASSES
         assert r["model_version"] == "1"
         assert r["predicted"] == max(CLASSES, key=lambda c: float(r[f"p:{c}"]))
+        assert r["confidence"] == r[f"p:{r['predicted']}"]  # the predicted class's probability
     named = " ".join(r["concepts_for"] + " " + r["concepts_against"] for r in rows)
     assert "(+" in named or "(-" in named  # "name (+0.123)" entries
 
