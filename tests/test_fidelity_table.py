@@ -202,3 +202,20 @@ def test_erase_concept_is_concept_erasures_leace():
     z = torch.as_tensor(edit.training_flags(model, data), dtype=torch.float64)[:, None]
     want = LeaceEraser.fit(X64, z)(X64).numpy()
     np.testing.assert_allclose(erased, want, atol=1e-4 * np.abs(want).max())
+
+
+def test_an_eraser_fitted_again_on_the_same_images_and_flags_is_the_same_and_not_shared():
+    from cbm.edits import EraseConcept, TrainingData
+    from cbm.models.knobo import KnoBo
+
+    w = _world()
+    tr = w["train"]
+    model = KnoBo(concepts=w.bank, device="cpu", max_epochs=5).fit(tr.X, tr.y, concept_labels=tr.concepts)
+    data = TrainingData(tr.X, tr.y)
+    first = EraseConcept(model.concept_names_[0]).fit_eraser(model, data)
+    first[0][:] = 0  # the caller's copy: the next fit is not changed by it
+    again = EraseConcept(model.concept_names_[0]).fit_eraser(model, data)
+    other = EraseConcept(model.concept_names_[1]).fit_eraser(model, data)
+    assert np.abs(again[0]).max() > 0
+    assert not np.allclose(again[1], other[1])  # other flags: another eraser
+    assert [a.shape for a in again] == [a.shape for a in other]

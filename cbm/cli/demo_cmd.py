@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
         description="Train a knowledge-prior CBM, a PCBM and a black box on Fashion-MNIST images with a "
                     "planted tag, show that the CBM leans on the tag, and measure what pruning it does on a "
                     "shifted site. Writes a model directory that `cbm app` opens. On 2 CPU cores it takes about "
-                    "140 s the first time (embedding the images) and 60 s after that "
+                    "130 s the first time (embedding the images) and 60 s after that "
                     "(benchmarks/results/demo.json); it prints each stage as it starts.",
     )
     p.add_argument("--out", help="output folder (default: $CBM_HOME/demo, i.e. ~/.cache/cbmkit/demo)")

@@ -196,6 +196,10 @@ class RefitWithout(RefitEdit):
         self._refit_model(model, data, flags, weights)
 
 
+#: fitted erasers by the content of what they were fitted on (images kept, concept flags); a few kept
+_ERASERS: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
 def leace_fitter() -> type:
     """concept_erasure's ``LeaceFitter``, imported without the FutureWarning its ``torch.jit.script``
     decorators raise on current torch (noise in ``cbm demo``'s output, nothing for the user to do)."""
@@ -257,12 +261,20 @@ class EraseConcept(RefitEdit):
         z = flags[keep].astype(np.float32)[:, None]
         if self.class_conditional:
             z = within_class_columns(flags[keep], y[keep])
-        X = torch.as_tensor(data.X[keep], dtype=torch.float64)
-        fitter = LeaceFitter(X.shape[1], z.shape[1], dtype=torch.float64)
-        fitter.update(X, torch.as_tensor(z, dtype=torch.float64))
-        er = fitter.eraser
-        bias = er.bias if er.bias is not None else torch.zeros(X.shape[1], dtype=torch.float64)
-        return (er.proj_left.float().numpy(), er.proj_right.float().numpy(), bias.float().numpy())
+        h = hashlib.sha1(str(z.shape).encode())
+        for a in (data.X[keep], z):
+            h.update(np.ascontiguousarray(a).tobytes())
+        key = h.hexdigest()
+        if key not in _ERASERS:  # the same images and flags give the same eraser: fitted once (about 1 s)
+            X = torch.as_tensor(data.X[keep], dtype=torch.float64)
+            fitter = LeaceFitter(X.shape[1], z.shape[1], dtype=torch.float64)
+            fitter.update(X, torch.as_tensor(z, dtype=torch.float64))
+            er = fitter.eraser
+            bias = er.bias if er.bias is not None else torch.zeros(X.shape[1], dtype=torch.float64)
+            while len(_ERASERS) >= 8:
+                _ERASERS.pop(next(iter(_ERASERS)))
+            _ERASERS[key] = (er.proj_left.float().numpy(), er.proj_right.float().numpy(), bias.float().numpy())
+        return tuple(a.copy() for a in _ERASERS[key])
 
     def _refit(self, model: Any, data: TrainingData) -> None:
         eraser = self.fit_eraser(model, data)
