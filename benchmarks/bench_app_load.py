@@ -125,6 +125,20 @@ def _machine_busy() -> tuple[float, float]:
     return (sum(f[:8]) - idle) / TICK, sum(f[:8]) / TICK
 
 
+def process_tree(procs: dict[int, tuple[int, str, float]], root: int) -> set[int]:
+    """``root`` and every process descended from it, in a :func:`_procs` snapshot."""
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    seen, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo.extend(kids.get(p, []))
+    return seen
+
+
 class CpuMeter:
     """CPU seconds used during a window by the server's process tree and by the clients (every other
     descendant of this process: the Playwright driver and Chromium), sampled in a thread."""
@@ -135,22 +149,10 @@ class CpuMeter:
         self.last: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
 
-    def _tree(self, procs, root: int) -> set[int]:
-        kids: dict[int, list[int]] = {}
-        for pid, (ppid, _, _) in procs.items():
-            kids.setdefault(ppid, []).append(pid)
-        seen, todo = set(), [root]
-        while todo:
-            p = todo.pop()
-            if p not in seen:
-                seen.add(p)
-                todo.extend(kids.get(p, []))
-        return seen
-
     def _sample(self) -> None:
         procs = _procs()
-        server = self._tree(procs, self.server_pid)
-        for pid in self._tree(procs, self.me) - {self.me}:
+        server = process_tree(procs, self.server_pid)
+        for pid in process_tree(procs, self.me) - {self.me}:
             if pid in procs:
                 who = "server" if pid in server else "clients"
                 self.start.setdefault(pid, procs[pid][2] if self._started else 0.0)
@@ -195,10 +197,9 @@ def pin_cores(server_pid: int) -> None:
     """The server's process tree on core 0, every other process this one started (the Playwright
     driver, Chromium) on the other cores, from now on."""
     procs = _procs()
-    meter = CpuMeter(server_pid)
-    server = meter._tree(procs, server_pid)
+    server = process_tree(procs, server_pid)
     others = set(range(os.cpu_count())) - {0}
-    for pid in meter._tree(procs, os.getpid()):
+    for pid in process_tree(procs, os.getpid()):
         try:
             os.sched_setaffinity(pid, {0} if pid in server else others)
         except OSError:

@@ -51,6 +51,11 @@ class ConceptSource:
     summary: str
     needs: tuple[str, ...]  # SourceRequest fields that must be given
     build: Callable[[SourceRequest], ConceptBank]
+    uses: tuple[str, ...] = ()  # fields it reads when given (textbook: an LLM client, else keyphrases)
+
+    def reads(self, field: str) -> bool:
+        """Whether this source reads ``field`` of a :class:`SourceRequest` (needed or used when given)."""
+        return field in self.needs or field in self.uses
 
     def missing(self, request: SourceRequest) -> list[str]:
         """The fields this source needs that ``request`` leaves empty."""
@@ -136,7 +141,7 @@ def _with_encoder(bank: ConceptBank, encoder: Any) -> ConceptBank:
 _SOURCES: dict[str, ConceptSource] = {s.name: s for s in (
     ConceptSource("llm", "LLM descriptions per class (LaBo, Label-free CBM)", ("client", "classes"), _llm),
     ConceptSource("textbook", "questions grounded in a local corpus (KnoBo); without an LLM, cited keyphrases",
-                  ("classes", "input"), _textbook),
+                  ("classes", "input"), _textbook, uses=("client", "encoder")),
     ConceptSource("cav", "concept activation vectors from example embeddings (.npz) or image folders (PCBM)",
                   ("input",), _cav),
     ConceptSource("text", "a plain concept list embedded by the encoder's text tower", ("input", "encoder"), _text),

@@ -217,7 +217,7 @@ def _generate(args) -> int:
     _check_out(args.out, args.force)
     source = get_source(args.source)
     _need(args, source)
-    client = _llm_client(args) if args.model and args.source in ("llm", "textbook") else None
+    client = _llm_client(args) if args.model and source.reads("client") else None
     if args.source == "textbook" and client is None:
         print("Textbook concepts by keyphrase extraction (no --model, so no LLM)")
     bank = generate_concepts(args.source, classes=_classes(args.classes), input=args.input,

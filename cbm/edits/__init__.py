@@ -10,16 +10,17 @@
 - :mod:`cbm.edits.history`: versioned model directories, undo/redo and diffs (``EditSession``);
 - :mod:`cbm.edits.report`: the edit report (one HTML page per edit).
 
-Only :mod:`cbm.edits.kinds` and :mod:`cbm.edits.source` are imported here; the other modules import this package, not the reverse.
+Only :mod:`cbm.edits.kinds` (which holds :mod:`cbm.edits.source`'s kind too) is imported here; the other modules import this package, not the reverse.
 """
 
-from cbm.edits import kinds as _kinds
 from cbm.edits.kinds import (
+    EDIT_KINDS,
     AddConcept,
     ApplyPrior,
     Edit,
     EditRecord,
     EraseConcept,
+    NeutraliseAtSource,
     Plan,
     Prune,
     PruneNormalize,
@@ -33,9 +34,6 @@ from cbm.edits.kinds import (
     commit,
     create_edit,
 )
-from cbm.edits.source import NeutraliseAtSource
-
-EDIT_KINDS = _kinds.EDIT_KINDS = (*_kinds.EDIT_KINDS, NeutraliseAtSource.kind)  # with the kinds defined outside kinds.py
 
 __all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept",
            "NeutraliseAtSource", "Plan", "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout",

@@ -29,8 +29,10 @@ from cbm.edits._head_edits import (
     SetWeight,
 )
 from cbm.edits._refit_edits import EraseConcept, RefitEdit, RefitRecord, RefitWithout, TrainingData
+from cbm.edits.source import NeutraliseAtSource
 from cbm.exceptions import EditError, unknown_name_message
 
+#: every edit kind, in the order the classes were defined (the source repair's included)
 EDIT_KINDS = Edit.registered_kinds()
 
 
@@ -47,6 +49,6 @@ def create_edit(kind: str, **fields: Any) -> Edit:
     return cls(**fields)
 
 
-__all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept", "Plan",
-           "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout", "RemoveConcept", "ScaleWeight",
+__all__ = ["EDIT_KINDS", "create_edit", "AddConcept", "ApplyPrior", "Edit", "EditRecord", "EraseConcept",
+           "NeutraliseAtSource", "Plan", "Prune", "PruneNormalize", "RefitEdit", "RefitRecord", "RefitWithout", "RemoveConcept", "ScaleWeight",
            "SetWeight", "TrainingData", "commit"]

@@ -36,8 +36,7 @@ def rebuild_encoder(record: Any, pretrained: str | None = None) -> Any:
                                        f"the model was trained on {record.fingerprint!r}.")
         return encoder
     if record.needs_checkpoint and pretrained is None:
-        weights = record.fingerprint.split("weights=")[1].split("|")[0]
-        raise CBMError(f"The encoder {str(record.name)!r} was loaded from a local checkpoint ({weights}) whose path "
+        raise CBMError(f"The encoder {str(record.name)!r} was loaded from a local checkpoint ({record.weights}) whose path "
                        "was not recorded; pass the checkpoint file (--pretrained PATH) to rebuild it.")
     kwargs = record.create_kwargs()
     kwargs["pretrained"] = pretrained or record.pretrained

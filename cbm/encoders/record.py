@@ -51,8 +51,8 @@ class EncoderRecord:
     @classmethod
     def from_fingerprint(cls, fingerprint: str) -> EncoderRecord:
         """What a bare fingerprint string says: the name, a weights tag and the input size it names."""
-        name, *parts = fingerprint.split("|")
-        kv = dict(p.split("=", 1) for p in parts if "=" in p)
+        name = fingerprint.split("|")[0]
+        kv = _fields(fingerprint)
         weights = kv.get("weights", "")
         size = int(kv["size"]) if kv.get("size", "").isdigit() else None
         if name.startswith("openclip:") and "preprocess" in kv:
@@ -67,10 +67,14 @@ class EncoderRecord:
         return bool(self.fingerprint) and "|kind=tokens" in self.fingerprint
 
     @property
+    def weights(self) -> str:
+        """The weights as the fingerprint names them: ``tag:<name>``, ``sha256:<hash>`` of a local file, ..."""
+        return _fields(self.fingerprint or "").get("weights", "")
+
+    @property
     def needs_checkpoint(self) -> bool:
         """Whether the weights came from a local file whose path was not recorded (only its hash was)."""
-        weights = dict(p.split("=", 1) for p in (self.fingerprint or "").split("|") if "=" in p).get("weights", "")
-        return weights.startswith("sha256:") and self.pretrained is None
+        return self.weights.startswith("sha256:") and self.pretrained is None
 
     def base(self) -> EncoderRecord:
         """For a token record, the record of the encoder whose tokens it holds; otherwise itself."""
@@ -96,6 +100,11 @@ class EncoderRecord:
         size = {} if self.image_size is None else {"image_size": self.image_size}
         return {"name": self.name, "pretrained": self.pretrained, **size, **self.options,
                 "fingerprint": self.fingerprint}
+
+
+def _fields(fingerprint: str) -> dict[str, str]:
+    """The ``key=value`` parts of a fingerprint (``weights``, ``size``, ``preprocess``, ...)."""
+    return dict(part.split("=", 1) for part in fingerprint.split("|")[1:] if "=" in part)
 
 
 def model_encoder_record(model: Any) -> EncoderRecord | None:
