@@ -370,7 +370,8 @@ async def measure(url: str, cls: str, concepts: list[str], sessions: int, server
             "server_per_session": [r["server_per_step"] for r in runs],
             "concepts": [r["concept"] for r in runs],
         },
-        "clients_cpu_share": cpu.result,
+        "clients_cpu_share": cpu.result["clients_share_of_app_cpu"],  # the clients' share of the app's CPU
+        "cpu": cpu.result,
         "failures": [f"alone: {x}" for x in (warm["failure"], alone["failure"]) if x]
                     + [f"session {i}: {r['failure']}" for i, r in enumerate(runs) if r["failure"]],
     }
